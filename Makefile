@@ -1,0 +1,45 @@
+# The two commands a user types: `make dev` runs the stack, `make test` runs the tests.
+# Each creates .venv and installs the project into it on first use (and again when
+# pyproject.toml or requirements.lock change).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+NODE_LOCK := $(wildcard specs/vectors/package-lock.json)
+
+.PHONY: dev test install node lock
+
+dev: $(BIN)/.installed
+	$(BIN)/ensign dev $(ARGS)
+
+test: $(BIN)/.installed node
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ensign needs Python 3.11 or newer (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+# The official dm3 JavaScript libraries, for the interoperability tests. Without npm those
+# tests skip and say why.
+node: $(if $(NODE_LOCK),specs/vectors/node_modules/.installed)
+
+specs/vectors/node_modules/.installed: $(NODE_LOCK)
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix specs/vectors --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm not found: the dm3 interoperability tests will be skipped"; \
+	fi
+
+# Re-resolve the pinned versions after changing dependencies in pyproject.toml.
+lock:
+	rm -rf .lockvenv
+	$(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/python -m pip install --quiet --upgrade pip
+	.lockvenv/bin/python -m pip install --quiet -e '.[test,dev]'
+	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^ensign' > requirements.lock
+	rm -rf .lockvenv
