@@ -1,0 +1,292 @@
+"""Typed settings for every Ensign service; the only module that reads ``os.environ``.
+
+Each service gets a frozen dataclass built once at start-up by ``from_env()`` and passed into its
+app factory. Everything else takes settings as arguments, so a test overrides one value with
+``dataclasses.replace(settings, ...)`` instead of patching the environment.
+
+A missing or malformed variable raises :class:`ConfigError` naming the variable and what was
+expected; the CLI prints it and exits with status 2. Secrets are never echoed back: an error about
+a key says which variable is wrong, not what it holds.
+
+Environment variables (the README has the same table):
+
+=============================  ===================================  =========================
+variable                       meaning                              default
+=============================  ===================================  =========================
+REDIS_URL                      Redis for all services                embedded Redis (dev only)
+REDIS_PREFIX                   prefix of every key Ensign writes     ``ensign:``
+ETH_RPC_URL                    Ethereum JSON-RPC endpoint            embedded chain (dev only)
+ENS_REGISTRY                   ENS registry address                  ENS's canonical address
+BACKEND_HOST / _PORT           backend listen address                127.0.0.1 / 8081
+ADDR_DOMAINS                   parents of ``<address>.<domain>``     ``addr.ensign.eth``
+USER_DOMAINS                   parents of ``<alias>.<domain>``       ``user.ensign.eth``
+GATEWAY_HOST / _PORT           CCIP-Read gateway listen address      127.0.0.1 / 8082
+GATEWAY_SIGNER_KEY             secp256k1 key signing answers         required
+GATEWAY_SIGNATURE_TTL          seconds a signed answer is valid      300
+GATEWAY_FORMAT                 ``ensdomains`` or ``dm3``             ``ensdomains``
+BACKEND_URL                    where the gateway reads profiles      http://127.0.0.1:8081
+DELIVERY_HOST / _PORT          delivery service listen address       127.0.0.1 / 8083
+DELIVERY_URL                   public URL in the DS profile          http://127.0.0.1:8083
+DELIVERY_NAME                  ENS name of this delivery service     ``ds.ensign.eth``
+SIGNING_PUBLIC_KEY             DS Ed25519 public key (base64)        required
+SIGNING_PRIVATE_KEY            DS Ed25519 secret key (64 B, base64)  required
+ENCRYPTION_PUBLIC_KEY          DS X25519 public key (base64)         required
+ENCRYPTION_PRIVATE_KEY         DS X25519 secret key (base64)         required
+JWT_SECRET                     HMAC secret for session tokens        required, ≥ 32 bytes
+MESSAGE_SIZE_LIMIT             largest envelope accepted, bytes      100000
+MESSAGE_TTL                    seconds a message waits for its ack   2592000 (30 days)
+LOG_LEVEL                      ``DEBUG`` … ``ERROR``                 ``INFO``
+=============================  ===================================  =========================
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlparse
+
+from ensign.errors import EnsignError
+
+T = TypeVar("T")
+
+ENS_REGISTRY_ADDRESS = "0x00000000000C2E074eC69A0dFb2997BA6C7d2e1e"
+DEFAULT_REDIS_PREFIX = "ensign:"
+DEFAULT_ADDR_DOMAINS = ("addr.ensign.eth",)
+DEFAULT_USER_DOMAINS = ("user.ensign.eth",)
+DEFAULT_DELIVERY_NAME = "ds.ensign.eth"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(EnsignError):
+    """A setting is missing or malformed. The message names the variable."""
+
+    code = "config"
+
+
+class Env:
+    """Typed reads from an environment mapping, each failure naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def _raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def str(self, name: str, default: str | None = None) -> str:
+        value = self._raw(name)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{name} is required but not set")
+            return default
+        return value
+
+    def optional(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        return self.int(name, default, minimum=0, maximum=65535)
+
+    def url(self, name: str, default: str | None = None, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+        value = self.str(name, default)
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+            raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    def optional_url(self, name: str, *, schemes: tuple[str, ...]) -> str | None:
+        if self._raw(name) is None:
+            return None
+        return self.url(name, schemes=schemes)
+
+    def list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+        if not items:
+            raise ConfigError(f"{name} must be a comma-separated list with at least one entry")
+        return items
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def secret(self, name: str, check: Callable[[str], object] | None = None, what: str = "") -> str:
+        """A required secret; ``check`` raises on a malformed value. The value never enters a message."""
+        value = self.str(name)
+        if check is not None:
+            try:
+                check(value)
+            except Exception:
+                raise ConfigError(f"{name} is malformed: expected {what}") from None
+        return value
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where Redis is and which key prefix Ensign owns. ``url=None`` means the embedded Redis."""
+
+    url: str | None = None
+    prefix: str = DEFAULT_REDIS_PREFIX
+
+    @classmethod
+    def from_env(cls, env: Env) -> RedisSettings:
+        return cls(
+            url=env.optional_url("REDIS_URL", schemes=("redis", "rediss", "unix")),
+            prefix=env.str("REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+        )
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """The Ethereum node. ``rpc_url=None`` means the embedded chain (development and tests only)."""
+
+    rpc_url: str | None = None
+    ens_registry: str = ENS_REGISTRY_ADDRESS
+
+    @classmethod
+    def from_env(cls, env: Env) -> ChainSettings:
+        return cls(
+            rpc_url=env.optional_url("ETH_RPC_URL", schemes=("http", "https", "ws", "wss")),
+            ens_registry=env.str("ENS_REGISTRY", ENS_REGISTRY_ADDRESS),
+        )
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """The profile backend: accepts signed profiles and registers names under its domains."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    addr_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
+    user_domains: tuple[str, ...] = DEFAULT_USER_DOMAINS
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    chain: ChainSettings = field(default_factory=ChainSettings)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BackendSettings:
+        env = Env(environ)
+        return cls(
+            host=env.str("BACKEND_HOST", "127.0.0.1"),
+            port=env.port("BACKEND_PORT", 8081),
+            addr_domains=env.list("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS),
+            user_domains=env.list("USER_DOMAINS", DEFAULT_USER_DOMAINS),
+            redis=RedisSettings.from_env(env),
+            chain=ChainSettings.from_env(env),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+        )
+
+
+def _check_private_key_hex(value: str) -> None:
+    raw = bytes.fromhex(value.removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError("not 32 bytes")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The EIP-3668 gateway that signs answers for the OffchainResolver contract."""
+
+    signer_key: str = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8082
+    signature_ttl: int = 300
+    answer_format: str = "ensdomains"
+    backend_url: str = "http://127.0.0.1:8081"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = Env(environ)
+        return cls(
+            signer_key=env.secret("GATEWAY_SIGNER_KEY", _check_private_key_hex, "a 32-byte hex secp256k1 key"),
+            host=env.str("GATEWAY_HOST", "127.0.0.1"),
+            port=env.port("GATEWAY_PORT", 8082),
+            signature_ttl=env.int("GATEWAY_SIGNATURE_TTL", 300, minimum=1, maximum=86400),
+            answer_format=env.choice("GATEWAY_FORMAT", "ensdomains", ("ensdomains", "dm3")),
+            backend_url=env.url("BACKEND_URL", "http://127.0.0.1:8081"),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryKeys:
+    """The delivery service's own key pairs, base64 as dm3 publishes them."""
+
+    signing_public_key: str
+    signing_private_key: str = field(repr=False)
+    encryption_public_key: str
+    encryption_private_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """A delivery-service process. Several processes share one Redis and the same settings."""
+
+    keys: DeliveryKeys
+    jwt_secret: str = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8083
+    url: str = "http://127.0.0.1:8083"
+    name: str = DEFAULT_DELIVERY_NAME
+    message_size_limit: int = 100_000
+    message_ttl: int = 30 * 24 * 3600
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    chain: ChainSettings = field(default_factory=ChainSettings)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
+        env = Env(environ)
+
+        def key_of(length: int) -> Callable[[str], object]:
+            def check(value: str) -> None:
+                if len(base64.b64decode(value, validate=True)) != length:
+                    raise ValueError("wrong length")
+
+            return check
+
+        jwt_secret = env.secret("JWT_SECRET")
+        if len(jwt_secret.encode()) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 bytes long")
+        return cls(
+            keys=DeliveryKeys(
+                signing_public_key=env.secret("SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                signing_private_key=env.secret("SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
+                encryption_public_key=env.secret("ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                encryption_private_key=env.secret("ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
+            ),
+            jwt_secret=jwt_secret,
+            host=env.str("DELIVERY_HOST", "127.0.0.1"),
+            port=env.port("DELIVERY_PORT", 8083),
+            url=env.url("DELIVERY_URL", "http://127.0.0.1:8083"),
+            name=env.str("DELIVERY_NAME", DEFAULT_DELIVERY_NAME).lower(),
+            message_size_limit=env.int("MESSAGE_SIZE_LIMIT", 100_000, minimum=1024),
+            message_ttl=env.int("MESSAGE_TTL", 30 * 24 * 3600, minimum=60),
+            redis=RedisSettings.from_env(env),
+            chain=ChainSettings.from_env(env),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+        )
