@@ -307,7 +307,21 @@ function hashesSection() {
 }
 
 function normalizeSection() {
-    const names = ['alice.eth', 'Alice.ETH', 'UPPER-case-label', 'ＡＢＣ.eth', 'Bücher.eth', '0xAbC0000000000000000000000000000000000DeF', 'ab--c.eth', '-lead.eth'];
+    const names = [
+        'alice.eth',
+        'Alice.ETH',
+        'UPPER-case-label',
+        'ＡＢＣ.eth',
+        'Bücher.eth',
+        '0xAbC0000000000000000000000000000000000DeF',
+        'ab--c.eth',
+        '-lead.eth',
+        // ethers' shortcut: plain [a-z0-9-] of at most 59 characters is only lowercased, so the
+        // hyphen rule does not apply; at 60 characters the full nameprep path (and the rule) runs.
+        'Ab--cd',
+        '-x-',
+        'ab--' + 'c'.repeat(56),
+    ];
     return {
         description:
             'profile.normalizeEnsName(name) (ethers nameprep). "error" holds the message when dm3 throws.',
