@@ -1,0 +1,460 @@
+"""Per-recipient queues of end-to-end-encrypted messages in Redis.
+
+Redis layout
+============
+
+Every key of one account carries the hash tag ``{<tag>}``, so on Redis Cluster an account's keys
+sit in one slot and each Lua script below touches them atomically. ``<tag>`` is the account string
+(the delivery service passes a normalised address) with ``%``, ``{`` and ``}`` percent-escaped
+(``%25``, ``%7B``, ``%7D``): a brace in an account can neither end the tag early nor make two
+accounts share keys. ``prefix`` is passed in (production ``"ensign:"``; tests use one per test).
+
+``{prefix}queue:{<tag>}``   ZSET, member = message id, score = receive sequence.
+    The sequence is the caller's clock in microseconds, raised to one more than the newest queued
+    message when that is not later, so it is unique and increasing within a queue. It orders the
+    queue (oldest first) and is the paging cursor.
+``{prefix}expiry:{<tag>}``  ZSET, member = message id, score = ``expires_at`` in seconds.
+    Per-message expiry: fetch and count ignore members with ``expires_at <= now``; the sweeper
+    removes them (ZRANGEBYSCORE, O(log n) per message).
+``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at> " + envelope``.
+    ``received_at`` is the decimal seconds the caller passed as ``now``; the envelope is stored
+    byte for byte, postmark included.
+
+The three keys always hold the same ids. Only ``enqueue.lua`` writes them. A message leaves them in
+one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
+it replaces, or expired entries it purges when the queue is at ``max_queued``),
+``delete_queue.lua`` (account deleted). Redis deletes a zset or hash when its last member goes, so
+an empty queue leaves no key behind.
+
+TTL: per message, in seconds (``ttl_seconds``; ``expires_at = now + ttl_seconds``). As a backstop
+for a sweeper that never runs, the insert script also sets ``EXPIRE`` on the three keys to
+``ttl_seconds + KEY_TTL_GRACE_SECONDS`` of Redis' own clock, never shortening it, so a queue
+outlives its longest-lived message.
+
+``{prefix}notify:{<tag>}``  pub/sub channel (not a key). ``enqueue.lua`` publishes the message id
+    (UTF-8) when it stores a new message, in the same script as the write, so no subscriber hears
+    of a message that is not stored and no stored message goes unannounced. A duplicate submission
+    publishes nothing. PUBLISH, not SPUBLISH, so Redis 6.2 works; every process may PSUBSCRIBE
+    :attr:`MessageQueue.notify_pattern` and map a channel back with :meth:`account_from_channel`.
+``{prefix}sweeper:claim``   STRING, a random token, ``SET NX EX`` by the sweeper
+    (:mod:`delivery.sweeper`) so one process per interval does the SCAN; removed by its expiry.
+
+Time: every ``now`` is seconds since the epoch on the caller's clock (``time.time()``), passed into
+the scripts so tests control the clock. Redis ``TIME`` is not used.
+
+Why Lua: each operation is one EVALSHA, atomic on the server. No write spans two round trips, so
+a process that dies at any point leaves either the whole operation or none of it. Scripts are
+registered once with redis-py ``register_script``, which re-sends the source on ``NOSCRIPT``
+(after a Redis restart or a failover). They use only commands and options of Redis 6.2.
+
+Delivery is at least once: fetch never removes anything; a message leaves when the client
+acknowledges it by id or when it expires. De-duplication covers the time a message is queued: the
+same id submitted again while queued is stored once and its expiry is not extended; after it was
+acknowledged, a resubmission is a new delivery (clients de-duplicate by message hash).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ensign.errors import InvalidRequest, TooManyRequests
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_PREFIX",
+    "DEFAULT_SWEEP_BATCH",
+    "KEY_TTL_GRACE_SECONDS",
+    "MAX_PAGE_SIZE",
+    "MAX_TTL_SECONDS",
+    "MessageQueue",
+    "Page",
+    "QueueFullError",
+    "QueueKeys",
+    "StoredMessage",
+    "account_tag",
+    "queue_keys",
+    "sweeper_claim_key",
+]
+
+DEFAULT_PREFIX = "ensign:"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+DEFAULT_SWEEP_BATCH = 500
+MAX_SWEEP_BATCH = 5000
+# Ten years: an upper bound that keeps expires_at and the key EXPIRE far from overflow.
+MAX_TTL_SECONDS = 10 * 365 * 86_400
+KEY_TTL_GRACE_SECONDS = 86_400
+MAX_ACCOUNT_LENGTH = 256
+MAX_MESSAGE_ID_LENGTH = 256
+# Ids per ack.lua call: bounds the time one script holds Redis and the Lua unpack() size.
+ACK_CHUNK = 500
+# Expired messages the insert script drops when a queue is at its limit.
+ENQUEUE_PURGE_BATCH = 100
+
+_CURSOR = re.compile(r"[0-9]{1,17}")
+
+
+# -- Key builders: the only place key and channel names are made. -----------------------------
+
+
+def account_tag(account: str) -> str:
+    """Return the hash-tag text for ``account``: validated, with ``%``, ``{``, ``}`` escaped."""
+    if not isinstance(account, str) or not account:
+        raise InvalidRequest("account must be a non-empty string")
+    if len(account) > MAX_ACCOUNT_LENGTH:
+        raise InvalidRequest(f"account is longer than {MAX_ACCOUNT_LENGTH} characters")
+    # '%' first, so the escapes added for braces are not escaped again (keeps it reversible).
+    return account.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+_UNESCAPE = {"%25": "%", "%7B": "{", "%7D": "}"}
+
+
+def _account_from_tag(tag: str) -> str:
+    return re.sub(r"%(?:25|7B|7D)", lambda m: _UNESCAPE[m.group(0)], tag)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The Redis names of one account's queue; the three keys share one hash tag."""
+
+    queue: str
+    expiry: str
+    messages: str
+    channel: str
+
+    @property
+    def keys(self) -> list[str]:
+        """KEYS[1..3] of every script, in that order."""
+        return [self.queue, self.expiry, self.messages]
+
+
+def queue_keys(prefix: str, account: str) -> QueueKeys:
+    """Build the key and channel names of ``account``'s queue under ``prefix``."""
+    return _keys_for_tag(prefix, account_tag(account))
+
+
+def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
+    return QueueKeys(
+        queue=f"{prefix}queue:{{{tag}}}",
+        expiry=f"{prefix}expiry:{{{tag}}}",
+        messages=f"{prefix}msg:{{{tag}}}",
+        channel=f"{prefix}notify:{{{tag}}}",
+    )
+
+
+def _expiry_key_pattern(prefix: str) -> str:
+    """SCAN MATCH pattern for every expiry zset under ``prefix`` (one per non-empty queue)."""
+    return f"{_glob_escape(prefix)}expiry:{{*}}"
+
+
+def _keys_from_expiry_key(prefix: str, expiry_key: str) -> QueueKeys:
+    return _keys_for_tag(prefix, expiry_key[len(prefix) + len("expiry:{") : -1])
+
+
+def _notify_pattern(prefix: str) -> str:
+    return f"{_glob_escape(prefix)}notify:{{*}}"
+
+
+def sweeper_claim_key(prefix: str) -> str:
+    """The key a sweeper run claims with ``SET NX EX`` so one process sweeps per interval."""
+    return f"{prefix}sweeper:claim"
+
+
+def _glob_escape(text: str) -> str:
+    # SCAN MATCH and PSUBSCRIBE patterns are globs; a prefix is literal text.
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+# -- Scripts ---------------------------------------------------------------------------------
+
+
+def _lua(name: str) -> str:
+    return (resources.files("delivery") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+_ENQUEUE_LUA = _lua("enqueue")
+_FETCH_LUA = _lua("fetch")
+_ACK_LUA = _lua("ack")
+_SWEEP_LUA = _lua("sweep")
+_DELETE_QUEUE_LUA = _lua("delete_queue")
+
+
+# -- Public types ----------------------------------------------------------------------------
+
+
+class QueueFullError(TooManyRequests):
+    """The recipient already has ``max_queued`` live messages; nothing was stored."""
+
+    code = "queue_full"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One queued message as fetched: the envelope bytes as stored, times in epoch seconds."""
+
+    id: str
+    envelope: bytes
+    received_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a queue, oldest first.
+
+    ``next_cursor`` is ``None`` when the queue ended in this page. A page can hold fewer than
+    ``limit`` items while ``next_cursor`` is set (expired messages are skipped, not replaced).
+    """
+
+    items: tuple[StoredMessage, ...]
+    next_cursor: str | None
+
+
+class MessageQueue:
+    """Per-account message queues in Redis (layout and guarantees in the module docstring).
+
+    :param redis: a ``redis.asyncio.Redis`` client; ``decode_responses=False`` is recommended
+        (envelopes come back as bytes either way).
+    :param prefix: prepended to every key and channel name; default ``"ensign:"``. It must not
+        contain ``{`` or ``}``, which would move the hash tag.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must be a string without '{' or '}'")
+        self._redis = redis
+        self._prefix = prefix
+        self._enqueue = redis.register_script(_ENQUEUE_LUA)
+        self._fetch = redis.register_script(_FETCH_LUA)
+        self._ack = redis.register_script(_ACK_LUA)
+        self._sweep = redis.register_script(_SWEEP_LUA)
+        self._delete_queue = redis.register_script(_DELETE_QUEUE_LUA)
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def notify_pattern(self) -> str:
+        """PSUBSCRIBE pattern matching the notification channel of every account."""
+        return _notify_pattern(self._prefix)
+
+    def keys(self, account: str) -> QueueKeys:
+        """Key and channel names of ``account``'s queue."""
+        return queue_keys(self._prefix, account)
+
+    def channel(self, account: str) -> str:
+        """The pub/sub channel on which a new message for ``account`` is announced (payload: id)."""
+        return queue_keys(self._prefix, account).channel
+
+    def account_from_channel(self, channel: str | bytes) -> str:
+        """Invert :meth:`channel` (for a PSUBSCRIBE listener)."""
+        name = channel.decode() if isinstance(channel, bytes) else channel
+        head = f"{self._prefix}notify:{{"
+        if not name.startswith(head) or not name.endswith("}"):
+            raise ValueError(f"not a notification channel under prefix {self._prefix!r}")
+        return _account_from_tag(name[len(head) : -1])
+
+    async def enqueue(
+        self,
+        account: str,
+        message_id: str,
+        envelope: bytes | str,
+        *,
+        now: float,
+        ttl_seconds: int,
+        max_queued: int | None = None,
+    ) -> bool:
+        """Store a message for ``account`` and publish its id on the account's channel.
+
+        One round trip (EVALSHA). Idempotent: if ``message_id`` is already queued and not expired,
+        nothing changes (its expiry is not extended) and ``False`` is returned.
+
+        :param account: the recipient, an opaque non-empty string (the normalised address).
+        :param message_id: the message hash; the id used for de-duplication and ack.
+        :param envelope: the envelope to deliver, postmark included; ``str`` is stored as UTF-8.
+        :param now: the caller's clock, epoch seconds; becomes ``received_at``.
+        :param ttl_seconds: lifetime of this message, 1 … ``MAX_TTL_SECONDS``.
+        :param max_queued: most live messages the account may have queued; ``None`` = no limit.
+        :returns: ``True`` if newly stored, ``False`` if it was already queued.
+        :raises QueueFullError: ``max_queued`` live messages are queued; nothing was stored.
+        """
+        keys = self.keys(account)
+        _check_message_id(message_id)
+        body = envelope.encode("utf-8") if isinstance(envelope, str) else envelope
+        if not isinstance(body, bytes) or not body:
+            raise InvalidRequest("envelope must be non-empty bytes or str")
+        now = _check_now(now)
+        ttl = _check_positive_int("ttl_seconds", ttl_seconds, MAX_TTL_SECONDS)
+        limit = 0 if max_queued is None else _check_positive_int("max_queued", max_queued, None)
+        record = repr(now).encode("ascii") + b" " + body
+        status = await self._enqueue(
+            keys=keys.keys,
+            args=[
+                message_id,
+                record,
+                repr(now),
+                repr(now + ttl),
+                limit,
+                ENQUEUE_PURGE_BATCH,
+                ttl + KEY_TTL_GRACE_SECONDS,
+                keys.channel,
+            ],
+        )
+        if status == -1:
+            raise QueueFullError(f"the recipient's queue holds {limit} messages, its limit")
+        return bool(status == 1)
+
+    async def fetch(
+        self,
+        account: str,
+        *,
+        now: float,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> Page:
+        """Return one page of ``account``'s live messages, oldest first. Removes nothing.
+
+        :param now: the caller's clock, epoch seconds; messages with ``expires_at <= now`` are
+            skipped even before the sweeper removes them.
+        :param cursor: ``next_cursor`` of the previous page, ``None`` for the first page. Opaque;
+            it marks a position in receive order, so acks made meanwhile do not shift it.
+        :param limit: messages scanned for this page, 1 … ``MAX_PAGE_SIZE`` (default
+            ``DEFAULT_PAGE_SIZE``).
+        """
+        keys = self.keys(account)
+        now = _check_now(now)
+        limit = _check_positive_int("limit", limit, MAX_PAGE_SIZE)
+        if cursor is not None and (not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor)):
+            raise InvalidRequest("cursor is not a cursor returned by fetch")
+        reply: list[Any] = await self._fetch(
+            keys=keys.keys, args=[cursor or "", repr(now), limit]
+        )
+        next_seq = _text(reply[0])
+        items = []
+        for i in range(1, len(reply), 4):
+            received_at, _, envelope = _bytes(reply[i + 3]).partition(b" ")
+            items.append(
+                StoredMessage(
+                    id=_text(reply[i]),
+                    envelope=envelope,
+                    received_at=float(received_at),
+                    expires_at=float(reply[i + 2]),
+                )
+            )
+        # Scores come back as doubles' text; the cursor is their integer value.
+        next_cursor = str(int(float(next_seq))) if next_seq else None
+        return Page(items=tuple(items), next_cursor=next_cursor)
+
+    async def ack(self, account: str, ids: Iterable[str]) -> int:
+        """Remove the acknowledged messages of ``account``; O(log n) each.
+
+        Unknown ids (already acked, swept, never stored) are not an error.
+
+        :returns: how many of ``ids`` were queued and are now removed.
+        """
+        keys = self.keys(account)
+        if isinstance(ids, (str, bytes)):
+            raise InvalidRequest("ids must be a collection of message ids, not one string")
+        unique = list(dict.fromkeys(ids))
+        for message_id in unique:
+            _check_message_id(message_id)
+        removed = 0
+        # Each chunk is atomic; acking is idempotent, so a retry after a failed chunk is safe.
+        for start in range(0, len(unique), ACK_CHUNK):
+            removed += int(
+                await self._ack(keys=keys.keys, args=unique[start : start + ACK_CHUNK])
+            )
+        return removed
+
+    async def count(self, account: str, *, now: float) -> int:
+        """Number of live (not expired) messages queued for ``account``."""
+        keys = self.keys(account)
+        now = _check_now(now)
+        return int(await self._redis.zcount(keys.expiry, f"({now!r}", "+inf"))
+
+    async def delete_queue(self, account: str) -> int:
+        """Delete ``account``'s queue (account deletion). Returns how many messages it held."""
+        keys = self.keys(account)
+        return int(await self._delete_queue(keys=keys.keys))
+
+    async def sweep_expired(
+        self, now: float, *, batch: int = DEFAULT_SWEEP_BATCH, scan_count: int = 1000
+    ) -> int:
+        """Remove every message with ``expires_at <= now`` from every queue under the prefix.
+
+        Walks the keyspace with SCAN (never KEYS) and calls ``sweep.lua`` per queue, at most
+        ``batch`` messages per call, so Redis is never held long. Safe to run from several
+        processes at once: removing an expired message twice removes it once.
+
+        :param batch: most messages removed per script call, 1 … ``MAX_SWEEP_BATCH``.
+        :param scan_count: SCAN ``COUNT`` hint.
+        :returns: how many messages this call removed.
+        """
+        now = _check_now(now)
+        batch = _check_positive_int("batch", batch, MAX_SWEEP_BATCH)
+        now_arg = repr(now)
+        removed = 0
+        # On a cluster client, scan_iter walks every primary.
+        async for raw in self._redis.scan_iter(
+            match=_expiry_key_pattern(self._prefix), count=scan_count, _type="zset"
+        ):
+            keys = _keys_from_expiry_key(self._prefix, _text(raw))
+            while True:
+                n = int(await self._sweep(keys=keys.keys, args=[now_arg, batch]))
+                removed += n
+                if n < batch:
+                    break
+        return removed
+
+    async def claim_sweep(self, seconds: int) -> bool:
+        """Claim the sweep for ``seconds`` (``SET NX EX``); ``False`` if another process holds it."""
+        seconds = _check_positive_int("seconds", seconds, None)
+        token = secrets.token_hex(8)
+        return bool(
+            await self._redis.set(sweeper_claim_key(self._prefix), token, nx=True, ex=seconds)
+        )
+
+
+# -- Validation and reply decoding ----------------------------------------------------------
+
+
+def _check_now(now: float) -> float:
+    if isinstance(now, bool) or not isinstance(now, (int, float)):
+        raise InvalidRequest("now must be a number of seconds since the epoch")
+    value = float(now)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidRequest("now must be a finite, non-negative number of seconds")
+    return value
+
+
+def _check_positive_int(name: str, value: int, maximum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequest(f"{name} must be a positive integer")
+    if maximum is not None and value > maximum:
+        raise InvalidRequest(f"{name} must be at most {maximum}")
+    return value
+
+
+def _check_message_id(message_id: str) -> None:
+    if not isinstance(message_id, str) or not message_id:
+        raise InvalidRequest("message id must be a non-empty string")
+    if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidRequest(f"message id is longer than {MAX_MESSAGE_ID_LENGTH} characters")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
