@@ -1,0 +1,212 @@
+"""HTTP pieces every Ensign service shares: JSON errors, JSON request bodies, CORS.
+
+* :func:`error_middleware` turns every failure into ``{"error": code, "message": text}`` with the
+  right status, so a client never has to parse HTML or guess:
+
+  =====================================  ======  ==========================================
+  raised                                 status  body ``error``
+  =====================================  ======  ==========================================
+  :class:`ensign.errors.EnsignError`     its     its ``code`` (and ``details`` if set)
+  aiohttp ``HTTPException`` (≥ 400)      its     ``not_found``, ``method_not_allowed``, …
+  Redis connection or timeout error      503     ``unavailable``
+  anything else                          500     ``internal`` (logged with traceback)
+  =====================================  ======  ==========================================
+
+  The 500 body says nothing about the cause: exception text can hold keys or paths.
+
+* :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise).
+* :func:`cors_middleware` answers pre-flight requests and marks every response readable from
+  browsers, which dm3's web clients need.
+
+Use the two middlewares in this order: ``middlewares=[cors_middleware(), error_middleware]``, so
+error responses get CORS headers too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar, overload
+
+import redis.exceptions
+from aiohttp import web
+
+from ensign.errors import EnsignError, InvalidRequest
+
+__all__ = ["Handler", "Middleware", "error_middleware", "error_response", "read_json", "cors_middleware"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+T = TypeVar("T", dict[str, Any], list[Any])
+
+# Stable codes for aiohttp's own HTTP errors (unknown route, wrong method, body too large, …).
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    """The JSON error body every Ensign service answers with."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map exceptions to JSON error responses (see the module docstring for the table)."""
+    try:
+        return await handler(request)
+    except EnsignError as exc:
+        if exc.status >= 500:
+            log.warning("%s %s -> %d %s: %s", request.method, request.path, exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            # Redirects and 2xx raised as exceptions are answers, not errors.
+            raise
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), _http_message(request, exc))
+        # Keep headers such as Allow (405) that tell the client what to do instead.
+        for name, value in exc.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        log.warning("%s %s -> 503: Redis unreachable", request.method, request.path, exc_info=True)
+        return error_response(503, "unavailable", "the data store is unreachable; try again later")
+    except Exception:
+        log.exception("%s %s -> 500: unhandled error", request.method, request.path)
+        return error_response(500, "internal", "internal server error")
+
+
+def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no endpoint at {request.path}"
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    text = exc.text or ""
+    # aiohttp's default text is "<status>: <reason>"; a specific text (e.g. the body limit) is better.
+    if text and not text.startswith(f"{exc.status}:"):
+        return text
+    return exc.reason
+
+
+@overload
+async def read_json(request: web.Request) -> dict[str, Any]: ...
+
+
+@overload
+async def read_json(request: web.Request, expected: type[T]) -> T: ...
+
+
+async def read_json(request: web.Request, expected: type[Any] = dict) -> Any:
+    """Read the request body as JSON whose top-level value is ``expected`` (``dict`` by default).
+
+    Raises :class:`InvalidRequest` (400, code ``invalid_json``) for an empty body, bytes that are
+    not UTF-8 JSON, the constants ``NaN``/``Infinity``, and a top-level value of another type. The
+    ``Content-Type`` header is not checked: curl users forget it, and the body decides anyway.
+    A body over the application's ``client_max_size`` is a 413 raised by aiohttp.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidRequest("request body is empty; expected JSON", code="invalid_json")
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not valid UTF-8", code="invalid_json") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply", code="invalid_json") from None
+    if not isinstance(value, expected):
+        want = "a JSON object" if expected is dict else "a JSON array" if expected is list else expected.__name__
+        raise InvalidRequest(f"request body must be {want}, got {_json_type(value)}", code="invalid_json")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"the constant {name} is not JSON", name, 0)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
+
+
+def cors_middleware(
+    origins: Collection[str] | str = "*",
+    *,
+    allow_headers: Collection[str] = ("Authorization", "Content-Type"),
+    max_age: int = 600,
+) -> Middleware:
+    """CORS for browser clients.
+
+    :param origins: ``"*"`` (default) allows every origin; otherwise the exact origins allowed
+        (``"https://app.example"``). Ensign never relies on cookies, so credentials are not allowed.
+    :param allow_headers: request headers a browser may send.
+    :param max_age: seconds a browser may cache a pre-flight answer (default 600).
+
+    A pre-flight (``OPTIONS`` with ``Access-Control-Request-Method``) is answered 204 here, before
+    routing, so handlers need no ``OPTIONS`` routes. A request from a disallowed origin is served
+    without CORS headers, and the browser then hides the answer from the page.
+    """
+    allow_all = origins == "*"
+    allowed = frozenset() if isinstance(origins, str) else frozenset(origins)
+    headers_value = ", ".join(allow_headers)
+
+    def allow_origin(origin: str | None) -> str | None:
+        if origin is None:
+            return None
+        if allow_all:
+            return "*"
+        return origin if origin in allowed else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = allow_origin(request.headers.get("Origin"))
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            if origin is not None:
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
+                response.headers["Access-Control-Allow-Headers"] = headers_value
+                response.headers["Access-Control-Max-Age"] = str(max_age)
+            if not allow_all:
+                response.headers["Vary"] = "Origin"
+            return response
+        response = await handler(request)
+        if origin is not None and not response.prepared:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            if not allow_all:
+                response.headers.add("Vary", "Origin")
+        return response
+
+    return middleware
