@@ -60,7 +60,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -178,7 +178,9 @@ def _glob_escape(text: str) -> str:
 
 
 def _lua(name: str) -> str:
-    return (resources.files("delivery") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    # Next to this file rather than importlib.resources("delivery"): under pytest, tests/delivery
+    # can shadow the package name as a namespace package.
+    return (Path(__file__).with_name("lua") / f"{name}.lua").read_text(encoding="utf-8")
 
 
 _ENQUEUE_LUA = _lua("enqueue")
