@@ -1,0 +1,268 @@
+"""The EIP-3668 (CCIP-Read) gateway: signed answers for the OffchainResolver contract.
+
+The gateway has no database. For each request it decodes the resolver's calldata, asks its
+:class:`~resolver.records.RecordSource` (the profile backend in production) for the name's
+records, encodes the one record asked for and signs the answer so that the resolver's
+``resolveWithProof`` accepts it. Formats are in ``specs/gateway.md``; the wire encodings are in
+:mod:`resolver.ccip`.
+
+===========================  ==================================================================
+route                        answer
+===========================  ==================================================================
+``GET /{sender}/{data}``     ``200 {"data": "0x…"}``; ``{data}`` may end in ``.json``
+``POST /``                   the same for a JSON body ``{"sender": "0x…", "data": "0x…"}``
+``OPTIONS`` (any path)       CORS pre-flight, 204
+``GET /health``              ``200 {"status": "ok", "signer": "0x…", "format": "…"}``
+===========================  ==================================================================
+
+``data`` is ``resolve(bytes name, bytes call)`` (and, with ``answer_format="dm3"``, dm3's
+``resolveWithContext(bytes,bytes,bytes)``) wrapping ``text``, ``addr``, ``addr(coinType)`` or
+``contenthash``. With ``batch_gateway=True`` it may also be an ENSIP-21 batch ``query(...)``, which
+the dev chain's Universal Resolver stand-in sends; that handler fetches the URLs it is given, so it
+is for the embedded dev stack only, never for a public gateway.
+
+Errors are JSON ``{"error": code, "message": text}``; ``message`` is what ccip-read clients read:
+
+======  =========================================================================================
+status  when
+======  =========================================================================================
+400     ``sender`` is not an address or ``data`` not hex: ``"Invalid request format"``; undecodable
+        calldata, a name that is not normalised, a namehash that does not match the name, an
+        unsupported record function (ccip-read-server answers these with 500; a 4xx stops the
+        client instead of sending the same bad request to the next gateway)
+404     an outer function selector the gateway does not implement
+        (``"No implementation for function with selector 0x…"``), or an unknown path
+503     the record source (the backend) cannot answer: EIP-3668 clients try the resolver's next URL
+500     anything unexpected, with a generic message (details go to the log only)
+======  =========================================================================================
+
+A name the backend does not know is answered normally, with empty records (empty text, zero
+address, empty contenthash), signed: clients see "no record", not a revert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ensign.config import GatewaySettings
+from ensign.errors import InvalidRequest, NotFound
+from ensign.web import cors_middleware, error_middleware, read_json
+from resolver import ccip
+from resolver.records import BackendRecordSource, NameRecords, RecordSource
+
+__all__ = ["create_app", "settings_key", "records_key", "signer_key"]
+
+log = logging.getLogger(__name__)
+
+settings_key = web.AppKey("settings_key", GatewaySettings)
+records_key = web.AppKey("records_key", RecordSource)
+signer_key = web.AppKey("signer_key", LocalAccount)
+variant_key = web.AppKey("variant_key", ccip.CcipVariant)
+batch_session_key = web.AppKey("batch_session_key", aiohttp.ClientSession)
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_HEX = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
+INVALID_FORMAT = "Invalid request format"
+# A resolve() call for one record is well under 2 KiB; a batch query of a few of them under 16 KiB.
+MAX_BODY_BYTES = 64 * 1024
+# ENSIP-21 batch limits: the UR stand-in sends one request with at most 4 URLs.
+MAX_BATCH_REQUESTS = 16
+MAX_BATCH_URLS = 4
+BATCH_FETCH_TIMEOUT = 10.0
+MAX_BATCH_ANSWER_BYTES = 64 * 1024
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness, plus the signer address the resolver contract must list and the answer format."""
+    return web.json_response(
+        {
+            "status": "ok",
+            "signer": request.app[signer_key].address,
+            "format": request.app[settings_key].answer_format,
+        }
+    )
+
+
+@routes.get("/{sender}/{data}")
+async def ccip_get(request: web.Request) -> web.Response:
+    """``GET /{sender}/{data}.json``: the EIP-3668 request with both values in the path."""
+    data = request.match_info["data"]
+    if data.endswith(".json"):
+        data = data[: -len(".json")]
+    return await _answer(request, request.match_info["sender"], data)
+
+
+@routes.post("/")
+async def ccip_post(request: web.Request) -> web.Response:
+    """``POST /`` with ``{"sender": "0x…", "data": "0x…"}``: the EIP-3668 request as JSON."""
+    body = await read_json(request)
+    return await _answer(request, body.get("sender"), body.get("data"))
+
+
+async def _answer(request: web.Request, sender: Any, data: Any) -> web.Response:
+    if not (isinstance(sender, str) and _ADDRESS.match(sender) and isinstance(data, str) and _HEX.match(data)):
+        raise InvalidRequest(INVALID_FORMAT)
+    call_data = bytes.fromhex(data[2:])
+    selector = call_data[:4]
+    app = request.app
+    if selector == ccip.BATCH_QUERY_SELECTOR and batch_session_key in app:
+        answer = await _batch(app, call_data)
+    elif selector == ccip.RESOLVE_SELECTOR or (
+        selector == ccip.RESOLVE_WITH_CONTEXT_SELECTOR and app[variant_key] is ccip.CcipVariant.DM3
+    ):
+        answer = await _resolve(app, sender, call_data)
+    else:
+        raise NotFound(f"No implementation for function with selector 0x{selector.hex()}")
+    return web.json_response({"data": "0x" + answer.hex()})
+
+
+async def _resolve(app: web.Application, sender: str, call_data: bytes) -> bytes:
+    """The signed answer to one ``resolve``/``resolveWithContext`` call."""
+    request = ccip.decode_resolve_request(call_data)
+    query = request.query
+    records = await app[records_key].records(query.name)
+    value = _record_value(records, query)
+    variant = app[variant_key]
+    result = ccip.encode_result(query, value, variant)
+    log.debug("answer %s %s for %s (found=%s)", query.kind, query.key or query.coin_type or "", query.name, records is not None)
+    return ccip.build_response(
+        app[signer_key],
+        sender=sender,
+        call_data=call_data,
+        result=result,
+        ttl=app[settings_key].signature_ttl,
+        variant=variant,
+    )
+
+
+def _record_value(records: NameRecords | None, query: ccip.RecordQuery) -> str | bytes | None:
+    """The stored value for ``query``; ``None`` means "no record" and encodes as the empty value."""
+    if records is None:
+        return None
+    if query.kind is ccip.RecordKind.TEXT:
+        return records.texts.get(query.key or "")
+    if query.kind is ccip.RecordKind.ADDR:
+        # Only Ethereum addresses are stored; any other coin type has no record.
+        if query.coin_type is None or query.coin_type == ccip.ETH_COIN_TYPE:
+            return records.address
+        return None
+    return records.contenthash
+
+
+# -- ENSIP-21 batch gateway (dev only) ----------------------------------------------------------
+
+
+async def _batch(app: web.Application, call_data: bytes) -> bytes:
+    """Answer ``query((address,string[],bytes)[])`` by fetching each request from its URLs."""
+    requests = ccip.decode_batch_query(call_data)
+    if len(requests) > MAX_BATCH_REQUESTS:
+        raise InvalidRequest(f"a batch query may hold at most {MAX_BATCH_REQUESTS} requests")
+    outcomes = await asyncio.gather(*(_batch_one(app[batch_session_key], r) for r in requests))
+    return ccip.encode_batch_response([failed for failed, _ in outcomes], [answer for _, answer in outcomes])
+
+
+async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest) -> tuple[bool, bytes]:
+    """``(failed, response)`` for one inner request, trying its URLs in order as EIP-3668 says."""
+    if ccip.is_batch_query(request.data):
+        return True, ccip.encode_error("nested batch queries are not allowed")
+    error = ccip.encode_http_error(404, "no gateway URL")
+    for template in request.urls[:MAX_BATCH_URLS]:
+        call = ccip.gateway_call(template, request.sender, request.data)
+        try:
+            async with session.request(
+                call.method,
+                call.url,
+                json=call.body,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=BATCH_FETCH_TIMEOUT),
+            ) as response:
+                raw = await response.content.read(MAX_BATCH_ANSWER_BYTES + 1)
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            error = ccip.encode_http_error(502, "gateway unreachable")
+            continue
+        body = _json_object(raw) if len(raw) <= MAX_BATCH_ANSWER_BYTES else None
+        if 200 <= status < 300:
+            data = body.get("data") if body is not None else None
+            if isinstance(data, str) and _HEX.match(data):
+                return False, bytes.fromhex(data[2:])
+            return True, ccip.encode_error("gateway answer has no 0x-hex data")
+        message = body.get("message") if body is not None else None
+        error = ccip.encode_http_error(status, message[:200] if isinstance(message, str) else f"HTTP {status}")
+        if 400 <= status < 500:
+            # EIP-3668: a 4xx is final; only server errors move on to the next URL.
+            break
+    return True, error
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# -- app ----------------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    records: RecordSource | None = None,
+    batch_gateway: bool = False,
+) -> web.Application:
+    """The gateway application.
+
+    :param settings: signer key, signature TTL, answer format, backend URL
+    :param records: where records come from; default :class:`BackendRecordSource` on
+        ``settings.backend_url``, opened and closed with the app. A source passed in stays the
+        caller's to close.
+    :param batch_gateway: also answer ENSIP-21 ``query(...)`` calls (default off). The handler
+        fetches whatever URLs the query names, so enable it only for the embedded dev stack.
+    """
+    signer: LocalAccount = Account.from_key(settings.signer_key)
+    app = web.Application(middlewares=[cors_middleware("*"), error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[settings_key] = settings
+    app[signer_key] = signer
+    app[variant_key] = ccip.CcipVariant(settings.answer_format)
+    app.add_routes(routes)
+    app.on_response_prepare.append(_always_allow_origin)
+
+    async def records_ctx(app: web.Application) -> AsyncIterator[None]:
+        owned = records is None
+        app[records_key] = BackendRecordSource(settings.backend_url) if records is None else records
+        yield
+        if owned:
+            await app[records_key].close()
+
+    app.cleanup_ctx.append(records_ctx)
+
+    if batch_gateway:
+
+        async def batch_ctx(app: web.Application) -> AsyncIterator[None]:
+            app[batch_session_key] = aiohttp.ClientSession()
+            yield
+            await app[batch_session_key].close()
+
+        app.cleanup_ctx.append(batch_ctx)
+    return app
+
+
+async def _always_allow_origin(request: web.Request, response: web.StreamResponse) -> None:
+    # ccip-read-server sends this on every answer, Origin header or not: a signed answer cached by a
+    # CDN for a request without Origin must still be readable by a browser later.
+    response.headers.setdefault("Access-Control-Allow-Origin", "*")
