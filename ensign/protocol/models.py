@@ -1,0 +1,559 @@
+"""dm3's wire types as frozen dataclasses, each with a marshmallow schema for loading.
+
+``Model.from_json(obj)`` validates a parsed JSON object and returns the dataclass; ``to_json()``
+gives back the wire object with dm3's field names (camelCase, including the ``incommingTimestamp``
+typo), leaving absent optional fields out — never ``None``/``null``. For any valid input,
+``Model.from_json(obj).to_json() == obj``, so signatures over the canonical JSON survive a round
+trip.
+
+Validation follows dm3's generated JSON schemas (``additionalProperties: false``: unknown fields
+are refused) and adds what dm3 leaves unchecked: public keys must be base64 of exactly 32 bytes,
+Ed25519 signatures base64 of 64 bytes, hashes ``0x`` + 64 lowercase hex, integers within
+JavaScript's safe range, strings free of lone surrogates. Failures raise :class:`SchemaError` whose
+message names every offending field by its wire path (``metadata.timestamp``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from ensign.errors import EncodingError, SchemaError
+from ensign.protocol.canonical import MAX_SAFE_INTEGER
+from ensign.protocol.encoding import b64decode
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "UserProfile",
+    "SignedUserProfile",
+    "DeliveryServiceProfile",
+    "Attachment",
+    "MessageMetadata",
+    "Message",
+    "DeliveryInformation",
+    "EnvelopeMetadata",
+    "EncryptionEnvelop",
+    "Postmark",
+]
+
+#: dm3's ``MessageType`` enum.
+MESSAGE_TYPES = (
+    "NEW",
+    "DELETE_REQUEST",
+    "EDIT",
+    "REPLY",
+    "REACTION",
+    "READ_OPENED",
+    "READ_RECEIVED",
+    "RESEND_REQUEST",
+)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HASH = re.compile(r"0x[0-9a-f]{64}")
+_WALLET_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
+
+
+# --- fields ------------------------------------------------------------------------------------
+
+
+class _Text(fields.String):
+    """A JSON string that can be put into canonical JSON (no lone surrogates)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError("must be a string")
+        if not value.isascii() and _SURROGATE.search(value):
+            raise ValidationError("contains a lone UTF-16 surrogate")
+        return value
+
+
+class _Base64(_Text):
+    """Base64 of exactly ``length`` bytes (keys, signatures)."""
+
+    def __init__(self, length: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.length = length
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            b64decode(text, length=self.length)
+        except EncodingError:
+            raise ValidationError(f"must be base64 of exactly {self.length} bytes") from None
+        return text
+
+
+class _Pattern(_Text):
+    def __init__(self, pattern: re.Pattern[str], description: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pattern = pattern
+        self.description = description
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not self.pattern.fullmatch(text):
+            raise ValidationError(f"must be {self.description}")
+        return text
+
+
+class _Int(fields.Integer):
+    """A JSON integer (not a bool, not a float) within JavaScript's safe range, non-negative."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, validate=validate.Range(min=0, max=MAX_SAFE_INTEGER), **kwargs)
+
+
+def _key(name: str) -> _Base64:
+    return _Base64(32, required=True, data_key=name)
+
+
+def _hash(name: str, *, required: bool = False) -> _Pattern:
+    return _Pattern(_HASH, "0x followed by 64 lowercase hex digits", required=required, data_key=name)
+
+
+def _ed25519_signature() -> _Base64:
+    return _Base64(64, required=True)
+
+
+# --- loading and errors ---------------------------------------------------------------------------
+
+_M = TypeVar("_M")
+
+
+def _flatten(messages: Any, path: str, out: list[str]) -> None:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if key == "_schema":
+                _flatten(value, path, out)
+            elif isinstance(key, int):
+                _flatten(value, f"{path}[{key}]", out)
+            else:
+                _flatten(value, f"{path}.{key}" if path else str(key), out)
+    elif isinstance(messages, (list, tuple)):
+        for item in messages:
+            if isinstance(item, (Mapping, list, tuple)):
+                _flatten(item, path, out)
+            else:
+                text = str(item).rstrip(".")
+                # marshmallow's stock messages are capitalised sentences; lower-case their start so
+                # they read as a continuation of "<field>: ".
+                if text[:1].isupper() and text[1:2].islower():
+                    text = text[0].lower() + text[1:]
+                out.append(f"{path}: {text}" if path else text)
+
+
+def _load(schema: Schema, obj: Any, what: str) -> Any:
+    if not isinstance(obj, Mapping):
+        raise SchemaError(f"{what} must be a JSON object, got {type(obj).__name__}")
+    try:
+        return schema.load(obj)
+    except ValidationError as exc:
+        problems: list[str] = []
+        _flatten(exc.messages, "", problems)
+        fields_named = sorted({p.split(":", 1)[0] for p in problems if ":" in p})
+        raise SchemaError(
+            f"invalid {what}: " + "; ".join(problems), details={"fields": fields_named}
+        ) from None
+
+
+class _Strict(Schema):
+    """Unknown fields are refused (dm3's schemas are generated with additionalProperties false)."""
+
+    class Meta:
+        unknown = "raise"
+
+
+# --- profiles -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A user's public keys and delivery-service names (index 0 is the primary DS)."""
+
+    public_encryption_key: str
+    public_signing_key: str
+    delivery_services: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> UserProfile:
+        """Validate and load a ``UserProfile`` object; :class:`SchemaError` naming the fields."""
+        return _load(_USER_PROFILE, obj, "UserProfile")  # type: ignore[no-any-return]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "publicEncryptionKey": self.public_encryption_key,
+            "publicSigningKey": self.public_signing_key,
+            "deliveryServices": list(self.delivery_services),
+        }
+
+
+class _UserProfileSchema(_Strict):
+    public_encryption_key = _key("publicEncryptionKey")
+    public_signing_key = _key("publicSigningKey")
+    delivery_services = fields.List(_Text(), required=True, data_key="deliveryServices")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> UserProfile:
+        return UserProfile(
+            public_encryption_key=data["public_encryption_key"],
+            public_signing_key=data["public_signing_key"],
+            delivery_services=tuple(data["delivery_services"]),
+        )
+
+
+@dataclass(frozen=True)
+class SignedUserProfile:
+    """A profile with the owner wallet's EIP-191 signature (0x-hex, 65 bytes)."""
+
+    profile: UserProfile
+    signature: str
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> SignedUserProfile:
+        """Validate and load a ``SignedUserProfile`` object."""
+        return _load(_SIGNED_USER_PROFILE, obj, "SignedUserProfile")  # type: ignore[no-any-return]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile.to_json(), "signature": self.signature}
+
+
+class _SignedUserProfileSchema(_Strict):
+    profile = fields.Nested(_UserProfileSchema, required=True)
+    signature = _Pattern(_WALLET_SIGNATURE, "a 0x-hex 65-byte wallet signature", required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> SignedUserProfile:
+        return SignedUserProfile(profile=data["profile"], signature=data["signature"])
+
+
+@dataclass(frozen=True)
+class DeliveryServiceProfile:
+    """A delivery service's public keys and base URL (ENS ``network.dm3.deliveryService``)."""
+
+    public_encryption_key: str
+    public_signing_key: str
+    url: str
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> DeliveryServiceProfile:
+        """Validate and load a ``DeliveryServiceProfile`` object."""
+        return _load(_DS_PROFILE, obj, "DeliveryServiceProfile")  # type: ignore[no-any-return]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "publicEncryptionKey": self.public_encryption_key,
+            "publicSigningKey": self.public_signing_key,
+            "url": self.url,
+        }
+
+
+class _DeliveryServiceProfileSchema(_Strict):
+    public_encryption_key = _key("publicEncryptionKey")
+    public_signing_key = _key("publicSigningKey")
+    url = _Text(required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> DeliveryServiceProfile:
+        return DeliveryServiceProfile(**data)
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """``{name?, data}`` — dm3's code uses objects, not the spec's bare URI strings."""
+
+    data: str
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"data": self.data}
+        if self.name is not None:
+            obj["name"] = self.name
+        return obj
+
+
+class _AttachmentSchema(_Strict):
+    data = _Text(required=True)
+    name = _Text()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> Attachment:
+        return Attachment(**data)
+
+
+@dataclass(frozen=True)
+class MessageMetadata:
+    """Who, when (ms since epoch) and what kind; ``from_`` is the wire field ``from``."""
+
+    to: str
+    from_: str
+    timestamp: int
+    type: str
+    reference_message_hash: str | None = None
+    reply_delivery_instruction: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "to": self.to,
+            "from": self.from_,
+            "timestamp": self.timestamp,
+            "type": self.type,
+        }
+        if self.reference_message_hash is not None:
+            obj["referenceMessageHash"] = self.reference_message_hash
+        if self.reply_delivery_instruction is not None:
+            obj["replyDeliveryInstruction"] = self.reply_delivery_instruction
+        return obj
+
+
+class _MessageMetadataSchema(_Strict):
+    to = _Text(required=True)
+    from_ = _Text(required=True, data_key="from")
+    timestamp = _Int(required=True)
+    type = _Text(required=True, validate=validate.OneOf(MESSAGE_TYPES))
+    reference_message_hash = _Text(data_key="referenceMessageHash")
+    reply_delivery_instruction = _Text(data_key="replyDeliveryInstruction")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> MessageMetadata:
+        return MessageMetadata(**data)
+
+
+@dataclass(frozen=True)
+class Message:
+    """The end-to-end encrypted message, signed (Ed25519, base64) by the sender.
+
+    ``attachments`` is ``None`` when absent and a tuple (possibly empty — dm3 sends ``[]`` for
+    reactions and read receipts, and it is signed) when present.
+    """
+
+    metadata: MessageMetadata
+    signature: str
+    message: str | None = None
+    attachments: tuple[Attachment, ...] | None = None
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Message:
+        """Validate and load a ``Message`` object."""
+        return _load(_MESSAGE, obj, "Message")  # type: ignore[no-any-return]
+
+    def unsigned_json(self) -> dict[str, Any]:
+        """The wire object without ``signature`` — what the signature covers."""
+        obj: dict[str, Any] = {"metadata": self.metadata.to_json()}
+        if self.message is not None:
+            obj["message"] = self.message
+        if self.attachments is not None:
+            obj["attachments"] = [a.to_json() for a in self.attachments]
+        return obj
+
+    def to_json(self) -> dict[str, Any]:
+        obj = self.unsigned_json()
+        obj["signature"] = self.signature
+        return obj
+
+
+class _MessageSchema(_Strict):
+    metadata = fields.Nested(_MessageMetadataSchema, required=True)
+    signature = _ed25519_signature()
+    message = _Text()
+    attachments = fields.List(fields.Nested(_AttachmentSchema))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> Message:
+        attachments = data.get("attachments")
+        return Message(
+            metadata=data["metadata"],
+            signature=data["signature"],
+            message=data.get("message"),
+            attachments=None if attachments is None else tuple(attachments),
+        )
+
+
+# --- envelopes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryInformation:
+    """``{to, from, deliveryInstruction?}`` — encrypted to the DS by the sender."""
+
+    to: str
+    from_: str
+    delivery_instruction: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> DeliveryInformation:
+        """Validate and load a ``DeliveryInformation`` object."""
+        return _load(_DELIVERY_INFORMATION, obj, "DeliveryInformation")  # type: ignore[no-any-return]
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"to": self.to, "from": self.from_}
+        if self.delivery_instruction is not None:
+            obj["deliveryInstruction"] = self.delivery_instruction
+        return obj
+
+
+class _DeliveryInformationSchema(_Strict):
+    to = _Text(required=True)
+    from_ = _Text(required=True, data_key="from")
+    delivery_instruction = _Text(data_key="deliveryInstruction")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> DeliveryInformation:
+        return DeliveryInformation(**data)
+
+
+class _DeliveryInformationField(fields.Field):
+    """``string | DeliveryInformation``: encrypted as sent, or the object a dm3 DS stores."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return _Text()._deserialize(value, attr, data)
+        if isinstance(value, Mapping):
+            return _DeliveryInformationSchema().load(value)
+        raise ValidationError("must be a string (encrypted) or a DeliveryInformation object")
+
+
+@dataclass(frozen=True)
+class EnvelopeMetadata:
+    """Envelope metadata, signed by the sender. Carries exactly one of ``encrypted_message_hash``
+    (npm 1.7.1 form) and ``message_hash`` (source form)."""
+
+    version: str
+    delivery_information: str | DeliveryInformation
+    signature: str
+    encryption_scheme: str | None = None
+    message_hash: str | None = None
+    encrypted_message_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.message_hash is None) == (self.encrypted_message_hash is None):
+            raise SchemaError(
+                "envelope metadata must carry exactly one of encryptedMessageHash and messageHash"
+            )
+
+    @property
+    def form(self) -> str:
+        """``"npm"`` (encryptedMessageHash) or ``"source"`` (messageHash)."""
+        return "npm" if self.encrypted_message_hash is not None else "source"
+
+    def unsigned_json(self) -> dict[str, Any]:
+        """The wire object without ``signature`` — what the metadata signature covers."""
+        info = self.delivery_information
+        obj: dict[str, Any] = {
+            "version": self.version,
+            "deliveryInformation": info if isinstance(info, str) else info.to_json(),
+        }
+        if self.encryption_scheme is not None:
+            obj["encryptionScheme"] = self.encryption_scheme
+        if self.message_hash is not None:
+            obj["messageHash"] = self.message_hash
+        if self.encrypted_message_hash is not None:
+            obj["encryptedMessageHash"] = self.encrypted_message_hash
+        return obj
+
+    def to_json(self) -> dict[str, Any]:
+        obj = self.unsigned_json()
+        obj["signature"] = self.signature
+        return obj
+
+
+class _EnvelopeMetadataSchema(_Strict):
+    version = _Text(required=True)
+    delivery_information = _DeliveryInformationField(required=True, data_key="deliveryInformation")
+    signature = _ed25519_signature()
+    encryption_scheme = _Text(data_key="encryptionScheme")
+    message_hash = _hash("messageHash")
+    encrypted_message_hash = _hash("encryptedMessageHash")
+
+    @validates_schema
+    def _one_hash(self, data: dict[str, Any], **_: Any) -> None:
+        has_plain = "message_hash" in data
+        has_encrypted = "encrypted_message_hash" in data
+        if has_plain and has_encrypted:
+            raise ValidationError(
+                "carries both encryptedMessageHash and messageHash; exactly one is allowed"
+            )
+        if not has_plain and not has_encrypted:
+            raise ValidationError("carries neither encryptedMessageHash nor messageHash")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> EnvelopeMetadata:
+        return EnvelopeMetadata(**data)
+
+
+@dataclass(frozen=True)
+class EncryptionEnvelop:
+    """What is submitted to a DS (dm3's spelling): the encrypted message (EncryptedPayload JSON
+    text), the signed metadata, and the DS's encrypted postmark once stamped."""
+
+    message: str
+    metadata: EnvelopeMetadata
+    postmark: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> EncryptionEnvelop:
+        """Validate and load an ``EncryptionEnvelop`` object."""
+        return _load(_ENVELOPE, obj, "EncryptionEnvelop")  # type: ignore[no-any-return]
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"message": self.message, "metadata": self.metadata.to_json()}
+        if self.postmark is not None:
+            obj["postmark"] = self.postmark
+        return obj
+
+
+class _EncryptionEnvelopSchema(_Strict):
+    message = _Text(required=True)
+    metadata = fields.Nested(_EnvelopeMetadataSchema, required=True)
+    postmark = _Text()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> EncryptionEnvelop:
+        return EncryptionEnvelop(**data)
+
+
+@dataclass(frozen=True)
+class Postmark:
+    """The DS's receipt: EIP-191 hash of the envelope message, receive time (ms), Ed25519 signature."""
+
+    message_hash: str
+    incomming_timestamp: int
+    signature: str
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Postmark:
+        """Validate and load a ``Postmark`` object."""
+        return _load(_POSTMARK, obj, "Postmark")  # type: ignore[no-any-return]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messageHash": self.message_hash,
+            "incommingTimestamp": self.incomming_timestamp,
+            "signature": self.signature,
+        }
+
+
+class _PostmarkSchema(_Strict):
+    message_hash = _hash("messageHash", required=True)
+    incomming_timestamp = _Int(required=True, data_key="incommingTimestamp")
+    signature = _ed25519_signature()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> Postmark:
+        return Postmark(**data)
+
+
+# Schema instances are stateless between loads; build each once.
+_USER_PROFILE = _UserProfileSchema()
+_SIGNED_USER_PROFILE = _SignedUserProfileSchema()
+_DS_PROFILE = _DeliveryServiceProfileSchema()
+_MESSAGE = _MessageSchema()
+_DELIVERY_INFORMATION = _DeliveryInformationSchema()
+_ENVELOPE = _EncryptionEnvelopSchema()
+_POSTMARK = _PostmarkSchema()
