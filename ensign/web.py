@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from typing import Any, TypeVar, overload
 
 import redis.exceptions
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from ensign.errors import EnsignError, InvalidRequest
 
 __all__ = ["Handler", "Middleware", "error_middleware", "error_response", "read_json", "cors_middleware"]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 T = TypeVar("T", dict[str, Any], list[Any])
 
