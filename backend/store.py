@@ -1,0 +1,220 @@
+"""Profiles, address names and aliases in Redis: the backend's whole state.
+
+Redis layout. ``P`` is ``RedisSettings.prefix`` followed by ``backend:`` (``ensign:backend:`` by
+default); ``{addr}`` is an address in lowercase hex (``0xab…01``); names are dm3-normalised. Only
+the backend writes these keys.
+
+``P profile:{addr}`` — hash, one per address that registered a profile
+    ``profile``     canonical JSON (:func:`ensign.protocol.canonical.stringify`) of the current
+                    SignedUserProfile, exactly what the records feed publishes
+    ``hash``        content hash: sha256 0x-hex of the canonical JSON of the UserProfile alone
+                    (keys and delivery services, without the signature — see ``superseded``)
+    ``updated_at``  when this profile was stored, ms since the epoch
+    Replaced by a newer profile; never deleted (dm3 has no account deletion).
+
+``P superseded:{addr}`` — set of content hashes of every profile this address has replaced.
+    A profile whose content hash is here is refused, so nobody can roll an address back to old keys
+    by replaying its old profile, which was public in ENS. The hash leaves out the signature on
+    purpose: an ECDSA signature can be re-encoded (high-s, v = 0/1) into another valid one, which
+    must not turn a superseded profile into a "new" one. Grows by one per update; never trimmed.
+
+``P domains:{addr}`` — set of addr domains (``addr.ensign.eth``) under which the address name
+    ``{addr}.<domain>`` is registered. Never shrinks.
+
+``P aliases:{addr}`` — sorted set: alias → claimed_at (ms). The address's aliases, oldest first;
+    the oldest is its primary name (``GET /profile/name/{address}``). At most ``MAX_ALIASES``.
+
+``P alias:{alias}`` — string: the owner address (lowercase hex). Set on claim, deleted on release.
+    Kept in step with ``aliases:{addr}`` by the claim and release scripts. Aliases belong to the
+    address, not to a profile: replacing the profile keeps them.
+
+``P claim:{digest}`` — string ``"1"``: a signed alias claim or release that has been used.
+    ``digest`` is sha256 hex of ``<public signing key> "\\n" <signed text>`` (independent of the
+    signature bytes). Timestamped claims expire when their time window has passed
+    (``PX`` = window end − now + 1 s); dm3-form claims, which carry no time, are kept for ever.
+
+Atomicity: registration, claim and release each run as one Lua script (``backend/lua/``), so a
+check and the write it guards can never interleave with another request; claim and release also
+re-check that the owner's profile is still the one whose key verified the signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+import redis.asyncio as aioredis
+
+__all__ = [
+    "MAX_ALIASES",
+    "ProfileStore",
+    "StoredProfile",
+    "RegisterOutcome",
+    "ClaimOutcome",
+    "ReleaseOutcome",
+    "profile_key",
+    "superseded_key",
+    "domains_key",
+    "aliases_key",
+    "alias_key",
+    "claim_key",
+]
+
+#: Most aliases one address may hold at once (dm3 allows one; more is harmless and useful).
+MAX_ALIASES = 5
+
+RegisterOutcome = Literal["created", "replaced", "unchanged", "superseded"]
+ClaimOutcome = Literal["claimed", "unchanged", "taken", "limit", "replayed", "stale_profile"]
+ReleaseOutcome = Literal["released", "not_owner", "replayed", "stale_profile"]
+
+
+# --- key builders: every key the backend writes is named here and nowhere else -------------------
+
+
+def profile_key(prefix: str, address: str) -> str:
+    return f"{prefix}backend:profile:{address.lower()}"
+
+
+def superseded_key(prefix: str, address: str) -> str:
+    return f"{prefix}backend:superseded:{address.lower()}"
+
+
+def domains_key(prefix: str, address: str) -> str:
+    return f"{prefix}backend:domains:{address.lower()}"
+
+
+def aliases_key(prefix: str, address: str) -> str:
+    return f"{prefix}backend:aliases:{address.lower()}"
+
+
+def alias_key(prefix: str, alias: str) -> str:
+    return f"{prefix}backend:alias:{alias}"
+
+
+def claim_key(prefix: str, digest: str) -> str:
+    return f"{prefix}backend:claim:{digest}"
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    """An address's current profile as stored: ``profile_json`` is canonical JSON."""
+
+    address: str
+    profile_json: str
+    content_hash: str
+    updated_at: int
+
+
+def _lua(name: str) -> str:
+    # Next to this module rather than importlib.resources: the tests' folder tests/backend/ makes
+    # "backend" a namespace package there, whose resource API differs between Python versions.
+    return (Path(__file__).parent / "lua" / name).read_text(encoding="utf-8")
+
+
+class ProfileStore:
+    """Reads and atomic writes of the layout above.
+
+    :param redis: a ``redis.asyncio.Redis`` client (bytes or decoded responses both work); the
+        caller owns and closes it.
+    :param prefix: the Redis key prefix (``RedisSettings.prefix``).
+    :param max_aliases: most aliases per address (default :data:`MAX_ALIASES`).
+    """
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, *, max_aliases: int = MAX_ALIASES) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.max_aliases = max_aliases
+        # register_script sends nothing now; its Script re-sends the source on NOSCRIPT.
+        self._register = redis.register_script(_lua("register_profile.lua"))
+        self._claim = redis.register_script(_lua("claim_alias.lua"))
+        self._release = redis.register_script(_lua("release_alias.lua"))
+
+    async def ping(self) -> bool:
+        """True when Redis answers; raises redis' ConnectionError/TimeoutError when it cannot."""
+        return bool(await self.redis.ping())
+
+    async def register(
+        self, address: str, domain: str, profile_json: str, content_hash: str, now_ms: int
+    ) -> RegisterOutcome:
+        """Store ``profile_json`` as the address's profile under ``domain`` (see the Lua header)."""
+        p = self.prefix
+        result = await self._register(
+            keys=[profile_key(p, address), superseded_key(p, address), domains_key(p, address)],
+            args=[profile_json, content_hash, domain, now_ms],
+        )
+        return cast(RegisterOutcome, _text(result))
+
+    async def profile(self, address: str) -> StoredProfile | None:
+        """The address's current profile, or ``None`` if it never registered one."""
+        fields = await self.redis.hgetall(profile_key(self.prefix, address))
+        if not fields:
+            return None
+        values = {_text(k): _text(v) for k, v in fields.items()}
+        return StoredProfile(
+            address=address.lower(),
+            profile_json=values["profile"],
+            content_hash=values["hash"],
+            updated_at=int(values["updated_at"]),
+        )
+
+    async def has_domain(self, address: str, domain: str) -> bool:
+        """True when ``{address}.{domain}`` is a registered address name."""
+        return bool(await self.redis.sismember(domains_key(self.prefix, address), domain))
+
+    async def domains(self, address: str) -> list[str]:
+        """The addr domains the address name is registered under, sorted."""
+        return sorted(_text(d) for d in await self.redis.smembers(domains_key(self.prefix, address)))
+
+    async def aliases(self, address: str) -> list[str]:
+        """The address's aliases, oldest claim first."""
+        members = cast(list[bytes | str], await self.redis.zrange(aliases_key(self.prefix, address), 0, -1))
+        return [_text(a) for a in members]
+
+    async def alias_owner(self, alias: str) -> str | None:
+        """Lowercase hex address holding ``alias``, or ``None``."""
+        owner = await self.redis.get(alias_key(self.prefix, alias))
+        return None if owner is None else _text(owner)
+
+    async def claim_alias(
+        self,
+        alias: str,
+        address: str,
+        profile_hash: str,
+        *,
+        claim_digest: str,
+        used_ttl_ms: int,
+        strict: bool,
+        now_ms: int,
+    ) -> ClaimOutcome:
+        """Give ``alias`` to ``address`` atomically (see ``lua/claim_alias.lua``).
+
+        :param profile_hash: content hash of the profile whose signing key verified the claim.
+        :param claim_digest: identifies the signed claim for replay protection.
+        :param used_ttl_ms: how long the claim is remembered as used; 0 = for ever.
+        :param strict: True for the timestamped form (every reuse refused), False for dm3's form.
+        """
+        p = self.prefix
+        result = await self._claim(
+            keys=[alias_key(p, alias), aliases_key(p, address), profile_key(p, address), claim_key(p, claim_digest)],
+            args=[alias, address.lower(), profile_hash, now_ms, self.max_aliases, used_ttl_ms, int(strict)],
+        )
+        return cast(ClaimOutcome, _text(result))
+
+    async def release_alias(
+        self, alias: str, address: str, profile_hash: str, *, claim_digest: str, used_ttl_ms: int, strict: bool
+    ) -> ReleaseOutcome:
+        """Take ``alias`` from ``address`` atomically (see ``lua/release_alias.lua``)."""
+        p = self.prefix
+        result = await self._release(
+            keys=[alias_key(p, alias), aliases_key(p, address), profile_key(p, address), claim_key(p, claim_digest)],
+            args=[alias, address.lower(), profile_hash, used_ttl_ms, int(strict)],
+        )
+        return cast(ReleaseOutcome, _text(result))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
