@@ -1,0 +1,134 @@
+"""Alias claim and release: ``POST /profile/name`` and ``POST /profile/deleteName``.
+
+Bodies are dm3's, optionally with ``timestamp`` (see :mod:`backend.claims` for the signed texts):
+
+* claim   ``{signature, addressName, dm3Name[, timestamp]}`` — ``addressName`` is a registered name
+  of the claiming address (its address name, or an alias it already holds); the signature is by
+  that address's current profile signing key;
+* release ``{signature, dm3Name[, timestamp]}`` — signed by the current owner's profile key.
+
+An address holds at most :data:`backend.store.MAX_ALIASES` aliases. Aliases stay with the address
+when its profile is replaced; claims and releases are then verified with the new profile's key.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from backend.appkeys import domains_key, store_key
+from backend.bodies import check_fields, optional_int_field, string_field
+from backend.claims import claim_digest, claim_text, release_text
+from backend.records import Resolved, resolve_name
+from backend.store import ClaimOutcome, ReleaseOutcome
+from ensign.errors import Conflict, NotFound, SignatureError
+from ensign.protocol.crypto import verify
+from ensign.protocol.encoding import checksum_address
+from ensign.web import read_json
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+_MAX_NAME = 255
+_MAX_SIGNATURE = 200  # base64 of 64 bytes is 88 characters
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@routes.post("/profile/name")
+async def claim_alias(request: web.Request) -> web.Response:
+    """Claim ``dm3Name`` for the address behind ``addressName``."""
+    store, domains = request.app[store_key], request.app[domains_key]
+    body = await _read_body(request, ("signature", "addressName", "dm3Name"))
+    signature = string_field(body, "signature", max_length=_MAX_SIGNATURE)
+    raw_alias = string_field(body, "dm3Name", max_length=_MAX_NAME)
+    raw_owner_name = string_field(body, "addressName", max_length=_MAX_NAME)
+    timestamp = optional_int_field(body, "timestamp")
+    alias = domains.alias(raw_alias)
+    owner_name = domains.normalize(raw_owner_name, field="addressName")
+    now = _now_ms()
+    signed = claim_text(raw_alias, raw_owner_name, timestamp, now)
+
+    owner = await resolve_name(store, domains, owner_name)
+    if owner is None:
+        raise NotFound(f"no profile is registered for addressName {owner_name!r}")
+    key = _signing_key(owner)
+    if not verify(key, signed.text, signature):
+        raise SignatureError(f"signature is not a valid claim of {alias.name!r} by the profile of {owner_name!r}")
+    outcome = await store.claim_alias(
+        alias.name,
+        owner.address,
+        owner.profile.content_hash,
+        claim_digest=claim_digest(key, signed.text),
+        used_ttl_ms=signed.remember_ms,
+        strict=signed.timestamped,
+        now_ms=now,
+    )
+    _raise_for_claim(outcome, alias.name, store.max_aliases)
+    return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
+
+
+@routes.post("/profile/deleteName")
+async def release_alias(request: web.Request) -> web.Response:
+    """Release ``dm3Name``; signed by its owner's current profile key."""
+    store, domains = request.app[store_key], request.app[domains_key]
+    body = await _read_body(request, ("signature", "dm3Name"))
+    signature = string_field(body, "signature", max_length=_MAX_SIGNATURE)
+    raw_alias = string_field(body, "dm3Name", max_length=_MAX_NAME)
+    timestamp = optional_int_field(body, "timestamp")
+    alias = domains.alias(raw_alias)
+    signed = release_text(raw_alias, timestamp, _now_ms())
+
+    owner_hex = await store.alias_owner(alias.name)
+    profile = None if owner_hex is None else await store.profile(owner_hex)
+    if owner_hex is None or profile is None:
+        raise NotFound(f"{alias.name!r} is not claimed")
+    owner = Resolved(alias.name, checksum_address(owner_hex), profile)
+    key = _signing_key(owner)
+    if not verify(key, signed.text, signature):
+        raise SignatureError(f"signature is not a valid release of {alias.name!r} by its owner")
+    outcome = await store.release_alias(
+        alias.name,
+        owner.address,
+        profile.content_hash,
+        claim_digest=claim_digest(key, signed.text),
+        used_ttl_ms=signed.remember_ms,
+        strict=signed.timestamped,
+    )
+    _raise_for_release(outcome, alias.name)
+    return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
+
+
+async def _read_body(request: web.Request, required: tuple[str, ...]) -> dict[str, object]:
+    """The JSON object body with ``required`` fields and optionally ``timestamp``."""
+    body = await read_json(request)
+    check_fields(body, required, ("timestamp",))
+    return body
+
+
+def _signing_key(owner: Resolved) -> str:
+    return owner.signed_profile().profile.public_signing_key
+
+
+def _raise_for_claim(outcome: ClaimOutcome, alias: str, max_aliases: int) -> None:
+    if outcome == "taken":
+        raise Conflict(f"{alias!r} is already claimed by another address", code="alias_taken")
+    if outcome == "limit":
+        raise Conflict(f"this address already holds {max_aliases} aliases; release one first", code="alias_limit")
+    if outcome == "replayed":
+        raise Conflict("this signed claim has already been used; sign a new, timestamped claim", code="replayed")
+    if outcome == "stale_profile":
+        raise Conflict("the profile changed while the claim was processed; sign again with its key")
+
+
+def _raise_for_release(outcome: ReleaseOutcome, alias: str) -> None:
+    if outcome == "not_owner":
+        raise Conflict(f"{alias!r} changed owner while the release was processed")
+    if outcome == "replayed":
+        raise Conflict("this signed release has already been used; sign a new, timestamped release", code="replayed")
+    if outcome == "stale_profile":
+        raise Conflict("the profile changed while the release was processed; sign again with its key")

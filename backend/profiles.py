@@ -1,0 +1,99 @@
+"""Profile registration and reads: ``/profile/address``, ``/profile/{address}``, names by address.
+
+Registration accepts dm3's body ``{signedUserProfile, address, subdomain}`` unchanged. The profile's
+EIP-191 signature must recover to ``address``. A profile with new content replaces the current one;
+content that this address has replaced before is refused (409 ``profile_superseded``), so an old
+profile — public in ENS — cannot be replayed to roll the address back to old keys. Every success
+is 200, because dm3's clients test for exactly that status.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from backend.appkeys import domains_key, store_key
+from backend.bodies import check_fields, object_field, string_field
+from backend.records import resolve_name
+from ensign.errors import Conflict, EncodingError, InvalidRequest, NotFound, SignatureError
+from ensign.protocol.canonical import stringify
+from ensign.protocol.encoding import checksum_address, sha256_hex
+from ensign.protocol.models import SignedUserProfile, UserProfile
+from ensign.protocol.profile import verify_profile
+from ensign.web import read_json
+
+__all__ = ["routes", "content_hash"]
+
+routes = web.RouteTableDef()
+
+
+def content_hash(profile: UserProfile) -> str:
+    """sha256 0x-hex of the canonical JSON of the profile without its signature (see store.py)."""
+    return sha256_hex(stringify(profile.to_json()))
+
+
+def _address(raw: str, field: str = "address") -> str:
+    try:
+        return checksum_address(raw)
+    except EncodingError as exc:
+        raise InvalidRequest(f"{field} is not an Ethereum address: {exc.message}", code="invalid_address") from None
+
+
+@routes.post("/profile/address")
+async def register_profile(request: web.Request) -> web.Response:
+    """Register or update the profile of ``address`` and its address name under ``subdomain``."""
+    store, domains = request.app[store_key], request.app[domains_key]
+    body = await read_json(request)
+    check_fields(body, ("signedUserProfile", "address", "subdomain"))
+    signed = SignedUserProfile.from_json(object_field(body, "signedUserProfile"))
+    address = _address(string_field(body, "address", max_length=64))
+    domain = domains.addr_domain(string_field(body, "subdomain", max_length=255))
+    if not verify_profile(signed, address):
+        raise SignatureError(f"signedUserProfile is not signed by {address}")
+    name = domains.address_name(address, domain)
+    outcome = await store.register(
+        address, domain, stringify(signed.to_json()), content_hash(signed.profile), int(time.time() * 1000)
+    )
+    if outcome == "superseded":
+        raise Conflict(
+            f"this profile was replaced by a newer one for {address} and cannot be registered again; "
+            "sign a new profile",
+            code="profile_superseded",
+        )
+    return web.json_response({"name": name.name, "address": address, "status": outcome})
+
+
+@routes.get("/profile/name/{address}")
+async def name_of_address(request: web.Request) -> web.Response:
+    """dm3's alias lookup: ``{"name": <primary alias>, "names": [all aliases, oldest first]}``."""
+    store = request.app[store_key]
+    address = _address(request.match_info["address"])
+    aliases = await store.aliases(address)
+    if not aliases:
+        raise NotFound(f"{address} holds no alias")
+    return web.json_response({"name": aliases[0], "names": aliases})
+
+
+@routes.get("/profile/by-name/{name}")
+async def profile_by_name(request: web.Request) -> web.Response:
+    """The profile behind an address name or alias: ``{name, address, signedUserProfile}``."""
+    store, domains = request.app[store_key], request.app[domains_key]
+    name = domains.normalize(request.match_info["name"])
+    resolved = await resolve_name(store, domains, name)
+    if resolved is None:
+        raise NotFound(f"no profile is registered for {name!r}")
+    return web.json_response(
+        {"name": name, "address": resolved.address, "signedUserProfile": resolved.profile_object()}
+    )
+
+
+@routes.get("/profile/{address}")
+async def profile_of_address(request: web.Request) -> web.Response:
+    """dm3's profile lookup: the stored SignedUserProfile of ``address``."""
+    store = request.app[store_key]
+    address = _address(request.match_info["address"])
+    profile = await store.profile(address)
+    if profile is None:
+        raise NotFound(f"no profile is registered for {address}")
+    return web.Response(text=profile.profile_json, content_type="application/json")
