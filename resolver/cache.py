@@ -22,6 +22,7 @@ unreachable) are never cached: the next call tries again.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -62,9 +63,10 @@ class CacheHit(Generic[V]):
     error: EnsignError | None = None
 
     def unwrap(self) -> V:
-        """The cached value, or raise the cached error of a negative entry."""
+        """The cached value, or raise (a fresh copy of) the cached error of a negative entry."""
         if self.error is not None:
-            raise self.error
+            # A copy per raise: raising one instance again and again would grow its traceback.
+            raise copy.copy(self.error)
         return self.value  # type: ignore[return-value]
 
 
@@ -100,13 +102,18 @@ class TTLCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return entry.hit
 
-    def put(self, key: K, value: V) -> None:
-        """Remember a found value for ``settings.ttl`` seconds."""
-        self._store(key, CacheHit(value), self.settings.ttl)
+    def put(self, key: K, value: V, *, missing: bool = False) -> None:
+        """Remember a found value for ``settings.ttl`` seconds.
+
+        ``missing=True`` stores a value that stands for "nothing there" (an empty text record) for
+        ``settings.negative_ttl`` seconds instead, like a miss.
+        """
+        self._store(key, CacheHit(value), self.settings.negative_ttl if missing else self.settings.ttl)
 
     def put_error(self, key: K, error: EnsignError) -> None:
         """Remember a miss (``NotFound``, ``InvalidRequest``) for ``settings.negative_ttl`` seconds."""
-        self._store(key, CacheHit(None, error), self.settings.negative_ttl)
+        # A copy keeps neither the traceback nor the frames it references alive in the cache.
+        self._store(key, CacheHit(None, copy.copy(error)), self.settings.negative_ttl)
 
     def invalidate(self, key: K) -> None:
         """Forget ``key`` (no error when it is not cached)."""

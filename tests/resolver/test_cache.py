@@ -86,3 +86,12 @@ def test_invalidate_and_clear() -> None:
 def test_settings_reject_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CacheSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_value_standing_for_nothing_gets_the_negative_ttl() -> None:
+    cache, clock = make(ttl=100, negative_ttl=5)
+    cache.put("k", "", missing=True)
+    clock.now += 4.9
+    assert cache.get("k") is not None
+    clock.now += 0.1
+    assert cache.get("k") is None

@@ -1,0 +1,573 @@
+"""The read side of ENS for every Ensign service: name → address, user profile, DS profile.
+
+Every read is the Universal Resolver call web3.py 8's :class:`ens.AsyncENS` makes
+(``resolve(dnsName, recordCall)`` at ``0xeEeE…EeEe``, ENSIP-10 wildcards, EIP-3668 CCIP-Read by
+web3 itself): what a dm3 client does, so a name that works here works for them. The lookup makes
+that call itself rather than through ``AsyncENS.address``/``get_text`` only to keep the revert
+data, which separates "no record" from "the gateway is down" (see :meth:`NameLookup._resolve_record`).
+
+What each call returns and raises (all errors from :mod:`ensign.errors`):
+
+=============================  ================================  ===========================================
+call                           returns                           raises
+=============================  ================================  ===========================================
+``address(name)``              EIP-55 address of ``addr``         ``NotFound``: no resolver, no or zero addr
+``user_profile(name)``         :class:`ResolvedUserProfile`       ``NotFound``: no ``network.dm3.profile``;
+                                                                  ``InvalidRequest``: present but invalid
+``delivery_service_profile``   ``DeliveryServiceProfile``         as ``user_profile``, for
+                                                                  ``network.dm3.deliveryService``
+=============================  ================================  ===========================================
+
+Every call also raises ``InvalidRequest`` for a name that cannot be normalised and
+``ServiceUnavailable`` when the node, the gateway or a linked profile's host cannot be reached.
+
+Validation of a user profile (``network.dm3.profile``):
+
+1. the record is parsed by :func:`ensign.protocol.profile.parse_profile_record`: a ``data:`` URI,
+   raw JSON, or an ``http(s)`` link carrying ``dm3Hash``;
+2. a link is fetched (no redirects, bounded size and time) and must hash to its ``dm3Hash``;
+3. the result must be a well-formed ``SignedUserProfile``;
+4. the name must have an ``addr`` record, and the profile's EIP-191 signature must recover to it.
+
+A delivery-service profile has no signature; it is trusted because it sits in ENS. It may be a
+``data:`` URI, raw JSON (what dm3's installers publish) or a link (hash-checked like a user's).
+``ipfs://`` links are fetched from dm3's IPFS gateway; their CID is their integrity check.
+
+Caching (:mod:`resolver.cache`): answers are kept ``ttl`` seconds, ``NotFound`` and
+``InvalidRequest`` answers ``negative_ttl`` seconds, at most ``max_entries`` of them;
+``ServiceUnavailable`` is never cached. Concurrent lookups of the same name share one resolution.
+
+URL policy: with a real node (:func:`open_lookup` with ``ChainSettings.rpc_url``) web3's safe
+CCIP-Read policy stays on (https only, no private or loopback addresses) and profile links obey
+the same rule, checked again when the connection is made, so DNS cannot swap in a private address
+after the check. Only the embedded dev chain loosens both, because its gateway is on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import keccak, to_checksum_address
+
+from ensign.config import ENS_REGISTRY_ADDRESS, ChainSettings
+from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
+from ensign.protocol.encoding import checksum_address, normalize_name
+from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
+from ensign.protocol.profile import (
+    ParsedProfile,
+    ProfileLink,
+    check_linked_delivery_service_profile,
+    check_linked_profile,
+    load_delivery_service_profile,
+    load_user_profile,
+    parse_profile_record,
+    verify_profile,
+)
+from resolver import ccip
+from resolver.cache import CacheSettings, TTLCache
+
+T = TypeVar("T")
+
+PROFILE_KEY = "network.dm3.profile"
+DELIVERY_SERVICE_KEY = "network.dm3.deliveryService"
+# The Universal Resolver wraps a resolver's own revert in ResolverError(bytes).
+_RESOLVER_ERROR_SELECTOR = keccak(text="ResolverError(bytes)")[:4]
+# A linked profile larger than this is not a profile: refuse it rather than buffer it.
+MAX_LINKED_PROFILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ResolvedUserProfile:
+    """A validated dm3 user profile and the name it was found under.
+
+    :param name: the normalised ENS name that was looked up
+    :param address: EIP-55 ``addr`` of the name; the profile's signature recovers to it
+    :param signed_profile: the profile with its signature
+    """
+
+    name: str
+    address: str
+    signed_profile: SignedUserProfile
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """Which profile links may be fetched.
+
+    :param allow_http: accept ``http://`` links, not only ``https://`` (embedded chain only)
+    :param allow_private: accept hosts on loopback, private and link-local networks (embedded only)
+    :param timeout: seconds for fetching one link (default 10)
+    :param max_bytes: largest linked profile accepted (default 64 KiB)
+    """
+
+    allow_http: bool = False
+    allow_private: bool = False
+    timeout: float = 10.0
+    max_bytes: int = MAX_LINKED_PROFILE_BYTES
+
+
+def is_public_ip(text: str) -> bool:
+    """True for a globally routable unicast address (not loopback, private, link-local, …)."""
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class _NonPublicHostError(OSError):
+    """Raised by the link resolver when a host has only non-public addresses."""
+
+
+class _PublicOnlyResolver(AbstractResolver):
+    """DNS resolver that drops non-public addresses, so a link cannot reach the private network."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = [r for r in await self._inner.resolve(host, port, family) if is_public_ip(r["host"])]
+        if not results:
+            raise _NonPublicHostError(f"{host} has no public address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class NameLookup:
+    """Resolve ENS names and dm3 profiles through ``AsyncENS``, with a cache.
+
+    :param w3: the web3 instance to read through; its provider's CCIP-Read settings apply
+    :param registry: address of the ENS registry (default: ENS's canonical address)
+    :param cache: lifetimes and size bound of the cache (default :class:`CacheSettings`)
+    :param link_policy: which profile links may be fetched (default: https to public hosts)
+    :param on_close: awaited by :meth:`close`, e.g. to disconnect a provider this lookup owns
+    :param clock: monotonic seconds for the cache (tests step a fake clock)
+
+    Use as ``async with NameLookup(w3) as lookup: ...`` or call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        w3: Any,
+        *,
+        registry: str = ENS_REGISTRY_ADDRESS,
+        cache: CacheSettings | None = None,
+        link_policy: LinkPolicy | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.w3 = w3
+        self._registry = checksum_address(registry)
+        self._ur: Any = None
+        self._ens: Any = None
+        self.cache: TTLCache[tuple[str, str], Any] = TTLCache(cache, clock=clock)
+        self.link_policy = link_policy or LinkPolicy()
+        self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._on_close = on_close
+
+    async def __aenter__(self) -> NameLookup:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session for profile links and whatever ``on_close`` releases."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            await on_close()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    async def address(self, name: str) -> str:
+        """The EIP-55 address in ``name``'s ``addr`` record; ``NotFound`` when it has none."""
+        normal = _normalise(name)
+        return await self._cached(("addr", normal), lambda: self._address(normal))
+
+    async def text(self, name: str, key: str) -> str:
+        """The text record ``key`` of ``name``; ``""`` when the resolver has no such record."""
+        normal = _normalise(name)
+        # An empty record is a miss: it is kept only for the negative TTL.
+        return await self._cached((f"text:{key}", normal), lambda: self._text(normal, key), missing=lambda v: v == "")
+
+    async def user_profile(self, name: str) -> ResolvedUserProfile:
+        """The validated dm3 profile of ``name`` (see the module docstring for the rules)."""
+        normal = _normalise(name)
+        return await self._cached(("profile", normal), lambda: self._user_profile(normal))
+
+    async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile:
+        """The ``network.dm3.deliveryService`` profile of the delivery service named ``name``."""
+        normal = _normalise(name)
+        return await self._cached(("ds", normal), lambda: self._delivery_service_profile(normal))
+
+    def forget(self, name: str) -> None:
+        """Drop every cached answer about ``name``, e.g. after its profile was updated."""
+        normal = _normalise(name)
+        for kind in ("addr", "profile", "ds", f"text:{PROFILE_KEY}", f"text:{DELIVERY_SERVICE_KEY}"):
+            self.cache.invalidate((kind, normal))
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    async def _address(self, name: str) -> str:
+        node = ccip.namehash(name)
+        result = await self._resolve_record(name, ccip.encode_addr_call(node))
+        address = _decode_address(result)
+        if address is None:
+            raise NotFound(f"{name} has no address record")
+        return address
+
+    async def _text(self, name: str, key: str) -> str:
+        node = ccip.namehash(name)
+        result = await self._resolve_record(name, ccip.encode_text_call(node, key))
+        if not result:
+            return ""
+        try:
+            return str(abi_decode(["string"], result)[0])
+        except (DecodingError, ValueError, OverflowError):
+            raise NotFound(f"the resolver of {name} gave a malformed {key} record") from None
+
+    async def _user_profile(self, name: str) -> ResolvedUserProfile:
+        # The text and addr records are independent: fetch them at the same time.
+        text, address = await asyncio.gather(
+            self.text(name, PROFILE_KEY), self.address(name), return_exceptions=True
+        )
+        if isinstance(text, BaseException):
+            raise text
+        if not text:
+            raise NotFound(f"{name} has no dm3 profile (no {PROFILE_KEY} record)")
+        signed = await self._load_user_profile(name, text)
+        if isinstance(address, NotFound):
+            raise InvalidRequest(
+                f"{name} has a dm3 profile but no address record to check its signature against",
+                code="invalid_profile",
+            )
+        if isinstance(address, BaseException):
+            raise address
+        if not verify_profile(signed, address):
+            raise InvalidRequest(
+                f"the dm3 profile of {name} is not signed by the name's address {address}",
+                code="invalid_profile",
+            )
+        return ResolvedUserProfile(name=name, address=address, signed_profile=signed)
+
+    async def _load_user_profile(self, name: str, text: str) -> SignedUserProfile:
+        record = _parse_record(name, PROFILE_KEY, text)
+        try:
+            if isinstance(record, ProfileLink):
+                obj = await self._fetch_link(name, record)
+                return check_linked_profile(obj, record)
+            return load_user_profile(record.value)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"the dm3 profile of {name} is invalid: {exc.message}", code="invalid_profile") from exc
+
+    async def _delivery_service_profile(self, name: str) -> DeliveryServiceProfile:
+        text = await self.text(name, DELIVERY_SERVICE_KEY)
+        if not text:
+            raise NotFound(f"{name} has no delivery-service profile (no {DELIVERY_SERVICE_KEY} record)")
+        record = _parse_record(name, DELIVERY_SERVICE_KEY, text)
+        try:
+            if isinstance(record, ProfileLink):
+                obj = await self._fetch_link(name, record)
+                return check_linked_delivery_service_profile(obj, record)
+            return load_delivery_service_profile(record.value)
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                f"the delivery-service profile of {name} is invalid: {exc.message}", code="invalid_profile"
+            ) from exc
+
+    async def _fetch_link(self, name: str, link: ProfileLink) -> Any:
+        """GET a profile link under the link policy; the JSON body, or an error saying why not."""
+        policy = self.link_policy
+        if link.kind == "http" and link.dm3_hash is None:
+            # Without a hash the fetched profile could not be checked: do not fetch it at all.
+            raise InvalidRequest("the profile link carries no dm3Hash, so its content cannot be checked")
+        parts = urlsplit(link.url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and policy.allow_http):
+            raise InvalidRequest("profile links must use https")
+        host = parts.hostname or ""
+        if not host:
+            raise InvalidRequest("the profile link has no host")
+        if not policy.allow_private and _is_ip_literal(host) and not is_public_ip(host):
+            raise InvalidRequest("profile links must point to a public host")
+        session = self._link_session()
+        try:
+            async with session.get(
+                link.url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=policy.timeout),
+                headers={"Accept": "application/json"},
+            ) as response:
+                if response.status >= 500:
+                    raise ServiceUnavailable(f"the profile link of {name} answered HTTP {response.status}")
+                if response.status != 200:
+                    raise InvalidRequest(f"the profile link answered HTTP {response.status}")
+                raw = await response.content.read(policy.max_bytes + 1)
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, _NonPublicHostError):
+                raise InvalidRequest("profile links must point to a public host") from None
+            raise ServiceUnavailable(f"the profile link of {name} cannot be reached") from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise ServiceUnavailable(f"the profile link of {name} cannot be reached") from exc
+        if len(raw) > policy.max_bytes:
+            raise InvalidRequest(f"the linked profile is larger than {policy.max_bytes} bytes")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise InvalidRequest("the linked profile is not JSON") from None
+
+    def _link_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            resolver: AbstractResolver = DefaultResolver() if self.link_policy.allow_private else _PublicOnlyResolver()
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
+        return self._session
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _cached(
+        self,
+        key: tuple[str, str],
+        produce: Callable[[], Awaitable[T]],
+        missing: Callable[[T], bool] | None = None,
+    ) -> T:
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit.unwrap()  # type: ignore[no-any-return]
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._produce(key, produce, missing))
+            self._inflight[key] = future
+            future.add_done_callback(lambda done: self._settled(key, done))
+        # shield: one caller giving up must not cancel the resolution the others wait for.
+        return await asyncio.shield(future)  # type: ignore[no-any-return]
+
+    def _settled(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
+        self._inflight.pop(key, None)
+        # Mark the outcome as seen: every waiter may have been cancelled before it arrived.
+        if not done.cancelled():
+            done.exception()
+
+    async def _produce(
+        self, key: tuple[str, str], produce: Callable[[], Awaitable[T]], missing: Callable[[T], bool] | None
+    ) -> T:
+        try:
+            value = await produce()
+        except (NotFound, InvalidRequest) as exc:
+            self.cache.put_error(key, exc)
+            raise
+        self.cache.put(key, value, missing=missing is not None and missing(value))
+        return value
+
+    async def _resolve_record(self, name: str, record_call: bytes) -> bytes:
+        """``UniversalResolver.resolve(dnsName, recordCall)`` with CCIP-Read; the record's ABI bytes.
+
+        This is the call ``AsyncENS.address`` / ``get_text`` make, on the same contract with the same
+        web3 CCIP-Read machinery. It is made here because AsyncENS turns every revert into
+        ``None`` / ``ResolverNotFound``, and a gateway outage reaches us as a revert: the batch
+        gateway reports it as ``HttpError(503, …)`` and the Universal Resolver re-raises that. The
+        revert data tells "no such record" from "try again later".
+        """
+        from ens.exceptions import ENSException
+        from eth_tester.exceptions import TransactionFailed
+        from web3.exceptions import (
+            ContractLogicError,
+            MultipleFailedRequests,
+            StaleBlockchain,
+            TooManyRequests,
+            Web3Exception,
+        )
+
+        dns_name = ccip.dns_encode(name)
+        try:
+            result, _resolver = await self._universal_resolver.functions.resolve(dns_name, record_call).call()
+        except ContractLogicError as exc:
+            raise _revert_error(name, exc.data) from None
+        except TransactionFailed as exc:
+            # Plain eth-tester raises this where a JSON-RPC node gives ContractLogicError.
+            raise _revert_error(name, getattr(exc, "data", None)) from None
+        except MultipleFailedRequests:
+            raise ServiceUnavailable(f"no CCIP-Read gateway for {name} answered") from None
+        except TooManyRequests:
+            raise NotFound(f"{name} cannot be resolved (too many CCIP-Read redirects)") from None
+        except aiohttp.ClientResponseError as exc:
+            # web3 raises a gateway's 4xx as is: the gateway refused this request for good.
+            raise NotFound(f"the gateway for {name} refused the lookup (HTTP {exc.status})") from None
+        except StaleBlockchain:
+            raise ServiceUnavailable("the Ethereum node is not synced (its newest block is stale)") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ServiceUnavailable("the Ethereum node cannot be reached") from exc
+        except (Web3Exception, ENSException) as exc:
+            # Malformed gateway answers, RPC errors, a chain without a Universal Resolver: nothing
+            # the caller did, and possibly transient.
+            raise ServiceUnavailable(f"{name} cannot be resolved right now ({type(exc).__name__})") from exc
+        return bytes(result)
+
+    @property
+    def _universal_resolver(self) -> Any:
+        if self._ur is None:
+            from ens.abis import UNIVERSAL_RESOLVER
+            from ens.constants import UNIVERSAL_RESOLVER_ADDR
+
+            self._ur = self.w3.eth.contract(address=UNIVERSAL_RESOLVER_ADDR, abi=UNIVERSAL_RESOLVER)
+        return self._ur
+
+    @property
+    def ens(self) -> Any:
+        """web3's ``AsyncENS`` on the same node and registry, for reads this class does not offer."""
+        if self._ens is None:
+            from ens import AsyncENS
+
+            self._ens = AsyncENS.from_web3(self.w3, self._registry)
+        return self._ens
+
+
+def _revert_error(name: str, data: Any) -> EnsignError:
+    """The error for a reverted Universal Resolver call, from its revert data."""
+    raw = _revert_bytes(data)
+    if raw[:4] == ccip.HTTP_ERROR_SELECTOR:
+        try:
+            status, _message = abi_decode(["uint16", "string"], raw[4:])
+        except (DecodingError, ValueError, OverflowError):
+            status = 500
+        if status >= 500:
+            return ServiceUnavailable(f"the gateway for {name} is unavailable (HTTP {status})")
+        return NotFound(f"the gateway for {name} refused the lookup (HTTP {status})")
+    if raw[:4] == _RESOLVER_ERROR_SELECTOR:
+        try:
+            (inner,) = abi_decode(["bytes"], raw[4:])
+        except (DecodingError, ValueError, OverflowError):
+            inner = b""
+        if inner[:4] == ccip.ERROR_SELECTOR:
+            try:
+                (reason,) = abi_decode(["string"], inner[4:])
+            except (DecodingError, ValueError, OverflowError):
+                reason = ""
+            if reason:
+                return NotFound(f"{name} cannot be resolved: the resolver refused ({reason[:200]})")
+    return NotFound(f"{name} cannot be resolved (no resolver, or the resolver refused)")
+
+
+def _revert_bytes(data: Any) -> bytes:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return b""
+    return b""
+
+
+def _decode_address(result: bytes) -> str | None:
+    """``addr(bytes32)``'s answer as EIP-55, ``None`` for no answer or the zero address."""
+    if not result:
+        return None
+    try:
+        (address,) = abi_decode(["address"], result)
+    except (DecodingError, ValueError, OverflowError):
+        return None
+    if int(address, 16) == 0:
+        return None
+    return str(to_checksum_address(address))
+
+
+def _normalise(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("an ENS name is required")
+    normal = normalize_name(name.strip())
+    if "." not in normal or any(not label for label in normal.split(".")):
+        raise InvalidRequest(f"{name!r} is not a full ENS name")
+    return normal
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_record(name: str, key: str, text: str) -> ParsedProfile | ProfileLink:
+    try:
+        return parse_profile_record(text)
+    except EnsignError as exc:
+        raise InvalidRequest(f"the {key} record of {name} is malformed: {exc.message}", code="invalid_profile") from exc
+
+
+def production_web3(rpc_url: str) -> Any:
+    """An ``AsyncWeb3`` for a real node at ``rpc_url`` with web3's safe CCIP-Read policy.
+
+    http(s) URLs use ``AsyncHTTPProvider``; ws(s) URLs a ``WebSocketProvider`` that the caller must
+    connect (:func:`open_lookup` does). The CCIP-Read policy is web3's default and is asserted
+    here, so a process-wide loosening made for a dev chain cannot leak into production silently.
+    """
+    from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
+
+    scheme = urlsplit(rpc_url).scheme
+    provider: Any = WebSocketProvider(rpc_url) if scheme in ("ws", "wss") else AsyncHTTPProvider(rpc_url)
+    provider.ccip_read_allow_http = False
+    provider.ccip_read_url_validator = None
+    return AsyncWeb3(provider)
+
+
+async def open_lookup(
+    chain: ChainSettings,
+    *,
+    w3: Any = None,
+    cache: CacheSettings | None = None,
+    link_timeout: float = 10.0,
+) -> NameLookup:
+    """A :class:`NameLookup` for ``chain``.
+
+    :param chain: with ``rpc_url`` set, a real node under web3's safe CCIP-Read policy; with
+        ``rpc_url=None``, the embedded dev chain, whose ``AsyncWeb3`` must be passed as ``w3``
+        (from ``ensign.devchain``, which loosens the URL policy for its 127.0.0.1 gateway)
+    :param w3: the embedded chain's web3 instance (ignored when ``rpc_url`` is set)
+    :param cache: cache lifetimes and size bound (default :class:`CacheSettings`)
+    :param link_timeout: seconds for fetching one profile link (default 10)
+    """
+    if chain.rpc_url is not None:
+        web3 = production_web3(chain.rpc_url)
+        on_close = None
+        if urlsplit(chain.rpc_url).scheme in ("ws", "wss"):
+            try:
+                await web3.provider.connect()
+            except Exception as exc:
+                raise ServiceUnavailable("the Ethereum node cannot be reached") from exc
+            on_close = web3.provider.disconnect
+        return NameLookup(
+            web3,
+            registry=chain.ens_registry,
+            cache=cache,
+            link_policy=LinkPolicy(timeout=link_timeout),
+            on_close=on_close,
+        )
+    if w3 is None:
+        raise ValueError("the embedded chain's AsyncWeb3 is required when ChainSettings.rpc_url is not set")
+    return NameLookup(
+        w3,
+        registry=chain.ens_registry,
+        cache=cache,
+        link_policy=LinkPolicy(allow_http=True, allow_private=True, timeout=link_timeout),
+    )
