@@ -13,6 +13,7 @@ when its profile is replaced; claims and releases are then verified with the new
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiohttp import web
@@ -28,6 +29,8 @@ from ensign.protocol.encoding import checksum_address
 from ensign.web import read_json
 
 __all__ = ["routes"]
+
+log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
@@ -69,6 +72,8 @@ async def claim_alias(request: web.Request) -> web.Response:
         now_ms=now,
     )
     _raise_for_claim(outcome, alias.name, store.max_aliases)
+    if outcome == "claimed":
+        log.info("alias %s claimed by %s (%s form)", alias.name, owner.address, _form(signed.timestamped))
     return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
 
 
@@ -100,6 +105,7 @@ async def release_alias(request: web.Request) -> web.Response:
         strict=signed.timestamped,
     )
     _raise_for_release(outcome, alias.name)
+    log.info("alias %s released by %s (%s form)", alias.name, owner.address, _form(signed.timestamped))
     return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
 
 
@@ -108,6 +114,10 @@ async def _read_body(request: web.Request, required: tuple[str, ...]) -> dict[st
     body = await read_json(request)
     check_fields(body, required, ("timestamp",))
     return body
+
+
+def _form(timestamped: bool) -> str:
+    return "timestamped" if timestamped else "dm3"
 
 
 def _signing_key(owner: Resolved) -> str:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: Largest request body accepted, bytes (a signed profile is well under 1 KiB).
 CLIENT_MAX_SIZE = 64 * 1024
 
+# Seconds before a Redis call gives up: a stalled Redis then answers 503 instead of hanging requests.
+_REDIS_TIMEOUT = 5.0
+
 # Start-up waits for Redis this many times, a second apart (containers start in any order).
 _CONNECT_ATTEMPTS = 5
 
@@ -71,7 +74,12 @@ def create_app(settings: BackendSettings, *, redis: aioredis.Redis | None = None
         if settings.redis.url is None:
             raise ConfigError("the backend needs REDIS_URL (or a Redis client passed to create_app)")
         # from_url connects lazily; the cleanup context checks the connection and closes it.
-        redis = aioredis.from_url(settings.redis.url)
+        redis = aioredis.from_url(
+            settings.redis.url,
+            socket_connect_timeout=_REDIS_TIMEOUT,
+            socket_timeout=_REDIS_TIMEOUT,
+            health_check_interval=30,
+        )
         app.cleanup_ctx.append(_own_redis)
     app[redis_key] = redis
     app[store_key] = ProfileStore(redis, settings.redis.prefix)

@@ -9,6 +9,7 @@ is 200, because dm3's clients test for exactly that status.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiohttp import web
@@ -24,6 +25,8 @@ from ensign.protocol.profile import verify_profile
 from ensign.web import read_json
 
 __all__ = ["routes", "content_hash"]
+
+log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
@@ -61,6 +64,8 @@ async def register_profile(request: web.Request) -> web.Response:
             "sign a new profile",
             code="profile_superseded",
         )
+    if outcome != "unchanged":
+        log.info("profile %s for %s", outcome, name.name)
     return web.json_response({"name": name.name, "address": address, "status": outcome})
 
 

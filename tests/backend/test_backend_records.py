@@ -96,3 +96,23 @@ async def test_address_name_under_an_unregistered_domain_is_404(client, alice):
     await register(client, alice)
     # A user domain never holds address names, even for a registered address.
     assert (await client.get(f"/records/{alice.address.lower()}.user.ensign.eth")).status == 404
+
+
+async def test_the_gateways_record_source_reads_the_feed(client, alice):
+    # The reader the gateway uses, against the real backend: the contract seen from both sides.
+    from resolver.records import BackendRecordSource
+
+    signed = await register(client, alice)
+    await client.post("/profile/name", json=alice.dm3_claim(ALIAS))
+    source = BackendRecordSource(str(client.server.make_url("/")))
+    try:
+        for name in (alice.address_name, ALIAS):
+            records = await source.records(name)
+            assert records is not None
+            assert records.name == name
+            assert records.address == alice.address
+            assert dict(records.texts) == {"network.dm3.profile": profile_json_data_uri(signed)}
+            assert records.contenthash is None
+        assert await source.records("nobody.user.ensign.eth") is None
+    finally:
+        await source.close()
