@@ -115,7 +115,7 @@ class _Refusal(Exception):
 _MAX_DEPTH = 256
 
 
-def _check(value: object, depth: int = 0) -> bool:
+def _check(value: Any, depth: int = 0) -> bool:
     """Validate ``value`` for canonical JSON; return True if some key needs UTF-16 ordering.
 
     The path to a refused value is only built when something is refused, keeping the common case
@@ -123,13 +123,13 @@ def _check(value: object, depth: int = 0) -> bool:
     """
     kind = type(value)
     if kind is str:
-        if not value.isascii() and _SURROGATE.search(value):  # type: ignore[attr-defined]
+        if not value.isascii() and _SURROGATE.search(value):
             raise _Refusal(_SURROGATE_MESSAGE.format(where="the string at {path}"))
         return False
     if kind is bool or value is None:
         return False
     if kind is int:
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise _Refusal("the integer at {path} is outside JavaScript's safe range (±2**53-1)")
         return False
     if depth >= _MAX_DEPTH:

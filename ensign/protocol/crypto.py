@@ -122,7 +122,22 @@ class EncryptedPayload:
 
     def to_wire(self) -> str:
         """Canonical JSON ``{"ciphertext":…,"ephemPublicKey":…,"nonce":…}``."""
+        parts = (self.ciphertext, self.nonce, self.ephem_public_key or "")
+        if all(_writes_verbatim(part) for part in parts):
+            # base64 and hex need no escaping, so the canonical form can be written directly —
+            # this runs once per stored message and postmark.
+            if self.ephem_public_key is None:
+                return f'{{"ciphertext":"{self.ciphertext}","nonce":"{self.nonce}"}}'
+            return (
+                f'{{"ciphertext":"{self.ciphertext}","ephemPublicKey":"{self.ephem_public_key}",'
+                f'"nonce":"{self.nonce}"}}'
+            )
         return stringify(self.to_json())
+
+    @cached_property
+    def ciphertext_bytes(self) -> bytes:
+        """The decoded ciphertext (tag included); :class:`EncodingError` if not base64."""
+        return b64decode(self.ciphertext, what="ciphertext")
 
     @classmethod
     def from_wire(cls, text: str | dict[str, Any], *, what: str = "encrypted payload") -> EncryptedPayload:
@@ -146,12 +161,22 @@ class EncryptedPayload:
             if not isinstance(value, str):
                 raise SchemaError(f"{what}.{name} must be a string")
         hex_to_bytes(obj["nonce"], length=_NONCE_BYTES, what=f"{what}.nonce")
-        if len(b64decode(obj["ciphertext"], what=f"{what}.ciphertext")) < _TAG_BYTES:
+        ciphertext = b64decode(obj["ciphertext"], what=f"{what}.ciphertext")
+        if len(ciphertext) < _TAG_BYTES:
             raise EncodingError(f"{what}.ciphertext is shorter than the authentication tag")
         ephem = obj.get("ephemPublicKey")
         if ephem is not None:
             b64decode(ephem, length=_KEY_BYTES, what=f"{what}.ephemPublicKey")
-        return cls(ciphertext=obj["ciphertext"], nonce=obj["nonce"], ephem_public_key=ephem)
+        payload = cls(ciphertext=obj["ciphertext"], nonce=obj["nonce"], ephem_public_key=ephem)
+        # Decrypting right after parsing is the common case: keep the bytes already decoded.
+        payload.__dict__["ciphertext_bytes"] = ciphertext
+        return payload
+
+
+def _writes_verbatim(text: str) -> bool:
+    """True when JSON writes ``text`` between quotes unchanged (printable ASCII, no quote or
+    backslash) — always so for base64 and hex. All C-level scans: cheaper than encoding."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 # --- Ed25519 ---------------------------------------------------------------------------------
@@ -272,7 +297,7 @@ def decrypt_symmetric(key: bytes, payload: EncryptedPayload, *, block: int = PAD
     if len(key) != _KEY_BYTES:
         raise EncodingError(f"symmetric key must be {_KEY_BYTES} bytes, got {len(key)}")
     nonce = hex_to_bytes(payload.nonce, length=_NONCE_BYTES, what="nonce")
-    sealed = b64decode(payload.ciphertext, what="ciphertext")
+    sealed = payload.ciphertext_bytes
     try:
         padded = sodium.crypto_aead_chacha20poly1305_ietf_decrypt(sealed, None, nonce, key)
     except CryptoError:

@@ -388,7 +388,20 @@ class DeliveryInformation:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> DeliveryInformation:
-        """Validate and load a ``DeliveryInformation`` object."""
+        """Validate and load a ``DeliveryInformation`` object.
+
+        The DS decrypts one of these per submitted message, so well-formed input takes a direct
+        path; anything else goes through the schema for its field-by-field error message.
+        """
+        if isinstance(obj, dict) and obj.keys() <= _DELIVERY_INFORMATION_KEYS:
+            to, from_ = obj.get("to"), obj.get("from")
+            instruction = obj.get("deliveryInstruction")
+            if (
+                _plain_text(to)
+                and _plain_text(from_)
+                and (instruction is None and "deliveryInstruction" not in obj or _plain_text(instruction))
+            ):
+                return cls(to=to, from_=from_, delivery_instruction=instruction)  # type: ignore[arg-type]
         return _load(_DELIVERY_INFORMATION, obj, "DeliveryInformation")  # type: ignore[no-any-return]
 
     def to_json(self) -> dict[str, Any]:
@@ -396,6 +409,14 @@ class DeliveryInformation:
         if self.delivery_instruction is not None:
             obj["deliveryInstruction"] = self.delivery_instruction
         return obj
+
+
+_DELIVERY_INFORMATION_KEYS = frozenset({"to", "from", "deliveryInstruction"})
+
+
+def _plain_text(value: Any) -> bool:
+    """What :class:`_Text` accepts: a string without lone surrogates."""
+    return isinstance(value, str) and (value.isascii() or not _SURROGATE.search(value))
 
 
 class _DeliveryInformationSchema(_Strict):
@@ -408,7 +429,7 @@ class _DeliveryInformationSchema(_Strict):
         return DeliveryInformation(**data)
 
 
-class _DeliveryInformationField(fields.Field):
+class _DeliveryInformationField(fields.Field[Any]):
     """``string | DeliveryInformation``: encrypted as sent, or the object a dm3 DS stores."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:

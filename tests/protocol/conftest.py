@@ -18,7 +18,8 @@ VECTORS_FILE = Path(__file__).resolve().parents[2] / "specs" / "vectors" / "dm3-
 
 @pytest.fixture(scope="session")
 def dm3_vectors() -> dict[str, Any]:
-    return json.loads(VECTORS_FILE.read_text(encoding="utf-8"))["vectors"]
+    vectors: dict[str, Any] = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))["vectors"]
+    return vectors
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def dm3_vector(dm3_vectors: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
     """``dm3_vector(name)``: one vector; each must name the dm3 file it was copied from."""
 
     def get(name: str) -> dict[str, Any]:
-        entry = dm3_vectors[name]
+        entry: dict[str, Any] = dm3_vectors[name]
         assert entry["source"].startswith("packages/"), entry["source"]
         return entry
 
