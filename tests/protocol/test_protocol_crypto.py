@@ -236,3 +236,18 @@ def test_key_pairs_check_lengths_and_consistency():
 def test_key_pair_repr_hides_the_secret():
     enc, sig = random_encryption_key_pair(), random_signing_key_pair()
     assert enc.secret_key not in repr(enc) and sig.secret_key not in repr(sig)
+
+
+def test_wire_form_of_unusual_text_is_still_canonical():
+    # Only base64/hex take the direct path; anything else goes through stringify.
+    odd = EncryptedPayload(ciphertext='a"b\\c\u2028é', nonce="0x00")
+    assert odd.to_wire() == '{"ciphertext":"a\\"b\\\\c\u2028é","nonce":"0x00"}'
+    assert json.loads(odd.to_wire())["ciphertext"] == 'a"b\\c\u2028é'
+
+
+def test_parsed_and_constructed_payloads_decrypt_alike(receiver):
+    payload = encrypt_asymmetric(receiver.public_key, "same")
+    parsed = EncryptedPayload.from_wire(payload.to_wire())
+    rebuilt = EncryptedPayload(payload.ciphertext, payload.nonce, payload.ephem_public_key)
+    assert parsed == rebuilt == payload
+    assert decrypt_asymmetric(receiver, parsed) == decrypt_asymmetric(receiver, rebuilt) == "same"
