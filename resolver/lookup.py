@@ -46,6 +46,7 @@ after the check. Only the embedded dev chain loosens both, because its gateway i
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import socket
@@ -58,13 +59,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from ensign.config import ENS_REGISTRY_ADDRESS, ChainSettings
 from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
-from ensign.protocol.encoding import checksum_address, normalize_name
+from ensign.protocol.encoding import checksum_address
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
 from ensign.protocol.profile import (
     ParsedProfile,
@@ -230,7 +232,7 @@ class NameLookup:
     # -- resolution ---------------------------------------------------------------------------
 
     async def _address(self, name: str) -> str:
-        node = ccip.namehash(name)
+        node = _namehash(name)
         result = await self._resolve_record(name, ccip.encode_addr_call(node))
         address = _decode_address(result)
         if address is None:
@@ -238,7 +240,7 @@ class NameLookup:
         return address
 
     async def _text(self, name: str, key: str) -> str:
-        node = ccip.namehash(name)
+        node = _namehash(name)
         result = await self._resolve_record(name, ccip.encode_text_call(node, key))
         if not result:
             return ""
@@ -359,7 +361,7 @@ class NameLookup:
             self._inflight[key] = future
             future.add_done_callback(lambda done: self._settled(key, done))
         # shield: one caller giving up must not cancel the resolution the others wait for.
-        return await asyncio.shield(future)  # type: ignore[no-any-return]
+        return await asyncio.shield(future)
 
     def _settled(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
         self._inflight.pop(key, None)
@@ -494,10 +496,31 @@ def _decode_address(result: bytes) -> str | None:
 def _normalise(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequest("an ENS name is required")
-    normal = normalize_name(name.strip())
+    return _ensip15(name.strip())
+
+
+# web3's pure-Python ENSIP-15 normalisation costs milliseconds per name (tens of them for a
+# 42-character address label on a busy machine); names repeat, so results are remembered.
+@functools.lru_cache(maxsize=4096)
+def _ensip15(name: str) -> str:
+    from ens.exceptions import ENSException
+    from ens.utils import normalize_name as ensip15_normalize
+
+    try:
+        normal = str(ensip15_normalize(name))
+    except (ENSException, ValueError) as exc:
+        raise InvalidRequest(f"{name!r} is not a valid ENS name: {exc}") from None
     if "." not in normal or any(not label for label in normal.split(".")):
         raise InvalidRequest(f"{name!r} is not a full ENS name")
     return normal
+
+
+def _namehash(normal: str) -> bytes:
+    """EIP-137 namehash of an already normalised name (``ens.utils`` would normalise it again)."""
+    node = b"\x00" * 32
+    for label in reversed(normal.split(".")):
+        node = keccak(node + keccak(text=label))
+    return node
 
 
 def _is_ip_literal(host: str) -> bool:
