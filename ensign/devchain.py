@@ -39,19 +39,20 @@ from types import TracebackType
 from typing import Any, cast
 
 import web3.utils.ccip_url_validation as ccip_url_validation
-from ens import AsyncENS
-from ens.constants import ENS_MAINNET_ADDR, UNIVERSAL_RESOLVER_ADDR
-from ens.contract_data import resolver_abi, resolver_bytecode
-from ens.utils import label_to_hash, normal_name_to_hash, normalize_name
+from ens import AsyncENS  # type: ignore[import-untyped]
+from ens.constants import ENS_MAINNET_ADDR, UNIVERSAL_RESOLVER_ADDR  # type: ignore[import-untyped]
+from ens.contract_data import resolver_abi, resolver_bytecode  # type: ignore[import-untyped]
+from ens.utils import label_to_hash, normal_name_to_hash, normalize_name  # type: ignore[import-untyped]
 from eth.exceptions import Revert as EVMRevert
 from eth.vm.spoof import SpoofTransaction
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_tester import EthereumTester, PyEVMBackend
-from eth_tester.backends.pyevm import main as pyevm_main
-from eth_tester.exceptions import TransactionFailed
+from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
+from eth_tester.backends.pyevm import main as pyevm_main  # type: ignore[import-untyped]
+from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 from eth_typing import ChecksumAddress
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import ContractLogicError
@@ -93,7 +94,7 @@ def hashmap_slot(slot: int, key: bytes) -> int:
 # -- reverts ----------------------------------------------------------------------------------
 
 
-class CallReverted(TransactionFailed):
+class CallReverted(TransactionFailed):  # type: ignore[misc]
     """eth-tester's ``TransactionFailed`` for a call, carrying the exact revert bytes in ``data``.
 
     The message is the one eth-tester itself produces, so web3's eth-tester glue (which parses it to
@@ -423,7 +424,8 @@ class DevChain:
         compiled = artifact("OffchainResolver")
         factory = self.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
         receipt = await self._transact(factory.constructor(url, [to_checksum_address(s) for s in signers]))
-        return self.w3.eth.contract(address=receipt["contractAddress"], abi=compiled.abi)
+        deployed: AsyncContract = self.w3.eth.contract(address=receipt["contractAddress"], abi=compiled.abi)
+        return deployed
 
     async def public_resolver(self) -> AsyncContract:
         """ENS's bundled PublicResolver, deployed on first use, for plain on-chain records."""

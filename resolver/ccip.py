@@ -43,18 +43,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from ens.exceptions import ENSException
-from ens.utils import normal_name_to_hash, normalize_name
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from ens.exceptions import ENSException  # type: ignore[import-untyped]
+from ens.utils import normal_name_to_hash, normalize_name  # type: ignore[import-untyped]
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_keys import keys as eth_keys
+from eth_keys.datatypes import Signature
 from eth_keys.exceptions import BadSignature
-from eth_keys.exceptions import ValidationError as EthKeysValidationError
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_typing import Hash32
+from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
+from eth_utils.exceptions import ValidationError as EthKeysValidationError
 
 from ensign.errors import InvalidRequest
 
@@ -520,7 +522,7 @@ def sign_digest(
         signed = account.sign_message(encode_defunct(primitive=digest))
         default_compact = False
     else:
-        signed = account.unsafe_sign_hash(digest)
+        signed = account.unsafe_sign_hash(Hash32(digest))
         default_compact = True
     signature = bytes(signed.signature)
     return compact_signature(signature) if (default_compact if compact is None else compact) else signature
@@ -548,7 +550,7 @@ def recover_signer(
     if v not in (27, 28):
         raise InvalidRequest("signature v is not 27 or 28", code="invalid_response")
     try:
-        public_key = eth_keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
+        public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
     except (BadSignature, EthKeysValidationError) as exc:
         raise InvalidRequest("signature does not recover to a key", code="invalid_response") from exc
     return to_checksum_address(public_key.to_canonical_address())

@@ -26,7 +26,7 @@ VYPER_VERSION = "0.4.3"
 
 def compile_contract(source_path: Path) -> dict[str, Any]:
     """Compile one Vyper source; returns its abi, bytecode, runtime and storage layout."""
-    from vyper.compiler import compile_code
+    from vyper.compiler import compile_code  # type: ignore[import-untyped]
 
     # contract_path relative to the package keeps absolute checkout paths out of the output.
     output = compile_code(
@@ -44,7 +44,7 @@ def compile_contract(source_path: Path) -> dict[str, Any]:
 
 def build_artifacts() -> dict[str, Any]:
     """Compile every contract in ``CONTRACT_NAMES`` with the installed Vyper."""
-    import vyper
+    import vyper  # type: ignore[import-untyped]
 
     if vyper.__version__ != VYPER_VERSION:
         raise RuntimeError(f"vyper {VYPER_VERSION} is required, found {vyper.__version__}")
