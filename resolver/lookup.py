@@ -38,8 +38,8 @@ Caching (:mod:`resolver.cache`): answers are kept ``ttl`` seconds, ``NotFound`` 
 ``ServiceUnavailable`` is never cached. Concurrent lookups of the same name share one resolution.
 
 URL policy: with a real node (:func:`open_lookup` with ``ChainSettings.rpc_url``) web3's safe
-CCIP-Read policy stays on (https only, no private or loopback addresses) and profile links obey
-the same rule, checked again when the connection is made, so DNS cannot swap in a private address
+CCIP-Read policy stays on (https only, no private or loopback addresses), enforced a second time
+by :func:`public_gateway_only`, and profile links obey the same rule, checked again when the connection is made, so DNS cannot swap in a private address
 after the check. Only the embedded dev chain loosens both, because its gateway is on 127.0.0.1.
 """
 
@@ -539,19 +539,40 @@ def _parse_record(name: str, key: str, text: str) -> ParsedProfile | ProfileLink
 
 
 def production_web3(rpc_url: str) -> Any:
-    """An ``AsyncWeb3`` for a real node at ``rpc_url`` with web3's safe CCIP-Read policy.
+    """An ``AsyncWeb3`` for a real node at ``rpc_url`` with a safe CCIP-Read policy.
 
     http(s) URLs use ``AsyncHTTPProvider``; ws(s) URLs a ``WebSocketProvider`` that the caller must
-    connect (:func:`open_lookup` does). The CCIP-Read policy is web3's default and is asserted
-    here, so a process-wide loosening made for a dev chain cannot leak into production silently.
+    connect (:func:`open_lookup` does). Gateway URLs must be https (web3's default) and resolve
+    only to public addresses. web3 checks the latter against a module-level list that the dev
+    chain edits process-wide, so the same rule is enforced again here by a URL validator of our
+    own, which web3 runs in addition to its checks.
     """
     from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
 
     scheme = urlsplit(rpc_url).scheme
     provider: Any = WebSocketProvider(rpc_url) if scheme in ("ws", "wss") else AsyncHTTPProvider(rpc_url)
     provider.ccip_read_allow_http = False
-    provider.ccip_read_url_validator = None
+    provider.ccip_read_url_validator = public_gateway_only
     return AsyncWeb3(provider)
+
+
+async def public_gateway_only(url: str) -> None:
+    """web3 CCIP-Read URL validator: refuse a gateway host that resolves to any non-public address."""
+    from web3.exceptions import Web3ValidationError
+
+    host = urlsplit(url).hostname or ""
+    if not host:
+        raise Web3ValidationError("CCIP-Read URL has no host")
+    if _is_ip_literal(host):
+        addresses = [host]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            raise Web3ValidationError(f"CCIP-Read host {host} does not resolve") from None
+        addresses = [str(info[4][0]) for info in infos]
+    if not addresses or not all(is_public_ip(address) for address in addresses):
+        raise Web3ValidationError(f"CCIP-Read host {host} is not a public address")
 
 
 async def open_lookup(
@@ -572,13 +593,13 @@ async def open_lookup(
     """
     if chain.rpc_url is not None:
         web3 = production_web3(chain.rpc_url)
-        on_close = None
         if urlsplit(chain.rpc_url).scheme in ("ws", "wss"):
             try:
                 await web3.provider.connect()
             except Exception as exc:
                 raise ServiceUnavailable("the Ethereum node cannot be reached") from exc
-            on_close = web3.provider.disconnect
+        # Both providers keep connections (HTTP sessions, a websocket) until disconnected.
+        on_close = web3.provider.disconnect
         return NameLookup(
             web3,
             registry=chain.ens_registry,

@@ -448,3 +448,33 @@ async def test_unreachable_node_is_service_unavailable() -> None:
 async def test_embedded_chain_needs_its_web3() -> None:
     with pytest.raises(ValueError, match="embedded chain"):
         await open_lookup(ChainSettings())
+
+
+@pytest.mark.parametrize(
+    "url, allowed",
+    [
+        ("https://8.8.8.8/{sender}/{data}.json", True),
+        ("https://127.0.0.1/x", False),
+        ("https://[::1]/x", False),
+        ("https://10.0.0.8/x", False),
+        ("https://169.254.169.254/latest/meta-data", False),
+        ("https://localhost/x", False),
+        ("https:///x", False),
+    ],
+)
+async def test_production_gateway_url_policy_holds_even_after_the_dev_chain_loosened_web3(
+    stack: Stack, url: str, allowed: bool
+) -> None:
+    from web3.exceptions import Web3ValidationError
+
+    from resolver.lookup import production_web3, public_gateway_only
+
+    # The module fixture started a DevChain, which removed loopback from web3's own block list.
+    w3 = production_web3("https://rpc.example")
+    assert w3.provider.ccip_read_allow_http is False
+    assert w3.provider.ccip_read_url_validator is public_gateway_only
+    if allowed:
+        await public_gateway_only(url)
+    else:
+        with pytest.raises(Web3ValidationError):
+            await public_gateway_only(url)
