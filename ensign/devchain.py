@@ -456,9 +456,19 @@ class DevChain:
 
     async def set_resolver(self, name: str, resolver: str) -> None:
         """Make ``resolver`` the resolver of ``name`` (created if needed)."""
-        node = await self.ensure_name(name)
-        if await self.registry.functions.resolver(node).call() != to_checksum_address(resolver):
-            await self._transact(self.registry.functions.setResolver(node, to_checksum_address(resolver)))
+        resolver = to_checksum_address(resolver)
+        label, _, parent = normalize_name(name).partition(".")
+        if not label:
+            raise ValueError("the root's resolver is not managed by the dev chain")
+        parent_node = await self.ensure_name(parent)
+        label_hash = bytes(label_to_hash(label))
+        node = keccak(parent_node + label_hash)
+        registry = self.registry
+        if await registry.functions.owner(node).call() != self.deployer:
+            # One transaction creates the name with its resolver.
+            await self._transact(registry.functions.setSubnodeRecord(parent_node, label_hash, self.deployer, resolver, 0))
+        elif await registry.functions.resolver(node).call() != resolver:
+            await self._transact(registry.functions.setResolver(node, resolver))
 
     async def set_text(self, name: str, key: str, value: str) -> None:
         """Set an on-chain text record of ``name`` via the PublicResolver (made its resolver)."""

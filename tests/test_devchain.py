@@ -7,9 +7,13 @@ ENSIP-21 batch query by fetching each inner request over HTTP. The real gateway 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 import types
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -527,3 +531,46 @@ async def test_web3_over_http_resolves_offchain_names(chain, rpc):
         assert await ns.address("nobody.example") is None
     finally:
         await provider.disconnect()
+
+
+# -- ethers 5 (what the dm3 libraries use) against the JSON-RPC server --------------------------------
+
+# ethers is installed by the interop vectors' `npm ci` (specs/vectors); without it the test skips.
+ETHERS_MODULES = Path(__file__).resolve().parents[1] / "specs" / "vectors" / "node_modules"
+ETHERS_SCRIPT = """
+const { ethers } = require("ethers");
+(async () => {
+  const [url, chainId, ensAddress, ...names] = process.argv.slice(1);
+  const provider = new ethers.providers.StaticJsonRpcProvider(url, { name: "dev", chainId: Number(chainId), ensAddress });
+  const out = { version: ethers.version };
+  for (const name of names) {
+    const resolver = await provider.getResolver(name);
+    out[name] = resolver && { resolver: resolver.address, email: await resolver.getText("email"), addr: await resolver.getAddress() };
+  }
+  console.log(JSON.stringify(out));
+})().catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (ETHERS_MODULES / "ethers").is_dir(),
+    reason="needs node and ethers 5 from specs/vectors (npm ci there)",
+)
+async def test_ethers5_follows_ccip_read_through_the_rpc_server(chain, rpc):
+    wildcard = f"{WILD.lower()}.addr.ensign.eth"
+    process = await asyncio.create_subprocess_exec(
+        "node", "-e", ETHERS_SCRIPT, rpc.url, str(chain.chain_id), ENS_REGISTRY_ADDRESS,
+        "alice.user.ensign.eth", wildcard, "nobody.user.ensign.eth", "nobody.example",
+        env={"NODE_PATH": str(ETHERS_MODULES), "PATH": "/usr/local/bin:/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout)
+    assert result["version"].startswith("ethers/5.")
+    resolver = chain.offchain_resolver.address
+    assert result["alice.user.ensign.eth"] == {"resolver": resolver, "email": "alice@example.com", "addr": ALICE}
+    assert result[wildcard] == {"resolver": resolver, "email": "wild@example.com", "addr": WILD}
+    assert result["nobody.user.ensign.eth"] == {"resolver": resolver, "email": None, "addr": None}
+    assert result["nobody.example"] is None
