@@ -121,13 +121,24 @@ class _DevChainBackend(PyEVMBackend):  # type: ignore[misc]
 
     def call(self, transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
         # eth-tester turns a revert into a message string and drops the bytes a JSON-RPC server must
-        # answer. Mirrors PyEVMBackend.call and differs only in what it raises.
+        # answer. Follows PyEVMBackend.call, except for what it raises and the balance top-up below.
         defaulted = dict(transaction)
         if "gas" not in defaulted:
             defaulted["gas"] = self._max_available_gas()
         unsigned = self._get_normalized_and_unsigned_evm_transaction(defaulted, block_number)
         spoofed = SpoofTransaction(unsigned, from_=transaction["from"])
-        computation = pyevm_main._execute_and_revert_transaction(self.chain, spoofed, block_number)
+        state = pyevm_main._get_vm_for_block_number(self.chain, block_number).state
+        snapshot = state.snapshot()
+        try:
+            # geth lets any address eth_call without paying for gas; py-evm charges gas up front.
+            # Credit exactly the up-front charge, so an unfunded sender can call and a funded one
+            # still sees its own balance during execution. Reverted with the snapshot.
+            price = getattr(unsigned, "max_fee_per_gas", None) or getattr(unsigned, "gas_price", 0)
+            sender = spoofed.sender
+            state.set_balance(sender, state.get_balance(sender) + unsigned.gas * price)
+            computation = state.apply_transaction(spoofed)
+        finally:
+            state.revert(snapshot)
         if computation.is_error:
             error = computation._error
             data = error.args[0] if isinstance(error, EVMRevert) and error.args and isinstance(error.args[0], bytes) else None

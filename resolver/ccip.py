@@ -31,8 +31,8 @@ chain must answer that call too (:func:`decode_batch_query`, :func:`encode_batch
 
 Malformed input raises :class:`ensign.errors.InvalidRequest` with one of these codes:
 ``invalid_calldata``, ``unsupported_selector``, ``unsupported_record``, ``invalid_dns_name``,
-``name_not_normalized``, ``namehash_mismatch``, ``invalid_hex``, ``invalid_address``,
-``invalid_response``.
+``invalid_name``, ``name_not_normalized``, ``namehash_mismatch``, ``invalid_hex``,
+``invalid_address``, ``invalid_response``.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def namehash(name: str) -> bytes:
     try:
         normal = normalize_name(name)
     except ENSException as exc:
-        raise InvalidRequest(f"invalid ENS name: {exc}", code="invalid_dns_name") from exc
+        raise InvalidRequest(f"invalid ENS name: {exc}", code="invalid_name") from exc
     return bytes(normal_name_to_hash(normal))
 
 

@@ -395,6 +395,14 @@ async def test_rpc_call_revert_has_the_geth_shape_with_offchain_lookup_bytes(cha
     assert body == {"jsonrpc": "2.0", "id": 7, "error": {"code": 3, "message": "execution reverted", "data": "0x" + expected.hex()}}
 
 
+async def test_rpc_call_from_an_unfunded_address_works_like_geth(chain, rpc, http):
+    stranger = Account.create().address
+    data = chain.registry.functions.owner(b"\x00" * 32)._encode_transaction_data()
+    body = await rpc_call(http, rpc, "eth_call", [{"from": stranger, "to": ENS_REGISTRY_ADDRESS, "data": data}, "latest"])
+    assert to_checksum_address("0x" + body["result"][-40:]) == chain.deployer
+    assert await chain.w3.eth.get_balance(stranger) == 0
+
+
 async def test_rpc_error_string_revert_carries_the_reason(chain, rpc, http):
     call = chain.registry.functions.setResolver(b"\x00" * 32, ALICE)
     data = call._encode_transaction_data()

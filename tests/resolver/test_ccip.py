@@ -170,6 +170,7 @@ def test_namehash_agrees_with_web3_including_normalisation():
     for name in ("eth", "Alice.DM3.eth", "ñandú.eth"):
         assert ccip.namehash(name) == bytes(raw_name_to_hash(name))
     assert ccip.namehash("") == b"\x00" * 32
+    assert_invalid("invalid_name", ccip.namehash, "a b.eth")
 
 
 # -- decoding requests ----------------------------------------------------------------------------
