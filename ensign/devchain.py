@@ -107,9 +107,11 @@ class CallReverted(TransactionFailed):  # type: ignore[misc]
 
 
 class _DevChainBackend(PyEVMBackend):  # type: ignore[misc]
-    """PyEVMBackend with exact revert bytes from ``call`` and exact ``time_travel`` timestamps.
+    """PyEVMBackend whose ``call`` keeps revert bytes and needs no funds, and whose
+    ``time_travel`` mines at exactly the given time.
 
-    Both override eth-tester 0.14.0b1 (pinned) internals; tests/test_devchain.py checks them.
+    Both methods build on eth-tester 0.14.0b1 (pinned) internals; tests/test_devchain.py and
+    tests/test_contracts.py exercise them.
     """
 
     def time_travel(self, to_timestamp: int) -> int:
