@@ -53,6 +53,28 @@ def _keys_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from ensign.config import Env, RedisSettings
+    from ensign.devstack import DevStackSettings, run
+
+    redis = RedisSettings.from_env(Env(os.environ))
+    settings = DevStackSettings(
+        host=args.host,
+        data_dir=Path(args.data_dir),
+        redis_url=redis.url,
+        redis_prefix=redis.prefix,
+        chain_port=args.chain_port,
+        backend_port=args.backend_port,
+        gateway_port=args.gateway_port,
+    )
+    asyncio.run(run(settings, sys.stdout))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ensign",
@@ -80,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--secret", action="store_true", help="also print the secret keys (handle with care)")
     derive.add_argument("--nonce", help="key-creation nonce (default: dm3's DEFAULT_NONCE)")
     derive.set_defaults(handler=_keys_derive)
+
+    dev = commands.add_parser(
+        "dev",
+        help="run the whole stack on this machine (embedded Redis and chain)",
+        description=(
+            "Starts Redis (embedded unless REDIS_URL is set; data under --data-dir), the backend, the "
+            "CCIP-Read gateway and the embedded chain with its JSON-RPC server, prints their URLs, "
+            "and runs until Ctrl-C."
+        ),
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    dev.add_argument("--data-dir", default=".ensign", help="where Redis data and dev secrets live (default ./.ensign)")
+    dev.add_argument("--chain-port", type=int, default=8545, help="chain JSON-RPC port (default 8545)")
+    dev.add_argument("--backend-port", type=int, default=8081, help="backend port (default 8081)")
+    dev.add_argument("--gateway-port", type=int, default=8082, help="CCIP-Read gateway port (default 8082)")
+    dev.set_defaults(handler=_dev)
     return parser
 
 

@@ -1,0 +1,222 @@
+"""The whole stack in one process for a laptop: ``ensign dev``.
+
+Start order (each step needs the one before), stopped in reverse:
+
+1. Redis — ``REDIS_URL`` when given, otherwise the embedded Redis with its append-only file under
+   ``<data_dir>/redis``, so a restart keeps profiles, names, accounts and messages;
+2. the backend (profiles and names, in Redis);
+3. the CCIP-Read gateway, reading the backend over HTTP and answering the Universal Resolver's
+   ENSIP-21 batch queries as well (dev only: in production ENS's own batch gateway does that);
+4. the embedded chain: our ENS registry at ENS's canonical address, the Universal Resolver
+   stand-in, and an OffchainResolver for the address and user domains pointing at the gateway;
+5. the chain's JSON-RPC server, so ethers, viem, web3 and browsers can use it.
+
+The chain lives in memory and is rebuilt on every start; deployment is deterministic (same
+deployer, same nonces), so contract addresses repeat and every profile kept in Redis resolves again.
+
+Secrets the stack needs (the gateway's signing key) are generated on the first start and kept in
+``<data_dir>/dev-secrets.json`` (mode 0600), so a restart signs with the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import stat
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+from eth_account import Account
+
+from backend.app import create_app as create_backend
+from ensign.config import (
+    DEFAULT_ADDR_DOMAINS,
+    DEFAULT_USER_DOMAINS,
+    BackendSettings,
+    ConfigError,
+    GatewaySettings,
+    RedisSettings,
+)
+from ensign.devchain import DevChain
+from ensign.devchain_rpc import DevChainRpcServer
+from ensign.embedded_redis import EmbeddedRedis
+from resolver.gateway import create_app as create_gateway
+
+
+@dataclass(frozen=True)
+class DevStackSettings:
+    """What ``ensign dev`` starts and where. Ports of ``0`` let the OS pick (tests do)."""
+
+    host: str = "127.0.0.1"
+    data_dir: Path = Path(".ensign")
+    redis_url: str | None = None
+    redis_prefix: str = "ensign:"
+    chain_port: int = 8545
+    backend_port: int = 8081
+    gateway_port: int = 8082
+    addr_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
+    user_domains: tuple[str, ...] = DEFAULT_USER_DOMAINS
+
+
+@dataclass
+class DevSecrets:
+    """Secrets generated once per data directory."""
+
+    gateway_signer_key: str = field(repr=False)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> DevSecrets:
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                return cls(gateway_signer_key=str(data["gatewaySignerKey"]))
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(f"{path} is not a valid dev secrets file; delete it to make a new one") from None
+        created = cls(gateway_signer_key="0x" + secrets.token_hex(32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as file:
+            json.dump({"gatewaySignerKey": created.gateway_signer_key}, file)
+        return created
+
+
+@dataclass
+class DevStack:
+    """A running stack; :meth:`start` fills in the URLs actually bound."""
+
+    settings: DevStackSettings
+    redis_url: str = ""
+    backend_url: str = ""
+    gateway_url: str = ""
+    chain_url: str = ""
+    chain: DevChain | None = None
+    gateway_signer: str = ""
+    _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    async def start(self) -> DevStack:
+        settings = self.settings
+        try:
+            await self._start(settings)
+        except BaseException:
+            await self._exit.aclose()
+            raise
+        return self
+
+    async def _start(self, settings: DevStackSettings) -> None:
+        data_dir = settings.data_dir.resolve()
+        dev_secrets = DevSecrets.load_or_create(data_dir / "dev-secrets.json")
+
+        if settings.redis_url is not None:
+            self.redis_url = settings.redis_url
+        else:
+            redis_server = EmbeddedRedis(data_dir / "redis", persistent=True)
+            self.redis_url = await asyncio.to_thread(redis_server.start)
+            self._exit.callback(redis_server.stop)
+        redis_settings = RedisSettings(url=self.redis_url, prefix=settings.redis_prefix)
+
+        backend_settings = BackendSettings(
+            host=settings.host,
+            port=settings.backend_port,
+            addr_domains=settings.addr_domains,
+            user_domains=settings.user_domains,
+            redis=redis_settings,
+        )
+        self.backend_url = await self._serve(create_backend(backend_settings), settings.backend_port, "backend")
+
+        signer = Account.from_key(dev_secrets.gateway_signer_key)
+        self.gateway_signer = signer.address
+        gateway_settings = GatewaySettings(
+            signer_key=dev_secrets.gateway_signer_key,
+            host=settings.host,
+            port=settings.gateway_port,
+            backend_url=self.backend_url,
+        )
+        self.gateway_url = await self._serve(
+            create_gateway(gateway_settings, batch_gateway=True), settings.gateway_port, "gateway"
+        )
+
+        chain = DevChain(
+            gateway_url=f"{self.gateway_url}/{{sender}}/{{data}}.json",
+            signers=[signer.address],
+            offchain_names=[*settings.addr_domains, *settings.user_domains],
+        )
+        self.chain = await chain.start()
+        self._exit.push_async_callback(chain.close)
+        rpc = DevChainRpcServer(chain, host=settings.host, port=settings.chain_port)
+        try:
+            await rpc.start()
+        except OSError as error:
+            raise ConfigError(_port_taken("chain JSON-RPC", settings.chain_port, error)) from None
+        self._exit.push_async_callback(rpc.close)
+        self.chain_url = rpc.url
+
+    async def _serve(self, app: web.Application, port: int, what: str) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._exit.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.settings.host, port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise ConfigError(_port_taken(what, port, error)) from None
+        bound_port = int(runner.addresses[0][1])
+        return f"http://{self.settings.host}:{bound_port}"
+
+    async def close(self) -> None:
+        await self._exit.aclose()
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        assert self.chain is not None
+        return [
+            ("chain JSON-RPC", self.chain_url),
+            ("backend", self.backend_url),
+            ("CCIP-Read gateway", self.gateway_url),
+            ("Redis", self.redis_url),
+            ("ENS registry", self.chain.registry.address),
+            ("OffchainResolver", self.chain.offchain_resolver.address),
+            ("gateway signer", self.gateway_signer),
+            ("chain id", str(self.chain.chain_id)),
+        ]
+
+    def names(self) -> list[tuple[str, str]]:
+        return [
+            *(("address names", f"0x<address>.{domain}") for domain in self.settings.addr_domains),
+            *(("user names", f"<label>.{domain}") for domain in self.settings.user_domains),
+        ]
+
+
+def _port_taken(what: str, port: int, error: OSError) -> str:
+    return f"cannot listen for the {what} on port {port} ({error.strerror}); choose another port with the flags of `ensign dev`"
+
+
+def print_table(stack: DevStack, out: TextIO) -> None:
+    rows = stack.endpoints() + stack.names()
+    width = max(len(label) for label, _ in rows)
+    out.write("Ensign dev stack is up:\n")
+    for label, value in rows:
+        out.write(f"  {label.ljust(width)}  {value}\n")
+    out.write("Press Ctrl-C to stop.\n")
+    out.flush()
+
+
+async def run(settings: DevStackSettings, out: TextIO) -> None:
+    """Start the stack, print its endpoints, and serve until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    stack = await DevStack(settings).start()
+    try:
+        print_table(stack, out)
+        await stop.wait()
+        out.write("Stopping…\n")
+    finally:
+        await stack.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
