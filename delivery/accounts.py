@@ -1,0 +1,537 @@
+"""Accounts on this delivery service: who may receive here, with which settings.
+
+Identity
+========
+
+An account is identified by the EIP-55 address that the name's ``addr`` record resolves to. Every
+name that resolves to the same address (``0xabc….addr.ensign.eth``, ``alice.user.ensign.eth``,
+``alice.eth``) reaches the same account, the same queue and the same sockets, so messages, acks and
+pushes never split across aliases. A name is resolved on each request (through the cached
+:class:`delivery.ports.Directory`), so re-pointing a name moves it to the other account.
+
+Signed account messages
+=======================
+
+Creation, deletion and settings changes can be made with a message signed by the Ed25519 signing
+key of the profile that ENS publishes for the name::
+
+    {"message": {"deliveryService": "<this service's URL>", "ensName": "<name>",
+                 "timestamp": <ms>, "topic": "createAccount" | "deleteAccount" | "updateSettings",
+                 "settings": {...}},          # createAccount (optional) and updateSettings only
+     "signature": "<base64 Ed25519 over stringify(message)>"}
+
+A message is accepted once: its timestamp must be within :data:`REPLAY_WINDOW` seconds of this
+service's clock, and its signature is remembered (``SET NX``) until the window has passed. A
+creation must be newer than the account's last deletion, a deletion or settings change newer than
+the account's creation, so a message signed before either event cannot undo it.
+
+dm3 sign-up (``POST /profile/<name>`` with the SignedUserProfile) also creates an account, since
+dm3 clients know no other way; see :meth:`Accounts.create_from_profile` for what it can and cannot do.
+
+Redis layout
+============
+
+Every key carries the queue's hash tag ``{<address>}`` (:func:`delivery.queue.account_tag`), so on
+Redis Cluster an account's keys sit in the slot of its queue.
+
+``{prefix}account:{<tag>}``     HASH, written by create / update, removed by delete:
+    ``created``  creation time in ms (the signed message's timestamp, or the clock for a dm3
+                 sign-up); also the account's *generation*, carried in session tokens
+    ``origin``   ``signed`` or ``profile``
+    ``settings`` canonical JSON of :class:`AccountSettings` (dm3 field names)
+    ``profile``  dm3Hash of the profile that signed the creation
+``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``, written by
+    delete, removed by a signed creation; no expiry (a few bytes per deleted account). It keeps a
+    replayed public profile from re-creating the account.
+``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, ``SET NX``, expires when the
+    message's timestamp leaves the replay window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from ensign.errors import Conflict, Forbidden, InvalidRequest, NotFound, SignatureError
+from ensign.protocol.canonical import stringify
+from ensign.protocol.crypto import verify
+from ensign.protocol.encoding import is_address, normalize_name
+
+from .ports import Clock
+from .queue import MessageQueue, account_tag
+
+REPLAY_WINDOW = 300  # seconds either side of the clock a signed account message is accepted
+TOPICS = ("createAccount", "deleteAccount", "updateSettings")
+MAX_SPAM_AMOUNT_DIGITS = 78  # a uint256 has at most 78 decimal digits
+NOTIFICATION_TYPES = ("EMAIL", "PUSH")
+
+
+def account_key(prefix: str, address: str) -> str:
+    """``{prefix}account:{<tag>}`` — the account hash."""
+    return f"{prefix}account:{{{account_tag(address)}}}"
+
+
+def tombstone_key(prefix: str, address: str) -> str:
+    """``{prefix}tombstone:{<tag>}`` — the last deletion of the account."""
+    return f"{prefix}tombstone:{{{account_tag(address)}}}"
+
+
+def signed_message_key(prefix: str, address: str, signature: str) -> str:
+    """``{prefix}signed:{<tag>}:<sha256>`` — a used signed account message."""
+    digest = hashlib.sha256(signature.encode()).hexdigest()
+    return f"{prefix}signed:{{{account_tag(address)}}}:{digest}"
+
+
+# -- Settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """What the owner sets for this service. ``None`` means "the service default".
+
+    Wire form (dm3-style names; every key optional)::
+
+        {"maxMessageSize": 50000,            # bytes, 1024 … the service's MESSAGE_SIZE_LIMIT
+         "messageTTL": 86400,                # seconds, 60 … the service's MESSAGE_TTL
+         "spamFilterRules": {"minNonce": 1, "minBalance": "1000000000000000",
+                             "minTokenBalance": {"address": "0x…", "amount": "1"}},
+         "notifications": {"enabled": true,
+                           "channels": [{"type": "EMAIL", "recipientValue": "a@b.example"}]}}
+
+    Notification settings are stored for the owner; this service does not send notifications.
+    """
+
+    max_message_size: int | None = None
+    message_ttl: int | None = None
+    spam_filter_rules: dict[str, Any] = field(default_factory=dict)
+    notifications: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        if self.max_message_size is not None:
+            obj["maxMessageSize"] = self.max_message_size
+        if self.message_ttl is not None:
+            obj["messageTTL"] = self.message_ttl
+        if self.spam_filter_rules:
+            obj["spamFilterRules"] = self.spam_filter_rules
+        if self.notifications:
+            obj["notifications"] = self.notifications
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: object, *, size_limit: int, ttl_limit: int) -> AccountSettings:
+        """Validate settings sent by an owner; :class:`InvalidRequest` names the bad field."""
+        if not isinstance(obj, dict):
+            raise InvalidRequest("settings must be a JSON object", code="invalid_settings")
+        unknown = sorted(set(obj) - {"maxMessageSize", "messageTTL", "spamFilterRules", "notifications"})
+        if unknown:
+            raise InvalidRequest(f"settings has unknown field(s): {', '.join(unknown)}", code="invalid_settings")
+        size = obj.get("maxMessageSize")
+        if size is not None:
+            size = _int_in("settings.maxMessageSize", size, 1024, size_limit)
+        ttl = obj.get("messageTTL")
+        if ttl is not None:
+            ttl = _int_in("settings.messageTTL", ttl, 60, ttl_limit)
+        rules = _spam_rules(obj.get("spamFilterRules", {}))
+        notifications = _notifications(obj.get("notifications", {}))
+        return cls(max_message_size=size, message_ttl=ttl, spam_filter_rules=rules, notifications=notifications)
+
+    @classmethod
+    def from_stored(cls, text: str) -> AccountSettings:
+        obj = json.loads(text)
+        return cls(
+            max_message_size=obj.get("maxMessageSize"),
+            message_ttl=obj.get("messageTTL"),
+            spam_filter_rules=obj.get("spamFilterRules", {}),
+            notifications=obj.get("notifications", {}),
+        )
+
+
+def _int_in(what: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{what} must be a whole number", code="invalid_settings")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{what} must be between {low} and {high}", code="invalid_settings")
+    return value
+
+
+def _amount(what: str, value: object) -> str:
+    """A non-negative wei amount as dm3 writes it: decimal or ``0x`` hex string (or an integer)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= MAX_SPAM_AMOUNT_DIGITS + 2:
+        try:
+            number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+        except ValueError:
+            number = -1
+        if number >= 0 and value.strip() == value:
+            return str(number)
+    raise InvalidRequest(f"{what} must be a non-negative amount in decimal or 0x hex", code="invalid_settings")
+
+
+def _spam_rules(obj: object) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise InvalidRequest("settings.spamFilterRules must be a JSON object", code="invalid_settings")
+    unknown = sorted(set(obj) - {"minNonce", "minBalance", "minTokenBalance"})
+    if unknown:
+        raise InvalidRequest(
+            f"settings.spamFilterRules has unknown rule(s): {', '.join(unknown)}", code="invalid_settings"
+        )
+    rules: dict[str, Any] = {}
+    if obj.get("minNonce") is not None:
+        rules["minNonce"] = _int_in("settings.spamFilterRules.minNonce", obj["minNonce"], 0, 2**64 - 1)
+    if obj.get("minBalance") is not None:
+        rules["minBalance"] = _amount("settings.spamFilterRules.minBalance", obj["minBalance"])
+    token = obj.get("minTokenBalance")
+    if token is not None:
+        if not isinstance(token, dict) or set(token) != {"address", "amount"}:
+            raise InvalidRequest(
+                "settings.spamFilterRules.minTokenBalance must be {address, amount}", code="invalid_settings"
+            )
+        if not is_address(token["address"]):
+            raise InvalidRequest(
+                "settings.spamFilterRules.minTokenBalance.address must be an address", code="invalid_settings"
+            )
+        rules["minTokenBalance"] = {
+            "address": token["address"],
+            "amount": _amount("settings.spamFilterRules.minTokenBalance.amount", token["amount"]),
+        }
+    return rules
+
+
+def _notifications(obj: object) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise InvalidRequest("settings.notifications must be a JSON object", code="invalid_settings")
+    unknown = sorted(set(obj) - {"enabled", "channels"})
+    if unknown:
+        raise InvalidRequest(
+            f"settings.notifications has unknown field(s): {', '.join(unknown)}", code="invalid_settings"
+        )
+    result: dict[str, Any] = {}
+    if "enabled" in obj:
+        if not isinstance(obj["enabled"], bool):
+            raise InvalidRequest("settings.notifications.enabled must be a boolean", code="invalid_settings")
+        result["enabled"] = obj["enabled"]
+    if "channels" in obj:
+        channels = obj["channels"]
+        if not isinstance(channels, list) or len(channels) > len(NOTIFICATION_TYPES):
+            raise InvalidRequest("settings.notifications.channels must be a list (one per type)", code="invalid_settings")
+        seen: set[str] = set()
+        clean = []
+        for channel in channels:
+            if (
+                not isinstance(channel, dict)
+                or set(channel) != {"type", "recipientValue"}
+                or channel["type"] not in NOTIFICATION_TYPES
+                or channel["type"] in seen
+                or not isinstance(channel["recipientValue"], str)
+                or not 0 < len(channel["recipientValue"]) <= 2048
+            ):
+                raise InvalidRequest(
+                    "each notification channel must be {type: EMAIL|PUSH, recipientValue: string}, one per type",
+                    code="invalid_settings",
+                )
+            seen.add(channel["type"])
+            clean.append({"type": channel["type"], "recipientValue": channel["recipientValue"]})
+        result["channels"] = clean
+    return result
+
+
+# -- Accounts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """A stored account. ``created`` (ms) doubles as its generation."""
+
+    address: str
+    created: int
+    origin: str
+    settings: AccountSettings
+    profile_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.address,
+            "createdAt": self.created,
+            "origin": self.origin,
+            "settings": self.settings.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class SignedAccountMessage:
+    """A parsed, not yet verified account message."""
+
+    delivery_service: str
+    ens_name: str
+    timestamp: int
+    topic: str
+    settings: dict[str, Any] | None
+    payload: str
+    signature: str
+
+    @classmethod
+    def from_body(cls, body: object) -> SignedAccountMessage:
+        """Parse ``{"message": {...}, "signature": "..."}``; :class:`InvalidRequest` on bad shape."""
+        if not isinstance(body, dict) or set(body) != {"message", "signature"}:
+            raise InvalidRequest('body must be {"message": {...}, "signature": "<base64>"}', code="invalid_message")
+        message, signature = body["message"], body["signature"]
+        if not isinstance(message, dict) or not isinstance(signature, str):
+            raise InvalidRequest("message must be an object and signature a string", code="invalid_message")
+        allowed = {"deliveryService", "ensName", "timestamp", "topic", "settings"}
+        unknown = sorted(set(message) - allowed)
+        missing = sorted({"deliveryService", "ensName", "timestamp", "topic"} - set(message))
+        if unknown or missing:
+            raise InvalidRequest(
+                f"message fields: unknown {unknown or 'none'}, missing {missing or 'none'}", code="invalid_message"
+            )
+        if not isinstance(message["deliveryService"], str) or not isinstance(message["ensName"], str):
+            raise InvalidRequest("message.deliveryService and message.ensName must be strings", code="invalid_message")
+        timestamp = message["timestamp"]
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+            raise InvalidRequest("message.timestamp must be milliseconds since the epoch", code="invalid_message")
+        if message["topic"] not in TOPICS:
+            raise InvalidRequest(f"message.topic must be one of {', '.join(TOPICS)}", code="invalid_message")
+        settings = message.get("settings")
+        if settings is not None and message["topic"] == "deleteAccount":
+            raise InvalidRequest("a deleteAccount message carries no settings", code="invalid_message")
+        if settings is not None and not isinstance(settings, dict):
+            raise InvalidRequest("message.settings must be an object", code="invalid_message")
+        return cls(
+            delivery_service=message["deliveryService"],
+            ens_name=message["ensName"],
+            timestamp=timestamp,
+            topic=message["topic"],
+            settings=settings,
+            payload=stringify(message),
+            signature=signature,
+        )
+
+
+class Accounts:
+    """Account storage and the rules for creating, changing and deleting accounts.
+
+    :param redis: client for the account keys.
+    :param queue: the message queues (deleted with the account).
+    :param prefix: Redis key prefix.
+    :param service_url: this service's public URL; signed messages must name it.
+    :param size_limit: the service's message size limit (per-account limits must not exceed it).
+    :param ttl_limit: the service's message TTL in seconds (per-account TTLs must not exceed it).
+    :param clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        queue: MessageQueue,
+        *,
+        prefix: str,
+        service_url: str,
+        size_limit: int,
+        ttl_limit: int,
+        clock: Clock,
+    ) -> None:
+        self._redis = redis
+        self._queue = queue
+        self._prefix = prefix
+        self._service_url = service_url
+        self.size_limit = size_limit
+        self.ttl_limit = ttl_limit
+        self._clock = clock
+
+    async def get(self, address: str) -> Account | None:
+        """The account of ``address`` or ``None``."""
+        raw = await self._redis.hgetall(account_key(self._prefix, address))
+        if not raw:
+            return None
+        fields = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in raw.items()}
+        return Account(
+            address=address,
+            created=int(fields["created"]),
+            origin=fields["origin"],
+            settings=AccountSettings.from_stored(fields["settings"]),
+            profile_hash=fields.get("profile", ""),
+        )
+
+    def parse_settings(self, obj: object) -> AccountSettings:
+        """Validate owner-supplied settings against this service's limits."""
+        return AccountSettings.from_json(obj, size_limit=self.size_limit, ttl_limit=self.ttl_limit)
+
+    def check_signed(self, message: SignedAccountMessage, name: str, topic: str, public_signing_key: str) -> None:
+        """Check a signed account message's target, topic, window and signature (no Redis).
+
+        :param name: the normalised name from the path; the message must carry the same name.
+        """
+        if message.topic != topic:
+            raise InvalidRequest(f"message.topic must be {topic} on this endpoint", code="invalid_message")
+        if message.delivery_service != self._service_url:
+            raise Forbidden(
+                f"message.deliveryService names another delivery service; this one is {self._service_url}",
+                code="wrong_delivery_service",
+            )
+        try:
+            claimed = normalize_name(message.ens_name)
+        except InvalidRequest:
+            raise InvalidRequest("message.ensName is not a valid name", code="invalid_message") from None
+        if claimed != name:
+            raise Forbidden("message.ensName is not the name in the path", code="wrong_account")
+        now_ms = int(self._clock() * 1000)
+        if abs(now_ms - message.timestamp) > REPLAY_WINDOW * 1000:
+            raise Forbidden(
+                f"message.timestamp is more than {REPLAY_WINDOW} s away from this service's clock",
+                code="stale_message",
+            )
+        if not verify(public_signing_key, message.payload, message.signature):
+            raise SignatureError("signature does not verify with the signing key of the profile published in ENS")
+
+    async def _use_once(self, address: str, message: SignedAccountMessage) -> None:
+        now_ms = int(self._clock() * 1000)
+        ttl = max(1, (message.timestamp + REPLAY_WINDOW * 1000 - now_ms) // 1000 + 1)
+        key = signed_message_key(self._prefix, address, message.signature)
+        if not await self._redis.set(key, "1", nx=True, ex=ttl):
+            raise Conflict("this signed message was already used", code="replayed_message")
+
+    async def create_signed(
+        self, address: str, message: SignedAccountMessage, profile_hash: str
+    ) -> Account:
+        """Create the account from a verified ``createAccount`` message (call :meth:`check_signed` first).
+
+        Raises :class:`Conflict` when the account exists (``account_exists``), the message was used
+        (``replayed_message``) or it is not newer than the last deletion (``stale_message``).
+        """
+        settings = self.parse_settings(message.settings) if message.settings is not None else AccountSettings()
+        akey, tkey = account_key(self._prefix, address), tombstone_key(self._prefix, address)
+        if await self._redis.exists(akey):
+            raise Conflict("the account already exists", code="account_exists")
+        tomb = await self._tombstone(address)
+        if tomb is not None and message.timestamp <= tomb["deletedAt"]:
+            raise Conflict("the message is older than the account's deletion", code="stale_message")
+        await self._use_once(address, message)
+        account = Account(address, message.timestamp, "signed", settings, profile_hash)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(akey, tkey)
+                if await pipe.exists(akey):
+                    raise Conflict("the account already exists", code="account_exists")
+                pipe.multi()
+                pipe.hset(akey, mapping=self._fields(account))
+                pipe.delete(tkey)
+                await pipe.execute()
+            except WatchError:
+                # Another request created or deleted the account between our read and write.
+                raise Conflict("the account changed concurrently; try again", code="account_exists") from None
+        return account
+
+    async def create_from_profile(self, address: str, profile_hash: str) -> tuple[Account, bool]:
+        """dm3 sign-up: create the account, if absent, from a profile ENS publishes for the name.
+
+        The caller has checked that the posted SignedUserProfile equals the one ENS publishes for
+        the name and is signed by the name's address. That is public data: anyone can post it. So
+        this never returns a session (the caller answers with a challenge), and it refuses
+        (:class:`Forbidden`, ``account_deleted``) when the account was deleted while ENS still
+        publishes the same profile — the owner re-creates it with a signed ``createAccount``
+        message or by publishing a new profile. Returns ``(account, created)``.
+        """
+        existing = await self.get(address)
+        if existing is not None:
+            return existing, False
+        tomb = await self._tombstone(address)
+        if tomb is not None and tomb["profile"] == profile_hash:
+            raise Forbidden(
+                "this account was deleted by its owner; re-create it with a signed createAccount message",
+                code="account_deleted",
+            )
+        account = Account(address, int(self._clock() * 1000), "profile", AccountSettings(), profile_hash)
+        akey = account_key(self._prefix, address)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(akey, tombstone_key(self._prefix, address))
+                if await pipe.exists(akey):
+                    current = await self.get(address)
+                    assert current is not None
+                    return current, False
+                pipe.multi()
+                pipe.hset(akey, mapping=self._fields(account))
+                pipe.delete(tombstone_key(self._prefix, address))
+                await pipe.execute()
+            except WatchError:
+                raise Conflict("the account changed concurrently; try again", code="account_exists") from None
+        return account, True
+
+    async def delete_signed(self, address: str, message: SignedAccountMessage) -> int:
+        """Delete the account, its settings and its queue from a verified ``deleteAccount`` message.
+
+        Returns how many queued messages were dropped. :class:`NotFound` when there is no account,
+        :class:`Conflict` for a used message or one older than the account's creation.
+        """
+        account = await self.get(address)
+        if account is None:
+            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+        if message.timestamp <= account.created:
+            raise Conflict("the message is older than the account's creation", code="stale_message")
+        await self._use_once(address, message)
+        akey, tkey = account_key(self._prefix, address), tombstone_key(self._prefix, address)
+        tomb = json.dumps({"deletedAt": message.timestamp, "profile": account.profile_hash})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(akey)
+                if not await pipe.exists(akey):
+                    raise NotFound("there is no account for this name on this delivery service", code="no_account")
+                pipe.multi()
+                pipe.delete(akey)
+                pipe.set(tkey, tomb)
+                await pipe.execute()
+            except WatchError:
+                raise Conflict("the account changed concurrently; try again", code="account_changed") from None
+        # The queue goes right after the account (its own atomic script). Intake refuses new
+        # messages once the account key is gone, so nothing is added to the dropped queue.
+        return await self._queue.delete_queue(address)
+
+    async def update_settings(self, address: str, settings: AccountSettings) -> Account:
+        """Replace the account's settings (the owner is authenticated by the caller)."""
+        akey = account_key(self._prefix, address)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(akey)
+                if not await pipe.exists(akey):
+                    raise NotFound("there is no account for this name on this delivery service", code="no_account")
+                pipe.multi()
+                pipe.hset(akey, "settings", stringify(settings.to_json()))
+                await pipe.execute()
+            except WatchError:
+                raise Conflict("the account changed concurrently; try again", code="account_changed") from None
+        account = await self.get(address)
+        if account is None:
+            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+        return account
+
+    async def update_signed(self, address: str, message: SignedAccountMessage) -> Account:
+        """Apply a verified ``updateSettings`` message."""
+        account = await self.get(address)
+        if account is None:
+            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+        if message.timestamp <= account.created:
+            raise Conflict("the message is older than the account's creation", code="stale_message")
+        settings = self.parse_settings(message.settings if message.settings is not None else {})
+        await self._use_once(address, message)
+        return await self.update_settings(address, settings)
+
+    async def _tombstone(self, address: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(tombstone_key(self._prefix, address))
+        return None if raw is None else dict(json.loads(raw))
+
+    @staticmethod
+    def _fields(account: Account) -> dict[str, str]:
+        return {
+            "created": str(account.created),
+            "origin": account.origin,
+            "settings": stringify(account.settings.to_json()),
+            "profile": account.profile_hash,
+        }
+

@@ -1,0 +1,216 @@
+"""Message intake: from a submitted envelope to a postmarked envelope in the receiver's queue.
+
+The same pipeline serves JSON-RPC ``dm3_submitMessage`` and the socket.io ``submitMessage`` event.
+Order (each step refuses with its own error, listed in ``specs/delivery.md``, before anything is
+written):
+
+1. size — canonical size of the submitted envelope (dm3 ``getSize``) ≤ the service limit;
+2. schema — the envelope, in either form (npm ``encryptedMessageHash`` or source ``messageHash``);
+3. delivery information — decrypted with this service's X25519 key;
+4. receiver — the ``to`` name resolves to an address that has an account here; then the size
+   again against the account's own (lower) limit;
+5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
+   and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
+   spoofed);
+6. spam rules of the receiver, read from the chain for the sender's address;
+7. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
+8. store — ``MessageQueue.enqueue`` keyed by the envelope's hash, so a resubmission is stored once
+   (the first postmark stays). The queue's script publishes the id, which :mod:`delivery.push`
+   turns into socket.io pushes on every process.
+
+The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
+``postmark`` the encrypted postmark string, so dm3 clients read it unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ensign.config import DeliverySettings
+from ensign.errors import EnsignError, InvalidRequest, NotFound, PayloadTooLarge, SignatureError
+from ensign.protocol.canonical import canonical_size, stringify
+from ensign.protocol.crypto import EncryptionKeyPair
+from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
+from ensign.protocol.models import EncryptionEnvelop
+from ensign.protocol.postmark import create_postmark
+
+from .accounts import Accounts
+from .metrics import DeliveryMetrics
+from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
+from .queue import MessageQueue
+from .spam import SpamRejected, check_spam_rules
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Intake",
+    "MessageTooLarge",
+    "ReceiverUnknown",
+    "ReceiverWithoutAccount",
+    "SenderUnknown",
+    "SenderNotVerified",
+    "SpamRejected",
+    "Submitted",
+    "DeliveryInformationUnreadable",
+]
+
+
+class MessageTooLarge(PayloadTooLarge):
+    """Canonical envelope size above the limit (JSON-RPC -32011)."""
+
+    code = "message_too_large"
+
+
+class DeliveryInformationUnreadable(InvalidRequest):
+    """The delivery information is not encrypted to this service (JSON-RPC -32012)."""
+
+    code = "delivery_information_unreadable"
+
+
+class ReceiverUnknown(NotFound):
+    """The receiver's name does not resolve or has no profile (JSON-RPC -32013)."""
+
+    code = "receiver_unknown"
+
+
+class ReceiverWithoutAccount(NotFound):
+    """The receiver has no account on this service (JSON-RPC -32014)."""
+
+    code = "receiver_without_account"
+
+
+class SenderUnknown(InvalidRequest):
+    """The sender's name has no valid profile in ENS (JSON-RPC -32015)."""
+
+    code = "sender_unknown"
+
+
+class SenderNotVerified(SignatureError):
+    """The metadata signature or hash does not verify with the sender's key (JSON-RPC -32016)."""
+
+    code = "sender_not_verified"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Outcome of a submission: the message id, the receiver's account, whether newly stored."""
+
+    message_id: str
+    account: str
+    stored: bool
+    size: int
+
+
+class Intake:
+    """Runs the pipeline of the module docstring.
+
+    :param settings: limits, the service's keys.
+    :param accounts: account store (receiver's account and settings).
+    :param queue: message queues.
+    :param directory: ENS lookups.
+    :param chain: chain reads for the spam filters.
+    :param metrics: counters to update.
+    :param clock: seconds since the epoch (postmark time, queue time).
+    """
+
+    def __init__(
+        self,
+        settings: DeliverySettings,
+        *,
+        accounts: Accounts,
+        queue: MessageQueue,
+        directory: Directory,
+        chain: Chain,
+        metrics: DeliveryMetrics,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._accounts = accounts
+        self._queue = queue
+        self._directory = directory
+        self._chain = chain
+        self._metrics = metrics
+        self._clock = clock
+        self._ds_keys = EncryptionKeyPair(
+            public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
+        )
+
+    async def submit(self, raw: object) -> Submitted:
+        """Accept one envelope (the parsed JSON object). Counts rejections by error code."""
+        try:
+            result = await self._submit(raw)
+        except EnsignError as exc:
+            self._metrics.rejections.labels(reason=exc.code).inc()
+            log.info("submission refused: %s", exc.code, extra={"reason": exc.code})
+            raise
+        if result.stored:
+            self._metrics.messages.inc()
+            self._metrics.message_bytes.inc(result.size)
+        else:
+            self._metrics.duplicates.inc()
+        log.info(
+            "message %s for %s", "stored" if result.stored else "already queued",
+            result.account, extra={"message_id": result.message_id, "bytes": result.size},
+        )
+        return result
+
+    async def _submit(self, raw: object) -> Submitted:
+        if not isinstance(raw, dict):
+            raise InvalidRequest("the envelope must be a JSON object", code="invalid_envelope")
+        size = canonical_size(raw)
+        limit = self._settings.message_size_limit
+        if size > limit:
+            raise MessageTooLarge(f"the envelope is {size} bytes; this service accepts at most {limit}")
+        envelope = EncryptionEnvelop.from_json(raw)
+        try:
+            info = open_delivery_information(envelope, self._ds_keys)
+        except EnsignError as exc:
+            raise DeliveryInformationUnreadable(
+                f"the delivery information cannot be opened with this service's key ({exc.code})"
+            ) from None
+
+        receiver = await address_or_none(self._directory, info.to)
+        if receiver is None:
+            raise ReceiverUnknown("the receiver's name does not resolve to an address")
+        account = await self._accounts.get(receiver)
+        if account is None:
+            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
+        own_limit = account.settings.max_message_size
+        if own_limit is not None and size > own_limit:
+            raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
+
+        sender_profile = await profile_or_none(self._directory, info.from_)
+        sender = await address_or_none(self._directory, info.from_)
+        if sender_profile is None or sender is None:
+            raise SenderUnknown("the sender's name has no valid profile in ENS")
+        try:
+            verify_envelope(envelope, sender_profile.profile.public_signing_key)
+        except SignatureError as exc:
+            raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+
+        await check_spam_rules(self._chain, account.settings.spam_filter_rules, sender)
+        receiver_profile = await profile_or_none(self._directory, info.to)
+        if receiver_profile is None:
+            raise ReceiverUnknown("the receiver's name has no valid profile in ENS to encrypt the postmark to")
+
+        now = self._clock()
+        postmark = create_postmark(
+            envelope.message,
+            self._settings.keys.signing_private_key,
+            receiver_profile.profile.public_encryption_key,
+            int(now * 1000),
+        )
+        stored = stored_envelope(envelope.to_json(), info.to_json(), postmark)
+        message_id = envelope_id(envelope)
+        ttl = account.settings.message_ttl or self._settings.message_ttl
+        new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
+        return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
+
+
+def stored_envelope(envelope: dict[str, Any], delivery_information: dict[str, Any], postmark: str) -> dict[str, Any]:
+    """dm3's stored form: plaintext delivery information in the metadata, the postmark string added."""
+    metadata = dict(envelope["metadata"])
+    metadata["deliveryInformation"] = delivery_information
+    return {**envelope, "metadata": metadata, "postmark": postmark}

@@ -1,0 +1,66 @@
+"""Structured logs: one JSON object per line, each request's lines carrying its request id.
+
+The request id is the client's ``X-Request-Id`` header when it is a short token, otherwise a fresh
+one; it is echoed in the response header of the same name. It lives in a context variable, so any
+log line written while handling the request (intake, Redis errors) carries it.
+
+What is never logged: tokens, challenges, signatures, keys, envelope contents, message bodies.
+Handlers log names, addresses, message ids, sizes and error codes only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+REQUEST_ID_HEADER = "X-Request-Id"
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("ensign_request_id", default=None)
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def new_request_id(client_value: str | None) -> str:
+    """The client's id when it is a plain token of at most 64 characters, else a random one."""
+    if client_value and _CLIENT_ID.fullmatch(client_value):
+        return client_value
+    return uuid.uuid4().hex
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", "request_id"?, …extra}`` per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record to stderr as JSON lines (the service entry point calls this once)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,97 @@
+"""What the delivery service needs from the outside world, as protocols the app gets injected.
+
+* :class:`Directory` — ENS reads: a name's address, its validated user profile. ``resolver.lookup``'s
+  class satisfies it in production; tests may pass the same class wired to the embedded chain.
+* :class:`Chain` — the few chain reads the spam filters and ``/health`` need.
+* :data:`Clock` — seconds since the epoch as a float. Every time-dependent decision (replay windows,
+  token expiry, postmark timestamps, message TTLs) reads this one clock, so tests can move time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from ensign.errors import InvalidRequest, NotFound
+
+Clock = Callable[[], float]
+
+
+def system_clock() -> float:
+    """The wall clock, seconds since the epoch."""
+    return time.time()
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """ENS lookups, as :class:`resolver.lookup.NameLookup` offers them. Implementations normalise.
+
+    ``address(name)`` returns the EIP-55 address of the name's ``addr`` record and raises
+    ``NotFound`` when there is none. ``user_profile(name)`` returns an object with ``address``
+    and ``signed_profile`` (a ``SignedUserProfile`` whose EIP-191 signature recovers to that
+    address); it raises ``NotFound`` when the name has no profile and ``InvalidRequest`` when the
+    profile is invalid. Both raise ``ServiceUnavailable`` when ENS cannot be reached.
+    """
+
+    async def address(self, name: str) -> str: ...
+
+    async def user_profile(self, name: str) -> Any: ...
+
+
+async def address_or_none(directory: Directory, name: str) -> str | None:
+    """``directory.address(name)``, or ``None`` when the name has no address."""
+    try:
+        return await directory.address(name)
+    except NotFound:
+        return None
+
+
+async def profile_or_none(directory: Directory, name: str) -> Any | None:
+    """The name's ``SignedUserProfile`` if ENS publishes a valid one, else ``None``.
+
+    An invalid profile (bad signature, malformed record) counts as none: it cannot vouch for keys.
+    """
+    try:
+        resolved = await directory.user_profile(name)
+    except (NotFound, InvalidRequest):
+        return None
+    return resolved.signed_profile
+
+
+@runtime_checkable
+class Chain(Protocol):
+    """Chain reads for the spam filters (amounts in wei / token base units) and health checks."""
+
+    async def transaction_count(self, address: str) -> int: ...
+
+    async def balance(self, address: str) -> int: ...
+
+    async def token_balance(self, token: str, address: str) -> int: ...
+
+    async def block_number(self) -> int: ...
+
+
+_ERC20_BALANCE_OF = "0x70a08231"
+
+
+class Web3Chain:
+    """:class:`Chain` over a web3 ``AsyncWeb3`` instance (HTTP provider or the embedded chain)."""
+
+    def __init__(self, w3: Any) -> None:
+        self._w3 = w3
+
+    async def transaction_count(self, address: str) -> int:
+        return int(await self._w3.eth.get_transaction_count(address))
+
+    async def balance(self, address: str) -> int:
+        return int(await self._w3.eth.get_balance(address))
+
+    async def token_balance(self, token: str, address: str) -> int:
+        # balanceOf(address): selector + the address left-padded to 32 bytes.
+        data = _ERC20_BALANCE_OF + address.lower().removeprefix("0x").rjust(64, "0")
+        raw = await self._w3.eth.call({"to": token, "data": data})
+        return int.from_bytes(bytes(raw)[:32], "big") if raw else 0
+
+    async def block_number(self) -> int:
+        return int(await self._w3.eth.block_number)

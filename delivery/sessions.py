@@ -1,0 +1,167 @@
+"""Stateless JWT sessions (dm3 reference §5.4), bound to the account and with single-use challenges.
+
+Flow::
+
+    GET  /auth/<name>                       -> "<challenge JWT>"    (15 min)
+    POST /auth/<name> {challenge, signature} -> "<session JWT>"      (1 h)
+         signature = base64 Ed25519 over the UTF-8 of the whole challenge JWT string, made with the
+         signing key of the profile published in ENS for <name>
+    Authorization: Bearer <session JWT>     on every account route
+
+Both are HS256 with this service's own ``settings.jwt_secret`` (never derived from the DS keys, so no
+other service can mint them). Claims:
+
+* challenge ``{account, addr, challenge, gen, iat, nbf, exp, kind:"challenge"}``
+* session   ``{account, addr, gen, iat, nbf, exp, kind:"session"}``
+
+``account`` is the normalised name in the path (dm3 clients read it), ``addr`` the EIP-55 address
+the name resolved to — the account id — and ``gen`` the account's creation time in ms, so tokens of
+a deleted account stay dead when the account is created again. A token is accepted on any name
+that resolves to the same address (aliases share one account), never on another account.
+
+Redis keys (this module writes only this one)::
+
+    <prefix>challenge:<uuid>   string "1", SET NX, expires with the challenge (≤ 900 s)
+                               — a redeemed challenge id; a second redemption finds it and fails.
+
+Times come from the injected clock, so PyJWT's own time checks are disabled and done here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import redis.asyncio as aioredis
+
+from ensign.errors import Unauthorized
+from ensign.protocol.crypto import verify
+
+from .ports import Clock
+
+CHALLENGE_TTL = 900  # seconds, as dm3
+SESSION_TTL = 3600  # seconds, as dm3
+ALGORITHM = "HS256"
+_CHALLENGE_CLAIMS = {"account", "addr", "challenge", "gen", "iat", "nbf", "exp", "kind"}
+_SESSION_CLAIMS = {"account", "addr", "gen", "iat", "nbf", "exp", "kind"}
+
+
+def challenge_key(prefix: str, challenge_id: str) -> str:
+    """``<prefix>challenge:<uuid>`` — marks a redeemed challenge."""
+    return f"{prefix}challenge:{challenge_id}"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified session token's claims."""
+
+    name: str
+    address: str
+    generation: int
+    expires_at: int
+
+
+class Sessions:
+    """Issues and checks challenge and session JWTs.
+
+    :param redis: client for the redeemed-challenge keys.
+    :param prefix: Redis key prefix (``settings.redis.prefix``).
+    :param secret: HMAC secret (``settings.jwt_secret``).
+    :param clock: seconds since the epoch.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, secret: str, clock: Clock) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._secret = secret
+        self._clock = clock
+
+    def issue_challenge(self, name: str, address: str, generation: int) -> str:
+        """A challenge JWT for ``name`` (normalised) whose account is ``address``."""
+        now = int(self._clock())
+        claims = {
+            "account": name,
+            "addr": address,
+            "challenge": str(uuid.uuid4()),
+            "gen": generation,
+            "iat": now,
+            "nbf": now,
+            "exp": now + CHALLENGE_TTL,
+            "kind": "challenge",
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    async def redeem(
+        self, name: str, address: str, generation: int, challenge: str, signature: str, public_signing_key: str
+    ) -> str:
+        """Check a signed challenge and return a session JWT; the challenge cannot be used again.
+
+        Raises :class:`Unauthorized` naming the failed check: not a valid challenge, expired, for
+        another account, signature not made with the profile's signing key, already redeemed.
+        """
+        claims = self._decode(challenge, kind="challenge", claim_set=_CHALLENGE_CLAIMS, what="challenge")
+        if claims["account"] != name or claims["addr"] != address:
+            raise Unauthorized("challenge was issued for another account", code="challenge_wrong_account")
+        if claims["gen"] != generation:
+            raise Unauthorized("challenge was issued before the account was re-created", code="challenge_stale")
+        if not verify(public_signing_key, challenge, signature):
+            raise Unauthorized(
+                "signature does not verify with the signing key of the profile published in ENS",
+                code="invalid_signature",
+            )
+        # Checked last, so a bad signature does not burn someone else's challenge.
+        remaining = max(1, int(claims["exp"]) - int(self._clock()))
+        fresh = await self._redis.set(challenge_key(self._prefix, str(claims["challenge"])), "1", nx=True, ex=remaining)
+        if not fresh:
+            raise Unauthorized("challenge was already redeemed", code="challenge_replayed")
+        return self.issue_session(name, address, generation)
+
+    def issue_session(self, name: str, address: str, generation: int) -> str:
+        """A session JWT, valid :data:`SESSION_TTL` seconds."""
+        now = int(self._clock())
+        claims = {
+            "account": name,
+            "addr": address,
+            "gen": generation,
+            "iat": now,
+            "nbf": now,
+            "exp": now + SESSION_TTL,
+            "kind": "session",
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def check_session(self, token: str) -> Session:
+        """Verify a session JWT's signature, kind and times; the caller matches the account."""
+        claims = self._decode(token, kind="session", claim_set=_SESSION_CLAIMS, what="session token")
+        return Session(
+            name=str(claims["account"]),
+            address=str(claims["addr"]),
+            generation=int(claims["gen"]),
+            expires_at=int(claims["exp"]),
+        )
+
+    def _decode(self, token: str, *, kind: str, claim_set: set[str], what: str) -> dict[str, Any]:
+        if not isinstance(token, str) or not token:
+            raise Unauthorized(f"{what} is missing", code=f"{kind}_missing")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+            )
+        except jwt.InvalidTokenError:
+            raise Unauthorized(f"{what} is not a valid token of this service", code=f"{kind}_invalid") from None
+        if set(claims) != claim_set or claims.get("kind") != kind:
+            raise Unauthorized(f"{what} is not a {kind} token", code=f"{kind}_invalid")
+        for field in ("iat", "nbf", "exp", "gen"):
+            if not isinstance(claims[field], int) or isinstance(claims[field], bool):
+                raise Unauthorized(f"{what} has a malformed {field} claim", code=f"{kind}_invalid")
+        now = self._clock()
+        if now >= claims["exp"]:
+            raise Unauthorized(f"{what} has expired", code=f"{kind}_expired")
+        if now < claims["nbf"] or claims["iat"] > now + 5:
+            raise Unauthorized(f"{what} is not valid yet", code=f"{kind}_invalid")
+        return claims

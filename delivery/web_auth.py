@@ -1,0 +1,133 @@
+"""dm3's sign-up and login routes (``/profile``, ``/auth``) and the session check for account routes.
+
+``POST /profile/<name>`` answers a *challenge* JWT, not a session: the body is a public profile that
+anyone can copy from ENS. dm3 clients ignore that answer and log in through ``/auth`` anyway; a
+client that does use it as a bearer token gets a 401 and its interceptor logs in again.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ensign.errors import EnsignError, InvalidRequest, NotFound, SignatureError, Unauthorized
+from ensign.protocol.canonical import stringify
+from ensign.protocol.encoding import normalize_name
+from ensign.protocol.models import SignedUserProfile
+from ensign.protocol.profile import profile_hash, verify_profile
+from ensign.web import read_json
+
+from .accounts import Account
+from .ports import address_or_none, profile_or_none
+from .sessions import Session
+from .state import accounts_key, directory_key, sessions_key
+
+routes = web.RouteTableDef()
+
+session_request_key = web.RequestKey("session_request_key", Session)
+
+
+def path_name_of(raw: str) -> str:
+    """``raw`` normalised as dm3 does; 400 ``invalid_name`` when it is not a valid name."""
+    try:
+        return normalize_name(raw)
+    except EnsignError:
+        raise InvalidRequest("the name is not a valid ENS name", code="invalid_name") from None
+
+
+def path_name(request: web.Request) -> str:
+    """The normalised ``ensName`` path parameter."""
+    return path_name_of(request.match_info["ensName"])
+
+
+async def address_of(request: web.Request, name: str) -> str:
+    """The account id (EIP-55 address) of ``name``; 404 ``name_unresolved`` when it has none."""
+    address = await address_or_none(request.app[directory_key], name)
+    if address is None:
+        raise NotFound(f"{name} does not resolve to an address", code="name_unresolved")
+    return address
+
+
+async def require_session(request: web.Request) -> tuple[str, Account]:
+    """Check the bearer token against the account of the path's name; return (name, account).
+
+    401 with a code saying why: ``session_missing``, ``session_invalid``, ``session_expired``,
+    ``session_wrong_account`` (a token of another account), ``session_stale`` (the account was
+    deleted or re-created since the token was issued).
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("an Authorization: Bearer <session token> header is required", code="session_missing")
+    session = request.app[sessions_key].check_session(token.strip())
+    name = path_name(request)
+    address = await address_or_none(request.app[directory_key], name)
+    if address is None or address != session.address:
+        raise Unauthorized("the session token belongs to another account", code="session_wrong_account")
+    account = await request.app[accounts_key].get(address)
+    if account is None or account.created != session.generation:
+        raise Unauthorized("the account of this session token no longer exists", code="session_stale")
+    request[session_request_key] = session
+    return name, account
+
+
+async def _account_of(request: web.Request, name: str) -> tuple[str, Account]:
+    address = await address_of(request, name)
+    account = await request.app[accounts_key].get(address)
+    if account is None:
+        raise NotFound("there is no account for this name on this delivery service", code="no_account")
+    return address, account
+
+
+@routes.get("/profile/{ensName}")
+async def get_profile(request: web.Request) -> web.Response:
+    """The profile ENS publishes for the name, if the name's address has an account here."""
+    name = path_name(request)
+    await _account_of(request, name)
+    profile = await profile_or_none(request.app[directory_key], name)
+    if profile is None:
+        raise NotFound("the name has no valid profile in ENS", code="no_profile")
+    return web.json_response(profile.to_json())
+
+
+@routes.post("/profile/{ensName}")
+async def post_profile(request: web.Request) -> web.Response:
+    """dm3 sign-up: accept the SignedUserProfile that ENS publishes for the name; answer a challenge."""
+    name = path_name(request)
+    body = await read_json(request)
+    posted = SignedUserProfile.from_json(body)
+    address = await address_of(request, name)
+    if not verify_profile(posted, address):
+        raise SignatureError("the profile is not signed by the name's address")
+    published = await profile_or_none(request.app[directory_key], name)
+    if published is None or stringify(published.to_json()) != stringify(posted.to_json()):
+        raise InvalidRequest(
+            "the profile is not the one ENS publishes for this name; publish it first", code="profile_not_published"
+        )
+    account, _ = await request.app[accounts_key].create_from_profile(address, profile_hash(published))
+    challenge = request.app[sessions_key].issue_challenge(name, address, account.created)
+    return web.json_response(challenge)
+
+
+@routes.get("/auth/{ensName}")
+async def get_challenge(request: web.Request) -> web.Response:
+    """A challenge JWT (15 min, single use) for the account of the name."""
+    name = path_name(request)
+    address, account = await _account_of(request, name)
+    return web.json_response(request.app[sessions_key].issue_challenge(name, address, account.created))
+
+
+@routes.post("/auth/{ensName}")
+async def post_challenge(request: web.Request) -> web.Response:
+    """Redeem a signed challenge for a session JWT (1 h)."""
+    name = path_name(request)
+    body = await read_json(request)
+    if set(body) != {"challenge", "signature"} or not all(isinstance(v, str) for v in body.values()):
+        raise InvalidRequest('body must be {"challenge": "<jwt>", "signature": "<base64>"}', code="invalid_schema")
+    address, account = await _account_of(request, name)
+    profile = await profile_or_none(request.app[directory_key], name)
+    if profile is None:
+        raise Unauthorized("the name has no valid profile in ENS to check the signature", code="no_profile")
+    token = await request.app[sessions_key].redeem(
+        name, address, account.created, body["challenge"], body["signature"], profile.profile.public_signing_key
+    )
+    return web.json_response(token)

@@ -1,0 +1,94 @@
+"""Fetch and acknowledge (dm3 reference §5.7), with real paging.
+
+``GET /delivery/messages/incoming/<name>[/]?cursor=<c>&limit=<n>`` answers dm3's shape, a JSON
+array of stored envelopes (oldest first, each with its postmark). Paging rides beside it, where
+dm3 clients do not look: the query parameters ``cursor`` (opaque, from the previous page) and
+``limit`` (1 … 1000, default 100), and the response header ``X-Next-Cursor`` (absent on the last
+page) plus a ``Link: <…?cursor=…>; rel="next"`` header. A dm3 client that sends no query gets
+the first 100 messages, acknowledges them, and gets the next ones on its next fetch.
+
+``POST /delivery/messages/<name>/syncAcknowledgements/`` with
+``{"acknowledgements": [{"contactAddress": <sender name>, "messageHash": <hash>}]}`` removes the
+messages by hash (the hash the envelope carries: ``encryptedMessageHash`` or ``messageHash``).
+``contactAddress`` is checked to be a string and otherwise not used: the hash identifies the message
+within the account's queue. Unknown hashes are ignored. Delivery is at least once: a message stays
+until it is acknowledged or expires.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from ensign.errors import InvalidRequest
+from ensign.web import read_json
+
+from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from .state import clock_key, metrics_key, queue_key
+from .web_auth import require_session
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+MAX_ACKS = 10_000
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", code="invalid_limit")
+    return int(raw)
+
+
+@routes.get("/delivery/messages/incoming/{ensName}")
+@routes.get("/delivery/messages/incoming/{ensName}/")
+async def incoming(request: web.Request) -> web.Response:
+    _, account = await require_session(request)
+    limit = _limit(request)
+    cursor = request.query.get("cursor") or None
+    page = await request.app[queue_key].fetch(
+        account.address, now=request.app[clock_key](), cursor=cursor, limit=limit
+    )
+    # The stored bytes are canonical JSON already: splice them instead of parsing and re-encoding.
+    body = b"[" + b",".join(item.envelope for item in page.items) + b"]"
+    response = web.Response(body=body, content_type="application/json")
+    if page.next_cursor is not None:
+        response.headers[NEXT_CURSOR_HEADER] = page.next_cursor
+        query = urlencode({"cursor": page.next_cursor, "limit": limit})
+        response.headers["Link"] = f'<{request.path}?{query}>; rel="next"'
+    return response
+
+
+@routes.post("/delivery/messages/{ensName}/syncAcknowledgements/")
+@routes.post("/delivery/messages/{ensName}/syncAcknowledgements")
+async def acknowledge(request: web.Request) -> web.Response:
+    _, account = await require_session(request)
+    body = await read_json(request)
+    acks = body.get("acknowledgements")
+    if set(body) != {"acknowledgements"} or not isinstance(acks, list):
+        raise InvalidRequest('body must be {"acknowledgements": [{contactAddress, messageHash}]}', code="invalid_schema")
+    if len(acks) > MAX_ACKS:
+        raise InvalidRequest(f"at most {MAX_ACKS} acknowledgements per request", code="invalid_schema")
+    hashes = []
+    for ack in acks:
+        if (
+            not isinstance(ack, dict)
+            or set(ack) != {"contactAddress", "messageHash"}
+            or not isinstance(ack["contactAddress"], str)
+            or not isinstance(ack["messageHash"], str)
+            or not 0 < len(ack["messageHash"]) <= 256
+        ):
+            raise InvalidRequest(
+                "each acknowledgement must be {contactAddress: string, messageHash: string}", code="invalid_schema"
+            )
+        hashes.append(ack["messageHash"])
+    removed = await request.app[queue_key].ack(account.address, hashes) if hashes else 0
+    request.app[metrics_key].acks.inc(removed)
+    log.info("acknowledged", extra={"account": account.address, "removed": removed})
+    return web.json_response({"acknowledged": removed})

@@ -1,0 +1,82 @@
+"""Operations: ``/health``, ``/metrics``, ``/hello``, and the request-id / latency middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.exceptions
+from aiohttp import web
+
+from ensign.web import Handler
+
+from .logs import REQUEST_ID_HEADER, new_request_id, request_id_var
+from .metrics import CONTENT_TYPE_LATEST
+from .state import chain_key, metrics_key, redis_key
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+HEALTH_TIMEOUT = 2.0  # seconds each dependency gets to answer
+
+
+@routes.get("/hello")
+async def hello(request: web.Request) -> web.Response:
+    """dm3's liveness route."""
+    return web.Response(text="Hello DM3")
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """200 when Redis and the chain both answer, else 503; the body says which failed."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(request.app[redis_key].ping(), HEALTH_TIMEOUT)
+        checks["redis"] = "ok"
+    except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError):
+        checks["redis"] = "unreachable"
+    try:
+        await asyncio.wait_for(request.app[chain_key].block_number(), HEALTH_TIMEOUT)
+        checks["chain"] = "ok"
+    except Exception:  # noqa: BLE001 - any failure of the node means "unreachable" here
+        checks["chain"] = "unreachable"
+    healthy = all(value == "ok" for value in checks.values())
+    return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this app's registry."""
+    response = web.Response(body=request.app[metrics_key].render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id (logs, response header) and record its latency by route template."""
+    request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[metrics_key].request_seconds.labels(request.method, route, str(status)).observe(elapsed)
+        log.info(
+            "%s %s %d", request.method, route, status,
+            extra={"status": status, "ms": round(elapsed * 1000, 1)},
+        )
+        request_id_var.reset(token)
