@@ -378,7 +378,7 @@ class MessageQueue:
             )
         return removed
 
-    async def count(self, account: str, *, now: float) -> int:
+    async def count(self, account: str, now: float) -> int:
         """Number of live (not expired) messages queued for ``account``."""
         keys = self.keys(account)
         now = _check_now(now)
