@@ -1,7 +1,19 @@
 """The ``ensign`` command line.
 
+=====================  ==========================================================================
+command                what it does
+=====================  ==========================================================================
+``ensign dev``         the whole stack on one machine, with the embedded Redis and chain
+``ensign backend``     the profile backend (production; settings from the environment)
+``ensign resolver``    the CCIP-Read gateway (production; settings from the environment)
+``ensign delivery``    the delivery service (production; settings from the environment)
+``ensign keys derive`` a dm3 profile's keys from a wallet key or signature on standard input
+``ensign keys new``    a delivery service's key set, as environment lines and its ENS record
+=====================  ==========================================================================
+
 Secrets (wallet keys, signatures) are read from standard input, never from arguments, so they do
-not end up in shell history or in ``ps`` output. Errors go to standard error with exit status 2.
+not end up in shell history or in ``ps`` output. Errors go to standard error as ``ensign: …``
+with exit status 2; a production command stopped by SIGTERM or SIGINT exits with 0.
 """
 
 from __future__ import annotations
@@ -13,6 +25,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ensign.errors import EnsignError
+
+#: The ENS text record that publishes a delivery service's profile (dm3).
+DS_PROFILE_RECORD = "network.dm3.deliveryService"
 
 
 def _read_secret(stream: TextIO, what: str) -> str:
@@ -50,6 +65,97 @@ def _keys_derive(args: argparse.Namespace) -> int:
         }
     json.dump(output, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    import secrets
+    from urllib.parse import urlsplit
+
+    from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
+    from ensign.protocol.models import DeliveryServiceProfile
+    from ensign.protocol.profile import profile_json_data_uri
+
+    url = args.url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EnsignError("--url must be the delivery service's public URL, starting with https:// (or http://)")
+    name = args.name.strip().lower() if args.name else None
+    encryption = random_encryption_key_pair()
+    signing = random_signing_key_pair()
+    # 48 random bytes, URL-safe base64: 64 characters, well above JWT_SECRET's 32-byte minimum.
+    jwt_secret = secrets.token_urlsafe(48)
+    profile = DeliveryServiceProfile(
+        public_encryption_key=encryption.public_key,
+        public_signing_key=signing.public_key,
+        url=url,
+    )
+    lines = [
+        "# Ensign delivery service keys, made by `ensign keys new`.",
+        "# Public settings:",
+        f"DELIVERY_URL={url}",
+        *([f"DELIVERY_NAME={name}"] if name else []),
+        f"SIGNING_PUBLIC_KEY={signing.public_key}",
+        f"ENCRYPTION_PUBLIC_KEY={encryption.public_key}",
+        "# SECRETS: keep these out of version control, logs and chat; whoever holds them can",
+        "# impersonate this delivery service and read messages sent to it.",
+        f"SIGNING_PRIVATE_KEY={signing.secret_key}",
+        f"ENCRYPTION_PRIVATE_KEY={encryption.secret_key}",
+        f"JWT_SECRET={jwt_secret}",
+        f"# Publish as the ENS text record {DS_PROFILE_RECORD} of {name or 'the delivery service name'}:",
+        f"# {profile_json_data_uri(profile)}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _backend(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ensign.config import BackendSettings
+    from ensign.serve import backend_app, configure_logging, serve
+
+    settings = BackendSettings.from_env()
+    app = backend_app(settings)
+    configure_logging(settings.log_level)
+    asyncio.run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT"))
+    return 0
+
+
+def _resolver(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ensign.config import GatewaySettings
+    from ensign.serve import configure_logging, gateway_app, serve
+
+    settings = GatewaySettings.from_env()
+    app = gateway_app(settings)
+    configure_logging(settings.log_level)
+    asyncio.run(serve(app, name="resolver", host=settings.host, port=settings.port, port_variable="GATEWAY_PORT"))
+    return 0
+
+
+def _delivery(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from delivery.logs import configure_logging
+    from ensign.config import DeliverySettings
+    from ensign.serve import delivery_app, serve
+
+    settings = DeliverySettings.from_env()
+    build = delivery_app(settings)
+    # JSON lines carrying each request's id; the app's middleware logs every request itself.
+    configure_logging(settings.log_level)
+    asyncio.run(
+        serve(
+            build,
+            name="delivery",
+            host=settings.host,
+            port=settings.port,
+            port_variable="DELIVERY_PORT",
+            access_log=False,
+        )
+    )
     return 0
 
 
@@ -102,6 +208,52 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--secret", action="store_true", help="also print the secret keys (handle with care)")
     derive.add_argument("--nonce", help="key-creation nonce (default: dm3's DEFAULT_NONCE)")
     derive.set_defaults(handler=_keys_derive)
+    new = keys_commands.add_parser(
+        "new",
+        help="make a delivery service's key set and print its settings and ENS record",
+        description=(
+            "Makes fresh random X25519 and Ed25519 key pairs and a JWT secret for a delivery service, "
+            "and prints them as environment lines for `ensign delivery` (secrets marked), followed by "
+            f"the {DS_PROFILE_RECORD} text record to publish in ENS. Append the output to your .env file."
+        ),
+    )
+    new.add_argument("--url", required=True, help="the delivery service's public URL, e.g. https://ds.example.com")
+    new.add_argument("--name", help="its ENS name, e.g. ds.example.eth (printed as DELIVERY_NAME)")
+    new.set_defaults(handler=_keys_new)
+
+    service_epilog = "Settings come from environment variables; the README's Configuration table lists them."
+    backend = commands.add_parser(
+        "backend",
+        help="run the profile backend (production)",
+        description=(
+            "Serves the profile backend until SIGTERM or SIGINT. Needs REDIS_URL; reads BACKEND_HOST, "
+            "BACKEND_PORT, ADDR_DOMAINS, USER_DOMAINS, REDIS_PREFIX and LOG_LEVEL."
+        ),
+        epilog=service_epilog,
+    )
+    backend.set_defaults(handler=_backend)
+    resolver = commands.add_parser(
+        "resolver",
+        help="run the CCIP-Read gateway for the OffchainResolver (production)",
+        description=(
+            "Serves the EIP-3668 gateway until SIGTERM or SIGINT. Needs GATEWAY_SIGNER_KEY; reads "
+            "GATEWAY_HOST, GATEWAY_PORT, GATEWAY_SIGNATURE_TTL, GATEWAY_FORMAT, BACKEND_URL and LOG_LEVEL."
+        ),
+        epilog=service_epilog,
+    )
+    resolver.set_defaults(handler=_resolver)
+    delivery = commands.add_parser(
+        "delivery",
+        help="run the delivery service (production)",
+        description=(
+            "Serves the dm3 delivery service until SIGTERM or SIGINT. Needs REDIS_URL, ETH_RPC_URL, the "
+            "keys and JWT_SECRET (make them with `ensign keys new`); reads DELIVERY_HOST, DELIVERY_PORT, "
+            "DELIVERY_URL, DELIVERY_NAME, MESSAGE_SIZE_LIMIT, MESSAGE_TTL, ENS_REGISTRY, REDIS_PREFIX "
+            "and LOG_LEVEL."
+        ),
+        epilog=service_epilog,
+    )
+    delivery.set_defaults(handler=_delivery)
 
     dev = commands.add_parser(
         "dev",

@@ -1,0 +1,267 @@
+"""Running one service in production: ``ensign backend``, ``ensign resolver``, ``ensign delivery``.
+
+Each command reads its settings from the environment (:mod:`ensign.config`), builds the service's
+app with the production factory, and serves it until SIGTERM or SIGINT:
+
+1. settings — a missing or malformed variable raises :class:`~ensign.config.ConfigError`;
+2. required outside services — production never starts the embedded Redis or chain, so a
+   service that needs Redis refuses to start without ``REDIS_URL`` (``ETH_RPC_URL`` likewise);
+3. start-up — the app's cleanup contexts connect (Redis is pinged with a few retries, since
+   containers start in any order); a signal during start-up stops it at once;
+4. serving — until the first SIGTERM or SIGINT;
+5. graceful stop — the listening socket closes, requests in flight get up to
+   :data:`SHUTDOWN_TIMEOUT` seconds, then shutdown and cleanup hooks close every connection.
+
+URLs from the environment may carry credentials (a Redis password, an RPC provider's API key),
+so no message here repeats them: errors name the variable instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, suppress
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from aiohttp import web
+
+from ensign.config import (
+    BackendSettings,
+    ChainSettings,
+    ConfigError,
+    DeliverySettings,
+    GatewaySettings,
+    RedisSettings,
+)
+from ensign.errors import ServiceUnavailable
+
+__all__ = [
+    "SHUTDOWN_TIMEOUT",
+    "configure_logging",
+    "require_redis",
+    "require_chain",
+    "open_redis",
+    "serve",
+    "backend_app",
+    "gateway_app",
+    "delivery_app",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Seconds requests in flight get to finish after a stop signal. Docker sends SIGKILL 10 s after
+#: SIGTERM by default; compose.yaml gives the services a longer grace period than this.
+SHUTDOWN_TIMEOUT = 10.0
+
+# Seconds before a Redis call gives up, and how often start-up tries to reach Redis and the node.
+_REDIS_TIMEOUT = 5.0
+_CONNECT_ATTEMPTS = 5
+
+AppSource = web.Application | Callable[[], Awaitable[web.Application]]
+
+
+def configure_logging(level: str) -> None:
+    """Log records at ``level`` and above to stderr as ``time level logger: message`` lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def require_redis(settings: RedisSettings, service: str) -> str:
+    """``settings.url``, or a :class:`ConfigError` saying production needs ``REDIS_URL``."""
+    if settings.url is None:
+        raise ConfigError(
+            f"REDIS_URL is required for `ensign {service}`: production services never start an embedded "
+            "Redis (`ensign dev` does)"
+        )
+    return settings.url
+
+
+def require_chain(settings: ChainSettings, service: str) -> str:
+    """``settings.rpc_url``, or a :class:`ConfigError` saying production needs ``ETH_RPC_URL``."""
+    if settings.rpc_url is None:
+        raise ConfigError(
+            f"ETH_RPC_URL is required for `ensign {service}`: production services never start the embedded "
+            "chain (`ensign dev` does)"
+        )
+    return settings.rpc_url
+
+
+async def open_redis(settings: RedisSettings, service: str) -> aioredis.Redis:
+    """A client for ``REDIS_URL`` that has answered a PING; the caller closes it.
+
+    Tries :data:`_CONNECT_ATTEMPTS` times, a second apart, then raises
+    :class:`~ensign.errors.ServiceUnavailable`.
+    """
+    client = aioredis.from_url(
+        require_redis(settings, service),
+        socket_connect_timeout=_REDIS_TIMEOUT,
+        socket_timeout=_REDIS_TIMEOUT,
+        health_check_interval=30,
+    )
+    try:
+        await _retry("Redis (REDIS_URL)", client.ping, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
+
+
+async def _retry(what: str, call: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]) -> None:
+    for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+        try:
+            await call()
+            return
+        except errors as exc:
+            # The exception's text may hold the host but never the URL's password.
+            log.warning("%s not reachable (attempt %d of %d): %s", what, attempt, _CONNECT_ATTEMPTS, type(exc).__name__)
+            if attempt == _CONNECT_ATTEMPTS:
+                raise ServiceUnavailable(f"{what} cannot be reached; is it running and the variable right?") from exc
+            await asyncio.sleep(1)
+
+
+# -- the three services -------------------------------------------------------------------------
+
+
+def backend_app(settings: BackendSettings) -> web.Application:
+    """The profile backend as production runs it: its own Redis client on ``REDIS_URL``."""
+    from backend.app import create_app
+
+    require_redis(settings.redis, "backend")
+    return create_app(settings)
+
+
+def gateway_app(settings: GatewaySettings) -> web.Application:
+    """The CCIP-Read gateway as production runs it: records from ``BACKEND_URL``, no batch gateway
+    (ENSIP-21 batches are answered by ENS's public batch gateway, not by ours)."""
+    from resolver.gateway import create_app
+
+    return create_app(settings)
+
+
+def delivery_app(settings: DeliverySettings) -> Callable[[], Awaitable[web.Application]]:
+    """The delivery service as production runs it, built when awaited inside the serving loop.
+
+    It opens a Redis client on ``REDIS_URL`` and an ENS lookup plus chain reads on
+    ``ETH_RPC_URL`` (web3 with the safe CCIP-Read policy: https gateways on public hosts only),
+    and closes them when the app is cleaned up.
+    """
+    require_redis(settings.redis, "delivery")
+    require_chain(settings.chain, "delivery")
+
+    async def build() -> web.Application:
+        from delivery.app import create_app
+        from delivery.ports import Web3Chain
+        from resolver.lookup import open_lookup
+
+        async with AsyncExitStack() as resources:
+            redis_client = await open_redis(settings.redis, "delivery")
+            resources.push_async_callback(redis_client.aclose)
+            lookup = await open_lookup(settings.chain)
+            resources.push_async_callback(lookup.close)
+            chain = Web3Chain(lookup.w3)
+            await _retry("the Ethereum node (ETH_RPC_URL)", chain.block_number, (Exception,))
+            app = create_app(settings, redis=redis_client, directory=lookup, chain=chain)
+            owned = resources.pop_all()
+
+        async def close_resources(app: web.Application) -> None:
+            await owned.aclose()
+
+        app.on_cleanup.append(close_resources)
+        return app
+
+    return build
+
+
+# -- serving ------------------------------------------------------------------------------------
+
+
+async def serve(
+    source: AppSource,
+    *,
+    name: str,
+    host: str,
+    port: int,
+    port_variable: str,
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    access_log: bool = True,
+) -> None:
+    """Serve an app on ``host:port`` until SIGTERM or SIGINT, then stop gracefully.
+
+    :param source: the app, or an async factory awaited here (inside the serving loop, so its
+        clients bind to this loop); a stop signal during the factory or the app's start-up
+        cancels them and returns.
+    :param name: the service's name in log lines
+    :param host: interface to listen on
+    :param port: TCP port; ``0`` lets the OS choose (the log line says which)
+    :param port_variable: the variable ``port`` came from, named if the port is taken
+    :param shutdown_timeout: seconds requests in flight get after the signal (default 10)
+    :param access_log: log each request through ``aiohttp.access`` (default on)
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if isinstance(source, web.Application):
+            app: web.Application | None = source
+        else:
+            app = await _unless_stopped(source(), stop)
+        if app is None:
+            log.info("%s stopped during start-up", name)
+            return
+        runner = web.AppRunner(
+            app,
+            access_log=logging.getLogger("aiohttp.access") if access_log else None,
+            shutdown_timeout=shutdown_timeout,
+        )
+        try:
+            if await _unless_stopped(_start(runner, host, port, port_variable), stop) is None:
+                log.info("%s stopped during start-up", name)
+                return
+            address = runner.addresses[0]
+            log.info("%s listening on http://%s:%d", name, host, int(address[1]))
+            await stop.wait()
+            log.info("%s stopping: finishing requests in flight (at most %.0f s)", name, shutdown_timeout)
+        finally:
+            # Also after a failed or interrupted start-up: cleanup contexts that did start are closed.
+            await runner.cleanup()
+        log.info("%s stopped", name)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+async def _start(runner: web.AppRunner, host: str, port: int, port_variable: str) -> bool:
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror}); set {port_variable} to a free port") from None
+    return True
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """The result of ``work``, or ``None`` after cancelling it if ``stop`` is set first."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    return None
