@@ -1,0 +1,230 @@
+"""Accounts: signed creation and deletion, replay protection, settings, dm3 sign-up (real Redis)."""
+
+from __future__ import annotations
+
+import json
+
+from ds_helpers import (  # noqa: F401  (fixtures)
+    DS_URL,
+    bearer,
+    chain,
+    clock,
+    directory,
+    ds_client,
+    ds_settings,
+    dump,
+    envelope,
+    keys_under,
+    login,
+    rpc_submit,
+    signup,
+    users,
+)
+
+from delivery.accounts import REPLAY_WINDOW, account_key, signed_message_key, tombstone_key
+from delivery.queue import queue_keys
+
+
+async def test_signed_creation_makes_an_account_with_settings(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice = users[0]
+    body = alice.signed("createAccount", clock.ms, settings={"maxMessageSize": 5000, "messageTTL": 3600})
+    resp = await ds_client.post(f"/account/{alice.name}", json=body)
+    assert resp.status == 201, await resp.text()
+    assert await resp.json() == {
+        "account": alice.address,
+        "createdAt": clock.ms,
+        "origin": "signed",
+        "settings": {"maxMessageSize": 5000, "messageTTL": 3600},
+    }
+    assert await keys_under(redis, redis_prefix) == sorted(
+        [account_key(redis_prefix, alice.address), signed_message_key(redis_prefix, alice.address, body["signature"])]
+    )
+    # The single-use marker lives until the message leaves the replay window.
+    ttl = await redis.ttl(signed_message_key(redis_prefix, alice.address, body["signature"]))
+    assert REPLAY_WINDOW - 2 <= ttl <= REPLAY_WINDOW + 1
+
+
+async def test_account_of_an_alias_is_the_address_account(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice = users[0]
+    body = alice.signed("createAccount", clock.ms, name="alice.user.ensign.eth")
+    assert (await ds_client.post("/account/alice.user.ensign.eth", json=body)).status == 201
+    # The same account answers under the address name: a second creation is refused.
+    again = alice.signed("createAccount", clock.ms + 1)
+    resp = await ds_client.post(f"/account/{alice.name}", json=again)
+    assert resp.status == 409
+    assert (await resp.json())["error"] == "account_exists"
+    assert account_key(redis_prefix, alice.address) in await keys_under(redis, redis_prefix)
+
+
+async def test_creation_with_a_bad_signature_changes_nothing(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice, bob = users[0], users[1]
+    body = alice.signed("createAccount", clock.ms, secret_key=bob.keys.signing.secret_key)
+    resp = await ds_client.post(f"/account/{alice.name}", json=body)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "invalid_signature"
+    assert await keys_under(redis, redis_prefix) == []
+
+
+async def test_stale_or_misdirected_creation_is_refused(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice = users[0]
+    cases = [
+        (alice.signed("createAccount", clock.ms - REPLAY_WINDOW * 1000 - 1), 403, "stale_message"),
+        (alice.signed("createAccount", clock.ms + REPLAY_WINDOW * 1000 + 1), 403, "stale_message"),
+        (alice.signed("createAccount", clock.ms, ds_url="https://other.example"), 403, "wrong_delivery_service"),
+        (alice.signed("createAccount", clock.ms, name="bob.user.ensign.eth"), 403, "wrong_account"),
+        (alice.signed("deleteAccount", clock.ms), 400, "invalid_message"),
+        ({"message": {"topic": "createAccount"}, "signature": "x"}, 400, "invalid_message"),
+        (alice.signed("createAccount", clock.ms, settings={"maxMessageSize": 10**9}), 400, "invalid_settings"),
+    ]
+    for body, status, code in cases:
+        resp = await ds_client.post(f"/account/{alice.name}", json=body)
+        assert (resp.status, (await resp.json())["error"]) == (status, code), body
+    assert await keys_under(redis, redis_prefix) == []
+
+
+async def test_replayed_creation_message_is_refused(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice = users[0]
+    create = alice.signed("createAccount", clock.ms)
+    assert (await ds_client.post(f"/account/{alice.name}", json=create)).status == 201
+    clock.advance(1)
+    delete = alice.signed("deleteAccount", clock.ms)
+    assert (await ds_client.post(f"/account/{alice.name}", json=create)).status == 409
+    resp = await ds_client.delete(f"/account/{alice.name}", json=delete)
+    assert resp.status == 200
+    before = await dump(redis, redis_prefix)
+    # Replaying the creation after the deletion must not bring the account back.
+    resp = await ds_client.post(f"/account/{alice.name}", json=create)
+    assert resp.status == 409
+    assert (await resp.json())["error"] == "stale_message"
+    assert await dump(redis, redis_prefix) == before
+
+
+async def test_deletion_removes_account_queue_and_settings(ds_client, users, clock, ds_settings, redis, redis_prefix) -> None:
+    alice, bob = users[0], users[1]
+    await signup(ds_client, alice)
+    await signup(ds_client, bob)
+    token = await login(ds_client, bob)
+    resp = await ds_client.put(f"/account/{bob.name}/settings", json={"messageTTL": 600}, headers=bearer(token))
+    assert resp.status == 200
+    resp = await ds_client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings)))
+    assert resp.status == 200, await resp.text()
+    bob_keys = queue_keys(redis_prefix, bob.address)
+    assert await redis.exists(bob_keys.queue, bob_keys.expiry, bob_keys.messages) == 3
+
+    clock.advance(1)
+    delete = bob.signed("deleteAccount", clock.ms)
+    resp = await ds_client.delete(f"/account/{bob.name}", json=delete)
+    assert resp.status == 200
+    assert await resp.json() == {"deleted": bob.address, "droppedMessages": 1}
+    remaining = [k for k in await keys_under(redis, redis_prefix) if bob.address in k]
+    assert remaining == sorted(
+        [tombstone_key(redis_prefix, bob.address), signed_message_key(redis_prefix, bob.address, delete["signature"])]
+    )
+    assert json.loads(await redis.get(tombstone_key(redis_prefix, bob.address)))["deletedAt"] == clock.ms
+    # The old session dies with the account.
+    resp = await ds_client.get(f"/account/{bob.name}", headers=bearer(token))
+    assert resp.status == 401
+    # Nothing can be sent to the deleted account.
+    resp = await ds_client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "again")))
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == -32014
+
+
+async def test_replayed_deletion_message_is_refused(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice = users[0]
+    assert (await ds_client.post(f"/account/{alice.name}", json=alice.signed("createAccount", clock.ms))).status == 201
+    clock.advance(1)
+    delete = alice.signed("deleteAccount", clock.ms)
+    assert (await ds_client.delete(f"/account/{alice.name}", json=delete)).status == 200
+    before = await dump(redis, redis_prefix)
+    resp = await ds_client.delete(f"/account/{alice.name}", json=delete)
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "no_account"
+    assert await dump(redis, redis_prefix) == before
+    # Re-created later: the old deletion message is older than the new account.
+    clock.advance(1)
+    assert (await ds_client.post(f"/account/{alice.name}", json=alice.signed("createAccount", clock.ms))).status == 201
+    before = await dump(redis, redis_prefix)
+    resp = await ds_client.delete(f"/account/{alice.name}", json=delete)
+    assert resp.status == 409
+    assert (await resp.json())["error"] == "stale_message"
+    assert await dump(redis, redis_prefix) == before
+
+
+async def test_deletion_with_a_bad_signature_changes_nothing(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice, bob = users[0], users[1]
+    assert (await ds_client.post(f"/account/{alice.name}", json=alice.signed("createAccount", clock.ms))).status == 201
+    clock.advance(1)
+    before = await dump(redis, redis_prefix)
+    forged = alice.signed("deleteAccount", clock.ms, secret_key=bob.keys.signing.secret_key)
+    resp = await ds_client.delete(f"/account/{alice.name}", json=forged)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "invalid_signature"
+    assert await dump(redis, redis_prefix) == before
+
+
+async def test_replayed_public_profile_does_not_resurrect_a_deleted_account(
+    ds_client, users, clock, redis, redis_prefix
+) -> None:
+    alice = users[0]
+    await signup(ds_client, alice)
+    clock.advance(1)
+    assert (await ds_client.delete(f"/account/{alice.name}", json=alice.signed("deleteAccount", clock.ms))).status == 200
+    before = await dump(redis, redis_prefix)
+    resp = await ds_client.post(f"/profile/{alice.name}", json=alice.profile.to_json())
+    assert resp.status == 403
+    assert (await resp.json())["error"] == "account_deleted"
+    assert await dump(redis, redis_prefix) == before
+    # The owner comes back with a signed creation message.
+    clock.advance(1)
+    assert (await ds_client.post(f"/account/{alice.name}", json=alice.signed("createAccount", clock.ms))).status == 201
+    assert not await redis.exists(tombstone_key(redis_prefix, alice.address))
+
+
+async def test_profile_signup_requires_the_published_profile(ds_client, users, redis, redis_prefix) -> None:
+    alice, bob = users[0], users[1]
+    # Bob's (validly signed) profile posted for Alice's name: not the one ENS publishes for her.
+    resp = await ds_client.post(f"/profile/{alice.name}", json=bob.profile.to_json())
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "invalid_signature"
+    resp = await ds_client.post(f"/profile/{alice.name}", json={"profile": {}, "signature": "0x"})
+    assert resp.status == 400
+    assert await keys_under(redis, redis_prefix) == []
+    # GET /profile answers only for names with an account here.
+    assert (await ds_client.get(f"/profile/{alice.name}")).status == 404
+    await signup(ds_client, alice)
+    resp = await ds_client.get("/profile/alice.user.ensign.eth")
+    assert resp.status == 200
+    assert await resp.json() == alice.profile.to_json()
+
+
+async def test_owner_changes_settings(ds_client, users, clock, redis, redis_prefix) -> None:
+    alice = users[0]
+    await signup(ds_client, alice)
+    token = await login(ds_client, alice)
+    settings = {
+        "maxMessageSize": 2048,
+        "spamFilterRules": {"minNonce": 1, "minBalance": "0x10", "minTokenBalance": {"address": "0x" + "11" * 20, "amount": "5"}},
+        "notifications": {"enabled": True, "channels": [{"type": "EMAIL", "recipientValue": "a@b.example"}]},
+    }
+    resp = await ds_client.put(f"/account/{alice.name}/settings", json=settings, headers=bearer(token))
+    assert resp.status == 200
+    stored = (await resp.json())["settings"]
+    assert stored["spamFilterRules"]["minBalance"] == "16"
+    assert stored["maxMessageSize"] == 2048
+    before = await dump(redis, redis_prefix)
+    for bad in ({"maxMessageSize": 10}, {"spamFilterRules": {"minNonce": -1}}, {"colour": "red"},
+                {"notifications": {"channels": [{"type": "SMS", "recipientValue": "1"}]}}):
+        resp = await ds_client.put(f"/account/{alice.name}/settings", json=bad, headers=bearer(token))
+        assert resp.status == 400
+        assert (await resp.json())["error"] == "invalid_settings"
+    assert await dump(redis, redis_prefix) == before
+    # A signed updateSettings message works too, once.
+    clock.advance(1)
+    update = alice.signed("updateSettings", clock.ms, settings={"messageTTL": 120})
+    resp = await ds_client.post(f"/account/{alice.name}/settings", json=update)
+    assert resp.status == 200
+    assert (await resp.json())["settings"] == {"messageTTL": 120}
+    resp = await ds_client.post(f"/account/{alice.name}/settings", json=update)
+    assert resp.status == 409
+    assert (await resp.json())["error"] == "replayed_message"
