@@ -24,6 +24,7 @@ from ensign.web import cors_middleware, error_middleware
 from . import web_accounts, web_auth, web_inbox, web_ops, web_rpc
 from .accounts import Accounts
 from .intake import Intake
+from .logs import install_request_id_factory
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, system_clock
 from .push import attach_socket_server
@@ -66,6 +67,7 @@ def create_app(
     :param clock: seconds since the epoch; default the wall clock.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.
     """
+    install_request_id_factory()
     app = web.Application(
         middlewares=[web_ops.request_context_middleware, cors_middleware(), error_middleware],
         client_max_size=2 * settings.message_size_limit + BODY_OVERHEAD,

@@ -14,7 +14,6 @@ import contextvars
 import json
 import logging
 import re
-import time
 import uuid
 from typing import Any
 
@@ -42,7 +41,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
         for key, value in vars(record).items():
@@ -53,6 +52,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_installed = False
+
+
+def install_request_id_factory() -> None:
+    """Stamp every log record made while a request is handled with its ``request_id``.
+
+    A record factory, not a handler filter, so the id is fixed when the line is logged (handlers
+    may format it later, after the request ended). Idempotent; process-wide, like logging itself.
+    """
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        request_id = request_id_var.get()
+        if request_id is not None:
+            record.request_id = request_id
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record to stderr as JSON lines (the service entry point calls this once)."""
     handler = logging.StreamHandler()
@@ -60,7 +84,4 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def monotonic() -> float:
-    return time.monotonic()
+    install_request_id_factory()

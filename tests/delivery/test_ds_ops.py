@@ -1,0 +1,71 @@
+"""/health, /metrics, request ids and structured logs without secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis.asyncio as aioredis
+from ds_helpers import (  # noqa: F401  (fixtures)
+    MemoryChain,
+    chain,
+    clock,
+    directory,
+    ds_client,
+    ds_settings,
+    login,
+    signup,
+    users,
+)
+
+from delivery.app import create_app
+from delivery.logs import JsonFormatter
+
+
+class BrokenChain(MemoryChain):
+    async def block_number(self) -> int:
+        raise ConnectionError("node down")
+
+
+async def test_health_reports_redis_and_chain(ds_client) -> None:
+    resp = await ds_client.get("/health")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok", "redis": "ok", "chain": "ok"}
+
+
+async def test_health_is_503_when_a_dependency_is_down(aiohttp_client, ds_settings, directory, clock) -> None:
+    dead = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    try:
+        app = create_app(ds_settings, redis=dead, directory=directory, chain=BrokenChain(), clock=clock, sweep_interval=None)
+        client = await aiohttp_client(app)
+        resp = await client.get("/health")
+        assert resp.status == 503
+        assert await resp.json() == {"status": "unavailable", "redis": "unreachable", "chain": "unreachable"}
+    finally:
+        await dead.aclose()
+
+
+async def test_metrics_count_requests_by_route(ds_client) -> None:
+    await ds_client.get("/hello")
+    resp = await ds_client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    text = await resp.text()
+    assert 'ensign_ds_request_seconds_count{method="GET",route="/hello",status="200"} 1.0' in text
+
+
+async def test_request_id_is_echoed_and_logged_without_secrets(ds_client, users, caplog) -> None:
+    resp = await ds_client.get("/hello", headers={"X-Request-Id": "abc-123"})
+    assert resp.headers["X-Request-Id"] == "abc-123"
+    resp = await ds_client.get("/hello", headers={"X-Request-Id": "bad id with spaces"})
+    assert resp.headers["X-Request-Id"] != "bad id with spaces"
+    caplog.set_level(logging.DEBUG)
+    await signup(ds_client, users[0])
+    token = await login(ds_client, users[0])
+    formatter = JsonFormatter()
+    lines = [formatter.format(record) for record in caplog.records]
+    assert lines and all(json.loads(line)["msg"] for line in lines)
+    assert any("request_id" in json.loads(line) for line in lines)
+    joined = "\n".join(lines)
+    assert token not in joined
+    assert users[0].keys.signing.secret_key not in joined
