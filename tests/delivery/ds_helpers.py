@@ -74,6 +74,10 @@ class User:
     def name(self) -> str:
         return f"{self.address.lower()}.addr.ensign.eth"
 
+    @property
+    def address_name(self) -> str:
+        return self.name
+
     def signed(self, topic: str, timestamp: int, *, name: str | None = None, settings: dict[str, Any] | None = None,
                ds_url: str = DS_URL, secret_key: str | None = None) -> dict[str, Any]:
         """A signed account message body."""
