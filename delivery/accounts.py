@@ -419,7 +419,7 @@ class Accounts:
                 await pipe.watch(akey, tkey)
                 if await pipe.exists(akey):
                     raise Conflict("the account already exists", code="account_exists")
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.hset(akey, mapping=self._fields(account))
                 pipe.delete(tkey)
                 await pipe.execute()
@@ -456,7 +456,7 @@ class Accounts:
                     current = await self.get(address)
                     assert current is not None
                     return current, False
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.hset(akey, mapping=self._fields(account))
                 pipe.delete(tombstone_key(self._prefix, address))
                 await pipe.execute()
@@ -483,7 +483,7 @@ class Accounts:
                 await pipe.watch(akey)
                 if not await pipe.exists(akey):
                     raise NotFound("there is no account for this name on this delivery service", code="no_account")
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.delete(akey)
                 pipe.set(tkey, tomb)
                 await pipe.execute()
@@ -501,7 +501,7 @@ class Accounts:
                 await pipe.watch(akey)
                 if not await pipe.exists(akey):
                     raise NotFound("there is no account for this name on this delivery service", code="no_account")
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.hset(akey, "settings", stringify(settings.to_json()))
                 await pipe.execute()
             except WatchError:
@@ -527,7 +527,7 @@ class Accounts:
         return None if raw is None else dict(json.loads(raw))
 
     @staticmethod
-    def _fields(account: Account) -> dict[str, str]:
+    def _fields(account: Account) -> dict[Any, Any]:
         return {
             "created": str(account.created),
             "origin": account.origin,

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
-import socketio
+import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 from redis.exceptions import RedisError
 
@@ -64,7 +64,6 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     sio.attach(app)
     app[socket_server_key] = sio
 
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         address = await _authorize(app, auth)
         if address is None:
@@ -76,14 +75,12 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         await sio.emit("authorized", to=sid)
         return True
 
-    @sio.event
     async def disconnect(sid: str, *args: Any) -> None:
         with contextlib.suppress(KeyError):
             session = await sio.get_session(sid)
             if session.get("account"):
                 app[metrics_key].sockets.dec()
 
-    @sio.on("submitMessage")
     async def submit_message(sid: str, data: Any = None) -> dict[str, str]:
         envelope = data.get("envelop") if isinstance(data, dict) else None
         try:
@@ -95,6 +92,9 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
             return {"error": "internal server error"}
         return {"response": "success"}
 
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+    sio.on("submitMessage", submit_message)
     app.cleanup_ctx.append(_listener_ctx)
     return sio
 
@@ -161,7 +161,7 @@ async def _listen(app: web.Application, stop: asyncio.Event) -> None:
             await asyncio.sleep(RESUBSCRIBE_DELAY)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _local_sockets(sio: socketio.AsyncServer, room: str) -> int:
