@@ -40,10 +40,10 @@ class Directory(Protocol):
 
 
 async def address_or_none(directory: Directory, name: str) -> str | None:
-    """``directory.address(name)``, or ``None`` when the name has no address."""
+    """``directory.address(name)``, or ``None`` when the name has no address (or is no valid name)."""
     try:
         return await directory.address(name)
-    except NotFound:
+    except (NotFound, InvalidRequest):
         return None
 
 
