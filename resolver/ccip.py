@@ -37,14 +37,15 @@ Malformed input raises :class:`ensign.errors.InvalidRequest` with one of these c
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from ens.exceptions import ENSException  # type: ignore[import-untyped]
-from ens.utils import normal_name_to_hash, normalize_name  # type: ignore[import-untyped]
+from ens.exceptions import ENSException
+from ens.utils import normalize_name
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
@@ -110,6 +111,7 @@ __all__ = [
     "gateway_call",
     "is_batch_query",
     "namehash",
+    "normal_namehash",
     "parse_address",
     "recover_signer",
     "sign_digest",
@@ -142,6 +144,7 @@ MAX_DNS_NAME_LENGTH = 255
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _S_MASK = (1 << 255) - 1
 _ZERO_ADDRESS = b"\x00" * 20
+_ROOT_NODE = b"\x00" * 32
 
 _OFFCHAIN_LOOKUP_TYPES = ["address", "string[]", "bytes", "bytes4", "bytes"]
 _BATCH_QUERY_TYPES = ["(address,string[],bytes)[]"]
@@ -301,13 +304,39 @@ def dns_decode(data: bytes) -> str:
     return ".".join(labels)
 
 
+# web3's ENSIP-15 normaliser is pure Python and costs milliseconds per name, and its
+# ``normal_name_to_hash`` normalises every label again and builds a ``Web3()`` per label: 5-15 ms
+# per namehash, tens of ms on a loaded machine. A gateway answers the same few names over and over,
+# so each full name is normalised once and remembered; the bound keeps hostile input from growing
+# the cache (lru_cache does not keep exceptions, so invalid names are never cached).
+@functools.lru_cache(maxsize=4096)
+def _ensip15(name: str) -> str:
+    return str(normalize_name(name))
+
+
+def normal_namehash(normal: str) -> bytes:
+    """EIP-137 namehash of an already ENSIP-15-normalised name, without normalising it again.
+
+    The same bytes as web3's ``ens.utils.normal_name_to_hash`` for a normalised name (``""`` is the
+    root, 32 zero bytes), computed with one keccak per label and no ``Web3`` objects.
+    """
+    node = _ROOT_NODE
+    if normal:
+        for label in reversed(normal.split(".")):
+            node = keccak(node + keccak(label.encode("utf-8")))
+    return node
+
+
 def namehash(name: str) -> bytes:
-    """ENS namehash (EIP-137) of ``name`` after ENSIP-15 normalisation, as ENS clients compute it."""
+    """ENS namehash (EIP-137) of ``name`` after ENSIP-15 normalisation, as ENS clients compute it.
+
+    Raises ``InvalidRequest`` (``invalid_name``) for a name ENSIP-15 rejects.
+    """
     try:
-        normal = normalize_name(name)
+        normal = _ensip15(name)
     except ENSException as exc:
         raise InvalidRequest(f"invalid ENS name: {exc}", code="invalid_name") from exc
-    return bytes(normal_name_to_hash(normal))
+    return normal_namehash(normal)
 
 
 # -- calls ------------------------------------------------------------------------------------
@@ -391,13 +420,13 @@ def decode_resolve_request(call_data: bytes) -> ResolveRequest:
 
     name = dns_decode(dns_name)
     try:
-        normal = normalize_name(name)
+        normal = _ensip15(name)
     except ENSException as exc:
         raise InvalidRequest(f"invalid ENS name: {exc}", code="name_not_normalized") from exc
     if normal != name:
         raise InvalidRequest("name is not normalised", code="name_not_normalized")
     query = _decode_record_call(name, record_call)
-    if bytes(normal_name_to_hash(name)) != query.node:
+    if normal_namehash(name) != query.node:
         raise InvalidRequest("name does not match namehash", code="namehash_mismatch")
     return ResolveRequest(
         call_data=bytes(call_data),

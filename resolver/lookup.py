@@ -232,7 +232,7 @@ class NameLookup:
     # -- resolution ---------------------------------------------------------------------------
 
     async def _address(self, name: str) -> str:
-        node = _namehash(name)
+        node = ccip.normal_namehash(name)
         result = await self._resolve_record(name, ccip.encode_addr_call(node))
         address = _decode_address(result)
         if address is None:
@@ -240,7 +240,7 @@ class NameLookup:
         return address
 
     async def _text(self, name: str, key: str) -> str:
-        node = _namehash(name)
+        node = ccip.normal_namehash(name)
         result = await self._resolve_record(name, ccip.encode_text_call(node, key))
         if not result:
             return ""
@@ -513,14 +513,6 @@ def _ensip15(name: str) -> str:
     if "." not in normal or any(not label for label in normal.split(".")):
         raise InvalidRequest(f"{name!r} is not a full ENS name")
     return normal
-
-
-def _namehash(normal: str) -> bytes:
-    """EIP-137 namehash of an already normalised name (``ens.utils`` would normalise it again)."""
-    node = b"\x00" * 32
-    for label in reversed(normal.split(".")):
-        node = keccak(node + keccak(text=label))
-    return node
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -13,7 +13,8 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import keccak
 
-from ens.utils import dns_encode_name, raw_name_to_hash
+from ens.exceptions import ENSException
+from ens.utils import dns_encode_name, normal_name_to_hash, normalize_name, raw_name_to_hash
 from ensign.errors import InvalidRequest
 from resolver import ccip
 
@@ -171,6 +172,52 @@ def test_namehash_agrees_with_web3_including_normalisation():
         assert ccip.namehash(name) == bytes(raw_name_to_hash(name))
     assert ccip.namehash("") == b"\x00" * 32
     assert_invalid("invalid_name", ccip.namehash, "a b.eth")
+
+
+# Plain, mixed-case, unicode (folded, compatibility-mapped), emoji (incl. a ZWJ sequence), and the
+# deep labels that only an ENSIP-10 wildcard resolver answers: dm3 address names, "_" labels.
+WEB3_PARITY_NAMES = [
+    "alice.user.ensign.eth",
+    "Alice.DM3.eth",
+    "Ñandú.ETH",
+    "日本語.eth",
+    "ﬁ.eth",
+    "Ⅻ.eth",
+    "🚀.eth",
+    "👨\u200d👩\u200d👧.eth",
+    "0x71C7656EC7ab88b098defB751B7401B5f6d8976F.addr.dm3.eth",
+    "_dm3.deep.sub.alice.user.ensign.eth",
+    "eth",
+    "",
+]
+
+
+@pytest.mark.parametrize("name", WEB3_PARITY_NAMES)
+def test_namehash_equals_web3_normal_name_to_hash(name):
+    # The fast path (cached normalisation + one keccak per label) must stay byte-identical to web3.
+    normal = normalize_name(name)
+    expected = bytes(normal_name_to_hash(normal))
+    assert ccip.namehash(name) == expected
+    assert ccip.namehash(name) == expected  # again, now from the normalisation cache
+    assert ccip.normal_namehash(normal) == expected
+
+
+@pytest.mark.parametrize("name", ["*.user.ensign.eth", "a b.eth", "xn--ls8h.eth", "αβγ.eth"])
+def test_names_web3_rejects_are_invalid_every_time(name):
+    with pytest.raises(ENSException):
+        normalize_name(name)
+    # Failures are not cached: the second call fails the same way.
+    assert_invalid("invalid_name", ccip.namehash, name)
+    assert_invalid("invalid_name", ccip.namehash, name)
+
+
+def test_unicode_and_emoji_requests_decode_with_their_namehash():
+    for name in ("ñandú.eth", "🚀.user.ensign.eth", "0x71c7656ec7ab88b098defb751b7401b5f6d8976f.addr.dm3.eth"):
+        node = bytes(raw_name_to_hash(name))
+        request = ccip.decode_resolve_request(
+            ccip.encode_resolve_call(ccip.dns_encode(name), ccip.encode_text_call(node, "email"))
+        )
+        assert (request.query.name, request.query.node) == (name, node)
 
 
 # -- decoding requests ----------------------------------------------------------------------------
