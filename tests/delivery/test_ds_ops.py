@@ -69,3 +69,30 @@ async def test_request_id_is_echoed_and_logged_without_secrets(ds_client, users,
     joined = "\n".join(lines)
     assert token not in joined
     assert users[0].keys.signing.secret_key not in joined
+
+
+async def test_redis_down_is_503_on_rest_and_rpc(aiohttp_client, ds_settings, directory, chain, clock, users) -> None:
+    from ds_helpers import envelope, rpc_submit
+
+    dead = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    try:
+        app = create_app(ds_settings, redis=dead, directory=directory, chain=chain, clock=clock, sweep_interval=None)
+        client = await aiohttp_client(app)
+        resp = await client.get(f"/auth/{users[0].name}")
+        assert resp.status == 503
+        assert (await resp.json())["error"] == "unavailable"
+        resp = await client.post("/rpc", json=rpc_submit(envelope(users[0], users[1], ds_settings)))
+        assert resp.status == 503
+        assert (await resp.json())["error"]["code"] == -32000
+    finally:
+        await dead.aclose()
+
+
+async def test_body_over_the_limit_is_413_json_rpc(ds_client, ds_settings, redis, redis_prefix) -> None:
+    padding = "x" * (2 * ds_settings.message_size_limit + 70_000)
+    resp = await ds_client.post("/rpc", json={"jsonrpc": "2.0", "method": "dm3_submitMessage", "params": [padding]})
+    assert resp.status == 413
+    assert (await resp.json())["error"]["code"] == -32011
+    resp = await ds_client.post("/auth/x.eth", data=padding)
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "payload_too_large"
