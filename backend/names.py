@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ens.exceptions import InvalidName  # type: ignore[import-untyped]
-from ens.utils import normalize_name as ensip15_normalize  # type: ignore[import-untyped]
+from ens.exceptions import InvalidName
+from ens.utils import normalize_name as ensip15_normalize
 
 from ensign.errors import EncodingError, InvalidRequest
 from ensign.protocol.encoding import checksum_address, is_address, normalize_name

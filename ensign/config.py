@@ -78,7 +78,7 @@ class Env:
             return None
         return value.strip()
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def text(self, name: str, default: str | None = None) -> str:
         value = self._raw(name)
         if value is None:
             if default is None:
@@ -89,7 +89,7 @@ class Env:
     def optional(self, name: str) -> str | None:
         return self._raw(name)
 
-    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -104,10 +104,10 @@ class Env:
         return value
 
     def port(self, name: str, default: int) -> int:
-        return self.int(name, default, minimum=0, maximum=65535)
+        return self.integer(name, default, minimum=0, maximum=65535)
 
     def url(self, name: str, default: str | None = None, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         parsed = urlparse(value)
         if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
             raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
@@ -118,7 +118,7 @@ class Env:
             return None
         return self.url(name, schemes=schemes)
 
-    def list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -128,14 +128,14 @@ class Env:
         return items
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
     def secret(self, name: str, check: Callable[[str], object] | None = None, what: str = "") -> str:
         """A required secret; ``check`` raises on a malformed value. The value never enters a message."""
-        value = self.str(name)
+        value = self.text(name)
         if check is not None:
             try:
                 check(value)
@@ -155,7 +155,7 @@ class RedisSettings:
     def from_env(cls, env: Env) -> RedisSettings:
         return cls(
             url=env.optional_url("REDIS_URL", schemes=("redis", "rediss", "unix")),
-            prefix=env.str("REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+            prefix=env.text("REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
         )
 
 
@@ -170,7 +170,7 @@ class ChainSettings:
     def from_env(cls, env: Env) -> ChainSettings:
         return cls(
             rpc_url=env.optional_url("ETH_RPC_URL", schemes=("http", "https", "ws", "wss")),
-            ens_registry=env.str("ENS_REGISTRY", ENS_REGISTRY_ADDRESS),
+            ens_registry=env.text("ENS_REGISTRY", ENS_REGISTRY_ADDRESS),
         )
 
 
@@ -190,10 +190,10 @@ class BackendSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackendSettings:
         env = Env(environ)
         return cls(
-            host=env.str("BACKEND_HOST", "127.0.0.1"),
+            host=env.text("BACKEND_HOST", "127.0.0.1"),
             port=env.port("BACKEND_PORT", 8081),
-            addr_domains=env.list("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS),
-            user_domains=env.list("USER_DOMAINS", DEFAULT_USER_DOMAINS),
+            addr_domains=env.names("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS),
+            user_domains=env.names("USER_DOMAINS", DEFAULT_USER_DOMAINS),
             redis=RedisSettings.from_env(env),
             chain=ChainSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
@@ -223,9 +223,9 @@ class GatewaySettings:
         env = Env(environ)
         return cls(
             signer_key=env.secret("GATEWAY_SIGNER_KEY", _check_private_key_hex, "a 32-byte hex secp256k1 key"),
-            host=env.str("GATEWAY_HOST", "127.0.0.1"),
+            host=env.text("GATEWAY_HOST", "127.0.0.1"),
             port=env.port("GATEWAY_PORT", 8082),
-            signature_ttl=env.int("GATEWAY_SIGNATURE_TTL", 300, minimum=1, maximum=86400),
+            signature_ttl=env.integer("GATEWAY_SIGNATURE_TTL", 300, minimum=1, maximum=86400),
             answer_format=env.choice("GATEWAY_FORMAT", "ensdomains", ("ensdomains", "dm3")),
             backend_url=env.url("BACKEND_URL", "http://127.0.0.1:8081"),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
@@ -280,12 +280,12 @@ class DeliverySettings:
                 encryption_private_key=env.secret("ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
             ),
             jwt_secret=jwt_secret,
-            host=env.str("DELIVERY_HOST", "127.0.0.1"),
+            host=env.text("DELIVERY_HOST", "127.0.0.1"),
             port=env.port("DELIVERY_PORT", 8083),
             url=env.url("DELIVERY_URL", "http://127.0.0.1:8083"),
-            name=env.str("DELIVERY_NAME", DEFAULT_DELIVERY_NAME).lower(),
-            message_size_limit=env.int("MESSAGE_SIZE_LIMIT", 100_000, minimum=1024),
-            message_ttl=env.int("MESSAGE_TTL", 30 * 24 * 3600, minimum=60),
+            name=env.text("DELIVERY_NAME", DEFAULT_DELIVERY_NAME).lower(),
+            message_size_limit=env.integer("MESSAGE_SIZE_LIMIT", 100_000, minimum=1024),
+            message_ttl=env.integer("MESSAGE_TTL", 30 * 24 * 3600, minimum=60),
             redis=RedisSettings.from_env(env),
             chain=ChainSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),

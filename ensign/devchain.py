@@ -39,17 +39,17 @@ from types import TracebackType
 from typing import Any, cast
 
 import web3.utils.ccip_url_validation as ccip_url_validation
-from ens import AsyncENS  # type: ignore[import-untyped]
-from ens.constants import ENS_MAINNET_ADDR, UNIVERSAL_RESOLVER_ADDR  # type: ignore[import-untyped]
-from ens.contract_data import resolver_abi, resolver_bytecode  # type: ignore[import-untyped]
-from ens.utils import label_to_hash, normal_name_to_hash, normalize_name  # type: ignore[import-untyped]
+from ens import AsyncENS
+from ens.constants import ENS_MAINNET_ADDR, UNIVERSAL_RESOLVER_ADDR
+from ens.contract_data import resolver_abi, resolver_bytecode
+from ens.utils import label_to_hash, normal_name_to_hash, normalize_name
 from eth.exceptions import Revert as EVMRevert
 from eth.vm.spoof import SpoofTransaction
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
-from eth_tester.backends.pyevm import main as pyevm_main  # type: ignore[import-untyped]
-from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm import main as pyevm_main
+from eth_tester.exceptions import TransactionFailed
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak

@@ -41,7 +41,7 @@ from aiohttp import web
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_bloom.bloom import BloomFilter
-from eth_tester.exceptions import (  # type: ignore[import-untyped]
+from eth_tester.exceptions import (
     BlockNotFound,
     TransactionFailed,
     TransactionNotFound,
