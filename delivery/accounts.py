@@ -359,6 +359,10 @@ class Accounts:
             profile_hash=fields.get("profile", ""),
         )
 
+    async def exists(self, address: str) -> bool:
+        """Whether ``address`` has an account (one EXISTS)."""
+        return bool(await self._redis.exists(account_key(self._prefix, address)))
+
     def parse_settings(self, obj: object) -> AccountSettings:
         """Validate owner-supplied settings against this service's limits."""
         return AccountSettings.from_json(obj, size_limit=self.size_limit, ttl_limit=self.ttl_limit)

@@ -206,6 +206,11 @@ class Intake:
         message_id = envelope_id(envelope)
         ttl = account.settings.message_ttl or self._settings.message_ttl
         new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
+        if new and not await self._accounts.exists(receiver):
+            # The account was deleted while this message was in flight: take it back out, so no
+            # queue outlives its account.
+            await self._queue.ack(receiver, [message_id])
+            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
 
 
