@@ -110,8 +110,6 @@ class StoredProfile:
 
 
 def _lua(name: str) -> str:
-    # Next to this module rather than importlib.resources: the tests' folder tests/backend/ makes
-    # "backend" a namespace package there, whose resource API differs between Python versions.
     return (Path(__file__).parent / "lua" / name).read_text(encoding="utf-8")
 
 

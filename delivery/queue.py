@@ -178,8 +178,6 @@ def _glob_escape(text: str) -> str:
 
 
 def _lua(name: str) -> str:
-    # Next to this file rather than importlib.resources("delivery"): under pytest, tests/delivery
-    # can shadow the package name as a namespace package.
     return (Path(__file__).with_name("lua") / f"{name}.lua").read_text(encoding="utf-8")
 
 

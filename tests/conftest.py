@@ -18,6 +18,10 @@ import redis.asyncio as aioredis
 
 from ensign.embedded_redis import EmbeddedRedis
 
+# The end-to-end profiles stack (backend, gateway, embedded chain, lookup), shared by the profile
+# and delivery end-to-end tests; it lives in its own module because it is large.
+from tests.stack import stack  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from backend_helpers import ADDR_DOMAIN, USER_DOMAIN, Snapshot, Wallet, snapshot
+from tests.backend.backend_helpers import ADDR_DOMAIN, USER_DOMAIN, Snapshot, Wallet, snapshot
 
 from backend.app import create_app
 from ensign.config import BackendSettings, RedisSettings

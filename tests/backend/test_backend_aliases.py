@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from backend_helpers import Wallet, now_ms
+from tests.backend.backend_helpers import Wallet, now_ms
 
 from backend.claims import WINDOW_MS, claim_digest, timestamped_claim_text
 from backend.store import MAX_ALIASES, alias_key, aliases_key, claim_key

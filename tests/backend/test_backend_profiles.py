@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from backend_helpers import ADDR_DOMAIN, Wallet
+from tests.backend.backend_helpers import ADDR_DOMAIN, Wallet
 
 from backend.store import profile_key, superseded_key
 from ensign.protocol.canonical import stringify

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ds_helpers import User, keys_under, make_settings
-from test_profiles_e2e import Stack, stack  # noqa: F401  (fixture)
+from tests.delivery.ds_helpers import User, keys_under, make_settings
+from tests.stack import Stack
 
 from delivery.app import create_app
 from delivery.ports import Web3Chain

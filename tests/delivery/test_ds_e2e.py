@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ds_helpers import Clock, User, bearer, keys_under, make_settings, rpc_submit
-from ds_helpers import envelope as build
-from test_profiles_e2e import Stack, stack  # noqa: F401  (fixture)
-from test_ds_push import Socket
+from tests.delivery.ds_helpers import Clock, User, bearer, keys_under, make_settings, rpc_submit
+from tests.delivery.ds_helpers import envelope as build
+from tests.stack import Stack
+from tests.delivery.test_ds_push import Socket
 
 from delivery.accounts import account_key, tombstone_key
 from delivery.app import create_app

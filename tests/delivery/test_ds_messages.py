@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from ds_helpers import (  # noqa: F401  (fixtures)
+from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     bearer,
     chain,
     clock,
@@ -209,7 +209,7 @@ async def test_bad_rpc_input_is_4xx_json(ds_client, redis, redis_prefix, body, s
 
 
 async def test_delivery_information_for_another_service_is_refused(ds_client, users, accounts, ds_settings) -> None:
-    from ds_helpers import make_settings
+    from tests.delivery.ds_helpers import make_settings
 
     other = make_settings("unused:")
     env = envelope(users[0], users[1], other)

@@ -6,7 +6,7 @@ import json
 import logging
 
 import redis.asyncio as aioredis
-from ds_helpers import (  # noqa: F401  (fixtures)
+from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     MemoryChain,
     chain,
     clock,
@@ -72,7 +72,7 @@ async def test_request_id_is_echoed_and_logged_without_secrets(ds_client, users,
 
 
 async def test_redis_down_is_503_on_rest_and_rpc(aiohttp_client, ds_settings, directory, chain, clock, users) -> None:
-    from ds_helpers import envelope, rpc_submit
+    from tests.delivery.ds_helpers import envelope, rpc_submit
 
     dead = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
     try:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import socketio
-from ds_helpers import (  # noqa: F401  (fixtures)
+from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     bearer,
     chain,
     clock,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jwt
 import pytest
-from ds_helpers import (  # noqa: F401  (fixtures)
+from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     bearer,
     chain,
     clock,

@@ -1,0 +1,121 @@
+"""The profiles stack for end-to-end tests: backend (real Redis) → gateway → embedded chain.
+
+``stack`` runs the production apps on 127.0.0.1 random ports: the profile backend on a real
+Redis under the test's own key prefix, the gateway reading it over HTTP, and the embedded chain
+with our OffchainResolver pointing at the gateway, plus a ``NameLookup`` on that chain. The
+profile tests and the delivery service's end-to-end tests share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
+from eth_account import Account
+
+from backend.app import create_app as create_backend
+from ensign.config import BackendSettings, ChainSettings, GatewaySettings, RedisSettings
+from ensign.devchain import DevChain
+from ensign.protocol.crypto import sign
+from ensign.protocol.keys import ProfileKeys, profile_keys_from_wallet
+from ensign.protocol.models import SignedUserProfile, UserProfile
+from ensign.protocol.profile import sign_profile
+from resolver.gateway import create_app as create_gateway
+from resolver.lookup import NameLookup, open_lookup
+
+ADDR_DOMAIN = "addr.ensign.eth"
+USER_DOMAIN = "user.ensign.eth"
+PROFILE_KEY = "network.dm3.profile"
+
+
+@dataclass
+class User:
+    """A wallet with its dm3 keys, as a dm3 client holds them."""
+
+    private_key: str
+    address: str
+    keys: ProfileKeys
+
+    @classmethod
+    def create(cls) -> User:
+        account = Account.create()
+        private_key = "0x" + bytes(account.key).hex()
+        return cls(private_key, account.address, profile_keys_from_wallet(private_key))
+
+    @property
+    def address_name(self) -> str:
+        return f"{self.address.lower()}.{ADDR_DOMAIN}"
+
+    def profile(self, *delivery_services: str) -> SignedUserProfile:
+        profile = UserProfile(
+            public_encryption_key=self.keys.encryption.public_key,
+            public_signing_key=self.keys.signing.public_key,
+            delivery_services=delivery_services or ("ds.ensign.eth",),
+        )
+        return sign_profile(self.private_key, profile)
+
+
+@dataclass
+class Stack:
+    backend: TestServer
+    gateway: TestServer
+    chain: DevChain
+    lookup: NameLookup
+    http: aiohttp.ClientSession
+    signer: Any
+
+    async def register(self, user: User, signed: SignedUserProfile | None = None) -> aiohttp.ClientResponse:
+        body = {"signedUserProfile": (signed or user.profile()).to_json(), "address": user.address, "subdomain": ADDR_DOMAIN}
+        async with self.http.post(self.backend.make_url("/profile/address"), json=body) as response:
+            await response.read()
+            return response
+
+    async def claim(self, user: User, alias: str) -> None:
+        body = {
+            "signature": sign(user.keys.signing.secret_key, "alias: " + alias),
+            "addressName": user.address_name,
+            "dm3Name": alias,
+        }
+        async with self.http.post(self.backend.make_url("/profile/name"), json=body) as response:
+            assert response.status == 200, await response.text()
+
+    async def gateway_answer(self, call_data: bytes, gateway: TestServer | None = None) -> bytes:
+        """The gateway's ``data`` for ``call_data`` sent by the offchain resolver."""
+        resolver = self.chain.offchain_resolver.address.lower()
+        url = (gateway or self.gateway).make_url(f"/{resolver}/0x{call_data.hex()}.json")
+        async with self.http.get(url) as response:
+            assert response.status == 200, await response.text()
+            return bytes.fromhex((await response.json())["data"][2:])
+
+
+@pytest.fixture
+async def stack(redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Stack]:
+    backend_settings = BackendSettings(
+        addr_domains=(ADDR_DOMAIN,), user_domains=(USER_DOMAIN,), redis=RedisSettings(prefix=redis_prefix)
+    )
+    backend = TestServer(create_backend(backend_settings, redis=redis), host="127.0.0.1")
+    await backend.start_server()
+    signer = Account.create()
+    gateway_settings = GatewaySettings(signer_key=signer.key.hex(), backend_url=str(backend.make_url("/")))
+    gateway = TestServer(create_gateway(gateway_settings, batch_gateway=True), host="127.0.0.1")
+    await gateway.start_server()
+    chain = await DevChain(
+        gateway_url=f"http://127.0.0.1:{gateway.port}/{{sender}}/{{data}}.json",
+        signers=[signer.address],
+        offchain_names=[ADDR_DOMAIN, USER_DOMAIN],
+    ).start()
+    lookup = await open_lookup(ChainSettings(), w3=chain.w3)
+    http = aiohttp.ClientSession()
+    try:
+        yield Stack(backend, gateway, chain, lookup, http, signer)
+    finally:
+        await http.close()
+        await lookup.close()
+        await chain.close()
+        await gateway.close()
+        await backend.close()
