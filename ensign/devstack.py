@@ -9,44 +9,61 @@ Start order (each step needs the one before), stopped in reverse:
    ENSIP-21 batch queries as well (dev only: in production ENS's own batch gateway does that);
 4. the embedded chain: our ENS registry at ENS's canonical address, the Universal Resolver
    stand-in, and an OffchainResolver for the address and user domains pointing at the gateway;
-5. the chain's JSON-RPC server, so ethers, viem, web3 and browsers can use it.
+5. the chain's JSON-RPC server, so ethers, viem, web3 and browsers can use it;
+6. the delivery service, whose own profile is published on the chain as the
+   ``network.dm3.deliveryService`` text record of its name (a ``data:`` URI), so clients find it
+   through ENS exactly as they find a production one.
 
 The chain lives in memory and is rebuilt on every start; deployment is deterministic (same
 deployer, same nonces), so contract addresses repeat and every profile kept in Redis resolves again.
 
-Secrets the stack needs (the gateway's signing key) are generated on the first start and kept in
-``<data_dir>/dev-secrets.json`` (mode 0600), so a restart signs with the same key.
+Secrets the stack needs (the gateway's signing key, the delivery service's key pairs and JWT
+secret) are generated on the first start and kept in ``<data_dir>/dev-secrets.json`` (mode 0600),
+so a restart signs with the same keys and existing sessions and postmarks stay valid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
 import signal
+import socket
 import stat
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from eth_account import Account
 
 from backend.app import create_app as create_backend
+from delivery.app import create_app as create_delivery
+from delivery.ports import Web3Chain
 from ensign.config import (
     DEFAULT_ADDR_DOMAINS,
+    DEFAULT_DELIVERY_NAME,
     DEFAULT_USER_DOMAINS,
     BackendSettings,
+    ChainSettings,
     ConfigError,
+    DeliveryKeys,
+    DeliverySettings,
     GatewaySettings,
     RedisSettings,
 )
 from ensign.devchain import DevChain
 from ensign.devchain_rpc import DevChainRpcServer
 from ensign.embedded_redis import EmbeddedRedis
+from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
+from ensign.protocol.models import DeliveryServiceProfile
+from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
 from resolver.gateway import create_app as create_gateway
+from resolver.lookup import NameLookup, open_lookup
 
 
 @dataclass(frozen=True)
@@ -60,30 +77,63 @@ class DevStackSettings:
     chain_port: int = 8545
     backend_port: int = 8081
     gateway_port: int = 8082
+    delivery_port: int = 8083
+    delivery_name: str = DEFAULT_DELIVERY_NAME
     addr_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
     user_domains: tuple[str, ...] = DEFAULT_USER_DOMAINS
 
 
 @dataclass
 class DevSecrets:
-    """Secrets generated once per data directory."""
+    """Secrets generated once per data directory; fields added later are filled in on load."""
 
     gateway_signer_key: str = field(repr=False)
+    delivery_keys: DeliveryKeys = field(repr=False)
+    jwt_secret: str = field(repr=False)
 
     @classmethod
     def load_or_create(cls, path: Path) -> DevSecrets:
+        stored: dict[str, str] = {}
         if path.exists():
             try:
-                data = json.loads(path.read_text())
-                return cls(gateway_signer_key=str(data["gatewaySignerKey"]))
-            except (ValueError, KeyError, TypeError):
+                stored = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+            except (ValueError, AttributeError):
                 raise ConfigError(f"{path} is not a valid dev secrets file; delete it to make a new one") from None
-        created = cls(gateway_signer_key="0x" + secrets.token_hex(32))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as file:
-            json.dump({"gatewaySignerKey": created.gateway_signer_key}, file)
-        return created
+        wanted = dict(stored)
+        wanted.setdefault("gatewaySignerKey", "0x" + secrets.token_hex(32))
+        if "signingPrivateKey" not in wanted:
+            signing = random_signing_key_pair()
+            wanted.update(signingPublicKey=signing.public_key, signingPrivateKey=signing.secret_key)
+        if "encryptionPrivateKey" not in wanted:
+            encryption = random_encryption_key_pair()
+            wanted.update(encryptionPublicKey=encryption.public_key, encryptionPrivateKey=encryption.secret_key)
+        wanted.setdefault("jwtSecret", secrets.token_hex(32))
+        if wanted != stored:
+            _write_private(path, wanted)
+        try:
+            return cls(
+                gateway_signer_key=wanted["gatewaySignerKey"],
+                delivery_keys=DeliveryKeys(
+                    signing_public_key=wanted["signingPublicKey"],
+                    signing_private_key=wanted["signingPrivateKey"],
+                    encryption_public_key=wanted["encryptionPublicKey"],
+                    encryption_private_key=wanted["encryptionPrivateKey"],
+                ),
+                jwt_secret=wanted["jwtSecret"],
+            )
+        except KeyError:
+            raise ConfigError(f"{path} is not a valid dev secrets file; delete it to make a new one") from None
+
+
+def _write_private(path: Path, data: dict[str, str]) -> None:
+    """Write ``data`` as JSON readable by the owner only (created 0600, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as file:
+        json.dump(data, file, indent=2, sort_keys=True)
+    os.replace(partial, path)
 
 
 @dataclass
@@ -95,7 +145,9 @@ class DevStack:
     backend_url: str = ""
     gateway_url: str = ""
     chain_url: str = ""
+    delivery_url: str = ""
     chain: DevChain | None = None
+    lookup: NameLookup | None = None
     gateway_signer: str = ""
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -156,6 +208,44 @@ class DevStack:
         self._exit.push_async_callback(rpc.close)
         self.chain_url = rpc.url
 
+        await self._start_delivery(settings, dev_secrets, redis_settings, chain)
+
+    async def _start_delivery(
+        self, settings: DevStackSettings, dev_secrets: DevSecrets, redis_settings: RedisSettings, chain: DevChain
+    ) -> None:
+        lookup = await open_lookup(ChainSettings(), w3=chain.w3)
+        self.lookup = lookup
+        self._exit.push_async_callback(lookup.close)
+        redis = aioredis.from_url(self.redis_url)
+        self._exit.push_async_callback(redis.aclose)
+        delivery_settings = DeliverySettings(
+            keys=dev_secrets.delivery_keys,
+            jwt_secret=dev_secrets.jwt_secret,
+            host=settings.host,
+            port=settings.delivery_port,
+            url=f"http://{settings.host}:{settings.delivery_port}",
+            name=settings.delivery_name,
+            redis=redis_settings,
+        )
+        if settings.delivery_port == 0:
+            # The app signs and checks account messages against its own URL, so a free port is
+            # picked before the app is built (tests only; the race with another binder is benign).
+            probe = socket.socket()
+            probe.bind((settings.host, 0))
+            port = probe.getsockname()[1]
+            probe.close()
+            delivery_settings = dataclasses.replace(
+                delivery_settings, port=port, url=f"http://{settings.host}:{port}"
+            )
+        app = create_delivery(delivery_settings, redis=redis, directory=lookup, chain=Web3Chain(chain.w3))
+        self.delivery_url = await self._serve(app, delivery_settings.port, "delivery service")
+        profile = DeliveryServiceProfile(
+            public_encryption_key=delivery_settings.keys.encryption_public_key,
+            public_signing_key=delivery_settings.keys.signing_public_key,
+            url=self.delivery_url,
+        )
+        await chain.set_text(settings.delivery_name, DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri(profile))
+
     async def _serve(self, app: web.Application, port: int, what: str) -> str:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -177,6 +267,7 @@ class DevStack:
             ("chain JSON-RPC", self.chain_url),
             ("backend", self.backend_url),
             ("CCIP-Read gateway", self.gateway_url),
+            ("delivery service", f"{self.delivery_url}  ({self.settings.delivery_name})"),
             ("Redis", self.redis_url),
             ("ENS registry", self.chain.registry.address),
             ("OffchainResolver", self.chain.offchain_resolver.address),

@@ -29,7 +29,9 @@ PROFILE_KEY = "network.dm3.profile"
 
 
 def ports_zero(data_dir: Path, **overrides: Any) -> DevStackSettings:
-    return DevStackSettings(data_dir=data_dir, chain_port=0, backend_port=0, gateway_port=0, **overrides)
+    return DevStackSettings(
+        data_dir=data_dir, chain_port=0, backend_port=0, gateway_port=0, delivery_port=0, **overrides
+    )
 
 
 async def register(http: aiohttp.ClientSession, stack: DevStack) -> tuple[str, dict[str, Any]]:
@@ -106,7 +108,9 @@ async def test_endpoint_table_names_every_service(tmp_path: Path, redis_url: str
         for url in (stack.chain_url, stack.backend_url, stack.gateway_url):
             assert url in table
         assert ENS_REGISTRY_ADDRESS in table and "addr.ensign.eth" in table
-        assert json.loads((tmp_path / "dev-secrets.json").read_text())["gatewaySignerKey"] not in table
+        stored = json.loads((tmp_path / "dev-secrets.json").read_text())
+        for secret in ("gatewaySignerKey", "signingPrivateKey", "encryptionPrivateKey", "jwtSecret"):
+            assert stored[secret] not in table
     finally:
         await stack.close()
 
@@ -129,3 +133,37 @@ async def test_a_port_in_use_stops_start_up_with_a_message_naming_it(
             raise AssertionError("start-up should have failed")
     finally:
         blocker.close()
+
+
+async def test_dev_stack_publishes_its_delivery_service_through_ens(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    stack = await DevStack(ports_zero(tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)).start()
+    try:
+        assert stack.lookup is not None
+        profile = await stack.lookup.delivery_service_profile("ds.ensign.eth")
+        stored = json.loads((tmp_path / "dev-secrets.json").read_text())
+        assert profile.url == stack.delivery_url
+        assert profile.public_signing_key == stored["signingPublicKey"]
+        assert profile.public_encryption_key == stored["encryptionPublicKey"]
+        async with aiohttp.ClientSession() as http, http.get(f"{stack.delivery_url}/health") as response:
+            assert response.status == 200
+            assert (await response.json())["status"] == "ok"
+    finally:
+        await stack.close()
+
+
+async def test_an_older_secrets_file_keeps_its_gateway_key_and_gains_delivery_keys(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    old_key = "0x" + "ab" * 32
+    (tmp_path / "dev-secrets.json").write_text(json.dumps({"gatewaySignerKey": old_key}))
+    stack = await DevStack(ports_zero(tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)).start()
+    try:
+        assert stack.gateway_signer == Account.from_key(old_key).address
+        stored = json.loads((tmp_path / "dev-secrets.json").read_text())
+        assert stored["gatewaySignerKey"] == old_key
+        assert {"signingPrivateKey", "encryptionPrivateKey", "jwtSecret"} <= stored.keys()
+        assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        await stack.close()
