@@ -113,11 +113,12 @@ def _backend(args: argparse.Namespace) -> int:
     import asyncio
 
     from ensign.config import BackendSettings
-    from ensign.serve import backend_app, configure_logging, serve
+    from ensign.serve import backend_app, configure_logging, redact_logs, serve
 
     settings = BackendSettings.from_env()
     app = backend_app(settings)
     configure_logging(settings.log_level)
+    redact_logs(REDIS_URL=settings.redis.url)
     asyncio.run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT"))
     return 0
 
@@ -140,12 +141,13 @@ def _delivery(args: argparse.Namespace) -> int:
 
     from delivery.logs import configure_logging
     from ensign.config import DeliverySettings
-    from ensign.serve import delivery_app, serve
+    from ensign.serve import delivery_app, redact_logs, serve
 
     settings = DeliverySettings.from_env()
     build = delivery_app(settings)
     # JSON lines carrying each request's id; the app's middleware logs every request itself.
     configure_logging(settings.log_level)
+    redact_logs(REDIS_URL=settings.redis.url, ETH_RPC_URL=settings.chain.rpc_url)
     asyncio.run(
         serve(
             build,
@@ -176,6 +178,7 @@ def _dev(args: argparse.Namespace) -> int:
         chain_port=args.chain_port,
         backend_port=args.backend_port,
         gateway_port=args.gateway_port,
+        delivery_port=args.delivery_port,
     )
     asyncio.run(run(settings, sys.stdout))
     return 0
@@ -269,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--chain-port", type=int, default=8545, help="chain JSON-RPC port (default 8545)")
     dev.add_argument("--backend-port", type=int, default=8081, help="backend port (default 8081)")
     dev.add_argument("--gateway-port", type=int, default=8082, help="CCIP-Read gateway port (default 8082)")
+    dev.add_argument("--delivery-port", type=int, default=8083, help="delivery service port (default 8083)")
     dev.set_defaults(handler=_dev)
     return parser
 

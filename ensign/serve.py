@@ -42,6 +42,7 @@ from ensign.errors import ServiceUnavailable
 __all__ = [
     "SHUTDOWN_TIMEOUT",
     "configure_logging",
+    "redact_logs",
     "require_redis",
     "require_chain",
     "open_redis",
@@ -62,6 +63,7 @@ SHUTDOWN_TIMEOUT = 10.0
 # Seconds before a Redis call gives up, and how often start-up tries to reach Redis and the node.
 _REDIS_TIMEOUT = 5.0
 _CONNECT_ATTEMPTS = 5
+_ATTEMPT_TIMEOUT = 10.0
 
 AppSource = web.Application | Callable[[], Awaitable[web.Application]]
 
@@ -73,6 +75,34 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces each given secret in a record's message with a placeholder naming its variable.
+
+    Libraries log their endpoints (web3 logs the RPC URL when it disconnects, at INFO), and URLs
+    may carry an API key or a password; the placeholder keeps the line useful without them.
+    """
+
+    def __init__(self, secrets: dict[str, str | None]) -> None:
+        super().__init__()
+        self._secrets = {value: f"<{name}>" for name, value in secrets.items() if value}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for secret, placeholder in self._secrets.items():
+            redacted = redacted.replace(secret, placeholder)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_logs(**secrets: str | None) -> None:
+    """Redact ``NAME=value`` secrets from everything the root logger's handlers write."""
+    redacting = RedactingFilter(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redacting)
 
 
 def require_redis(settings: RedisSettings, service: str) -> str:
@@ -116,11 +146,13 @@ async def open_redis(settings: RedisSettings, service: str) -> aioredis.Redis:
 
 
 async def _retry(what: str, call: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]) -> None:
+    retried = (*errors, asyncio.TimeoutError)
     for attempt in range(1, _CONNECT_ATTEMPTS + 1):
         try:
-            await call()
+            # A host that drops packets would otherwise hold each attempt for the client's own timeout.
+            await asyncio.wait_for(call(), _ATTEMPT_TIMEOUT)
             return
-        except errors as exc:
+        except retried as exc:
             # The exception's text may hold the host but never the URL's password.
             log.warning("%s not reachable (attempt %d of %d): %s", what, attempt, _CONNECT_ATTEMPTS, type(exc).__name__)
             if attempt == _CONNECT_ATTEMPTS:

@@ -342,3 +342,13 @@ async def test_delivery_serves_health_with_redis_and_chain_and_stops_on_sigterm(
     assert elapsed < STOP_TIMEOUT
     lines = [json.loads(line) for line in delivery.log]  # the delivery service logs JSON lines
     assert any(entry["msg"] == "delivery stopped" for entry in lines)
+
+
+async def test_delivery_without_a_reachable_node_exits_2_naming_eth_rpc_url(redis_url: str, redis_prefix: str) -> None:
+    keys, _ = parse_keys_new(ensign("keys", "new", "--url", "http://127.0.0.1:8083").stdout)
+    env = {**keys, "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix, "ETH_RPC_URL": "http://127.0.0.1:1/secret-api-key"}
+    result = await asyncio.to_thread(ensign, "delivery", env=env)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ensign: the Ethereum node (ETH_RPC_URL) cannot be reached")
+    assert "secret-api-key" not in result.stderr
