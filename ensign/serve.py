@@ -146,7 +146,7 @@ async def open_redis(settings: RedisSettings, service: str) -> aioredis.Redis:
 
 
 async def _retry(what: str, call: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]) -> None:
-    retried = (*errors, asyncio.TimeoutError)
+    retried: tuple[type[BaseException], ...] = (*errors, asyncio.TimeoutError)
     for attempt in range(1, _CONNECT_ATTEMPTS + 1):
         try:
             # A host that drops packets would otherwise hold each attempt for the client's own timeout.
