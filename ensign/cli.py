@@ -263,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole stack on this machine (embedded Redis and chain)",
         description=(
             "Starts Redis (embedded unless REDIS_URL is set; data under --data-dir), the backend, the "
-            "CCIP-Read gateway and the embedded chain with its JSON-RPC server, prints their URLs, "
-            "and runs until Ctrl-C."
+            "CCIP-Read gateway, the delivery service and the embedded chain with its JSON-RPC server, "
+            "prints their URLs, and runs until Ctrl-C."
         ),
     )
     dev.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
