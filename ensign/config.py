@@ -8,35 +8,8 @@ A missing or malformed variable raises :class:`ConfigError` naming the variable 
 expected; the CLI prints it and exits with status 2. Secrets are never echoed back: an error about
 a key says which variable is wrong, not what it holds.
 
-Environment variables (the README has the same table):
-
-=============================  ===================================  =========================
-variable                       meaning                              default
-=============================  ===================================  =========================
-REDIS_URL                      Redis for all services                embedded Redis (dev only)
-REDIS_PREFIX                   prefix of every key Ensign writes     ``ensign:``
-ETH_RPC_URL                    Ethereum JSON-RPC endpoint            embedded chain (dev only)
-ENS_REGISTRY                   ENS registry address                  ENS's canonical address
-BACKEND_HOST / _PORT           backend listen address                127.0.0.1 / 8081
-ADDR_DOMAINS                   parents of ``<address>.<domain>``     ``addr.ensign.eth``
-USER_DOMAINS                   parents of ``<alias>.<domain>``       ``user.ensign.eth``
-GATEWAY_HOST / _PORT           CCIP-Read gateway listen address      127.0.0.1 / 8082
-GATEWAY_SIGNER_KEY             secp256k1 key signing answers         required
-GATEWAY_SIGNATURE_TTL          seconds a signed answer is valid      300
-GATEWAY_FORMAT                 ``ensdomains`` or ``dm3``             ``ensdomains``
-BACKEND_URL                    where the gateway reads profiles      http://127.0.0.1:8081
-DELIVERY_HOST / _PORT          delivery service listen address       127.0.0.1 / 8083
-DELIVERY_URL                   public URL in the DS profile          http://127.0.0.1:8083
-DELIVERY_NAME                  ENS name of this delivery service     ``ds.ensign.eth``
-SIGNING_PUBLIC_KEY             DS Ed25519 public key (base64)        required
-SIGNING_PRIVATE_KEY            DS Ed25519 secret key (64 B, base64)  required
-ENCRYPTION_PUBLIC_KEY          DS X25519 public key (base64)         required
-ENCRYPTION_PRIVATE_KEY         DS X25519 secret key (base64)         required
-JWT_SECRET                     HMAC secret for session tokens        required, ≥ 32 bytes
-MESSAGE_SIZE_LIMIT             largest envelope accepted, bytes      100000
-MESSAGE_TTL                    seconds a message waits for its ack   2592000 (30 days)
-LOG_LEVEL                      ``DEBUG`` … ``ERROR``                 ``INFO``
-=============================  ===================================  =========================
+The environment variables, their defaults and which command needs which are listed in one table in
+README.md ("Configuration"); a test checks that table against what this module reads.
 """
 
 from __future__ import annotations
