@@ -40,7 +40,7 @@ from ensign.protocol.encoding import normalize_name
 
 from .metrics import DeliveryMetrics
 from .ports import address_or_none
-from .state import accounts_key, directory_key, intake_key, metrics_key, queue_key, redis_key, sessions_key
+from .state import accounts_key, clock_key, directory_key, intake_key, metrics_key, queue_key, redis_key, sessions_key
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +174,15 @@ async def push_message(
     """Emit the stored envelope ``message_id`` to this process's sockets of ``account``.
 
     Returns how many sockets it was emitted to (0 when none are connected here or the message was
-    acknowledged or swept meanwhile).
+    acknowledged, swept or expired meanwhile).
     """
     count = _local_sockets(sio, account)
     if count == 0:
         return 0
-    # The queue offers no read-by-id; its key builder names the hash holding "<received_at> <envelope>".
-    record = await redis.hget(app[queue_key].keys(account).messages, message_id)
-    if record is None:
+    stored = await app[queue_key].get(account, message_id, now=app[clock_key]())
+    if stored is None:
         return 0
-    raw = record if isinstance(record, bytes) else record.encode()
-    _, _, envelope = raw.partition(b" ")
-    await sio.emit("message", json.loads(envelope), room=account, namespace=NAMESPACE)
+    await sio.emit("message", json.loads(stored.envelope), room=account, namespace=NAMESPACE)
     metrics: DeliveryMetrics = app[metrics_key]
     metrics.pushes.inc(count)
     return count

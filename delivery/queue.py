@@ -20,7 +20,8 @@ accounts share keys. ``prefix`` is passed in (production ``"ensign:"``; tests us
     ``received_at`` is the decimal seconds the caller passed as ``now``; the envelope is stored
     byte for byte, postmark included.
 
-The three keys always hold the same ids. Only ``enqueue.lua`` writes them. A message leaves them in
+The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fetch.lua`` (a page) and
+``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
 one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
 it replaces, or expired entries it purges when the queue is at ``max_queued``),
 ``delete_queue.lua`` (account deleted). Redis deletes a zset or hash when its last member goes, so
@@ -183,6 +184,7 @@ def _lua(name: str) -> str:
 
 _ENQUEUE_LUA = _lua("enqueue")
 _FETCH_LUA = _lua("fetch")
+_GET_LUA = _lua("get")
 _ACK_LUA = _lua("ack")
 _SWEEP_LUA = _lua("sweep")
 _DELETE_QUEUE_LUA = _lua("delete_queue")
@@ -235,6 +237,7 @@ class MessageQueue:
         self._prefix = prefix
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
         self._fetch = redis.register_script(_FETCH_LUA)
+        self._get = redis.register_script(_GET_LUA)
         self._ack = redis.register_script(_ACK_LUA)
         self._sweep = redis.register_script(_SWEEP_LUA)
         self._delete_queue = redis.register_script(_DELETE_QUEUE_LUA)
@@ -340,20 +343,29 @@ class MessageQueue:
             keys=keys.keys, args=[cursor or "", repr(now), limit]
         )
         next_seq = _text(reply[0])
-        items = []
-        for i in range(1, len(reply), 4):
-            received_at, _, envelope = _bytes(reply[i + 3]).partition(b" ")
-            items.append(
-                StoredMessage(
-                    id=_text(reply[i]),
-                    envelope=envelope,
-                    received_at=float(received_at),
-                    expires_at=float(reply[i + 2]),
-                )
-            )
+        items = [
+            _stored(_text(reply[i]), expires_at=reply[i + 2], record=reply[i + 3])
+            for i in range(1, len(reply), 4)
+        ]
         # Scores come back as doubles' text; the cursor is their integer value.
         next_cursor = str(int(float(next_seq))) if next_seq else None
         return Page(items=tuple(items), next_cursor=next_cursor)
+
+    async def get(self, account: str, message_id: str, *, now: float) -> StoredMessage | None:
+        """Return one queued message of ``account`` by id, or ``None``. Removes nothing.
+
+        One round trip (EVALSHA). ``None`` when the id was never stored, was acknowledged or swept,
+        or has expired (``expires_at <= now``) even if the sweeper has not removed it yet.
+
+        :param now: the caller's clock, epoch seconds.
+        """
+        keys = self.keys(account)
+        _check_message_id(message_id)
+        now = _check_now(now)
+        reply: list[Any] | None = await self._get(keys=keys.keys, args=[message_id, repr(now)])
+        if reply is None:
+            return None
+        return _stored(message_id, expires_at=reply[0], record=reply[1])
 
     async def ack(self, account: str, ids: Iterable[str]) -> int:
         """Remove the acknowledged messages of ``account``; O(log n) each.
@@ -450,6 +462,14 @@ def _check_message_id(message_id: str) -> None:
         raise InvalidRequest("message id must be a non-empty string")
     if len(message_id) > MAX_MESSAGE_ID_LENGTH:
         raise InvalidRequest(f"message id is longer than {MAX_MESSAGE_ID_LENGTH} characters")
+
+
+def _stored(message_id: str, *, expires_at: bytes | str, record: bytes | str) -> StoredMessage:
+    # The hash value is "<received_at> <envelope>" (module docstring).
+    received_at, _, envelope = _bytes(record).partition(b" ")
+    return StoredMessage(
+        id=message_id, envelope=envelope, received_at=float(received_at), expires_at=float(expires_at)
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -329,6 +329,47 @@ async def test_fetch_page_size_defaults_to_100(queue):
     assert len(page.items) == 100 and page.next_cursor is not None
 
 
+# -- get.lua -----------------------------------------------------------------------------------
+
+
+async def test_get_returns_the_stored_message_by_id(queue):
+    await fill(queue, ALICE, 3)
+
+    got = await queue.get(ALICE, mid(1), now=NOW + 5)
+
+    assert got is not None
+    assert (got.id, got.envelope, got.received_at, got.expires_at) == (mid(1), envelope(1), NOW + 1, NOW + 1 + DAY)
+
+
+async def test_get_of_an_id_never_stored_is_none(queue):
+    await fill(queue, ALICE, 1)
+
+    assert await queue.get(ALICE, mid(7), now=NOW) is None
+    assert await queue.get(BOB, mid(0), now=NOW) is None  # another account's id
+
+
+async def test_get_of_an_expired_message_is_none_before_the_sweeper_runs(queue, redis):
+    await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=60)
+
+    assert await queue.get(ALICE, mid(1), now=NOW + 59.9) is not None
+    assert await queue.get(ALICE, mid(1), now=NOW + 60) is None
+    assert await structure_members(redis, queue, ALICE) == ({mid(1)},) * 3  # read only
+
+
+async def test_get_after_ack_is_none(queue):
+    ids = await fill(queue, ALICE, 2)
+
+    await queue.ack(ALICE, [ids[0]])
+
+    assert await queue.get(ALICE, ids[0], now=NOW + 2) is None
+    assert (await queue.get(ALICE, ids[1], now=NOW + 2)) is not None
+
+
+async def test_get_rejects_a_bad_id(queue):
+    with pytest.raises(InvalidRequest, match="message id"):
+        await queue.get(ALICE, "", now=NOW)
+
+
 # -- ack.lua -----------------------------------------------------------------------------------
 
 
