@@ -1,0 +1,526 @@
+"""The SDK's client: one wallet's account on the Ensign stack.
+
+A :class:`Client` holds a wallet, the dm3 keys derived from it, and the connections it needs: ENS
+through the configured node (:mod:`resolver.lookup`), HTTP to the profile backend and to the
+delivery services found in ENS. Typical use::
+
+    async with Client(Wallet.from_private_key(key), ClientConfig()) as client:
+        await client.setup()                      # keys, profile, account at the delivery service
+        await client.send("bob.user.ensign.eth", "hello")
+        async with client.subscribe() as inbox:
+            async for message in inbox:
+                print(message.sender, message.text)
+                await client.ack(message)
+
+The client is an async context manager and cannot be reused: entering it a second time, or
+calling it after :meth:`Client.aclose`, raises :class:`ClientStateError`. Without ``async with``
+it opens on first use, and must then be closed with :meth:`Client.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
+from ensign.protocol.canonical import stringify
+from ensign.protocol.crypto import sign
+from ensign.protocol.envelope import build_envelope, envelope_id
+from ensign.protocol.keys import ProfileKeys
+from ensign.protocol.message import create_message
+from ensign.protocol.models import Attachment, DeliveryServiceProfile, SignedUserProfile, UserProfile
+from resolver.lookup import NameLookup
+
+from ._config import ClientConfig
+from ._directory import open_directory
+from ._errors import ApiError, ClientConnectionError, ClientStateError, DeliveryAttempt, DeliveryError
+from ._http import JsonHttp
+from ._models import DeliveryAccount, InboxPage, NameRegistration, ReceivedMessage, RejectedEnvelope, SentMessage
+from ._push import Subscription
+from ._receive import Receiver
+from ._session import Sessions
+from ._wallet import Wallet, derive_keys, sign_profile
+
+__all__ = ["Client"]
+
+#: Messages per page when fetching (the delivery service allows 1 … 1000).
+DEFAULT_PAGE_SIZE = 100
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+class Client:
+    """One wallet's dm3 account: profile, delivery-service accounts, sending and receiving.
+
+    :param wallet: the account's :class:`Wallet` (a local key or a signing callback)
+    :param config: where the chain, the backend and the delivery services are (default: ``make dev``)
+    :param keys: the dm3 keys, if already derived (default: derived from ``wallet`` on first use)
+    :param name: the name to send as and to log in with (default: the address name
+        ``0x<address>.<config.addr_domain>``; any name resolving to the wallet's address works)
+    :param lookup: an ENS lookup to use instead of one on ``config.rpc_url`` (not closed by the client)
+    :param session: an ``aiohttp.ClientSession`` to use (not closed by the client)
+    :param clock: seconds since the epoch, for message and account-message timestamps and for
+        renewing session tokens (default ``time.time``)
+    """
+
+    def __init__(
+        self,
+        wallet: Wallet,
+        config: ClientConfig | None = None,
+        *,
+        keys: ProfileKeys | None = None,
+        name: str | None = None,
+        lookup: NameLookup | None = None,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.wallet = wallet
+        self.config = config if config is not None else ClientConfig()
+        self.name = name if name is not None else f"{wallet.address.lower()}.{self.config.addr_domain}"
+        self._keys = keys
+        self._keys_lock = asyncio.Lock()
+        self._profiles: dict[tuple[str, ...], SignedUserProfile] = {}
+        self._lookup = lookup
+        self._own_lookup = lookup is None
+        self._session = session
+        self._own_session = session is None
+        self._http: JsonHttp | None = None
+        self._clock = clock
+        self._state = _State.UNOPENED
+        self._sessions = Sessions(self._login, clock)
+        self._subscriptions: set[Subscription] = set()
+        self._receiver_cache: Receiver | None = None
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        if self._state is _State.OPENED:
+            raise ClientStateError("this client is already open; a client is entered once")
+        if self._state is _State.CLOSED:
+            raise ClientStateError("this client is closed and cannot be reopened; make a new Client")
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _open(self) -> JsonHttp:
+        if self._state is _State.CLOSED:
+            raise ClientStateError("this client is closed; make a new Client")
+        if self._http is None:
+            self._state = _State.OPENED
+            if self._session is None:
+                self._session = aiohttp.ClientSession()
+            self._http = JsonHttp(self._session, self.config.timeout)
+        return self._http
+
+    async def aclose(self) -> None:
+        """Stop every subscription and close what the client opened. Closing twice is harmless."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        if self._own_lookup and self._lookup is not None:
+            await self._lookup.close()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._http = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` has run."""
+        return self._state is _State.CLOSED
+
+    async def _directory(self) -> NameLookup:
+        await self._open()
+        if self._lookup is None:
+            self._lookup = await open_directory(self.config)
+        return self._lookup
+
+    # -- identity -------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The wallet's EIP-55 address."""
+        return self.wallet.address
+
+    async def keys(self) -> ProfileKeys:
+        """The account's dm3 keys; derived on first use (the wallet signs dm3's key-creation message)."""
+        self._check_open()
+        async with self._keys_lock:
+            if self._keys is None:
+                self._keys = await derive_keys(self.wallet)
+        return self._keys
+
+    async def signed_profile(self, delivery_services: Sequence[str] | None = None) -> SignedUserProfile:
+        """The profile listing ``delivery_services`` (default ``config.delivery_services``), signed by the wallet."""
+        services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
+        if not services or isinstance(delivery_services, str):
+            raise InvalidRequest("a profile lists at least one delivery service, as a sequence of ENS names")
+        if services not in self._profiles:
+            keys = await self.keys()
+            profile = UserProfile(
+                public_encryption_key=keys.encryption.public_key,
+                public_signing_key=keys.signing.public_key,
+                delivery_services=services,
+            )
+            self._profiles[services] = await sign_profile(self.wallet, profile)
+        return self._profiles[services]
+
+    # -- profile and names (backend) --------------------------------------------------------------
+
+    async def publish_profile(self, delivery_services: Sequence[str] | None = None) -> NameRegistration:
+        """Publish the signed profile through the backend; its address name then resolves in ENS.
+
+        :param delivery_services: ENS names of the delivery services to list, primary first
+            (default ``config.delivery_services``)
+        :raises ApiError: e.g. 409 ``profile_superseded`` for a profile this address replaced before
+        """
+        signed = await self.signed_profile(delivery_services)
+        body = {"signedUserProfile": signed.to_json(), "address": self.address, "subdomain": self.config.addr_domain}
+        answer = await self._backend("POST", "/profile/address", body)
+        lookup = await self._directory()
+        lookup.forget(self.name)
+        lookup.forget(str(answer["name"]))
+        return NameRegistration(name=str(answer["name"]), address=str(answer["address"]), status=str(answer["status"]))
+
+    async def claim_alias(self, alias: str) -> NameRegistration:
+        """Claim ``alias`` (e.g. ``alice.user.ensign.eth``) for this address at the backend.
+
+        Signed with the profile's key in the backend's timestamped form (``specs/backend.md``), so
+        the request cannot be replayed. The profile must be published first.
+        """
+        keys = await self.keys()
+        timestamp = self._now_ms()
+        address_name = f"{self.address.lower()}.{self.config.addr_domain}"
+        text = f"Ensign alias claim\nName: {alias}\nAddress name: {address_name}\nTimestamp: {timestamp}"
+        body = {
+            "signature": sign(keys.signing.secret_key, text),
+            "addressName": address_name,
+            "dm3Name": alias,
+            "timestamp": timestamp,
+        }
+        answer = await self._backend("POST", "/profile/name", body)
+        (await self._directory()).forget(str(answer["name"]))
+        return NameRegistration(name=str(answer["name"]), address=str(answer["address"]), status=str(answer["status"]))
+
+    async def _backend(self, method: str, path: str, body: Any) -> dict[str, Any]:
+        http = await self._open()
+        answer, _ = await http.request(method, self.config.backend_url.rstrip("/") + path, json_body=body)
+        if not isinstance(answer, dict):
+            raise ApiError(200, "invalid_response", answer, "the backend answered with something other than an object")
+        return answer
+
+    # -- delivery-service accounts ---------------------------------------------------------------
+
+    def _service(self, delivery_service: str | None) -> str:
+        return delivery_service if delivery_service is not None else self.config.delivery_services[0]
+
+    async def delivery_service_profile(self, delivery_service: str | None = None) -> DeliveryServiceProfile:
+        """The ENS profile (URL and public keys) of a delivery service (default: the first configured)."""
+        return await self._delivery_service_profile(self._service(delivery_service))
+
+    async def _delivery_service_profile(self, name: str) -> DeliveryServiceProfile:
+        return await (await self._directory()).delivery_service_profile(name)
+
+    async def _account_message(self, delivery_service: str, topic: str, settings: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        profile = await self._delivery_service_profile(delivery_service)
+        keys = await self.keys()
+        message: dict[str, Any] = {
+            "deliveryService": profile.url,
+            "ensName": self.name,
+            "timestamp": self._now_ms(),
+            "topic": topic,
+        }
+        if settings is not None:
+            message["settings"] = dict(settings)
+        return profile.url, {"message": message, "signature": sign(keys.signing.secret_key, stringify(message))}
+
+    async def create_account(
+        self, delivery_service: str | None = None, *, settings: Mapping[str, Any] | None = None
+    ) -> DeliveryAccount:
+        """Create this address's account at a delivery service with a signed ``createAccount`` message.
+
+        :param delivery_service: its ENS name (default: the first of ``config.delivery_services``)
+        :param settings: optional account settings (``specs/delivery.md`` §2.4)
+        :raises ApiError: 409 ``account_exists``; 404 ``no_profile`` when the profile is not published
+        """
+        service = self._service(delivery_service)
+        url, body = await self._account_message(service, "createAccount", settings)
+        http = await self._open()
+        answer, _ = await http.request("POST", f"{url.rstrip('/')}/account/{quote(self.name, safe='')}", json_body=body)
+        return DeliveryAccount.from_json(service, answer)
+
+    async def delete_account(self, delivery_service: str | None = None) -> int:
+        """Delete the account at a delivery service (signed ``deleteAccount``); returns how many
+        queued messages were dropped with it."""
+        service = self._service(delivery_service)
+        url, body = await self._account_message(service, "deleteAccount", None)
+        http = await self._open()
+        answer, _ = await http.request("DELETE", f"{url.rstrip('/')}/account/{quote(self.name, safe='')}", json_body=body)
+        self._sessions.forget(service)
+        return int(answer["droppedMessages"])
+
+    async def account(self, delivery_service: str | None = None) -> DeliveryAccount:
+        """The account at a delivery service, with its settings (needs a session)."""
+        service = self._service(delivery_service)
+        answer, _ = await self._authorized(service, "GET", f"/account/{quote(self.name, safe='')}")
+        return DeliveryAccount.from_json(service, answer)
+
+    async def setup(self, delivery_services: Sequence[str] | None = None) -> NameRegistration:
+        """Everything a new account needs, safe to repeat: derive the keys, publish the profile,
+        and create an account at each of its delivery services (an existing one is kept).
+
+        A service that cannot be reached is skipped with its error raised at the end, after the
+        others were set up.
+        """
+        services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
+        registration = await self.publish_profile(services)
+        failure: EnsignError | None = None
+        for service in services:
+            try:
+                await self.create_account(service)
+            except ApiError as exc:
+                if exc.code != "account_exists":
+                    raise
+            except (ClientConnectionError, ServiceUnavailable) as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+        return registration
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def login(self, delivery_service: str | None = None) -> str:
+        """A session token for a delivery service, logging in only if the current one is missing
+        or about to expire. Requests call this themselves; it is public for socket.io clients of
+        your own."""
+        return await self._sessions.token(self._service(delivery_service))
+
+    async def _login(self, service: str) -> str:
+        """Challenge → signature with the profile key → session token (``specs/delivery.md`` §3)."""
+        profile = await self._delivery_service_profile(service)
+        keys = await self.keys()
+        http = await self._open()
+        url = f"{profile.url.rstrip('/')}/auth/{quote(self.name, safe='')}"
+        challenge, _ = await http.request("GET", url)
+        if not isinstance(challenge, str):
+            raise ApiError(200, "invalid_response", challenge, "the challenge is not a string", url=url)
+        body = {"challenge": challenge, "signature": sign(keys.signing.secret_key, challenge)}
+        token, _ = await http.request("POST", url, json_body=body)
+        if not isinstance(token, str):
+            raise ApiError(200, "invalid_response", None, "the session token is not a string", url=url)
+        return token
+
+    async def _authorized(
+        self, service: str, method: str, path: str, *, json_body: Any = None, params: Mapping[str, str] | None = None
+    ) -> tuple[Any, Mapping[str, str]]:
+        profile = await self._delivery_service_profile(service)
+        http = await self._open()
+        url = profile.url.rstrip("/") + path
+
+        async def request(token: str) -> tuple[Any, Mapping[str, str]]:
+            return await http.request(
+                method, url, json_body=json_body, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+
+        return await self._sessions.call(service, request)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        to: str,
+        text: str | None,
+        *,
+        type: str = "NEW",
+        reference_message_hash: str | None = None,
+        attachments: Iterable[Attachment] | None = None,
+    ) -> SentMessage:
+        """Sign, encrypt and deliver a message to ``to`` (any ENS name with a dm3 profile).
+
+        The receiver's profile comes from ENS; its delivery services are tried in the profile's
+        order. A service that cannot be found in ENS or reached, that fails (5xx), or that has no
+        account for the receiver (404) is skipped for the next one; any other refusal (spam rules,
+        size, …) ends the attempt.
+
+        :param type: dm3's message type (``"NEW"``, ``"REPLY"``, ``"REACTION"``, …)
+        :param reference_message_hash: the message a reply, edit or reaction refers to
+        :raises DeliveryError: no service took the message; ``attempts`` says why for each
+        :raises NotFound: ``to`` has no dm3 profile in ENS
+        """
+        lookup = await self._directory()
+        receiver = (await lookup.user_profile(to)).signed_profile.profile
+        keys = await self.keys()
+        message = create_message(
+            to,
+            self.name,
+            text,
+            keys.signing.secret_key,
+            type=type,
+            timestamp=self._now_ms(),
+            reference_message_hash=reference_message_hash,
+            attachments=attachments,
+        )
+        http = await self._open()
+        attempts: list[DeliveryAttempt] = []
+        for service in receiver.delivery_services:
+            try:
+                profile = await self._delivery_service_profile(service)
+                # deliveryInformation is encrypted to each service: one envelope per attempt.
+                envelope = build_envelope(
+                    message, keys.signing.secret_key, receiver.public_encryption_key, profile.public_encryption_key
+                )
+                request = {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "dm3_submitMessage",
+                    "params": [json.dumps(envelope.to_json())],
+                }
+                await http.request("POST", profile.url.rstrip("/") + "/rpc", json_body=request)
+            except (ClientConnectionError, ServiceUnavailable, NotFound, InvalidRequest) as exc:
+                attempts.append(DeliveryAttempt(service, exc))
+                continue
+            except ApiError as exc:
+                attempts.append(DeliveryAttempt(service, exc))
+                if exc.status >= 500 or exc.status == 404:
+                    continue
+                raise DeliveryError(to, attempts) from exc
+            return SentMessage(
+                id=envelope_id(envelope),
+                receiver=to,
+                delivery_service=service,
+                message=message,
+                failed_attempts=tuple(attempts),
+            )
+        error = DeliveryError(to, attempts)
+        raise error from attempts[-1].error if attempts else None
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def _receiver(self) -> Receiver:
+        if self._receiver_cache is None:
+            keys = await self.keys()
+            self._receiver_cache = Receiver(keys, self.name, self.address, await self._directory())
+        return self._receiver_cache
+
+    async def _fetch_raw(
+        self, service: str, *, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE
+    ) -> tuple[list[Any], str | None]:
+        params = {"limit": str(limit)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        answer, headers = await self._authorized(
+            service, "GET", f"/delivery/messages/incoming/{quote(self.name, safe='')}", params=params
+        )
+        if not isinstance(answer, list):
+            raise ApiError(200, "invalid_response", answer, "the inbox is not a JSON array")
+        return answer, headers.get("X-Next-Cursor") or None
+
+    async def fetch(
+        self, delivery_service: str | None = None, *, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE
+    ) -> InboxPage:
+        """One page of the inbox at a delivery service, oldest first, each message verified.
+
+        Fetching removes nothing: acknowledge with :meth:`ack`. Pass the page's ``next_cursor`` to
+        get the next page.
+
+        :param limit: messages per page, 1 … 1000 (default 100)
+        """
+        service = self._service(delivery_service)
+        envelopes, next_cursor = await self._fetch_raw(service, cursor=cursor, limit=limit)
+        profile = await self._delivery_service_profile(service)
+        receiver = await self._receiver()
+        messages: list[ReceivedMessage] = []
+        rejected: list[RejectedEnvelope] = []
+        for raw in envelopes:
+            result = await receiver.open(raw, service, profile)
+            (messages if isinstance(result, ReceivedMessage) else rejected).append(result)  # type: ignore[arg-type]
+        return InboxPage(messages=tuple(messages), rejected=tuple(rejected), next_cursor=next_cursor)
+
+    async def pages(
+        self, delivery_service: str | None = None, *, limit: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[InboxPage]:
+        """Every page of the inbox, following the cursor to the last page."""
+        cursor: str | None = None
+        while True:
+            page = await self.fetch(delivery_service, cursor=cursor, limit=limit)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def subscribe(self, delivery_service: str | None = None, *, catch_up: bool = True) -> Subscription:
+        """Messages pushed over socket.io by a delivery service, reconnecting as needed.
+
+        Use as ``async with client.subscribe() as messages: async for message in messages: …``.
+        With ``catch_up`` (default) each (re)connection first fetches what is queued, so nothing
+        sent while no socket was open is missed.
+        """
+        self._check_open()
+        subscription = Subscription(self, self._service(delivery_service), catch_up=catch_up)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _subscription_closed(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def ack(
+        self, *messages: ReceivedMessage | RejectedEnvelope | str, delivery_service: str | None = None
+    ) -> int:
+        """Acknowledge messages, which removes them from their delivery service; returns how many
+        were removed (an already acknowledged one counts 0).
+
+        Messages and rejected envelopes are acknowledged at the service they came from; a bare
+        envelope id at ``delivery_service`` (default: the first configured).
+        """
+        by_service: dict[str, list[dict[str, str]]] = {}
+        for item in messages:
+            if isinstance(item, ReceivedMessage):
+                service, entry = item.delivery_service, {"contactAddress": item.sender, "messageHash": item.id}
+            elif isinstance(item, RejectedEnvelope):
+                if item.id is None:
+                    continue
+                service, entry = item.delivery_service, {"contactAddress": "", "messageHash": item.id}
+            elif isinstance(item, str):
+                service, entry = self._service(delivery_service), {"contactAddress": "", "messageHash": item}
+            else:
+                raise InvalidRequest(f"cannot acknowledge a {type(item).__name__}")
+            by_service.setdefault(service, []).append(entry)
+        removed = 0
+        for service, entries in by_service.items():
+            answer, _ = await self._authorized(
+                service,
+                "POST",
+                f"/delivery/messages/{quote(self.name, safe='')}/syncAcknowledgements/",
+                json_body={"acknowledgements": entries},
+            )
+            removed += int(answer["acknowledged"])
+        return removed
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClientStateError("this client is closed; make a new Client")
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def __repr__(self) -> str:
+        return f"Client(name={self.name!r}, state={self._state.name.lower()})"

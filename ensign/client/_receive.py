@@ -1,0 +1,113 @@
+"""Opening what a delivery service hands out (fetched or pushed), with every check a receiver can make.
+
+For a stored envelope (``specs/delivery.md`` §4.1: ``deliveryInformation`` decrypted by the service,
+``postmark`` added):
+
+1. the envelope passes the schema and carries a postmark;
+2. the sender's profile is read from ENS under the name in ``deliveryInformation.from`` (the lookup
+   checks the profile's wallet signature against the name's address);
+3. :func:`ensign.protocol.envelope.open_envelope` decrypts the message and checks the envelope hash,
+   that ``deliveryInformation`` names the message's sender and receiver, and the message's
+   signature with the sender's profile key;
+4. ``metadata.to`` names this account (the name itself, or one resolving to its address), so a
+   message signed for someone else cannot be replayed into this inbox;
+5. the postmark decrypts, is for this envelope's message, and is signed with the public signing key
+   of the delivery service's ENS profile.
+
+A failed check rejects the envelope (:class:`RejectedEnvelope`); an unreachable chain or gateway
+is raised instead, since the envelope may well be fine: it stays queued and is tried again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ensign.errors import EncodingError, EnsignError, ServiceUnavailable, SignatureError
+from ensign.protocol.canonical import parse_json
+from ensign.protocol.crypto import EncryptedPayload, decrypt_asymmetric
+from ensign.protocol.encoding import normalize_name
+from ensign.protocol.envelope import envelope_id, open_envelope
+from ensign.protocol.keys import ProfileKeys
+from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message
+from ensign.protocol.postmark import open_postmark, verify_postmark
+from resolver.lookup import NameLookup
+
+from ._errors import ClientConnectionError
+from ._models import ReceivedMessage, RejectedEnvelope
+
+
+class Receiver:
+    """What opening an envelope needs: our keys, our name and address, and ENS."""
+
+    def __init__(self, keys: ProfileKeys, name: str, address: str, lookup: NameLookup) -> None:
+        self.keys = keys
+        self.name = name
+        self.address = address
+        self.lookup = lookup
+
+    async def open(
+        self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile
+    ) -> ReceivedMessage | RejectedEnvelope:
+        """The verified message, or the envelope with the reason it was rejected."""
+        envelope_hash = _id_of(raw)
+        try:
+            return await self._open(raw, delivery_service, ds_profile)
+        except (ServiceUnavailable, ClientConnectionError):
+            raise
+        except EnsignError as exc:
+            return RejectedEnvelope(id=envelope_hash, delivery_service=delivery_service, error=exc, envelope=raw)
+
+    async def _open(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
+        envelope = EncryptionEnvelop.from_json(raw)
+        if envelope.postmark is None:
+            raise SignatureError("the envelope carries no postmark")
+        info = envelope.metadata.delivery_information
+        sender_name = info.from_ if isinstance(info, DeliveryInformation) else self._peek_sender(envelope)
+        sender = await self.lookup.user_profile(sender_name)
+        message = open_envelope(envelope, self.keys.encryption, sender.signed_profile.profile.public_signing_key)
+        if not _same_name(message.metadata.from_, sender_name):
+            raise SignatureError("the message names another sender than its envelope")
+        await self._check_receiver(message.metadata.to)
+        postmark = open_postmark(envelope.postmark, self.keys.encryption)
+        if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
+            raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
+        return ReceivedMessage(
+            id=envelope_id(envelope),
+            sender=message.metadata.from_,
+            receiver=message.metadata.to,
+            text=message.message,
+            type=message.metadata.type,
+            timestamp=message.metadata.timestamp,
+            received_at=postmark.incomming_timestamp,
+            delivery_service=delivery_service,
+            message=message,
+            envelope=envelope,
+            postmark=postmark,
+        )
+
+    def _peek_sender(self, envelope: EncryptionEnvelop) -> str:
+        # A service that kept deliveryInformation encrypted: only the message itself names the sender.
+        payload = EncryptedPayload.from_wire(envelope.message, what="envelope message")
+        message = Message.from_json(parse_json(decrypt_asymmetric(self.keys.encryption, payload), what="message"))
+        return message.metadata.from_
+
+    async def _check_receiver(self, to: str) -> None:
+        if _same_name(to, self.name):
+            return
+        if await self.lookup.address(to) != self.address:
+            raise SignatureError(f"the message is addressed to {to}, which is not this account")
+
+
+def _same_name(a: str, b: str) -> bool:
+    try:
+        return normalize_name(a) == normalize_name(b)
+    except EncodingError:
+        return a == b
+
+
+def _id_of(raw: Any) -> str | None:
+    metadata = raw.get("metadata") if isinstance(raw, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    value = metadata.get("encryptedMessageHash", metadata.get("messageHash"))
+    return value if isinstance(value, str) else None

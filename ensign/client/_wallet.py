@@ -1,0 +1,97 @@
+"""The wallet side: an Ethereum account that ``personal_sign``s texts, and what dm3 derives from it.
+
+A :class:`Wallet` is an address and a signing callable. The callable takes the text to sign and
+returns the ``0x`` hex signature, directly or as an awaitable, so a browser wallet bridge
+(``await provider.request({"method": "personal_sign", …})``) and a local key both fit::
+
+    Wallet.from_private_key("0x…")                      # eth-account, in process
+    Wallet("0xAb…01", lambda text: my_hsm.sign(text))   # any sync callable
+    Wallet("0xAb…01", bridge.personal_sign)             # or an async one
+
+The wallet signs twice in dm3: the key-creation message (:func:`derive_keys`, the same keys every
+dm3 client derives) and the profile (:func:`sign_profile`). Both signatures are checked to recover
+to the wallet's address, so a callback that signs with another account fails here, not later at a
+service.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+
+from ensign.errors import InvalidRequest, SignatureError
+from ensign.protocol.encoding import checksum_address
+from ensign.protocol.keys import (
+    DEFAULT_NONCE,
+    ProfileKeys,
+    address_of_private_key,
+    personal_sign,
+    profile_keys_from_signature,
+    recover_personal_sign,
+    storage_key_creation_message,
+)
+from ensign.protocol.models import SignedUserProfile, UserProfile
+from ensign.protocol.profile import profile_creation_message
+
+__all__ = ["Signer", "Wallet", "derive_keys", "sign_profile"]
+
+#: ``personal_sign`` as a callable: text in, ``0x`` hex signature (65 bytes) out, sync or async.
+Signer = Callable[[str], "str | Awaitable[str]"]
+
+
+class Wallet:
+    """An Ethereum account able to ``personal_sign`` (EIP-191) a text.
+
+    :param address: the account's address (any case; kept in EIP-55 form)
+    :param signer: ``signer(text)`` returns the account's ``personal_sign`` of ``text`` as ``0x``
+        hex, or an awaitable of it
+    """
+
+    def __init__(self, address: str, signer: Signer) -> None:
+        if not callable(signer):
+            raise InvalidRequest("signer must be a callable taking the text to sign")
+        self._address = checksum_address(address)
+        self._signer = signer
+
+    @classmethod
+    def from_private_key(cls, private_key: str) -> Wallet:
+        """A wallet holding a secp256k1 key (hex, with or without ``0x``) in this process."""
+        address = address_of_private_key(private_key)
+        return cls(address, lambda text: personal_sign(private_key, text))
+
+    @property
+    def address(self) -> str:
+        """The EIP-55 address."""
+        return self._address
+
+    async def personal_sign(self, text: str) -> str:
+        """The wallet's ``personal_sign`` of ``text``, exactly as its signer returned it."""
+        result = self._signer(text)
+        if inspect.isawaitable(result):
+            result = await result
+        if not isinstance(result, str):
+            raise SignatureError(f"the wallet's signer returned {type(result).__name__}, not a 0x hex signature")
+        return result
+
+    async def sign_checked(self, text: str) -> str:
+        """:meth:`personal_sign`, refused with :class:`SignatureError` unless it recovers to :attr:`address`."""
+        signature = await self.personal_sign(text)
+        if recover_personal_sign(text, signature) != self._address:
+            raise SignatureError(f"the wallet's signature does not recover to its address {self._address}")
+        return signature
+
+    def __repr__(self) -> str:
+        return f"Wallet({self._address!r})"
+
+
+async def derive_keys(wallet: Wallet, nonce: str = DEFAULT_NONCE) -> ProfileKeys:
+    """The dm3 profile keys of ``wallet``: it signs the key-creation message, the keys come from
+    that signature (``specs/protocol.md`` §1.4). Same wallet and nonce, same keys, on every client."""
+    message = storage_key_creation_message(wallet.address, nonce)
+    return profile_keys_from_signature(await wallet.sign_checked(message), nonce)
+
+
+async def sign_profile(wallet: Wallet, profile: UserProfile) -> SignedUserProfile:
+    """``profile`` signed by ``wallet`` (EIP-191 over dm3's profile creation message)."""
+    signature = await wallet.sign_checked(profile_creation_message(wallet.address, profile))
+    return SignedUserProfile(profile=profile, signature=signature)
