@@ -32,7 +32,9 @@ Redis layout
 ============
 
 Every key carries the queue's hash tag ``{<address>}`` (:func:`delivery.queue.account_tag`), so on
-Redis Cluster an account's keys sit in the slot of its queue.
+Redis Cluster an account's keys sit in the slot of its queue. Their names are built in
+:mod:`delivery.queue` (the one place every key of an account is named, listed in its docstring);
+what they hold is defined here.
 
 ``{prefix}account:{<tag>}``     HASH, written by create / update, removed by delete:
     ``created``  creation time in ms (the signed message's timestamp, or the clock for a dm3
@@ -41,15 +43,18 @@ Redis Cluster an account's keys sit in the slot of its queue.
     ``settings`` canonical JSON of :class:`AccountSettings` (dm3 field names)
     ``profile``  dm3Hash of the profile that signed the creation
 ``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``, written by
-    delete, removed by a signed creation; no expiry (a few bytes per deleted account). It keeps a
+    delete, removed by a creation; no expiry (a few bytes per deleted account). It keeps a
     replayed public profile from re-creating the account.
 ``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, ``SET NX``, expires when the
     message's timestamp leaves the replay window.
+
+Deletion is one script (:meth:`delivery.queue.MessageQueue.delete_account`): the account hash and
+the queue go, and the tombstone is written, at once. The queue stores a message only while the
+account hash exists (checked in its insert script), so nothing is ever queued for a deleted account.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,28 +68,12 @@ from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import is_address, normalize_name
 
 from .ports import Clock
-from .queue import MessageQueue, account_tag
+from .queue import MessageQueue, account_key, signed_message_key, tombstone_key
 
 REPLAY_WINDOW = 300  # seconds either side of the clock a signed account message is accepted
 TOPICS = ("createAccount", "deleteAccount", "updateSettings")
 MAX_SPAM_AMOUNT_DIGITS = 78  # a uint256 has at most 78 decimal digits
 NOTIFICATION_TYPES = ("EMAIL", "PUSH")
-
-
-def account_key(prefix: str, address: str) -> str:
-    """``{prefix}account:{<tag>}`` — the account hash."""
-    return f"{prefix}account:{{{account_tag(address)}}}"
-
-
-def tombstone_key(prefix: str, address: str) -> str:
-    """``{prefix}tombstone:{<tag>}`` — the last deletion of the account."""
-    return f"{prefix}tombstone:{{{account_tag(address)}}}"
-
-
-def signed_message_key(prefix: str, address: str, signature: str) -> str:
-    """``{prefix}signed:{<tag>}:<sha256>`` — a used signed account message."""
-    digest = hashlib.sha256(signature.encode()).hexdigest()
-    return f"{prefix}signed:{{{account_tag(address)}}}:{digest}"
 
 
 # -- Settings -----------------------------------------------------------------------------------
@@ -480,22 +469,13 @@ class Accounts:
         if message.timestamp <= account.created:
             raise Conflict("the message is older than the account's creation", code="stale_message")
         await self._use_once(address, message)
-        akey, tkey = account_key(self._prefix, address), tombstone_key(self._prefix, address)
         tomb = json.dumps({"deletedAt": message.timestamp, "profile": account.profile_hash})
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(akey)
-                if not await pipe.exists(akey):
-                    raise NotFound("there is no account for this name on this delivery service", code="no_account")
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.delete(akey)
-                pipe.set(tkey, tomb)
-                await pipe.execute()
-            except WatchError:
-                raise Conflict("the account changed concurrently; try again", code="account_changed") from None
-        # The queue goes right after the account (its own atomic script). Intake refuses new
-        # messages once the account key is gone, so nothing is added to the dropped queue.
-        return await self._queue.delete_queue(address)
+        # One script: account hash, queue and tombstone at once, and only the generation checked
+        # above (a concurrent delete, or delete and re-create, makes it refuse).
+        dropped = await self._queue.delete_account(address, generation=account.created, tombstone=tomb)
+        if dropped is None:
+            raise Conflict("the account changed concurrently; try again", code="account_changed")
+        return dropped
 
     async def update_settings(self, address: str, settings: AccountSettings) -> Account:
         """Replace the account's settings (the owner is authenticated by the caller)."""

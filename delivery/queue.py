@@ -1,10 +1,12 @@
-"""Per-recipient queues of end-to-end-encrypted messages in Redis.
+"""Per-recipient queues of end-to-end-encrypted messages in Redis, and the Redis names of every
+key that belongs to one account (the key builders below are the only place they are made).
 
 Redis layout
 ============
 
 Every key of one account carries the hash tag ``{<tag>}``, so on Redis Cluster an account's keys
-sit in one slot and each Lua script below touches them atomically. ``<tag>`` is the account string
+(its queue *and* its account hash, tombstone and used-message markers) sit in one slot and each
+Lua script below touches them atomically. ``<tag>`` is the account string
 (the delivery service passes a normalised address) with ``%``, ``{`` and ``}`` percent-escaped
 (``%25``, ``%7B``, ``%7D``): a brace in an account can neither end the tag early nor make two
 accounts share keys. ``prefix`` is passed in (production ``"ensign:"``; tests use one per test).
@@ -24,8 +26,26 @@ The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fet
 ``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
 one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
 it replaces, or expired entries it purges when the queue is at ``max_queued``),
-``delete_queue.lua`` (account deleted). Redis deletes a zset or hash when its last member goes, so
-an empty queue leaves no key behind.
+``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used without accounts).
+Redis deletes a zset or hash when its last member goes, so an empty queue leaves no key behind.
+
+The account's keys, whose content :mod:`delivery.accounts` defines and writes:
+
+``{prefix}account:{<tag>}``    HASH ``created`` (ms, the account's generation), ``origin``,
+    ``settings``, ``profile``. Written by account creation and settings changes.
+``{prefix}tombstone:{<tag>}``  STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``; no expiry,
+    removed by a re-creation (in the same transaction that writes the account hash).
+``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, a used signed account
+    message, ``SET NX EX`` until its timestamp leaves the replay window.
+
+A queue exists only while its account does. ``enqueue.lua`` checks, in the same script as the
+write, that the account hash exists and refuses otherwise (:class:`AccountMissingError`), and
+``delete_account.lua`` removes the account hash and the whole queue and writes the tombstone in
+one script. So a message submitted while its receiver is being deleted is either stored before
+the deletion (and deleted with the queue) or refused after it: nothing is ever queued for a
+deleted account, whatever the order of the two scripts and wherever a process dies. (A
+:class:`MessageQueue` made with ``require_account=False`` skips the check, for a queue used
+without accounts: benchmarks, the queue's own tests.)
 
 TTL: per message, in seconds (``ttl_seconds``; ``expires_at = now + ttl_seconds``). As a backstop
 for a sweeper that never runs, the insert script also sets ``EXPIRE`` on the three keys to
@@ -56,6 +76,7 @@ acknowledged, a resubmission is a new delivery (clients de-duplicate by message 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
@@ -66,7 +87,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ensign.errors import InvalidRequest, TooManyRequests
+from ensign.errors import InvalidRequest, NotFound, TooManyRequests
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -75,14 +96,18 @@ __all__ = [
     "KEY_TTL_GRACE_SECONDS",
     "MAX_PAGE_SIZE",
     "MAX_TTL_SECONDS",
+    "AccountMissingError",
     "MessageQueue",
     "Page",
     "QueueFullError",
     "QueueKeys",
     "StoredMessage",
+    "account_key",
     "account_tag",
     "queue_keys",
+    "signed_message_key",
     "sweeper_claim_key",
+    "tombstone_key",
 ]
 
 DEFAULT_PREFIX = "ensign:"
@@ -125,17 +150,36 @@ def _account_from_tag(tag: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """The Redis names of one account's queue; the three keys share one hash tag."""
+    """The Redis names of one account: its queue's three keys and channel, its account hash and
+    tombstone. All share one hash tag."""
 
     queue: str
     expiry: str
     messages: str
     channel: str
+    account: str
+    tombstone: str
 
     @property
     def keys(self) -> list[str]:
         """KEYS[1..3] of every script, in that order."""
         return [self.queue, self.expiry, self.messages]
+
+
+def account_key(prefix: str, account: str) -> str:
+    """``{prefix}account:{<tag>}`` — the account hash (:mod:`delivery.accounts`)."""
+    return queue_keys(prefix, account).account
+
+
+def tombstone_key(prefix: str, account: str) -> str:
+    """``{prefix}tombstone:{<tag>}`` — the account's last deletion."""
+    return queue_keys(prefix, account).tombstone
+
+
+def signed_message_key(prefix: str, account: str, signature: str) -> str:
+    """``{prefix}signed:{<tag>}:<sha256 of signature>`` — a used signed account message."""
+    digest = hashlib.sha256(signature.encode()).hexdigest()
+    return f"{prefix}signed:{{{account_tag(account)}}}:{digest}"
 
 
 def queue_keys(prefix: str, account: str) -> QueueKeys:
@@ -149,6 +193,8 @@ def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
         expiry=f"{prefix}expiry:{{{tag}}}",
         messages=f"{prefix}msg:{{{tag}}}",
         channel=f"{prefix}notify:{{{tag}}}",
+        account=f"{prefix}account:{{{tag}}}",
+        tombstone=f"{prefix}tombstone:{{{tag}}}",
     )
 
 
@@ -188,6 +234,7 @@ _GET_LUA = _lua("get")
 _ACK_LUA = _lua("ack")
 _SWEEP_LUA = _lua("sweep")
 _DELETE_QUEUE_LUA = _lua("delete_queue")
+_DELETE_ACCOUNT_LUA = _lua("delete_account")
 
 
 # -- Public types ----------------------------------------------------------------------------
@@ -197,6 +244,13 @@ class QueueFullError(TooManyRequests):
     """The recipient already has ``max_queued`` live messages; nothing was stored."""
 
     code = "queue_full"
+
+
+class AccountMissingError(NotFound):
+    """The recipient has no account hash (never created, or deleted); nothing was stored."""
+
+    # The intake's own code for a receiver without an account (JSON-RPC -32014).
+    code = "receiver_without_account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,19 +282,24 @@ class MessageQueue:
         (envelopes come back as bytes either way).
     :param prefix: prepended to every key and channel name; default ``"ensign:"``. It must not
         contain ``{`` or ``}``, which would move the hash tag.
+    :param require_account: store a message only while the account hash
+        ``{prefix}account:{<tag>}`` exists (default ``True``, the delivery service); ``False``
+        for a queue used without :mod:`delivery.accounts` (benchmarks, the queue's own tests).
     """
 
-    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, require_account: bool = True) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
         self._redis = redis
         self._prefix = prefix
+        self._require_account = require_account
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
         self._fetch = redis.register_script(_FETCH_LUA)
         self._get = redis.register_script(_GET_LUA)
         self._ack = redis.register_script(_ACK_LUA)
         self._sweep = redis.register_script(_SWEEP_LUA)
         self._delete_queue = redis.register_script(_DELETE_QUEUE_LUA)
+        self._delete_account = redis.register_script(_DELETE_ACCOUNT_LUA)
 
     @property
     def prefix(self) -> str:
@@ -290,6 +349,8 @@ class MessageQueue:
         :param max_queued: most live messages the account may have queued; ``None`` = no limit.
         :returns: ``True`` if newly stored, ``False`` if it was already queued.
         :raises QueueFullError: ``max_queued`` live messages are queued; nothing was stored.
+        :raises AccountMissingError: the account hash does not exist (``require_account``); nothing
+            was stored and nothing published.
         """
         keys = self.keys(account)
         _check_message_id(message_id)
@@ -300,8 +361,9 @@ class MessageQueue:
         ttl = _check_positive_int("ttl_seconds", ttl_seconds, MAX_TTL_SECONDS)
         limit = 0 if max_queued is None else _check_positive_int("max_queued", max_queued, None)
         record = repr(now).encode("ascii") + b" " + body
+        # KEYS[4], when present, is the account hash the script requires (module docstring).
         status = await self._enqueue(
-            keys=keys.keys,
+            keys=[*keys.keys, keys.account] if self._require_account else keys.keys,
             args=[
                 message_id,
                 record,
@@ -315,6 +377,8 @@ class MessageQueue:
         )
         if status == -1:
             raise QueueFullError(f"the recipient's queue holds {limit} messages, its limit")
+        if status == -2:
+            raise AccountMissingError("the receiver has no account on this delivery service")
         return bool(status == 1)
 
     async def fetch(
@@ -395,9 +459,35 @@ class MessageQueue:
         return int(await self._redis.zcount(keys.expiry, f"({now!r}", "+inf"))
 
     async def delete_queue(self, account: str) -> int:
-        """Delete ``account``'s queue (account deletion). Returns how many messages it held."""
+        """Delete ``account``'s queue, leaving its account keys alone (a queue used without
+        accounts; the delivery service deletes with :meth:`delete_account`). Returns how many
+        messages it held."""
         keys = self.keys(account)
         return int(await self._delete_queue(keys=keys.keys))
+
+    async def delete_account(self, account: str, *, generation: int, tombstone: str) -> int | None:
+        """Delete ``account``: its account hash and whole queue, and write its tombstone, in one
+        script (``delete_account.lua``), so no message can be stored in between.
+
+        Only the generation the caller checked is deleted: when the account hash is missing or
+        its ``created`` field is not ``generation`` (deleted, or deleted and re-created, since the
+        caller read it), nothing changes and ``None`` is returned.
+
+        :param generation: the account's ``created`` value (ms) the caller read.
+        :param tombstone: the value stored in ``{prefix}tombstone:{<tag>}`` (no expiry).
+        :returns: how many messages the queue held (expired but unswept ones included), or ``None``.
+        """
+        keys = self.keys(account)
+        if isinstance(generation, bool) or not isinstance(generation, int):
+            raise InvalidRequest("generation must be the account's creation time in ms")
+        if not isinstance(tombstone, str) or not tombstone:
+            raise InvalidRequest("tombstone must be a non-empty string")
+        dropped = int(
+            await self._delete_account(
+                keys=[*keys.keys, keys.account, keys.tombstone], args=[str(generation), tombstone]
+            )
+        )
+        return None if dropped < 0 else dropped
 
     async def sweep_expired(
         self, now: float, *, batch: int = DEFAULT_SWEEP_BATCH, scan_count: int = 1000

@@ -1,10 +1,12 @@
 -- Stores one message in an account's queue unless its id is already queued, then announces it.
 -- Returns 1 when stored (and published), 0 when the id is queued and not expired (nothing changes,
--- its expiry included), -1 when max_queued live messages are queued (nothing stored).
+-- its expiry included), -1 when max_queued live messages are queued (nothing stored), -2 when the
+-- account hash KEYS[4] is given and does not exist (nothing stored, nothing published).
 
 local queueKey   = KEYS[1] -- zset: message id -> receive sequence
 local expiryKey  = KEYS[2] -- zset: message id -> expires_at (seconds, caller's clock)
 local msgKey     = KEYS[3] -- hash: message id -> "<received_at> <envelope bytes>"
+local accountKey = KEYS[4] -- hash: the account; optional: when given, store only while it exists
 local id         = ARGV[1] -- [string]  message id (the dm3 message hash)
 local record     = ARGV[2] -- [bytes]   "<received_at> " followed by the envelope
 local nowArg     = ARGV[3] -- [number]  caller's clock, seconds (may have a fraction)
@@ -15,6 +17,12 @@ local keyTtl     = tonumber(ARGV[7]) -- [integer] seconds: backstop EXPIRE of al
 local channel    = ARGV[8] -- [string]  pub/sub channel of the account; the payload is the id
 
 local now = tonumber(nowArg)
+
+-- In the same script as the write: a deletion (delete_account.lua) runs wholly before or after
+-- this, so a message is either deleted with the queue or refused here, never left behind.
+if accountKey and redis.call('EXISTS', accountKey) == 0 then
+    return -2
+end
 
 local function drop(ids)
     redis.call('ZREM', queueKey, unpack(ids))

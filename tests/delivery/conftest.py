@@ -14,6 +14,13 @@ from delivery.queue import MessageQueue
 
 @pytest.fixture
 def queue(redis: aioredis.Redis, redis_prefix: str) -> MessageQueue:
+    """A queue used on its own (no account hashes), for the scripts' mechanics."""
+    return MessageQueue(redis, prefix=redis_prefix, require_account=False)
+
+
+@pytest.fixture
+def gated(redis: aioredis.Redis, redis_prefix: str) -> MessageQueue:
+    """A queue as the delivery service makes it: it stores only while the account hash exists."""
     return MessageQueue(redis, prefix=redis_prefix)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     DS_URL,
     bearer,
@@ -23,6 +25,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 
 from delivery.accounts import REPLAY_WINDOW, account_key, signed_message_key, tombstone_key
 from delivery.queue import queue_keys
+from delivery.state import queue_key
 
 
 async def test_signed_creation_makes_an_account_with_settings(ds_client, users, clock, redis, redis_prefix) -> None:
@@ -228,3 +231,53 @@ async def test_owner_changes_settings(ds_client, users, clock, redis, redis_pref
     resp = await ds_client.post(f"/account/{alice.name}/settings", json=update)
     assert resp.status == 409
     assert (await resp.json())["error"] == "replayed_message"
+
+
+@pytest.mark.parametrize("order", ["delete_then_enqueue", "enqueue_then_delete"])
+async def test_submission_racing_its_receivers_deletion_leaves_nothing_queued(
+    ds_client, users, clock, ds_settings, redis, redis_prefix, order
+) -> None:
+    alice, bob = users[0], users[1]
+    await signup(ds_client, alice)
+    await signup(ds_client, bob)
+    queue = ds_client.app[queue_key]
+    enqueue = queue.enqueue
+    deletions: list[dict[str, object]] = []
+
+    async def delete_bob() -> None:
+        clock.advance(1)
+        resp = await ds_client.delete(f"/account/{bob.name}", json=bob.signed("deleteAccount", clock.ms))
+        assert resp.status == 200, await resp.text()
+        deletions.append(await resp.json())
+
+    async def racing_enqueue(*args: object, **kwargs: object) -> bool:
+        # A hook between intake's checks (bob's account was read and exists) and its enqueue.
+        if order == "delete_then_enqueue":
+            await delete_bob()
+            return await enqueue(*args, **kwargs)
+        stored = await enqueue(*args, **kwargs)
+        await delete_bob()
+        return stored
+
+    queue.enqueue = racing_enqueue  # type: ignore[method-assign]
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(queue.channel(bob.address))
+    try:
+        await pubsub.get_message(timeout=1)  # the subscribe confirmation
+        resp = await ds_client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings)))
+        announced = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3)
+    finally:
+        await pubsub.aclose()
+
+    bob_keys = queue_keys(redis_prefix, bob.address)
+    assert await redis.exists(bob_keys.queue, bob_keys.expiry, bob_keys.messages, bob_keys.account) == 0
+    assert await redis.exists(bob_keys.tombstone) == 1
+    if order == "delete_then_enqueue":
+        # The insert script found no account: refused, nothing stored, nothing dropped.
+        assert resp.status == 404
+        assert (await resp.json())["error"]["data"]["error"] == "receiver_without_account"
+        assert deletions == [{"deleted": bob.address, "droppedMessages": 0}]
+        assert announced is None  # never stored, so never pushed to a socket still open
+    else:
+        # Stored while the account existed, then deleted with the queue.
+        assert deletions == [{"deleted": bob.address, "droppedMessages": 1}]

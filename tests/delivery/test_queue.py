@@ -19,9 +19,13 @@ from delivery.queue import (
     ACK_CHUNK,
     KEY_TTL_GRACE_SECONDS,
     MAX_PAGE_SIZE,
+    AccountMissingError,
     MessageQueue,
     QueueFullError,
+    account_key,
     queue_keys,
+    signed_message_key,
+    tombstone_key,
 )
 from ensign.embedded_redis import EmbeddedRedis
 from ensign.errors import InvalidRequest
@@ -287,8 +291,8 @@ async def drain_from_cursor(queue: MessageQueue, cursor: str | None) -> list[str
 async def test_paging_under_concurrent_acks_skips_and_repeats_nothing(redis, redis_prefix):
     # Two instances, as two processes would be; the pool gives each in-flight call its own
     # connection, so acks land between page reads on the server.
-    reader = MessageQueue(redis, prefix=redis_prefix)
-    acker = MessageQueue(redis, prefix=redis_prefix)
+    reader = MessageQueue(redis, prefix=redis_prefix, require_account=False)
+    acker = MessageQueue(redis, prefix=redis_prefix, require_account=False)
     ids = await fill(reader, ALICE, 300)
     to_ack = random.Random(7).sample(ids, 150)
 
@@ -467,6 +471,121 @@ async def test_delete_queue_removes_every_key_of_the_account_only(queue, keys_un
     assert await queue.delete_queue(ALICE) == 0
 
 
+# -- the account gate and delete_account.lua ------------------------------------------------------
+
+
+async def open_account(redis: aioredis.Redis, queue: MessageQueue, account: str, created: int = 1000) -> None:
+    """Write a minimal account hash (what delivery.accounts writes on creation)."""
+    await redis.hset(queue.keys(account).account, mapping={"created": str(created), "origin": "signed"})
+
+
+async def test_gated_enqueue_refuses_an_account_without_its_hash_and_writes_nothing(
+    gated, redis, redis_prefix, keys_under
+):
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(gated.channel(ALICE))
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
+    try:
+        with pytest.raises(AccountMissingError) as refused:
+            await gated.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
+
+        assert refused.value.code == "receiver_without_account" and refused.value.status == 404
+        assert await keys_under(redis_prefix) == []
+        assert await next_message(pubsub, 0.3) is None  # nothing announced
+    finally:
+        await pubsub.aclose()
+
+
+async def test_gated_enqueue_stores_while_the_account_hash_exists(gated, redis, redis_prefix, keys_under):
+    await open_account(redis, gated, ALICE)
+
+    assert await gated.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
+    assert await gated.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY) is False
+
+    assert await keys_under(redis_prefix) == sorted([*gated.keys(ALICE).keys, gated.keys(ALICE).account])
+
+
+async def test_delete_account_removes_hash_and_queue_and_writes_the_tombstone(gated, redis, redis_prefix, keys_under):
+    await open_account(redis, gated, ALICE, created=1000)
+    await open_account(redis, gated, BOB)
+    for i in range(3):
+        await gated.enqueue(ALICE, mid(i), envelope(i), now=NOW, ttl_seconds=60 if i == 0 else DAY)
+    await gated.enqueue(BOB, mid(9), envelope(9), now=NOW, ttl_seconds=DAY)
+
+    dropped = await gated.delete_account(ALICE, generation=1000, tombstone='{"deletedAt":2000}')
+
+    assert dropped == 3  # the expired but unswept one counts too
+    bob = gated.keys(BOB)
+    assert await keys_under(redis_prefix) == sorted([*bob.keys, bob.account, gated.keys(ALICE).tombstone])
+    assert await redis.get(gated.keys(ALICE).tombstone) == b'{"deletedAt":2000}'
+    assert await redis.ttl(gated.keys(ALICE).tombstone) == -1  # no expiry
+
+
+async def test_delete_account_of_another_generation_or_no_account_changes_nothing(
+    gated, redis, redis_prefix, keys_under
+):
+    await open_account(redis, gated, ALICE, created=1000)
+    await gated.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
+    before = {key: await redis.dump(key) for key in await keys_under(redis_prefix)}
+
+    # Re-created (another generation) since the caller read it; and an account that is gone.
+    assert await gated.delete_account(ALICE, generation=999, tombstone="{}") is None
+    assert await gated.delete_account(BOB, generation=1000, tombstone="{}") is None
+
+    after = {key: await redis.dump(key) for key in await keys_under(redis_prefix)}
+    assert after == before
+    assert not await redis.exists(gated.keys(BOB).tombstone)
+
+
+async def test_message_racing_a_deletion_is_never_left_queued_in_either_order(gated, redis, redis_prefix, keys_under):
+    # The two scripts in the two orders a submission and a deletion can take on the server.
+    await open_account(redis, gated, ALICE)
+    await gated.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)  # stored first ...
+    assert await gated.delete_account(ALICE, generation=1000, tombstone="{}") == 1  # ... deleted with it
+
+    with pytest.raises(AccountMissingError):  # deleted first: refused
+        await gated.enqueue(ALICE, mid(2), envelope(2), now=NOW, ttl_seconds=DAY)
+
+    assert await keys_under(redis_prefix) == [gated.keys(ALICE).tombstone]
+
+
+async def test_concurrent_submissions_and_a_deletion_leave_no_message_behind(redis, redis_url, redis_prefix, keys_under):
+    # Separate connections, so the server interleaves the scripts as it receives them.
+    clients = [aioredis.from_url(redis_url) for _ in range(4)]
+    try:
+        queues = [MessageQueue(c, prefix=redis_prefix) for c in clients]
+        await open_account(redis, queues[0], ALICE)
+
+        async def submit(q: MessageQueue, first: int) -> int:
+            stored = 0
+            for i in range(first, first + 50):
+                try:
+                    stored += await q.enqueue(ALICE, mid(i), envelope(i, 50), now=NOW, ttl_seconds=DAY)
+                except AccountMissingError:
+                    pass
+            return stored
+
+        async def delete_soon() -> int | None:
+            await asyncio.sleep(0.005)
+            return await queues[3].delete_account(ALICE, generation=1000, tombstone="{}")
+
+        *stored, dropped = await asyncio.gather(*(submit(q, 100 * n) for n, q in enumerate(queues[:3])), delete_soon())
+    finally:
+        for c in clients:
+            await c.aclose()
+
+    assert dropped == sum(stored)  # every message stored before the deletion went with it
+    assert await keys_under(redis_prefix) == [queue_keys(redis_prefix, ALICE).tombstone]
+
+
+def test_account_key_builders_are_the_layouts_names():
+    keys = queue_keys("ensign:", ALICE)
+
+    assert account_key("ensign:", ALICE) == keys.account == f"ensign:account:{{{ALICE}}}"
+    assert tombstone_key("ensign:", ALICE) == keys.tombstone == f"ensign:tombstone:{{{ALICE}}}"
+    assert signed_message_key("ensign:", ALICE, "sig").startswith(f"ensign:signed:{{{ALICE}}}:")
+
+
 # -- layout ------------------------------------------------------------------------------------
 
 
@@ -480,9 +599,10 @@ async def test_keys_of_one_account_share_one_hash_slot(queue, redis, redis_prefi
 
     written = await keys_under(redis_prefix)
     names = queue.keys(account)
+    account_names = [names.account, names.tombstone, signed_message_key(redis_prefix, account, "s")]
 
     assert written == sorted(names.keys)
-    assert len({key_slot(key.encode()) for key in written + [names.channel]}) == 1
+    assert len({key_slot(key.encode()) for key in written + [names.channel, *account_names]}) == 1
     # The tag is the whole escaped account, never a piece of it or of the prefix.
     tag = names.queue[names.queue.index("{") + 1 : -1]
     assert "{" not in tag and "}" not in tag and tag
@@ -492,7 +612,7 @@ async def test_keys_of_one_account_share_one_hash_slot(queue, redis, redis_prefi
 def test_distinct_accounts_never_share_a_key():
     names = [queue_keys("ensign:", account) for account in TRICKY_ACCOUNTS + ["a%7Bb", "a%257Bb"]]
 
-    every_key = [key for n in names for key in (n.queue, n.expiry, n.messages, n.channel)]
+    every_key = [key for n in names for key in (n.queue, n.expiry, n.messages, n.channel, n.account, n.tombstone)]
     assert len(every_key) == len(set(every_key))
 
 
@@ -589,7 +709,7 @@ WRITER = textwrap.dedent(
     from delivery.queue import MessageQueue
 
     async def main(url, prefix, account):
-        queue = MessageQueue(aioredis.from_url(url), prefix=prefix)
+        queue = MessageQueue(aioredis.from_url(url), prefix=prefix, require_account=False)
         i = 0
         while True:
             await queue.enqueue(account, f"m{i}", b"e" * 6000, now=1000.0 + i, ttl_seconds=3600)
@@ -615,7 +735,7 @@ async def test_writer_killed_mid_stream_leaves_only_whole_messages(redis, redis_
     between them would leave an id in one structure but not the others: a version of this loop
     with three plain commands left them inconsistent in 7 of 10 kills, hence three rounds.
     """
-    queue = MessageQueue(redis, prefix=redis_prefix)
+    queue = MessageQueue(redis, prefix=redis_prefix, require_account=False)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", WRITER, redis_url, redis_prefix, ALICE,
         stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
@@ -640,13 +760,13 @@ async def test_writer_killed_mid_stream_leaves_only_whole_messages(redis, redis_
 
 
 async def test_unacked_messages_are_delivered_again_after_a_consumer_dies(redis, redis_prefix):
-    ids = await fill(MessageQueue(redis, prefix=redis_prefix), ALICE, 3)
-    first_reader = MessageQueue(redis, prefix=redis_prefix)
+    ids = await fill(MessageQueue(redis, prefix=redis_prefix, require_account=False), ALICE, 3)
+    first_reader = MessageQueue(redis, prefix=redis_prefix, require_account=False)
     page = await first_reader.fetch(ALICE, now=NOW + 3)
     await first_reader.ack(ALICE, [page.items[0].id])
     del first_reader  # dies before acking the rest
 
-    again = await MessageQueue(redis, prefix=redis_prefix).fetch(ALICE, now=NOW + 3)
+    again = await MessageQueue(redis, prefix=redis_prefix, require_account=False).fetch(ALICE, now=NOW + 3)
 
     assert [m.id for m in again.items] == ids[1:]
 
@@ -656,7 +776,7 @@ async def test_scripts_are_sent_again_after_redis_forgets_them(tmp_path):
     with EmbeddedRedis(tmp_path, persistent=False) as server:
         client = aioredis.from_url(server.url)
         try:
-            queue = MessageQueue(client, prefix="t:")
+            queue = MessageQueue(client, prefix="t:", require_account=False)
             await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
             await client.script_flush()  # what a restart or failover to a fresh replica does
 

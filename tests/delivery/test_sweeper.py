@@ -76,7 +76,7 @@ async def test_concurrent_sweeps_remove_each_message_once(queue, redis, redis_pr
     for account in ("alice", "bob", "carol"):
         for i in range(40):
             await queue.enqueue(account, mid(i), b"e", now=NOW, ttl_seconds=10)
-    others = [MessageQueue(redis, prefix=redis_prefix) for _ in range(3)]
+    others = [MessageQueue(redis, prefix=redis_prefix, require_account=False) for _ in range(3)]
 
     counts = await asyncio.gather(*(q.sweep_expired(NOW + 10, batch=5) for q in others))
 
@@ -87,8 +87,8 @@ async def test_concurrent_sweeps_remove_each_message_once(queue, redis, redis_pr
 
 async def test_sweep_touches_only_its_own_prefix(redis, redis_prefix, keys_under):
     # Glob characters in a prefix are literal: "a*:" must not match "ab:".
-    starry = MessageQueue(redis, prefix=f"{redis_prefix}a*[1]:")
-    plain = MessageQueue(redis, prefix=f"{redis_prefix}ab1:")
+    starry = MessageQueue(redis, prefix=f"{redis_prefix}a*[1]:", require_account=False)
+    plain = MessageQueue(redis, prefix=f"{redis_prefix}ab1:", require_account=False)
     await starry.enqueue("alice", mid(1), b"e", now=NOW, ttl_seconds=10)
     await plain.enqueue("alice", mid(1), b"e", now=NOW, ttl_seconds=10)
 
@@ -114,8 +114,8 @@ async def test_run_sweep_logs_the_count(queue, caplog):
 
 
 async def test_claim_lets_one_process_sweep_per_interval(redis, redis_prefix, keys_under):
-    first = MessageQueue(redis, prefix=redis_prefix)
-    second = MessageQueue(redis, prefix=redis_prefix)
+    first = MessageQueue(redis, prefix=redis_prefix, require_account=False)
+    second = MessageQueue(redis, prefix=redis_prefix, require_account=False)
     await first.enqueue("alice", mid(1), b"e", now=NOW, ttl_seconds=10)
 
     by_first = await run_sweep(first, clock=lambda: NOW + 10, claim_seconds=30)

@@ -1,0 +1,20 @@
+-- Deletes an account in one step: its account hash and whole queue, and writes its tombstone.
+-- Returns the number of messages the queue held (expired but unswept ones included), or -1 when
+-- the account hash is missing or holds another generation (nothing changes).
+-- UNLINK frees a large queue's memory in the background, so 100,000 messages do not stall Redis.
+
+local queueKey     = KEYS[1] -- zset: message id -> receive sequence
+local expiryKey    = KEYS[2] -- zset: message id -> expires_at (seconds)
+local msgKey       = KEYS[3] -- hash: message id -> "<received_at> <envelope bytes>"
+local accountKey   = KEYS[4] -- hash: the account (field `created` = its generation, ms)
+local tombstoneKey = KEYS[5] -- string: the account's last deletion
+local generation   = ARGV[1] -- [integer] `created` the caller read; another value means re-created
+local tombstone    = ARGV[2] -- [string]  JSON {"deletedAt": ms, "profile": dm3Hash}; no expiry
+
+if redis.call('HGET', accountKey, 'created') ~= generation then
+    return -1
+end
+local count = redis.call('ZCARD', queueKey)
+redis.call('UNLINK', queueKey, expiryKey, msgKey, accountKey)
+redis.call('SET', tombstoneKey, tombstone)
+return count
