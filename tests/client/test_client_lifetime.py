@@ -1,0 +1,93 @@
+"""The client's lifetime (entered once, never reused) and the errors it raises."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from ensign.client import ApiError, Client, ClientConfig, ClientConnectionError, ClientStateError, Wallet
+from tests.client.sdk_stack import SdkStack, free_port, new_private_key
+
+
+async def test_client_is_entered_once_and_refuses_use_after_close(sdk_stack: SdkStack) -> None:
+    client = sdk_stack.client()
+    async with client:
+        with pytest.raises(ClientStateError, match="already open"):
+            async with client:
+                pass
+        await client.setup()
+    assert client.closed
+    with pytest.raises(ClientStateError, match="cannot be reopened"):
+        async with client:
+            pass
+    for call in (client.fetch(), client.login(), client.send(client.name, "x"), client.keys()):
+        with pytest.raises(ClientStateError):
+            await call
+    with pytest.raises(ClientStateError):
+        client.subscribe()
+    await client.aclose()  # closing again is harmless
+
+
+async def test_closing_the_client_ends_its_subscriptions(sdk_stack: SdkStack) -> None:
+    client = sdk_stack.client()
+    await client.setup()
+    subscription = client.subscribe()
+    subscription.start()
+    await subscription.wait_connected(10)
+    await client.aclose()
+    assert not subscription.connected
+    assert [m async for m in subscription] == []
+
+
+async def test_client_used_without_async_with_opens_on_first_use(sdk_stack: SdkStack) -> None:
+    client = sdk_stack.client()
+    await client.setup()
+    with pytest.raises(ClientStateError, match="already open"):
+        await client.__aenter__()
+    await client.aclose()
+    assert client.closed
+
+
+async def test_api_error_keeps_status_code_and_the_services_json(sdk_stack: SdkStack) -> None:
+    client = sdk_stack.client()
+    await client.setup()
+    with pytest.raises(ApiError) as caught:
+        await client.create_account()
+    error = caught.value
+    assert (error.status, error.code) == (409, "account_exists")
+    assert set(error.body) == {"error", "message"} and error.body["error"] == "account_exists"
+    assert error.body["message"] in error.message
+    assert error.url.endswith(f"/account/{client.name}")
+
+
+async def test_api_error_of_a_json_rpc_refusal_carries_its_rpc_code(sdk_stack: SdkStack) -> None:
+    alice, bob = sdk_stack.client(), sdk_stack.client()
+    await alice.setup()
+    await bob.setup()
+    # Bob only takes mail from senders with ether; Alice has none.
+    session = await bob.login()
+    ds = sdk_stack.services["ds.ensign.eth"]
+    async with aiohttp.ClientSession() as http:
+        rules = {"spamFilterRules": {"minBalance": "1000"}}
+        url = str(ds.server.make_url(f"/account/{bob.name}/settings"))
+        async with http.put(url, json=rules, headers={"Authorization": f"Bearer {session}"}) as response:
+            assert response.status == 200
+    from ensign.client import DeliveryError
+
+    with pytest.raises(DeliveryError) as caught:
+        await alice.send(bob.name, "spam?")
+    [attempt] = caught.value.attempts  # a refusal by the receiver's rules is not retried elsewhere
+    assert isinstance(attempt.error, ApiError)
+    assert (attempt.error.status, attempt.error.code, attempt.error.rpc_code) == (400, "spam", -32010)
+    assert attempt.error.body["jsonrpc"] == "2.0"
+
+
+async def test_unreachable_service_is_a_connection_error_with_its_cause() -> None:
+    config = ClientConfig(backend_url=f"http://127.0.0.1:{free_port()}")
+    async with Client(Wallet.from_private_key(new_private_key()), config) as client:
+        with pytest.raises(ClientConnectionError) as caught:
+            await client.publish_profile()
+    error = caught.value
+    assert isinstance(error, ConnectionError)
+    assert isinstance(error.__cause__, aiohttp.ClientConnectorError)
+    assert error.code == "connection_failed" and "/profile/address" in error.message
