@@ -1,0 +1,198 @@
+"""``ensign send`` and ``ensign inbox``: the Python SDK (:mod:`ensign.client`) on the command line.
+
+:func:`add_commands` adds both commands to the ``ensign`` parser's sub-commands. Each reads the
+wallet's private key from the first line of standard input, never from an argument, so it stays
+out of shell history and ``ps``::
+
+    echo 0x<key> | ensign send bob.user.ensign.eth "hello"
+    printf '0x<key>\\nhello\\nsecond line\\n' | ensign send bob.user.ensign.eth   # text from stdin
+    echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
+    echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
+
+``--setup`` first publishes the wallet's profile and creates its account at its delivery
+services (safe to repeat). Settings come from flags, else the environment, else ``make dev``:
+
+=====================  ======================  ====================================
+flag                   variable                default
+=====================  ======================  ====================================
+``--rpc-url``          ``ETH_RPC_URL``         ``http://127.0.0.1:8545`` (dev chain)
+``--backend-url``      ``BACKEND_URL``         ``http://127.0.0.1:8081``
+``--ens-registry``     ``ENS_REGISTRY``        ENS's canonical registry
+``--addr-domain``      ``ADDR_DOMAINS`` (1st)  ``addr.ensign.eth``
+``--delivery-service`` ``DELIVERY_NAME``       ``ds.ensign.eth``
+=====================  ======================  ====================================
+
+``--delivery-service`` may be repeated: a profile published with ``--setup`` lists the services
+in that order, and ``inbox`` reads the first. Messages are printed one JSON object per line:
+``{"id", "from", "to", "type", "text", "timestamp", "receivedAt", "deliveryService"}``; envelopes
+that fail verification are reported on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, TextIO
+
+from ensign.client import DEV_BACKEND_URL, DEV_RPC_URL, Client, ClientConfig, ReceivedMessage, RejectedEnvelope, Wallet
+from ensign.config import DEFAULT_ADDR_DOMAINS, DEFAULT_DELIVERY_NAME, ENS_REGISTRY_ADDRESS, Env
+from ensign.errors import EnsignError
+
+__all__ = ["add_commands", "client_config"]
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``send`` and ``inbox`` to ``subparsers`` (what ``ArgumentParser.add_subparsers`` returns).
+
+    Each sets ``handler`` to a function of the parsed arguments returning the exit status; errors
+    are :class:`~ensign.errors.EnsignError`\\ s for the caller to print.
+    """
+    send = subparsers.add_parser(
+        "send",
+        help="send a message to an ENS name (wallet key on standard input)",
+        description=(
+            "Reads the wallet's private key (0x-hex) from the first line of standard input, signs and "
+            "encrypts TEXT for TO and hands it to TO's delivery services, trying them in their profile's "
+            "order. Without TEXT the message is the rest of standard input. Prints "
+            '{"id", "to", "deliveryService"} as JSON.'
+        ),
+    )
+    send.add_argument("to", metavar="TO", help="the receiver's ENS name, e.g. bob.user.ensign.eth")
+    send.add_argument("text", metavar="TEXT", nargs="?", help="the message (default: the rest of standard input)")
+    _add_settings(send)
+    send.set_defaults(handler=_send)
+
+    inbox = subparsers.add_parser(
+        "inbox",
+        help="print the messages waiting at your delivery service (wallet key on standard input)",
+        description=(
+            "Reads the wallet's private key (0x-hex) from standard input, fetches every page of the inbox "
+            "at the delivery service, verifies each message's signature and postmark, and prints them as "
+            "JSON lines, oldest first. Messages stay queued unless --ack is given."
+        ),
+    )
+    inbox.add_argument("--ack", action="store_true", help="acknowledge (remove) each message once printed")
+    inbox.add_argument(
+        "--follow", action="store_true", help="then keep printing messages pushed over socket.io until Ctrl-C"
+    )
+    inbox.add_argument("--limit", type=int, default=100, help="messages per page, 1 to 1000 (default 100)")
+    _add_settings(inbox)
+    inbox.set_defaults(handler=_inbox)
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (flags override the environment)")
+    group.add_argument("--rpc-url", help=f"Ethereum JSON-RPC URL (ETH_RPC_URL; default {DEV_RPC_URL})")
+    group.add_argument("--backend-url", help=f"profile backend URL (BACKEND_URL; default {DEV_BACKEND_URL})")
+    group.add_argument("--ens-registry", help="ENS registry address (ENS_REGISTRY)")
+    group.add_argument("--addr-domain", help="parent of your address name (first of ADDR_DOMAINS; default addr.ensign.eth)")
+    group.add_argument(
+        "--delivery-service",
+        action="append",
+        metavar="NAME",
+        help=f"ENS name of your delivery service, repeatable (DELIVERY_NAME; default {DEFAULT_DELIVERY_NAME})",
+    )
+    group.add_argument(
+        "--setup", action="store_true", help="first publish your profile and create your account (safe to repeat)"
+    )
+
+
+def client_config(args: argparse.Namespace, env: Env | None = None) -> ClientConfig:
+    """The SDK settings for a command: its flags, else ``env`` (default: the process environment),
+    else the ``make dev`` stack. A malformed variable raises ``ConfigError`` naming it."""
+    env = env if env is not None else Env()
+    rpc_url = args.rpc_url or env.optional_url("ETH_RPC_URL", schemes=("http", "https", "ws", "wss")) or DEV_RPC_URL
+    services = tuple(name.strip().lower() for name in args.delivery_service or () if name.strip())
+    return ClientConfig(
+        rpc_url=rpc_url,
+        backend_url=args.backend_url or env.url("BACKEND_URL", DEV_BACKEND_URL),
+        ens_registry=args.ens_registry or env.text("ENS_REGISTRY", ENS_REGISTRY_ADDRESS),
+        addr_domain=(args.addr_domain or env.names("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS)[0]).strip().lower(),
+        delivery_services=services or (env.text("DELIVERY_NAME", DEFAULT_DELIVERY_NAME).lower(),),
+    )
+
+
+def _read_key(stream: TextIO) -> str:
+    if stream.isatty():
+        print("Paste the wallet private key (0x-hex) and press Enter:", file=sys.stderr)
+    line = stream.readline().strip()
+    if not line:
+        raise EnsignError("expected the wallet private key on standard input, got nothing")
+    return line
+
+
+def _client(args: argparse.Namespace) -> Client:
+    config = client_config(args)
+    return Client(Wallet.from_private_key(_read_key(sys.stdin)), config)
+
+
+def _send(args: argparse.Namespace) -> int:
+    client = _client(args)
+    text = args.text if args.text is not None else sys.stdin.read().rstrip("\n")
+    if not text:
+        raise EnsignError("the message is empty: give TEXT or write it to standard input after the key")
+    return asyncio.run(_send_async(client, args, text))
+
+
+async def _send_async(client: Client, args: argparse.Namespace, text: str) -> int:
+    async with client:
+        if args.setup:
+            await client.setup()
+        sent = await client.send(args.to, text)
+    _print({"id": sent.id, "to": sent.receiver, "deliveryService": sent.delivery_service})
+    return 0
+
+
+def _inbox(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 1000:
+        raise EnsignError("--limit must be from 1 to 1000")
+    return asyncio.run(_inbox_async(_client(args), args))
+
+
+async def _inbox_async(client: Client, args: argparse.Namespace) -> int:
+    async with client:
+        if args.setup:
+            await client.setup()
+        printed: set[str] = set()
+        async for page in client.pages(limit=args.limit):
+            for rejected in page.rejected:
+                _report(rejected)
+            for message in page.messages:
+                _print(_message_json(message))
+                printed.add(message.id)
+            if args.ack and page.messages:
+                # Acked per page: the next page's cursor stays valid (it is a position, not an offset).
+                await client.ack(*page.messages)
+        if args.follow:
+            async with client.subscribe() as messages:
+                async for message in messages:
+                    if message.id in printed:
+                        continue  # already printed from the fetch (and acked with --ack)
+                    _print(_message_json(message))
+                    if args.ack:
+                        await client.ack(message)
+    return 0
+
+
+def _message_json(message: ReceivedMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "from": message.sender,
+        "to": message.receiver,
+        "type": message.type,
+        "text": message.text,
+        "timestamp": message.timestamp,
+        "receivedAt": message.received_at,
+        "deliveryService": message.delivery_service,
+    }
+
+
+def _report(rejected: RejectedEnvelope) -> None:
+    print(f"ensign: rejected message {rejected.id or '(no id)'}: {rejected.error.message}", file=sys.stderr)
+
+
+def _print(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
