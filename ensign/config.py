@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from ensign.errors import EnsignError
 
@@ -31,6 +31,8 @@ DEFAULT_ADDR_DOMAINS = ("addr.ensign.eth",)
 DEFAULT_USER_DOMAINS = ("user.ensign.eth",)
 DEFAULT_DELIVERY_NAME = "ds.ensign.eth"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TRUE = ("yes", "true", "1")
+_FALSE = ("no", "false", "0")
 
 
 class ConfigError(EnsignError):
@@ -91,6 +93,18 @@ class Env:
             return None
         return self.url(name, schemes=schemes)
 
+    def flag(self, name: str, default: bool) -> bool:
+        """``yes``/``true``/``1`` or ``no``/``false``/``0`` (any case); unset means ``default``."""
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ConfigError(f"{name} must be yes or no (also true/false, 1/0), got {raw!r}")
+
     def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._raw(name)
         if raw is None:
@@ -119,17 +133,52 @@ class Env:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """Where Redis is and which key prefix Ensign owns. ``url=None`` means the embedded Redis."""
+    """Where Redis is, whether it is a Redis Cluster, and which key prefix Ensign owns.
+
+    ``url=None`` means the embedded Redis, a single server. With ``cluster=True`` the URL names any
+    node of the cluster (``redis://`` or ``rediss://``, database 0); the client finds the others.
+    :func:`ensign.redis_client.open_redis` opens the client these settings describe.
+
+    :raises ConfigError: at construction, when the prefix holds a brace (it would move the hash
+        tags that keep each atomic operation's keys in one cluster slot) or when ``cluster`` is
+        on with no URL, a ``unix://`` URL or a database other than 0.
+    """
 
     url: str | None = None
     prefix: str = DEFAULT_REDIS_PREFIX
+    cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ConfigError("REDIS_PREFIX must not contain '{' or '}': Ensign's keys carry their own hash tags")
+        if self.cluster:
+            _check_cluster_url(self.url)
 
     @classmethod
     def from_env(cls, env: Env) -> RedisSettings:
         return cls(
             url=env.optional_url("REDIS_URL", schemes=("redis", "rediss", "unix")),
             prefix=env.text("REDIS_PREFIX", DEFAULT_REDIS_PREFIX),
+            cluster=env.flag("REDIS_CLUSTER", False),
         )
+
+
+def _check_cluster_url(url: str | None) -> None:
+    """Refuse what a Redis Cluster client cannot use; the URL may hold a password, so it is not echoed."""
+    if url is None:
+        raise ConfigError(
+            "REDIS_CLUSTER is on but REDIS_URL is not set: name any node of the cluster "
+            "(the embedded Redis is a single server)"
+        )
+    parsed = urlparse(url)
+    if parsed.scheme == "unix":
+        raise ConfigError(
+            "REDIS_CLUSTER is on but REDIS_URL is a unix:// socket: a cluster client reaches its nodes "
+            "over TCP, so use redis:// or rediss:// with any node's host and port"
+        )
+    database = parse_qs(parsed.query).get("db", [parsed.path.strip("/")])[-1]
+    if database not in ("", "0"):
+        raise ConfigError("REDIS_CLUSTER is on but REDIS_URL selects a database other than 0; a cluster has only database 0")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ class EmbeddedRedis:
     :param port: TCP port on 127.0.0.1; ``None`` listens on a unix socket only.
     :param persistent: append-only file on (``True``) or nothing written to disk (``False``).
     :param start_timeout: seconds to wait for the first PING to answer.
+    :param cluster: start a Redis Cluster node (``cluster-enabled``, its state in
+        ``<data_dir>/nodes.conf``). It needs ``port``, and Redis 6.2 also takes ``port + 10000``
+        for the cluster bus. A new node owns no slots: whoever starts the nodes joins them into a
+        cluster (``redis-cli --cluster create``, as the test suite's ``tests/cluster.py`` does).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -55,11 +59,15 @@ class EmbeddedRedis:
         port: int | None = None,
         persistent: bool = True,
         start_timeout: float = 10.0,
+        cluster: bool = False,
     ) -> None:
+        if cluster and port is None:
+            raise ValueError("a Redis Cluster node needs a TCP port (the cluster bus is that port + 10000)")
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.persistent = persistent
         self.start_timeout = start_timeout
+        self.cluster = cluster
         self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: tempfile.TemporaryDirectory[str] | None = None
         self.socket_path = self.data_dir / "redis.sock"
@@ -90,6 +98,13 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
             "--daemonize", "no",
         ]
+        if self.cluster:
+            args += [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(self.data_dir / "nodes.conf"),
+                # Milliseconds before a silent node counts as failing; short, since the nodes are local.
+                "--cluster-node-timeout", "2000",
+            ]
         self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._wait_ready()
         return self.url

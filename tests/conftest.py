@@ -21,6 +21,7 @@ from ensign.embedded_redis import EmbeddedRedis
 # The end-to-end profiles stack (backend, gateway, embedded chain, lookup), shared by the profile
 # and delivery end-to-end tests; it lives in its own module because it is large.
 from tests.stack import stack  # noqa: F401
+from tests.cluster import cluster_redis, redis_cluster  # noqa: F401  (a Redis Cluster: tests/cluster.py)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from ensign.config import BackendSettings, ConfigError, DeliverySettings, GatewaySettings
+from ensign.config import BackendSettings, ConfigError, DeliverySettings, GatewaySettings, RedisSettings
 
 SIGNER = "0x" + "11" * 32
 
@@ -77,3 +77,50 @@ def test_delivery_settings_validate_key_lengths_without_leaking_them() -> None:
 def test_delivery_refuses_a_short_jwt_secret() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET must be at least 32 bytes"):
         DeliverySettings.from_env(delivery_env(JWT_SECRET="short"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("yes", True), ("YES", True), ("true", True), ("1", True), ("no", False), ("False", False), ("0", False), ("", False)],
+)
+def test_redis_cluster_is_a_yes_no_setting(value: str, expected: bool) -> None:
+    settings = BackendSettings.from_env({"REDIS_URL": "redis://node-1:6379/0", "REDIS_CLUSTER": value})
+    assert settings.redis.cluster is expected
+
+
+def test_redis_cluster_defaults_to_a_single_server() -> None:
+    assert BackendSettings.from_env({}).redis.cluster is False
+
+
+def test_malformed_redis_cluster_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="REDIS_CLUSTER must be yes or no .* got 'maybe'"):
+        BackendSettings.from_env({"REDIS_URL": "redis://node-1:6379/0", "REDIS_CLUSTER": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("unix:///run/redis.sock?db=0", "REDIS_URL is a unix:// socket"),
+        ("redis://:pw-secret@node-1:6379/2", "REDIS_URL selects a database other than 0"),
+        ("redis://:pw-secret@node-1:6379?db=1", "REDIS_URL selects a database other than 0"),
+        (None, "REDIS_URL is not set"),
+    ],
+)
+def test_cluster_refuses_what_a_cluster_client_cannot_use(url: str | None, expected: str) -> None:
+    environ = {"REDIS_CLUSTER": "yes"} | ({"REDIS_URL": url} if url else {})
+    with pytest.raises(ConfigError, match=f"REDIS_CLUSTER is on but {expected}") as error:
+        BackendSettings.from_env(environ)
+    assert "pw-secret" not in str(error.value)
+    # The same check guards settings built in code.
+    with pytest.raises(ConfigError, match=expected):
+        RedisSettings(url=url, cluster=True)
+
+
+@pytest.mark.parametrize("url", ["redis://node-1:6379", "redis://node-1:6379/0", "rediss://:pw@node-1:6380/0"])
+def test_cluster_accepts_a_tcp_url_of_database_0(url: str) -> None:
+    assert RedisSettings(url=url, cluster=True).cluster
+
+
+def test_redis_prefix_with_a_brace_is_refused() -> None:
+    with pytest.raises(ConfigError, match="REDIS_PREFIX must not contain"):
+        BackendSettings.from_env({"REDIS_PREFIX": "ensign{x}:"})

@@ -1,0 +1,108 @@
+"""The one way Ensign opens a Redis client: :func:`open_redis`, for a single server or a Redis Cluster.
+
+``RedisSettings.cluster`` (``REDIS_CLUSTER``) picks the client class; everything else about the
+connection comes from the URL. Both clients speak the same commands, so the services take a
+:data:`RedisClient` and never ask which one they hold. What the cluster needs from them lives in
+their key layouts: every key an atomic operation (a Lua script) touches carries one hash tag, so
+the keys share a slot (``backend/store.py``, ``delivery/queue.py``, ``delivery/accounts.py``).
+
+Pub/sub works unchanged on a cluster: ``PUBLISH`` reaches the subscribers on every node, so a
+``PSUBSCRIBE`` sent to any one node hears every account's channel.
+
+The returned client has connected: a single server answered ``PING``; a cluster client has read
+the slot map from a node and every primary answered ``PING``. Until it has read the slot map, a
+cluster client's ``pubsub()`` cannot pick a node (redis-py raises ``KeyError``), which is one
+reason the client is opened here, awaited, rather than built lazily in each app factory.
+
+URLs may carry a password, so no message or log line here repeats one: they name ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, TypeAlias
+
+import redis.exceptions
+from redis.asyncio import Redis, RedisCluster
+
+from ensign.config import ConfigError, RedisSettings
+from ensign.errors import ServiceUnavailable
+
+__all__ = ["RedisClient", "CONNECT_ATTEMPTS", "REDIS_TIMEOUT", "open_redis"]
+
+log = logging.getLogger(__name__)
+
+#: A client of a single Redis server or of a Redis Cluster, as :func:`open_redis` returns it.
+RedisClient: TypeAlias = Redis | RedisCluster
+
+#: How often :func:`open_redis` tries to connect, a second apart (containers start in any order).
+CONNECT_ATTEMPTS = 5
+
+#: Seconds before a Redis call gives up: a stalled Redis then fails the request (503) instead of
+#: hanging it. Also the limit for establishing a connection.
+REDIS_TIMEOUT = 5.0
+
+# Seconds one connection attempt may take as a whole: a cluster client talks to several nodes.
+_ATTEMPT_TIMEOUT = 10.0
+
+# RedisClusterException is no RedisError: it says no start-up node gave a full slot map.
+_RETRIED: tuple[type[BaseException], ...] = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+async def open_redis(settings: RedisSettings, *, attempts: int | None = None, **options: Any) -> RedisClient:
+    """A connected client for ``settings.url``; the caller closes it with ``await client.aclose()``.
+
+    :param settings: ``url`` (required: the embedded Redis is started by its owner, which passes
+        its URL in) and ``cluster`` (a :class:`~redis.asyncio.RedisCluster` when true, a
+        :class:`~redis.asyncio.Redis` otherwise).
+    :param attempts: connection attempts, a second apart, each logged when it fails; default
+        :data:`CONNECT_ATTEMPTS`.
+    :param options: passed to the client class, overriding the defaults: connect and command
+        timeouts of :data:`REDIS_TIMEOUT` seconds, a health check on connections idle for 30 s.
+    :raises ConfigError: ``settings.url`` is ``None``.
+    :raises ServiceUnavailable: no attempt reached Redis (or, for a cluster, every primary).
+    """
+    if settings.url is None:
+        raise ConfigError("REDIS_URL is required to open a Redis client")
+    url = settings.url
+    options = {
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "socket_timeout": REDIS_TIMEOUT,
+        "health_check_interval": 30,
+        **options,
+    }
+    total = max(1, CONNECT_ATTEMPTS if attempts is None else attempts)
+    kind = "Redis Cluster" if settings.cluster else "Redis"
+    attempt = 0
+    while True:
+        attempt += 1
+        # A fresh client per attempt: a cluster client that failed to read the slot map has
+        # closed its node connections and is not reused.
+        client: RedisClient = RedisCluster.from_url(url, **options) if settings.cluster else Redis.from_url(url, **options)
+        try:
+            await asyncio.wait_for(_connect(client), _ATTEMPT_TIMEOUT)
+            return client
+        except _RETRIED as exc:
+            await client.aclose()
+            # The exception's text may name the host, never the URL's password.
+            log.warning("%s not reachable (attempt %d of %d): %s: %s", kind, attempt, total, type(exc).__name__, exc)
+            if attempt == total:
+                raise ServiceUnavailable(f"{kind} is unreachable; is it running and REDIS_URL right?") from exc
+            await asyncio.sleep(1)
+        except BaseException:
+            await client.aclose()
+            raise
+
+
+async def _connect(client: RedisClient) -> None:
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+    # On a cluster client PING goes to every node and is true only when all of them answer.
+    if not await client.ping():
+        raise redis.exceptions.ConnectionError("PING was not answered with PONG")

@@ -1,0 +1,76 @@
+"""ensign.redis_client.open_redis: one factory for a single Redis and a Redis Cluster."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from redis.asyncio import Redis, RedisCluster
+
+import ensign.redis_client
+from ensign.config import ConfigError, RedisSettings
+from ensign.errors import ServiceUnavailable
+from ensign.redis_client import open_redis
+from tests.cluster import Cluster
+
+
+async def test_single_server_client_has_answered_a_ping(redis_url: str, redis_prefix: str) -> None:
+    client = await open_redis(RedisSettings(url=redis_url, prefix=redis_prefix))
+    try:
+        assert type(client) is Redis
+        assert await client.set(f"{redis_prefix}k", "v") and await client.get(f"{redis_prefix}k") == b"v"
+    finally:
+        await client.delete(f"{redis_prefix}k")
+        await client.aclose()
+
+
+async def test_cluster_client_knows_every_primary_before_its_first_command(redis_cluster: Cluster) -> None:
+    client = await open_redis(redis_cluster.settings("test:"))
+    try:
+        assert isinstance(client, RedisCluster)
+        assert sorted(node.port for node in client.get_primaries()) == sorted(n.port for n in redis_cluster.nodes)
+        # pubsub() picks its node from the slot map: on a client that has not read it, redis-py
+        # raises KeyError here.
+        pubsub = client.pubsub()
+        await pubsub.psubscribe("test:notify:{*}")
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    finally:
+        await client.aclose()
+
+
+async def test_options_reach_the_client(redis_cluster: Cluster, redis_prefix: str) -> None:
+    client = await open_redis(redis_cluster.settings(redis_prefix), decode_responses=True)
+    try:
+        await client.set(f"{redis_prefix}k", "v")
+        assert await client.get(f"{redis_prefix}k") == "v"
+    finally:
+        await client.delete(f"{redis_prefix}k")
+        await client.aclose()
+
+
+async def test_unreachable_redis_is_retried_then_unavailable_without_the_password(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ensign.redis_client.asyncio, "sleep", _no_sleep)
+    settings = RedisSettings(url="redis://:hunter2-secret@127.0.0.1:1/0")
+    with caplog.at_level(logging.WARNING, logger="ensign.redis_client"):
+        with pytest.raises(ServiceUnavailable, match="Redis is unreachable; is it running and REDIS_URL right") as error:
+            await open_redis(settings, attempts=2)
+    attempts = [r.getMessage() for r in caplog.records]
+    assert [m.split(":")[0] for m in attempts] == ["Redis not reachable (attempt 1 of 2)", "Redis not reachable (attempt 2 of 2)"]
+    assert all("hunter2" not in m for m in [*attempts, str(error.value)])
+
+
+async def test_unreachable_cluster_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ensign.redis_client.asyncio, "sleep", _no_sleep)
+    with pytest.raises(ServiceUnavailable, match="Redis Cluster is unreachable"):
+        await open_redis(RedisSettings(url="redis://127.0.0.1:1/0", cluster=True), attempts=2)
+
+
+async def test_without_a_url_there_is_nothing_to_open() -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        await open_redis(RedisSettings(url=None))
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
