@@ -11,11 +11,8 @@ documents every route. Routes live in one module per concept:
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
 
@@ -25,20 +22,13 @@ from backend.names import Domains
 from backend.store import ProfileStore
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
+from ensign.redis_client import RedisClient, open_redis
 from ensign.web import cors_middleware, error_middleware
 
 __all__ = ["create_app", "CLIENT_MAX_SIZE"]
 
-log = logging.getLogger(__name__)
-
 #: Largest request body accepted, bytes (a signed profile is well under 1 KiB).
 CLIENT_MAX_SIZE = 64 * 1024
-
-# Seconds before a Redis call gives up: a stalled Redis then answers 503 instead of hanging requests.
-_REDIS_TIMEOUT = 5.0
-
-# Start-up waits for Redis this many times, a second apart (containers start in any order).
-_CONNECT_ATTEMPTS = 5
 
 routes = web.RouteTableDef()
 
@@ -53,15 +43,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "redis": "ok"})
 
 
-def create_app(settings: BackendSettings, *, redis: aioredis.Redis | None = None) -> web.Application:
+def create_app(settings: BackendSettings, *, redis: RedisClient | None = None) -> web.Application:
     """Build the backend application.
 
     :param settings: the backend's settings; ``addr_domains`` / ``user_domains`` are the parents
         it serves and ``redis.prefix`` prefixes every key it writes.
-    :param redis: a client to use instead of connecting to ``settings.redis.url``. The caller then
-        owns it and closes it; otherwise the app opens its own client at start-up and closes it on
-        cleanup. ``settings.redis.url`` of ``None`` (the embedded Redis) needs this argument: the
-        process that starts the embedded server passes a client or a URL.
+    :param redis: a client (single server or cluster) to use instead of connecting to
+        ``settings.redis``. The caller then owns it and closes it; otherwise the app opens its own
+        client at start-up with :func:`ensign.redis_client.open_redis` (``REDIS_CLUSTER`` picks
+        the kind) and closes it on cleanup. ``settings.redis.url`` of ``None`` (the embedded Redis)
+        needs this argument: the process that starts the embedded server passes a client or a URL.
     """
     domains = Domains(settings.addr_domains, settings.user_domains)
     app = web.Application(
@@ -73,16 +64,9 @@ def create_app(settings: BackendSettings, *, redis: aioredis.Redis | None = None
     if redis is None:
         if settings.redis.url is None:
             raise ConfigError("the backend needs REDIS_URL (or a Redis client passed to create_app)")
-        # from_url connects lazily; the cleanup context checks the connection and closes it.
-        redis = aioredis.from_url(
-            settings.redis.url,
-            socket_connect_timeout=_REDIS_TIMEOUT,
-            socket_timeout=_REDIS_TIMEOUT,
-            health_check_interval=30,
-        )
         app.cleanup_ctx.append(_own_redis)
-    app[redis_key] = redis
-    app[store_key] = ProfileStore(redis, settings.redis.prefix)
+    else:
+        _use_redis(app, redis)
     app.add_routes(routes)
     app.add_routes(profiles.routes)
     app.add_routes(aliases.routes)
@@ -90,22 +74,15 @@ def create_app(settings: BackendSettings, *, redis: aioredis.Redis | None = None
     return app
 
 
+def _use_redis(app: web.Application, redis: RedisClient) -> None:
+    app[redis_key] = redis
+    app[store_key] = ProfileStore(redis, app[settings_key].redis.prefix)
+
+
 async def _own_redis(app: web.Application) -> AsyncIterator[None]:
-    client = app[redis_key]
+    client = await open_redis(app[settings_key].redis)
     try:
-        await _wait_for_redis(client)
+        _use_redis(app, client)
         yield
     finally:
         await client.aclose()
-
-
-async def _wait_for_redis(client: aioredis.Redis) -> None:
-    for attempt in range(1, _CONNECT_ATTEMPTS + 1):
-        try:
-            await client.ping()
-            return
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            log.warning("Redis not reachable (attempt %d of %d): %s", attempt, _CONNECT_ATTEMPTS, exc)
-            if attempt == _CONNECT_ATTEMPTS:
-                raise ServiceUnavailable("Redis is unreachable; is REDIS_URL right?") from exc
-            await asyncio.sleep(1)

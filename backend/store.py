@@ -1,10 +1,10 @@
 """Profiles, address names and aliases in Redis: the backend's whole state.
 
-Redis layout. ``P`` is ``RedisSettings.prefix`` followed by ``backend:`` (``ensign:backend:`` by
-default); ``{addr}`` is an address in lowercase hex (``0xab…01``); names are dm3-normalised. Only
-the backend writes these keys.
+Redis layout. ``P`` is ``RedisSettings.prefix`` followed by ``{backend}:`` (``ensign:{backend}:``
+by default); ``<addr>`` is an address in lowercase hex (``0xab…01``); names are dm3-normalised.
+Only the backend writes these keys.
 
-``P profile:{addr}`` — hash, one per address that registered a profile
+``P profile:<addr>`` — hash, one per address that registered a profile
     ``profile``     canonical JSON (:func:`ensign.protocol.canonical.stringify`) of the current
                     SignedUserProfile, exactly what the records feed publishes
     ``hash``        content hash: sha256 0x-hex of the canonical JSON of the UserProfile alone
@@ -12,23 +12,23 @@ the backend writes these keys.
     ``updated_at``  when this profile was stored, ms since the epoch
     Replaced by a newer profile; never deleted (dm3 has no account deletion).
 
-``P superseded:{addr}`` — set of content hashes of every profile this address has replaced.
+``P superseded:<addr>`` — set of content hashes of every profile this address has replaced.
     A profile whose content hash is here is refused, so nobody can roll an address back to old keys
     by replaying its old profile, which was public in ENS. The hash leaves out the signature on
     purpose: an ECDSA signature can be re-encoded (high-s, v = 0/1) into another valid one, which
     must not turn a superseded profile into a "new" one. Grows by one per update; never trimmed.
 
-``P domains:{addr}`` — set of addr domains (``addr.ensign.eth``) under which the address name
-    ``{addr}.<domain>`` is registered. Never shrinks.
+``P domains:<addr>`` — set of addr domains (``addr.ensign.eth``) under which the address name
+    ``<addr>.<domain>`` is registered. Never shrinks.
 
-``P aliases:{addr}`` — sorted set: alias → claimed_at (ms). The address's aliases, oldest first;
-    the oldest is its primary name (``GET /profile/name/{address}``). At most ``MAX_ALIASES``.
+``P aliases:<addr>`` — sorted set: alias → claimed_at (ms). The address's aliases, oldest first;
+    the oldest is its primary name (``GET /profile/name/<addr>``). At most ``MAX_ALIASES``.
 
-``P alias:{alias}`` — string: the owner address (lowercase hex). Set on claim, deleted on release.
-    Kept in step with ``aliases:{addr}`` by the claim and release scripts. Aliases belong to the
+``P alias:<alias>`` — string: the owner address (lowercase hex). Set on claim, deleted on release.
+    Kept in step with ``aliases:<addr>`` by the claim and release scripts. Aliases belong to the
     address, not to a profile: replacing the profile keeps them.
 
-``P claim:{digest}`` — string ``"1"``: a signed alias claim or release that has been used.
+``P claim:<digest>`` — string ``"1"``: a signed alias claim or release that has been used.
     ``digest`` is sha256 hex of ``<public signing key> "\\n" <signed text>`` (independent of the
     signature bytes). Timestamped claims expire when their time window has passed
     (``PX`` = window end − now + 1 s); dm3-form claims, which carry no time, are kept for ever.
@@ -36,6 +36,15 @@ the backend writes these keys.
 Atomicity: registration, claim and release each run as one Lua script (``backend/lua/``), so a
 check and the write it guards can never interleave with another request; claim and release also
 re-check that the owner's profile is still the one whose key verified the signature.
+
+Redis Cluster: every key carries the one hash tag ``{backend}``, so all of them sit in one slot.
+A claim touches an alias key, an address's keys and a claim mark at once — keys that no per-address
+or per-alias tag could put together — and one slot keeps each script atomic without a two-phase
+protocol. The price is that one primary (and its replicas) holds the whole backend: about 1 KiB
+per address with a profile, so a million addresses fit in a few GiB, and the backend's traffic
+(registrations, claims, the gateway's reads) is small next to the delivery service's, whose
+queues are tagged per account and spread over the cluster. ``RedisSettings`` refuses a prefix
+with a brace, which would move the tag.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
-import redis.asyncio as aioredis
+from ensign.redis_client import RedisClient
 
 __all__ = [
     "MAX_ALIASES",
@@ -72,28 +81,32 @@ ReleaseOutcome = Literal["released", "not_owner", "replayed", "stale_profile"]
 # --- key builders: every key the backend writes is named here and nowhere else -------------------
 
 
+# The hash tag that puts every backend key in one cluster slot (see the module docstring).
+_TAG = "{backend}"
+
+
 def profile_key(prefix: str, address: str) -> str:
-    return f"{prefix}backend:profile:{address.lower()}"
+    return f"{prefix}{_TAG}:profile:{address.lower()}"
 
 
 def superseded_key(prefix: str, address: str) -> str:
-    return f"{prefix}backend:superseded:{address.lower()}"
+    return f"{prefix}{_TAG}:superseded:{address.lower()}"
 
 
 def domains_key(prefix: str, address: str) -> str:
-    return f"{prefix}backend:domains:{address.lower()}"
+    return f"{prefix}{_TAG}:domains:{address.lower()}"
 
 
 def aliases_key(prefix: str, address: str) -> str:
-    return f"{prefix}backend:aliases:{address.lower()}"
+    return f"{prefix}{_TAG}:aliases:{address.lower()}"
 
 
 def alias_key(prefix: str, alias: str) -> str:
-    return f"{prefix}backend:alias:{alias}"
+    return f"{prefix}{_TAG}:alias:{alias}"
 
 
 def claim_key(prefix: str, digest: str) -> str:
-    return f"{prefix}backend:claim:{digest}"
+    return f"{prefix}{_TAG}:claim:{digest}"
 
 
 # --- access ---------------------------------------------------------------------------------------
@@ -116,13 +129,16 @@ def _lua(name: str) -> str:
 class ProfileStore:
     """Reads and atomic writes of the layout above.
 
-    :param redis: a ``redis.asyncio.Redis`` client (bytes or decoded responses both work); the
+    :param redis: a single-server or cluster client (bytes or decoded responses both work); the
         caller owns and closes it.
-    :param prefix: the Redis key prefix (``RedisSettings.prefix``).
+    :param prefix: the Redis key prefix (``RedisSettings.prefix``); no ``{`` or ``}``, which would
+        move the hash tag.
     :param max_aliases: most aliases per address (default :data:`MAX_ALIASES`).
     """
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, *, max_aliases: int = MAX_ALIASES) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, *, max_aliases: int = MAX_ALIASES) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must not contain '{' or '}'")
         self.redis = redis
         self.prefix = prefix
         self.max_aliases = max_aliases

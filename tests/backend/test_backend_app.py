@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from backend.app import create_app
+from backend.store import profile_key
 from ensign.config import BackendSettings, ConfigError, RedisSettings
 
 
@@ -38,7 +39,7 @@ async def test_app_opens_and_closes_its_own_redis_client(aiohttp_client, setting
     response = await client.post("/profile/address", json=alice.register_body())
     assert response.status == 200
     # Written with the configured prefix, visible to an independent client.
-    assert await redis.exists(f"{redis_prefix}backend:profile:{alice.address.lower()}") == 1
+    assert await redis.exists(profile_key(redis_prefix, alice.address)) == 1
 
 
 def test_app_without_a_redis_url_or_client_is_a_config_error():
@@ -47,9 +48,9 @@ def test_app_without_a_redis_url_or_client_is_a_config_error():
 
 
 async def test_start_up_fails_when_its_redis_is_unreachable(aiohttp_client, settings, monkeypatch):
-    import backend.app
+    import ensign.redis_client
 
-    monkeypatch.setattr(backend.app, "_CONNECT_ATTEMPTS", 1)
+    monkeypatch.setattr(ensign.redis_client, "CONNECT_ATTEMPTS", 1)
     unreachable = replace(settings, redis=replace(settings.redis, url="redis://127.0.0.1:1"))
     with pytest.raises(Exception, match="unreachable"):
         await aiohttp_client(create_app(unreachable))
