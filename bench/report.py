@@ -1,0 +1,158 @@
+"""The results table (Markdown, printed and written), the targets, and the JSON record of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["TARGETS", "derive", "markdown"]
+
+#: The first round's targets (two-core machine), checked by :func:`derive`.
+TARGETS = {
+    "submit_rate": 2500.0,  # msg/s, one process, end to end
+    "p99_at_75_ms": 25.0,  # p99 at 75 % of the maximum
+    "cost_over_floor": 1.5,  # service CPU per message / floor CPU per message
+    "ack_growth": 1.5,  # one ack at 100,000 queued / at 1,000 queued ("flat")
+    "memory_over_envelope": 1.5,  # Redis bytes per queued message / stored envelope bytes
+}
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def derive(results: dict[str, Any]) -> dict[str, Any]:
+    """Ratios and target verdicts from a run's results (missing parts give ``None``)."""
+    out: dict[str, Any] = {}
+    rate = _get(results, "submit", "max", "rate")
+    service_cpu = _get(results, "submit", "max", "server_cpu_us_per_msg")
+    floor_cpu = _get(results, "floor", "cpu_us_per_msg")
+    loads = _get(results, "submit", "loads") or []
+    at75 = next((load for load in loads if load.get("fraction") == 0.75), None)
+    one_ack = _get(results, "inbox", "one_ack") or []
+    memory = _get(results, "inbox", "memory_big_queue")
+    checks: dict[str, dict[str, Any]] = {}
+    if rate is not None:
+        checks["submit_rate"] = {"value": rate, "target": TARGETS["submit_rate"], "ok": rate >= TARGETS["submit_rate"]}
+    if at75 is not None:
+        p99 = at75["p99_ms"]
+        checks["p99_at_75_ms"] = {"value": p99, "target": TARGETS["p99_at_75_ms"], "ok": p99 < TARGETS["p99_at_75_ms"]}
+    if service_cpu and floor_cpu:
+        ratio = round(service_cpu / floor_cpu, 2)
+        out["cost_over_floor"] = ratio
+        checks["cost_over_floor"] = {"value": ratio, "target": TARGETS["cost_over_floor"],
+                                     "ok": ratio <= TARGETS["cost_over_floor"]}
+    if len(one_ack) == 2:
+        growth = round(one_ack[1]["queue_ack_p50_us"] / one_ack[0]["queue_ack_p50_us"], 2)
+        out["ack_growth"] = growth
+        checks["ack_growth"] = {"value": growth, "target": TARGETS["ack_growth"], "ok": growth <= TARGETS["ack_growth"]}
+    if memory:
+        checks["memory_over_envelope"] = {"value": memory["ratio"], "target": TARGETS["memory_over_envelope"],
+                                          "ok": memory["ratio"] <= TARGETS["memory_over_envelope"]}
+    out["checks"] = checks
+    return out
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _verdict(derived: dict[str, Any], name: str) -> str:
+    check = derived.get("checks", {}).get(name)
+    if check is None:
+        return ""
+    return "met" if check["ok"] else "**missed**"
+
+
+def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
+    """The results as a Markdown table with the machine noted above it."""
+    m = results.get("machine", {})
+    lines = [
+        f"Machine: {m.get('nproc')} cores, {m.get('cpu')}, {m.get('memory_gib')} GiB; Python {m.get('python')}; "
+        f"Redis {m.get('redis')} on the same cores; load average before the run "
+        f"{', '.join(f'{x:.2f}' for x in m.get('load_before') or ())}; commit {m.get('commit')}; "
+        f"{results.get('mode')} run, {results.get('seconds', 0):.0f} s.",
+        "",
+        "| measurement | result | target |",
+        "| --- | --- | --- |",
+    ]
+    row = lines.append
+    s = results.get("submit", {})
+    mx = s.get("max", {})
+    if mx:
+        row(f"| submit, most one process does ({mx.get('connections')} clients, closed loop) | "
+            f"**{_n(mx.get('rate'))} msg/s**, p50 {_n(mx.get('p50_ms'), 1)} ms, p99 {_n(mx.get('p99_ms'), 1)} ms; "
+            f"{_n(mx.get('server_cpu_us_per_msg'))} µs CPU per message | ≥ 2,500 msg/s: {_verdict(derived, 'submit_rate')} |")
+    for load in s.get("loads", []):
+        target = f"p99 < 25 ms: {_verdict(derived, 'p99_at_75_ms')}" if load["fraction"] == 0.75 else ""
+        row(f"| submit at {load['fraction']:.0%} of it, open loop ({_n(load['offered_rate'])} msg/s offered) | "
+            f"{_n(load['rate'])} msg/s, p50 {_n(load['p50_ms'], 1)} ms, **p99 {_n(load['p99_ms'], 1)} ms**"
+            f"{', errors ' + str(load['errors']) if load['errors'] else ''} | {target} |")
+    fl = results.get("floor", {})
+    if fl:
+        st = fl.get("steps_us", {})
+        row(f"| floor: the same work without HTTP (one process, {results.get('durations', {}).get('connections')} "
+            f"inserts in flight) | {_n(fl.get('rate'))} msg/s, **{_n(fl.get('cpu_us_per_msg'))} µs CPU per message**; "
+            f"alone: decrypt {_n(st.get('decrypt'))}, verify {_n(st.get('verify'))}, postmark {_n(st.get('postmark'))}, "
+            f"stored JSON {_n(st.get('store_json'))} µs, insert round trip {_n(st.get('insert_rtt'))} µs | |")
+        row(f"| service cost per message ÷ floor | **{_n(derived.get('cost_over_floor'), 2)}×** | "
+            f"≤ 1.5×: {_verdict(derived, 'cost_over_floor')} |")
+    p = results.get("push", {})
+    for label in ("light", "half_max"):
+        if label in p:
+            x = p[label]
+            row(f"| push, submit → socket.io `message` ({_n(x['rate'])} msg/s, {p.get('sockets')} sockets) | "
+                f"p50 {_n(x['p50_ms'], 1)} ms, p99 {_n(x['p99_ms'], 1)} ms ({x['received']}/{x['pushes']} received) | |")
+    ib = results.get("inbox", {})
+    if ib:
+        f, a = ib.get("fetch", {}), ib.get("ack", {})
+        row(f"| fetch, 100 per page (16 clients) | {_n(f.get('pages_per_s'))} pages/s = {_n(f.get('messages_per_s'))} "
+            f"msg/s ({_n(f.get('mb_per_s'))} MB/s) | |")
+        row(f"| ack, 100 hashes per request (16 clients) | {_n(a.get('acks_per_s'))} acks/s "
+            f"({_n(a.get('requests_per_s'))} requests/s) | |")
+        one = ib.get("one_ack", [])
+        if len(one) == 2:
+            row(f"| one ack, {_n(one[0]['queued'])} → {_n(one[1]['queued'])} queued | queue call "
+                f"{_n(one[0]['queue_ack_p50_us'])} → {_n(one[1]['queue_ack_p50_us'])} µs "
+                f"(**{_n(derived.get('ack_growth'), 2)}×**); HTTP {_n(one[0]['http_ack_p50_ms'], 2)} → "
+                f"{_n(one[1]['http_ack_p50_ms'], 2)} ms; fetch a page {_n(one[0]['http_fetch_page_p50_ms'], 1)} → "
+                f"{_n(one[1]['http_fetch_page_p50_ms'], 1)} ms | flat: {_verdict(derived, 'ack_growth')} |")
+        mem = ib.get("memory_big_queue")
+        if mem:
+            small = s.get("memory", {})
+            extra = (f"; {_n(small.get('redis_bytes_per_msg'))} B in short queues (~{small.get('messages', 0) // 32} "
+                     f"each, {_n(small.get('ratio'), 2)}×)") if small else ""
+            row(f"| Redis memory per queued message | **{_n(mem['redis_bytes_per_msg'])} B** for a "
+                f"{_n(mem['envelope_bytes'])} B stored envelope = {_n(mem['ratio'], 2)}× in a queue of "
+                f"{_n(mem['messages'])}{extra} | ≤ 1.5×: {_verdict(derived, 'memory_over_envelope')} |")
+    sc = results.get("scale", {})
+    if sc:
+        cpu = sc.get("cpu_seconds", {})
+        secs = sc.get("seconds") or 1
+        shares = ", ".join(f"{k} {v / secs:.0%}" for k, v in cpu.items() if v is not None and k != "machine")
+        row(f"| two processes, same Redis ({results.get('durations', {}).get('connections')} clients) | "
+            f"{_n(sc.get('rate'))} msg/s = **{_n(sc.get('ratio'), 2)}×** one process; CPU of a core: {shares}; "
+            f"machine {_n((cpu.get('machine') or 0) * 100)} % busy | |")
+    r = results.get("resolver", {})
+    if r:
+        g, lk, mi = r.get("gateway", {}), r.get("lookup", {}), r.get("micro", {})
+        row(f"| gateway answers (16 clients, reads the backend over HTTP) | **{_n(g.get('answers_per_s'))} answers/s**, "
+            f"p50 {_n(g.get('p50_ms'), 1)} ms; CPU per answer: gateway {_n(g.get('gateway_cpu_us_per_answer'))} µs, "
+            f"backend {_n(g.get('backend_cpu_us_per_answer'))} µs | |")
+        row(f"| profile lookup (embedded chain) | cold p50 **{_n(lk.get('cold_p50_ms'), 1)} ms**; warm (cached) "
+            f"{_n(lk.get('warm_profile_p50_us'), 1)} µs profile, {_n(lk.get('warm_address_p50_us'), 1)} µs address | |")
+        row(f"| gateway steps: namehash, decode request | seen name {_n(mi.get('namehash_repeat_us'))} µs, "
+            f"{_n(mi.get('decode_request_repeat_us'))} µs; new name {_n(mi.get('namehash_first_us'))} µs, "
+            f"{_n(mi.get('decode_request_first_us'))} µs | |")
+    pr = results.get("profile", {})
+    if pr.get("areas"):
+        top = ", ".join(f"{k} {v:.0%}" for k, v in list(pr["areas"].items())[:8])
+        row(f"| submit profile, CPU by area (pyinstrument) | {top} | |")
+    return "\n".join(lines) + "\n"

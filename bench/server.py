@@ -1,0 +1,80 @@
+"""One delivery-service process for the benchmarks, run as production runs ``ensign delivery``.
+
+    python -m bench.server SPEC_JSON PORT [--profile OUT_PREFIX]
+
+Same app (:func:`delivery.app.create_app`), same Redis client (:func:`ensign.serve.open_redis`),
+same logging (JSON lines at INFO on stderr, secrets redacted, no access log: the app logs each
+request itself), same serving loop (:func:`ensign.serve.serve`, stops on SIGTERM). Only the
+directory differs: :class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every
+name lookup is a cache hit. ``--profile`` samples the process with pyinstrument while it serves
+between SIGUSR1 and SIGUSR2 and writes ``OUT_PREFIX.txt`` (call tree), ``.html`` and ``.json``
+(CPU by area and by function, see :mod:`bench.profiling`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ensign.config import DeliverySettings
+
+from bench.fixtures import FixedNameLookup, NullChain, ServiceSpec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("port", type=int)
+    parser.add_argument("--profile", type=Path, default=None)
+    args = parser.parse_args()
+
+    from delivery.logs import configure_logging
+    from ensign.serve import redact_logs, serve
+
+    spec = ServiceSpec.load(args.spec)
+    settings = spec.settings(args.port)
+    configure_logging(settings.log_level)
+    redact_logs(REDIS_URL=settings.redis.url)
+
+    async def build() -> web.Application:
+        from delivery.app import create_app
+
+        redis = await _production_redis(settings)
+        lookup = FixedNameLookup(spec.users)
+        await lookup.warm()
+        app = create_app(settings, redis=redis, directory=lookup, chain=NullChain())
+
+        async def close(app: web.Application) -> None:
+            await lookup.close()
+            await redis.aclose()
+
+        app.on_cleanup.append(close)
+        if args.profile is not None:
+            from bench.profiling import install_signal_profiler
+
+            install_signal_profiler(args.profile)
+        return app
+
+    asyncio.run(
+        serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT",
+              access_log=False)
+    )
+
+
+async def _production_redis(settings: DeliverySettings) -> Any:
+    """The Redis client ``ensign delivery`` opens (timeouts, health checks, connect retries)."""
+    try:
+        from ensign.redis_client import open_redis
+    except ImportError:  # before ensign.redis_client existed, ensign.serve opened it
+        import ensign.serve
+
+        return await getattr(ensign.serve, "open_redis")(settings.redis, "delivery")
+    return await open_redis(settings.redis)
+
+
+if __name__ == "__main__":
+    main()

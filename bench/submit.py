@@ -1,0 +1,278 @@
+"""Submit: ``dm3_submitMessage`` end to end, the floor it is measured against, scale, profile.
+
+* **max** — closed loop, ``connections`` clients each sending its next envelope as soon as the
+  previous one was answered: the most one process does. Its CPU per message (from ``/proc``) is
+  the service's cost per message.
+* **offered load** — open loop at 25, 50, 75 and 100 % of that maximum, latency from the
+  scheduled send time (see :mod:`bench.httpload`).
+* **floor** — the same per-message work without HTTP, in one process: decrypt the delivery
+  information, verify the metadata signature and hash, sign and encrypt the postmark, build the
+  stored envelope, insert it with the queue's script (``connections`` inserts in flight).
+  Parsing the envelope and its schema are left out: they are the service's overhead too.
+* **scale** — two service processes behind the same Redis, the load spread over both.
+* **profile** — a third process sampled with pyinstrument under the closed loop.
+
+Between runs the queues are emptied, so the pool's envelopes are new deliveries again (a message
+resubmitted after it left the queue is stored anew, with a new postmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import time
+from typing import Any
+
+from ensign.protocol.canonical import parse_json, stringify
+from ensign.protocol.crypto import EncryptionKeyPair
+from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
+from ensign.protocol.models import EncryptionEnvelop
+from ensign.protocol.postmark import create_postmark
+
+from delivery.intake import stored_envelope
+
+from . import profiling
+from .httpload import LoadResult, closed_loop, open_connections, open_loop
+from .procstat import CpuMeter
+from .services import ServiceProcess, signup
+from .suite import Suite
+
+__all__ = ["run_floor", "run_profile", "run_scale", "run_submit"]
+
+LOAD_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _summary(result: LoadResult, cpu: dict[str, float | None] | None = None, server: str = "server") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "completed": result.completed,
+        "seconds": round(result.elapsed, 3),
+        "rate": round(result.rate, 1),
+        "p50_ms": round(result.p(0.50), 2),
+        "p99_ms": round(result.p(0.99), 2),
+        "max_ms": round(result.p(1.0), 2),
+        "errors": result.errors,
+    }
+    if result.offered_rate is not None:
+        out["offered_rate"] = round(result.offered_rate, 1)
+    if cpu is not None:
+        out["cpu_seconds"] = {k: None if v is None else round(v, 3) for k, v in cpu.items()}
+        busy = cpu.get(server)
+        if busy is not None and result.completed:
+            out["server_cpu_us_per_msg"] = round(busy / result.completed * 1e6, 1)
+    return out
+
+
+def _meter(suite: Suite, servers: list[ServiceProcess]) -> CpuMeter:
+    pids = {("server" if len(servers) == 1 else f"server{i + 1}"): s.pid for i, s in enumerate(servers)}
+    if suite.redis_pid is not None:
+        pids["redis"] = suite.redis_pid
+    pids["loadgen"] = os.getpid()
+    return CpuMeter(pids)
+
+
+async def sign_up_all(suite: Suite, server: ServiceProcess) -> None:
+    import aiohttp
+
+    base = f"http://127.0.0.1:{server.port}"
+    async with aiohttp.ClientSession() as http:
+        sem = asyncio.Semaphore(16)
+
+        async def one(index: int) -> None:
+            user = suite.users[index]
+            async with sem:
+                await signup(http, base, user.name, user.profile)
+
+        await asyncio.gather(*(one(i) for i in range(len(suite.users))))
+
+
+async def _closed(
+    suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int
+) -> tuple[LoadResult, dict[str, float | None]]:
+    conns = await open_connections([("127.0.0.1", s.port) for s in servers], connections)
+    try:
+        meter = _meter(suite, servers)
+        meter.start()
+        result = await closed_loop(conns, requests.__getitem__, duration=seconds, limit=len(requests))
+        return result, meter.stop()
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+async def warm_up(suite: Suite, servers: list[ServiceProcess], requests: list[bytes]) -> None:
+    """Closed loop for the warm-up time (first requests pay for lazy imports and caches)."""
+    d = suite.durations
+    await _closed(suite, servers, requests, d.warmup, d.connections)
+    await suite.clear_queues()
+
+
+async def run_submit(suite: Suite, server: ServiceProcess, requests: list[bytes]) -> dict[str, Any]:
+    """Maximum and offered-load runs against one process; memory per queued message after the max."""
+    d = suite.durations
+    await warm_up(suite, [server], requests)
+    result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
+    stored = await suite.queued_total()
+    maximum = _summary(result, cpu)
+    maximum["stored"] = stored
+    maximum["connections"] = d.connections
+    memory = await queued_memory(suite)
+    await suite.clear_queues()
+
+    loads = []
+    for fraction in LOAD_FRACTIONS:
+        rate = result.rate * fraction
+        count = min(len(requests), max(1, int(rate * d.phase)))
+        conns = await open_connections([("127.0.0.1", server.port)], d.connections)
+        try:
+            meter = _meter(suite, [server])
+            meter.start()
+            run = await open_loop(conns, requests.__getitem__, rate=rate, count=count)
+            summary = _summary(run, meter.stop())
+        finally:
+            for conn in conns:
+                conn.close()
+        summary["fraction"] = fraction
+        loads.append(summary)
+        await suite.clear_queues()
+    return {"max": maximum, "loads": loads, "memory": memory}
+
+
+async def queued_memory(suite: Suite, sample: int = 32) -> dict[str, Any]:
+    """Redis memory of the queues of ``sample`` receivers (MEMORY USAGE of their three keys, all
+    samples), against the stored envelopes' own bytes."""
+    queue = suite.queue
+    memory = envelope_bytes = messages = 0
+    for user in suite.sample_users(sample, seed=3):
+        keys = queue.keys(user.address)
+        records: list[bytes] = await suite.redis.hvals(keys.messages)  # type: ignore[assignment]
+        if not records:
+            continue
+        for key in keys.keys:
+            memory += int(await suite.redis.memory_usage(key, samples=0) or 0)
+        messages += len(records)
+        # A record is "<received_at> <envelope>"; the envelope is what a client fetches.
+        envelope_bytes += sum(len(r) - len(r.partition(b" ")[0]) - 1 for r in records)
+    if not messages:
+        return {}
+    return {
+        "messages": messages,
+        "redis_bytes_per_msg": round(memory / messages),
+        "envelope_bytes": round(envelope_bytes / messages),
+        "ratio": round(memory / envelope_bytes, 3),
+    }
+
+
+# -- the floor ----------------------------------------------------------------------------------
+
+
+async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
+    """The per-message work without HTTP, measured in this process (see the module docstring)."""
+    spec = suite.spec
+    ds_keys = EncryptionKeyPair(public_key=spec.encryption_public_key, secret_key=spec.encryption_private_key)
+    by_name = {u.name: u for u in suite.users}
+    prepared = []
+    for envelope in suite.envelopes[:count]:
+        raw = parse_json(json.loads(envelope.body)["params"][0])
+        prepared.append(EncryptionEnvelop.from_json(raw))
+    queue = suite.queue
+    ttl = 30 * 86_400
+
+    def work(env: EncryptionEnvelop) -> tuple[str, str, str]:
+        info = open_delivery_information(env, ds_keys)
+        sender, receiver = by_name[info.from_], by_name[info.to]
+        verify_envelope(env, sender.signing_public_key)
+        now_ms = int(time.time() * 1000)
+        postmark = create_postmark(env.message, spec.signing_private_key, receiver.encryption_public_key, now_ms)
+        stored = stringify(stored_envelope(env.to_json(), info.to_json(), postmark))
+        return receiver.address, envelope_id(env), stored
+
+    # Each step alone, serially: where the floor's time goes.
+    steps: dict[str, list[float]] = {"decrypt": [], "verify": [], "postmark": [], "store_json": [], "insert_rtt": []}
+    for env in prepared[: min(500, len(prepared))]:
+        t0 = time.perf_counter()
+        info = open_delivery_information(env, ds_keys)
+        t1 = time.perf_counter()
+        sender, receiver = by_name[info.from_], by_name[info.to]
+        verify_envelope(env, sender.signing_public_key)
+        t2 = time.perf_counter()
+        postmark = create_postmark(env.message, spec.signing_private_key, receiver.encryption_public_key, 1)
+        t3 = time.perf_counter()
+        stored = stringify(stored_envelope(env.to_json(), info.to_json(), postmark))
+        t4 = time.perf_counter()
+        await queue.enqueue(receiver.address, envelope_id(env), stored, now=time.time(), ttl_seconds=ttl)
+        t5 = time.perf_counter()
+        for key, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            steps[key].append(value)
+    await suite.clear_queues()
+
+    # The floor itself: all steps, `connections` inserts in flight, like the service under load.
+    items = iter(prepared)
+
+    async def worker() -> None:
+        for env in items:
+            account, message_id, stored = work(env)
+            await queue.enqueue(account, message_id, stored, now=time.time(), ttl_seconds=ttl)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(suite.durations.connections)))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    stored_count = await suite.queued_total()
+    await suite.clear_queues()
+    return {
+        "messages": len(prepared),
+        "stored": stored_count,
+        "rate": round(len(prepared) / wall, 1),
+        "cpu_us_per_msg": round(cpu / len(prepared) * 1e6, 1),
+        "steps_us": {k: round(statistics.median(v) * 1e6, 1) for k, v in steps.items()},
+    }
+
+
+# -- scale and profile --------------------------------------------------------------------------
+
+
+async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes], single_rate: float) -> dict[str, Any]:
+    """Two processes behind one Redis, load spread evenly; the ratio to one process."""
+    d = suite.durations
+    second = await suite.start_delivery()
+    try:
+        await warm_up(suite, [second], requests)
+        result, cpu = await _closed(suite, [first, second], requests, d.phase, d.connections)
+        summary = _summary(result, cpu)
+        per_process = [cpu.get("server1"), cpu.get("server2")]
+        if all(v is not None for v in per_process) and result.completed:
+            summary["server_cpu_us_per_msg"] = round(sum(v or 0 for v in per_process) / result.completed * 1e6, 1)
+        summary["ratio"] = round(result.rate / single_rate, 3) if single_rate else None
+        await suite.clear_queues()
+        return summary
+    finally:
+        await suite.stop(second)
+
+
+async def run_profile(suite: Suite, requests: list[bytes]) -> dict[str, Any]:
+    """pyinstrument in a fresh service process during a closed-loop run; the summary of its JSON."""
+    if not profiling.available():
+        return {"skipped": "pyinstrument is not installed (pip install pyinstrument)"}
+    d = suite.durations
+    out = suite.results_dir / "profile-submit"
+    for suffix in (".json", ".txt", ".html", ".pyisession"):
+        out.with_suffix(suffix).unlink(missing_ok=True)
+    server = await suite.start_delivery(profile=out)
+    try:
+        await warm_up(suite, [server], requests)
+        server.signal(signal.SIGUSR1)
+        await asyncio.sleep(0.1)
+        result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
+        server.signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 60
+        while not out.with_suffix(".json").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        summary: dict[str, Any] = json.loads(out.with_suffix(".json").read_text())
+        summary["rate_while_profiled"] = round(result.rate, 1)
+        summary["files"] = [str(out.with_suffix(suffix)) for suffix in (".txt", ".html")]
+        await suite.clear_queues()
+        return summary
+    finally:
+        await suite.stop(server)
