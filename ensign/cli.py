@@ -175,6 +175,7 @@ def _dev(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         redis_url=redis.url,
         redis_prefix=redis.prefix,
+        redis_cluster=redis.cluster,
         chain_port=args.chain_port,
         backend_port=args.backend_port,
         gateway_port=args.gateway_port,

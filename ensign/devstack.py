@@ -2,8 +2,9 @@
 
 Start order (each step needs the one before), stopped in reverse:
 
-1. Redis — ``REDIS_URL`` when given, otherwise the embedded Redis with its append-only file under
-   ``<data_dir>/redis``, so a restart keeps profiles, names, accounts and messages;
+1. Redis — ``REDIS_URL`` when given (a Redis Cluster node with ``REDIS_CLUSTER``), otherwise the
+   embedded Redis with its append-only file under ``<data_dir>/redis``, so a restart keeps
+   profiles, names, accounts and messages; one client serves the backend and the delivery service;
 2. the backend (profiles and names, in Redis);
 3. the CCIP-Read gateway, reading the backend over HTTP and answering the Universal Resolver's
    ENSIP-21 batch queries as well (dev only: in production ENS's own batch gateway does that);
@@ -37,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from eth_account import Account
 
@@ -62,6 +62,7 @@ from ensign.embedded_redis import EmbeddedRedis
 from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
 from ensign.protocol.models import DeliveryServiceProfile
 from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
+from ensign.redis_client import RedisClient, open_redis
 from resolver.gateway import create_app as create_gateway
 from resolver.lookup import NameLookup, open_lookup
 
@@ -74,6 +75,8 @@ class DevStackSettings:
     data_dir: Path = Path(".ensign")
     redis_url: str | None = None
     redis_prefix: str = "ensign:"
+    #: ``redis_url`` names a node of a Redis Cluster (``REDIS_CLUSTER``); needs a ``redis_url``.
+    redis_cluster: bool = False
     chain_port: int = 8545
     backend_port: int = 8081
     gateway_port: int = 8082
@@ -170,7 +173,10 @@ class DevStack:
             redis_server = EmbeddedRedis(data_dir / "redis", persistent=True)
             self.redis_url = await asyncio.to_thread(redis_server.start)
             self._exit.callback(redis_server.stop)
-        redis_settings = RedisSettings(url=self.redis_url, prefix=settings.redis_prefix)
+        redis_settings = RedisSettings(url=self.redis_url, prefix=settings.redis_prefix, cluster=settings.redis_cluster)
+        # One client for the backend and the delivery service, closed after both have stopped.
+        redis = await open_redis(redis_settings)
+        self._exit.push_async_callback(redis.aclose)
 
         backend_settings = BackendSettings(
             host=settings.host,
@@ -179,7 +185,9 @@ class DevStack:
             user_domains=settings.user_domains,
             redis=redis_settings,
         )
-        self.backend_url = await self._serve(create_backend(backend_settings), settings.backend_port, "backend")
+        self.backend_url = await self._serve(
+            create_backend(backend_settings, redis=redis), settings.backend_port, "backend"
+        )
 
         signer = Account.from_key(dev_secrets.gateway_signer_key)
         self.gateway_signer = signer.address
@@ -208,16 +216,19 @@ class DevStack:
         self._exit.push_async_callback(rpc.close)
         self.chain_url = rpc.url
 
-        await self._start_delivery(settings, dev_secrets, redis_settings, chain)
+        await self._start_delivery(settings, dev_secrets, redis_settings, redis, chain)
 
     async def _start_delivery(
-        self, settings: DevStackSettings, dev_secrets: DevSecrets, redis_settings: RedisSettings, chain: DevChain
+        self,
+        settings: DevStackSettings,
+        dev_secrets: DevSecrets,
+        redis_settings: RedisSettings,
+        redis: RedisClient,
+        chain: DevChain,
     ) -> None:
         lookup = await open_lookup(ChainSettings(), w3=chain.w3)
         self.lookup = lookup
         self._exit.push_async_callback(lookup.close)
-        redis = aioredis.from_url(self.redis_url)
-        self._exit.push_async_callback(redis.aclose)
         delivery_settings = DeliverySettings(
             keys=dev_secrets.delivery_keys,
             jwt_secret=dev_secrets.jwt_secret,

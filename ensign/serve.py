@@ -6,7 +6,8 @@ app with the production factory, and serves it until SIGTERM or SIGINT:
 1. settings — a missing or malformed variable raises :class:`~ensign.config.ConfigError`;
 2. required outside services — production never starts the embedded Redis or chain, so a
    service that needs Redis refuses to start without ``REDIS_URL`` (``ETH_RPC_URL`` likewise);
-3. start-up — the app's cleanup contexts connect (Redis is pinged with a few retries, since
+3. start-up — the app's cleanup contexts connect (:func:`ensign.redis_client.open_redis`, a
+   single server or a Redis Cluster as ``REDIS_CLUSTER`` says, with a few retries, since
    containers start in any order); a signal during start-up stops it at once;
 4. serving — until the first SIGTERM or SIGINT;
 5. graceful stop — the listening socket closes, requests in flight get up to
@@ -25,8 +26,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from typing import TypeVar
 
-import redis.asyncio as aioredis
-import redis.exceptions
 from aiohttp import web
 
 from ensign.config import (
@@ -38,6 +37,7 @@ from ensign.config import (
     RedisSettings,
 )
 from ensign.errors import ServiceUnavailable
+from ensign.redis_client import open_redis
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
@@ -45,7 +45,6 @@ __all__ = [
     "redact_logs",
     "require_redis",
     "require_chain",
-    "open_redis",
     "serve",
     "backend_app",
     "gateway_app",
@@ -60,8 +59,7 @@ T = TypeVar("T")
 #: SIGTERM by default; compose.yaml gives the services a longer grace period than this.
 SHUTDOWN_TIMEOUT = 10.0
 
-# Seconds before a Redis call gives up, and how often start-up tries to reach Redis and the node.
-_REDIS_TIMEOUT = 5.0
+# How often start-up tries to reach the node (Redis: ensign.redis_client.open_redis).
 _CONNECT_ATTEMPTS = 5
 _ATTEMPT_TIMEOUT = 10.0
 
@@ -125,26 +123,6 @@ def require_chain(settings: ChainSettings, service: str) -> str:
     return settings.rpc_url
 
 
-async def open_redis(settings: RedisSettings, service: str) -> aioredis.Redis:
-    """A client for ``REDIS_URL`` that has answered a PING; the caller closes it.
-
-    Tries :data:`_CONNECT_ATTEMPTS` times, a second apart, then raises
-    :class:`~ensign.errors.ServiceUnavailable`.
-    """
-    client = aioredis.from_url(
-        require_redis(settings, service),
-        socket_connect_timeout=_REDIS_TIMEOUT,
-        socket_timeout=_REDIS_TIMEOUT,
-        health_check_interval=30,
-    )
-    try:
-        await _retry("Redis (REDIS_URL)", client.ping, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
-    except BaseException:
-        await client.aclose()
-        raise
-    return client
-
-
 async def _retry(what: str, call: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]) -> None:
     retried: tuple[type[BaseException], ...] = (*errors, asyncio.TimeoutError)
     for attempt in range(1, _CONNECT_ATTEMPTS + 1):
@@ -195,7 +173,7 @@ def delivery_app(settings: DeliverySettings) -> Callable[[], Awaitable[web.Appli
         from resolver.lookup import open_lookup
 
         async with AsyncExitStack() as resources:
-            redis_client = await open_redis(settings.redis, "delivery")
+            redis_client = await open_redis(settings.redis)
             resources.push_async_callback(redis_client.aclose)
             lookup = await open_lookup(settings.chain)
             resources.push_async_callback(lookup.close)
