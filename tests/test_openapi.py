@@ -30,11 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 import redis.asyncio as aioredis
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from eth_account import Account as EthAccount
+from openapi_spec_validator import validate as validate_openapi
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from backend.app import create_app as create_backend
 from delivery.app import create_app as create_delivery
@@ -54,16 +59,6 @@ from ensign.protocol.models import UserProfile
 from ensign.protocol.profile import sign_profile
 from resolver.gateway import create_app as create_gateway
 from tests.delivery.ds_helpers import Clock, MemoryChain, MemoryDirectory, User
-
-# The document is YAML and is checked with openapi-spec-validator (which brings jsonschema and
-# PyYAML). They are test dependencies; without them this module is skipped, saying why.
-yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read specs/openapi.yaml")
-jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is needed to check the examples")
-pytest.importorskip("openapi_spec_validator", reason="openapi-spec-validator is needed to check specs/openapi.yaml")
-
-from openapi_spec_validator import validate as validate_openapi
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "specs" / "openapi.yaml"
 SPEC_URI = "urn:ensign:openapi"
