@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import redis.exceptions
 from aiohttp import web
 
 from backend import aliases, profiles, records
@@ -22,7 +21,7 @@ from backend.names import Domains
 from backend.store import ProfileStore
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
-from ensign.redis_client import RedisClient, open_redis
+from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
 from ensign.web import cors_middleware, error_middleware
 
 __all__ = ["create_app", "CLIENT_MAX_SIZE"]
@@ -38,7 +37,7 @@ async def health(request: web.Request) -> web.Response:
     """200 ``{"status": "ok"}`` when Redis answers a PING; 503 ``unavailable`` when it does not."""
     try:
         await request.app[store_key].ping()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise ServiceUnavailable("Redis is unreachable") from None
     return web.json_response({"status": "ok", "redis": "ok"})
 

@@ -29,12 +29,22 @@ from redis.asyncio import Redis, RedisCluster
 from ensign.config import ConfigError, RedisSettings
 from ensign.errors import ServiceUnavailable
 
-__all__ = ["RedisClient", "CONNECT_ATTEMPTS", "REDIS_TIMEOUT", "open_redis"]
+__all__ = ["RedisClient", "REDIS_UNAVAILABLE", "CONNECT_ATTEMPTS", "REDIS_TIMEOUT", "open_redis"]
 
 log = logging.getLogger(__name__)
 
 #: A client of a single Redis server or of a Redis Cluster, as :func:`open_redis` returns it.
 RedisClient: TypeAlias = Redis | RedisCluster
+
+#: What a client raises when Redis cannot serve now, which the services answer with 503: no
+#: connection, a timeout, or a cluster that is down or leaves a slot uncovered (a primary without
+#: a replica has failed). Any other error is a bug, answered with 500.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 #: How often :func:`open_redis` tries to connect, a second apart (containers start in any order).
 CONNECT_ATTEMPTS = 5

@@ -8,11 +8,12 @@
   =====================================  ======  ==========================================
   :class:`ensign.errors.EnsignError`     its     its ``code`` (and ``details`` if set)
   aiohttp ``HTTPException`` (≥ 400)      its     ``not_found``, ``method_not_allowed``, …
-  Redis connection or timeout error      503     ``unavailable``
+  Redis unreachable or cluster down      503     ``unavailable``
   anything else                          500     ``internal`` (logged with traceback)
   =====================================  ======  ==========================================
 
-  The 500 body says nothing about the cause: exception text can hold keys or paths.
+  The 500 body says nothing about the cause: exception text can hold keys or paths. Which Redis
+  errors mean "unavailable" is :data:`ensign.redis_client.REDIS_UNAVAILABLE`.
 
 * :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise).
 * :func:`cors_middleware` answers pre-flight requests and marks every response readable from
@@ -29,11 +30,11 @@ import logging
 from collections.abc import Collection
 from typing import Any, TypeVar, overload
 
-import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ensign.errors import EnsignError, InvalidRequest
+from ensign.redis_client import REDIS_UNAVAILABLE
 
 __all__ = ["Handler", "Middleware", "error_middleware", "error_response", "read_json", "cors_middleware"]
 
@@ -86,7 +87,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value
         return response
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+    except REDIS_UNAVAILABLE:
         log.warning("%s %s -> 503: Redis unreachable", request.method, request.path, exc_info=True)
         return error_response(503, "unavailable", "the data store is unreachable; try again later")
     except Exception:

@@ -40,6 +40,11 @@ def make_app(*, origins: Any = "*") -> web.Application:
     async def redis_down(request: web.Request) -> web.Response:
         raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1")
 
+    @routes.get("/cluster-down")
+    async def cluster_down(request: web.Request) -> web.Response:
+        # What a Redis Cluster answers once a primary without a replica has failed.
+        raise redis.exceptions.ClusterDownError("The cluster is down")
+
     app = web.Application(middlewares=[cors_middleware(origins), error_middleware], client_max_size=1024)
     app.add_routes(routes)
     return app
@@ -77,6 +82,13 @@ async def test_redis_connection_error_is_503(aiohttp_client):
     body = await response.json()
     assert body["error"] == "unavailable"
     assert "127.0.0.1" not in body["message"]
+
+
+async def test_redis_cluster_down_is_503(aiohttp_client):
+    client = await aiohttp_client(make_app())
+    response = await client.get("/cluster-down")
+    assert response.status == 503
+    assert (await response.json())["error"] == "unavailable"
 
 
 async def test_unknown_route_and_wrong_method_are_json(aiohttp_client):
