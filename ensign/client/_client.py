@@ -282,6 +282,17 @@ class Client:
         answer, _ = await self._authorized(service, "GET", f"/account/{quote(self.name, safe='')}")
         return DeliveryAccount.from_json(service, answer)
 
+    async def update_settings(
+        self, settings: Mapping[str, Any], delivery_service: str | None = None
+    ) -> DeliveryAccount:
+        """Replace the account's settings at a delivery service (session; ``specs/delivery.md`` §2.4):
+        ``maxMessageSize``, ``messageTTL`` (seconds), ``spamFilterRules``, ``notifications``."""
+        service = self._service(delivery_service)
+        answer, _ = await self._authorized(
+            service, "PUT", f"/account/{quote(self.name, safe='')}/settings", json_body=dict(settings)
+        )
+        return DeliveryAccount.from_json(service, answer)
+
     async def setup(self, delivery_services: Sequence[str] | None = None) -> NameRegistration:
         """Everything a new account needs, safe to repeat: derive the keys, publish the profile,
         and create an account at each of its delivery services (an existing one is kept).

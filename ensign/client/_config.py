@@ -66,6 +66,9 @@ class ClientConfig:
             parts = urlsplit(value) if isinstance(value, str) else None
             if parts is None or parts.scheme not in schemes or not parts.netloc:
                 raise InvalidRequest(f"{field_name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        if not isinstance(self.delivery_services, str):
+            # A list would make the frozen config unhashable and its profile key differ from a tuple's.
+            object.__setattr__(self, "delivery_services", tuple(self.delivery_services))
         if isinstance(self.delivery_services, str) or not all(
             isinstance(name, str) and name for name in self.delivery_services
         ):

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from ensign.client import ApiError, DeliveryError, ReceivedMessage
+from ensign.client import ApiError, DeliveryError, ReceivedMessage, Subscription
 from ensign.protocol.keys import profile_keys_from_wallet
 from ensign.protocol.postmark import postmark_message_hash, verify_postmark
 from tests.client.sdk_stack import DS_NAMES, SdkStack, new_private_key
@@ -17,7 +17,7 @@ def unique_alias(stem: str) -> str:
     return f"{stem}{uuid.uuid4().hex[:8]}.user.ensign.eth"
 
 
-async def next_message(inbox, timeout: float = 10.0) -> ReceivedMessage:
+async def next_message(inbox: Subscription, timeout: float = 10.0) -> ReceivedMessage:
     return await asyncio.wait_for(inbox.__anext__(), timeout)
 
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from ensign.client import ApiError, Client, ClientConfig, ClientConnectionError, ClientStateError, Wallet
-from tests.client.sdk_stack import SdkStack, free_port, new_private_key
+from ensign.client import (
+    ApiError,
+    Client,
+    ClientConfig,
+    ClientConnectionError,
+    ClientStateError,
+    DeliveryError,
+    Wallet,
+)
+from ensign.errors import InvalidRequest
+from tests.client.sdk_stack import DS_NAMES, SdkStack, free_port, new_private_key
 
 
 async def test_client_is_entered_once_and_refuses_use_after_close(sdk_stack: SdkStack) -> None:
@@ -61,22 +70,17 @@ async def test_api_error_keeps_status_code_and_the_services_json(sdk_stack: SdkS
 
 
 async def test_api_error_of_a_json_rpc_refusal_carries_its_rpc_code(sdk_stack: SdkStack) -> None:
-    alice, bob = sdk_stack.client(), sdk_stack.client()
+    alice = sdk_stack.client()
+    bob = sdk_stack.client(config=sdk_stack.config(delivery_services=DS_NAMES))
     await alice.setup()
     await bob.setup()
-    # Bob only takes mail from senders with ether; Alice has none.
-    session = await bob.login()
-    ds = sdk_stack.services["ds.ensign.eth"]
-    async with aiohttp.ClientSession() as http:
-        rules = {"spamFilterRules": {"minBalance": "1000"}}
-        url = str(ds.server.make_url(f"/account/{bob.name}/settings"))
-        async with http.put(url, json=rules, headers={"Authorization": f"Bearer {session}"}) as response:
-            assert response.status == 200
-    from ensign.client import DeliveryError
-
+    # At his first service Bob only takes mail from senders with ether; Alice has none.
+    account = await bob.update_settings({"spamFilterRules": {"minBalance": "1000"}})
+    assert account.settings["spamFilterRules"] == {"minBalance": "1000"}
     with pytest.raises(DeliveryError) as caught:
         await alice.send(bob.name, "spam?")
-    [attempt] = caught.value.attempts  # a refusal by the receiver's rules is not retried elsewhere
+    [attempt] = caught.value.attempts  # the receiver's own rules refused: the second service is not tried
+    assert attempt.delivery_service == DS_NAMES[0]
     assert isinstance(attempt.error, ApiError)
     assert (attempt.error.status, attempt.error.code, attempt.error.rpc_code) == (400, "spam", -32010)
     assert attempt.error.body["jsonrpc"] == "2.0"
@@ -91,3 +95,13 @@ async def test_unreachable_service_is_a_connection_error_with_its_cause() -> Non
     assert isinstance(error, ConnectionError)
     assert isinstance(error.__cause__, aiohttp.ClientConnectorError)
     assert error.code == "connection_failed" and "/profile/address" in error.message
+
+
+def test_config_keeps_delivery_services_as_a_tuple_and_refuses_bad_urls() -> None:
+    assert ClientConfig(delivery_services=["a.eth", "b.eth"]).delivery_services == ("a.eth", "b.eth")  # type: ignore[arg-type]
+    for bad in ({"rpc_url": "ftp://node"}, {"backend_url": "localhost:8081"}, {"delivery_services": ()}):
+        with pytest.raises(InvalidRequest):
+            ClientConfig(**bad)
+    assert ClientConfig().local_gateways
+    assert not ClientConfig(rpc_url="https://node.example").local_gateways
+    assert not ClientConfig(allow_local_gateways=False).local_gateways
