@@ -59,10 +59,12 @@ class Subscription:
         self._client = client
         self.delivery_service = delivery_service
         self._catch_up = catch_up
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._incoming: asyncio.Queue[Any] = asyncio.Queue()  # raw envelopes, pushed or fetched
+        self._ready: asyncio.Queue[Any] = asyncio.Queue()  # verified messages, a failure, or _CLOSED
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._authorized = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._verifier: asyncio.Task[None] | None = None
         self._socket: Any = None
         self._closed = False
         self._failure: BaseException | None = None
@@ -86,18 +88,20 @@ class Subscription:
             raise ClientStateError("this subscription is closed; subscribe again")
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"ensign-subscription-{self.delivery_service}")
+            self._verifier = asyncio.create_task(self._verify_all(), name=f"ensign-verify-{self.delivery_service}")
 
     async def close(self) -> None:
         """Disconnect and stop; iteration ends after the messages already received."""
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._verifier):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._disconnect()
-        self._queue.put_nowait(_CLOSED)
+        self._ready.put_nowait(_CLOSED)
         self._client._subscription_closed(self)
 
     @property
@@ -125,17 +129,27 @@ class Subscription:
         return self
 
     async def __anext__(self) -> ReceivedMessage:
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                self._queue.put_nowait(_CLOSED)  # for any other consumer waiting
-                raise StopAsyncIteration
-            if isinstance(item, BaseException):
-                self._queue.put_nowait(_CLOSED)
-                raise item
-            received = await self._verify(item)
-            if received is not None:
-                return received
+        item = await self._ready.get()
+        if item is _CLOSED:
+            self._ready.put_nowait(_CLOSED)  # for any other consumer waiting
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._ready.put_nowait(_CLOSED)
+            raise item
+        assert isinstance(item, ReceivedMessage)
+        return item
+
+    async def _verify_all(self) -> None:
+        # Verification runs here, not in __anext__, so a consumer that gives up waiting (a
+        # timeout around anext) never loses an envelope half-way through its checks.
+        try:
+            while True:
+                received = await self._verify(await self._incoming.get())
+                if received is not None:
+                    self._ready.put_nowait(received)
+        except Exception as exc:  # e.g. the service's ENS profile is gone: the subscription ends
+            self._failure = exc
+            self._ready.put_nowait(exc)
 
     async def _verify(self, raw: Any) -> ReceivedMessage | None:
         envelope_id = _id_of(raw)
@@ -180,7 +194,7 @@ class Subscription:
                     delay = min(delay * 2, config.reconnect_delay_max)
         except Exception as exc:  # the subscription's end: handed to whoever iterates
             self._failure = exc
-            self._queue.put_nowait(exc)
+            self._ready.put_nowait(exc)
 
     async def _connect_once(self, rejected_token: str | None) -> tuple[bool, str | None]:
         """One connection, until it ends: (whether it was authorised, a token the service refused)."""
@@ -200,7 +214,7 @@ class Subscription:
                 verdict.set_result(False)
 
         async def on_message(data: Any = None) -> None:
-            self._queue.put_nowait(data)
+            self._incoming.put_nowait(data)
 
         async def on_disconnect(*_: Any) -> None:
             ended.set()
@@ -246,7 +260,7 @@ class Subscription:
         while True:
             envelopes, cursor = await self._client._fetch_raw(self.delivery_service, cursor=cursor, limit=100)
             for raw in envelopes:
-                self._queue.put_nowait(raw)
+                self._incoming.put_nowait(raw)
             if cursor is None:
                 return
 

@@ -206,3 +206,41 @@ async def test_deleted_account_drops_its_messages_and_refuses_new_ones(sdk_stack
     sdk_stack.clock.advance(1)
     await bob.create_account()
     assert (await bob.fetch()).messages == ()
+
+
+async def test_postmark_not_signed_by_the_key_in_ens_is_rejected_and_can_be_acked(sdk_stack: SdkStack) -> None:
+    from ensign.errors import SignatureError
+    from ensign.protocol.keys import random_signing_key_pair
+    from ensign.protocol.models import DeliveryServiceProfile
+    from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
+
+    bob_key = new_private_key()
+    alice, bob = sdk_stack.client(), sdk_stack.client(bob_key)
+    await alice.setup()
+    await bob.setup()
+    sent = await alice.send(bob.name, "postmarked by the real key")
+
+    # ENS now names another signing key for the service than the one that signed the postmark.
+    ds = sdk_stack.services[DS_NAMES[0]]
+    forged = DeliveryServiceProfile(
+        public_encryption_key=ds.settings.keys.encryption_public_key,
+        public_signing_key=random_signing_key_pair().public_key,
+        url=ds.settings.url,
+    )
+    await sdk_stack.stack.chain.set_text(DS_NAMES[0], DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri(forged))
+    fresh_bob = sdk_stack.client(bob_key)  # a new client: no cached service profile
+
+    page = await fresh_bob.fetch()
+    assert page.messages == ()
+    [rejected] = page.rejected
+    assert (rejected.id, rejected.delivery_service) == (sent.id, DS_NAMES[0])
+    assert isinstance(rejected.error, SignatureError) and "postmark" in rejected.error.message
+    async with fresh_bob.subscribe() as inbox:
+        await inbox.wait_connected(10)
+        for _ in range(50):  # the catch-up fetch brings it; it is kept aside, not yielded
+            if inbox.rejected:
+                break
+            await asyncio.sleep(0.1)
+        assert [r.id for r in inbox.rejected] == [sent.id]
+    assert await fresh_bob.ack(rejected) == 1
+    assert (await fresh_bob.fetch()).rejected == ()
