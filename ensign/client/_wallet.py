@@ -4,7 +4,8 @@ A :class:`Wallet` is an address and a signing callable. The callable takes the t
 returns the ``0x`` hex signature, directly or as an awaitable, so a browser wallet bridge
 (``await provider.request({"method": "personal_sign", …})``) and a local key both fit::
 
-    Wallet.from_private_key("0x…")                      # eth-account, in process
+    Wallet.from_private_key("0x…")                      # a key, in process
+    Wallet.from_account(Account.create())               # an eth-account LocalAccount
     Wallet("0xAb…01", lambda text: my_hsm.sign(text))   # any sync callable
     Wallet("0xAb…01", bridge.personal_sign)             # or an async one
 
@@ -18,6 +19,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 
 from ensign.errors import InvalidRequest, SignatureError
 from ensign.protocol.encoding import checksum_address
@@ -58,6 +62,15 @@ class Wallet:
         """A wallet holding a secp256k1 key (hex, with or without ``0x``) in this process."""
         address = address_of_private_key(private_key)
         return cls(address, lambda text: personal_sign(private_key, text))
+
+    @classmethod
+    def from_account(cls, account: LocalAccount) -> Wallet:
+        """A wallet over an eth-account ``LocalAccount`` (``Account.create()``, ``Account.from_key(…)``)."""
+
+        def sign(text: str) -> str:
+            return "0x" + bytes(account.sign_message(encode_defunct(text=text)).signature).hex()
+
+        return cls(account.address, sign)
 
     @property
     def address(self) -> str:

@@ -25,6 +25,16 @@ async def test_private_key_wallet_derives_the_spec_vector_keys() -> None:
     }
 
 
+async def test_eth_account_wallet_derives_the_same_keys_as_its_key() -> None:
+    from eth_account import Account
+
+    account = Account.create()
+    wallet = Wallet.from_account(account)
+    assert wallet.address == account.address
+    expected = profile_keys_from_wallet("0x" + bytes(account.key).hex()).public_keys()
+    assert (await derive_keys(wallet)).public_keys() == expected
+
+
 async def test_sync_and_async_signing_callbacks_derive_the_same_keys_as_the_key() -> None:
     key = new_private_key()
     address = address_of_private_key(key)
