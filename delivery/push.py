@@ -17,8 +17,27 @@ Client → server: ``submitMessage`` with ``{"envelop": <envelope object>, "toke
 intake as ``dm3_submitMessage``; its ack is ``{"response": "success"}`` or ``{"error": <message>}``
 (the token is ignored, as dm3: submission needs no session).
 
+Losing the subscription: pub/sub keeps nothing for a subscriber that is away, so a message
+published while this process's subscription is down (Redis restarted or failed over, the
+connection dropped, or Redis closed it for exceeding ``client-output-buffer-limit pubsub`` under
+load) would reach its connected sockets only at their next fetch — and dm3 clients fetch on
+connect, not while connected. So :class:`PushListener`:
+
+* owns its pub/sub connection (named with ``CLIENT SETNAME`` — :attr:`PushListener.client_name` —
+  so an operator can find it in ``CLIENT LIST``) and notices every drop itself: redis-py's silent
+  reconnect is turned off for it;
+* re-subscribes with exponential backoff (:data:`BACKOFF_INITIAL` doubling to
+  :data:`BACKOFF_MAX`, with jitter), logging each failed attempt and the recovery;
+* catches up once re-subscribed (Redis has confirmed the PSUBSCRIBE, so nothing falls between):
+  for every account with sockets on this process it pushes the messages received since the last
+  moment the old subscription was known alive (minus :data:`CATCH_UP_SKEW` for clocks of other
+  processes), at most :data:`CATCH_UP_LIMIT` per account; the rest wait for the client's fetch.
+  Messages this process already pushed are remembered (the last :data:`RECENT_PUSHES`, by id and
+  receive time) and not pushed twice.
+
 Push is best effort; delivery is guaranteed by fetch + ack (a pushed message stays queued until
-acknowledged).
+acknowledged). A socket can still get a message twice (pushed, and fetched on connect), so
+clients de-duplicate by message hash, as for any at-least-once delivery.
 """
 
 from __future__ import annotations
@@ -27,12 +46,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import random
+import secrets
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
 import socketio  # type: ignore[import-untyped]
 from aiohttp import web
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ensign.errors import EnsignError
@@ -40,19 +67,33 @@ from ensign.protocol.encoding import normalize_name
 
 from .metrics import DeliveryMetrics
 from .ports import address_or_none
-from .state import accounts_key, clock_key, directory_key, intake_key, metrics_key, queue_key, redis_key, sessions_key
+from .queue import StoredMessage
+from .state import (
+    accounts_key,
+    clock_key,
+    directory_key,
+    intake_key,
+    metrics_key,
+    queue_key,
+    redis_key,
+    sessions_key,
+)
 
 log = logging.getLogger(__name__)
 
 socket_server_key = web.AppKey("socket_server_key", socketio.AsyncServer)
 NAMESPACE = "/"
-RESUBSCRIBE_DELAY = 1.0
-LISTEN_POLL = 1.0  # seconds a read from the subscription waits  # seconds before re-subscribing after Redis dropped the connection
+LISTEN_POLL = 1.0  # seconds one read from the subscription waits (the stop flag is checked between)
+BACKOFF_INITIAL = 0.5  # seconds before the first re-subscription attempt
+BACKOFF_MAX = 30.0  # seconds: the longest wait between attempts
+CATCH_UP_SKEW = 2.0  # seconds: how far other processes' clocks may lag this one's
+CATCH_UP_LIMIT = 100  # messages per account pushed after a re-subscription (one fetch page)
+RECENT_PUSHES = 10_000  # pushed messages remembered so a catch-up does not push them again
 
 
 def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] = "*") -> socketio.AsyncServer:
-    """Create the socket.io server for ``app``, register its events, and start the Redis listener
-    in a cleanup context."""
+    """Create the socket.io server for ``app``, register its events, and add the Redis listener
+    (``app[push_listener_key]``, a :class:`PushListener`) that a cleanup context starts and stops."""
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         cors_allowed_origins=cors_origins,
@@ -95,6 +136,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
     sio.on("submitMessage", submit_message)
+    app[push_listener_key] = PushListener(app)
     app.cleanup_ctx.append(_listener_ctx)
     return sio
 
@@ -116,76 +158,220 @@ async def _authorize(app: web.Application, auth: Any) -> str | None:
         return None
 
 
-async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(_listen(app, stop), name="delivery-push-listener")
-    yield
-    # A stop flag, checked after every poll, rather than only cancel(): redis-py can swallow the
-    # cancellation of a pending read. Cancel as the fallback.
-    stop.set()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), LISTEN_POLL + 2)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+class PushListener:
+    """This process's subscription to every account's channel, pushing to its local sockets.
+
+    Started and stopped by the app's cleanup context (:func:`attach_socket_server`); reconnects
+    and catches up by itself (module docstring).
+
+    :param app: the delivery app (its Redis client, queue, socket server, clock and metrics).
+    :param backoff_initial: seconds before the first re-subscription attempt (default
+        :data:`BACKOFF_INITIAL`); each failed attempt doubles it, up to ``backoff_max``.
+    :param backoff_max: the longest wait between attempts (default :data:`BACKOFF_MAX`).
+    """
+
+    def __init__(
+        self, app: web.Application, *, backoff_initial: float = BACKOFF_INITIAL, backoff_max: float = BACKOFF_MAX
+    ) -> None:
+        self._app = app
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        #: ``CLIENT SETNAME`` of the pub/sub connection: unique per listener, so it can be found
+        #: in ``CLIENT LIST`` (and only this one killed in a test).
+        self.client_name = f"ensign-push:{os.getpid()}:{secrets.token_hex(4)}"
+        #: Set while Redis has confirmed the subscription; cleared when it is lost.
+        self.subscribed = asyncio.Event()
+        #: How many times the subscription was lost and made again.
+        self.resubscriptions = 0
+        self._recent: OrderedDict[tuple[str, str, float], None] = OrderedDict()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start listening in a background task."""
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name="delivery-push-listener")
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection; returns once the task has ended."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # Cancel, so a pending read ends now, and set the stop flag too: were a read to swallow the
+        # cancellation, the flag still ends the loop after that read (at most LISTEN_POLL).
+        self._stop.set()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=LISTEN_POLL + 2)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
+    def reconnect_delay(self, attempt: int) -> float:
+        """Seconds to wait before re-subscription ``attempt`` (1, 2, …): doubling, capped, jittered."""
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(attempt - 1, 30))
+        # Jitter keeps the processes of a deployment from reconnecting to a recovering Redis at once.
+        return random.uniform(ceiling / 2, ceiling)
 
-async def _listen(app: web.Application, stop: asyncio.Event) -> None:
-    """PSUBSCRIBE to every account's channel and push; re-subscribe when Redis drops us."""
-    redis: aioredis.Redis = app[redis_key]
-    queue = app[queue_key]
-    sio = app[socket_server_key]
-    while not stop.is_set():
-        pubsub = redis.pubsub()
-        try:
-            await pubsub.psubscribe(queue.notify_pattern)
-            while not stop.is_set():
-                # get_message with a timeout, not listen(): it gives cancellation a clean path.
-                item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL)
-                if item is None or item.get("type") != "pmessage":
-                    continue
-                try:
-                    account = queue.account_from_channel(item["channel"])
-                except ValueError:
-                    continue
-                data = item["data"]
-                message_id = data.decode() if isinstance(data, bytes) else str(data)
-                await push_message(sio, redis, app, account, message_id)
-        except asyncio.CancelledError:
-            raise
-        except (RedisError, OSError) as exc:
-            if stop.is_set():
+    async def _run(self) -> None:
+        queue = self._app[queue_key]
+        clock = self._app[clock_key]
+        failures = 0  # failed attempts since the subscription was last confirmed
+        lost_at = 0.0  # monotonic time the subscription was lost
+        alive_at: float | None = None  # clock time of the last read proving the subscription alive
+        while not self._stop.is_set():
+            client = _own_connection(self._app[redis_key], self.client_name)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.psubscribe(queue.notify_pattern)
+                await self._confirmed(pubsub)
+                confirmed_at = clock()
+                self.subscribed.set()
+                if alive_at is None:
+                    log.info("push listener subscribed", extra={"client_name": self.client_name})
+                else:
+                    self.resubscriptions += 1
+                    caught_up = await self._catch_up(alive_at - CATCH_UP_SKEW)
+                    log.info(
+                        "push listener re-subscribed after %d attempt(s) and %.1f s; pushed %d message(s) "
+                        "received meanwhile", failures, time.monotonic() - lost_at, caught_up,
+                        extra={"client_name": self.client_name},
+                    )
+                failures, alive_at = 0, confirmed_at
+                while not self._stop.is_set():
+                    # get_message with a timeout, not listen(): it gives cancellation a clean path.
+                    item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL)
+                    alive_at = clock()
+                    if item is not None and item.get("type") == "pmessage":
+                        await self._on_notification(item["channel"], item["data"])
                 return
-            log.warning("push listener lost Redis, re-subscribing: %s", type(exc).__name__)
-            await asyncio.sleep(RESUBSCRIBE_DELAY)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                if not isinstance(exc, (RedisError, OSError)):
+                    log.exception("push listener failed; starting over")
+                if self.subscribed.is_set():
+                    lost_at = time.monotonic()
+                failures += 1
+                delay = self.reconnect_delay(failures)
+                log.warning(
+                    "push listener %s its Redis subscription (%s, attempt %d); retrying in %.1f s",
+                    "lost" if failures == 1 and alive_at is not None else "cannot make",
+                    type(exc).__name__, failures, delay,
+                    extra={"client_name": self.client_name},
+                )
+            finally:
+                self.subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            # Wait with the old connection closed; a stop ends the wait at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _on_notification(self, channel: bytes | str, data: bytes | str) -> None:
+        try:
+            account = self._app[queue_key].account_from_channel(channel)
+        except ValueError:
+            return
+        message_id = data.decode() if isinstance(data, bytes) else str(data)
+        try:
+            await self.push(account, message_id)
+        except (RedisError, OSError):
+            raise
+        except Exception:
+            # One message that cannot be pushed must not end the pushes of all others.
+            log.exception("push failed", extra={"account": account, "message_id": message_id})
+
+    async def _confirmed(self, pubsub: aioredis.client.PubSub) -> None:
+        # Until Redis answers the PSUBSCRIBE, a PUBLISH may still miss us; the catch-up must come
+        # after it, or a message could fall between the two.
+        deadline = time.monotonic() + LISTEN_POLL + 5
+        while time.monotonic() < deadline:
+            item = await pubsub.get_message(timeout=LISTEN_POLL)
+            if item is not None and item.get("type") == "psubscribe":
+                return
+        raise RedisError("no answer to PSUBSCRIBE")
+
+    async def push(self, account: str, message_id: str) -> int:
+        """Emit the stored envelope ``message_id`` to this process's sockets of ``account``.
+
+        Returns how many sockets it was emitted to (0 when none are connected here, the message
+        was acknowledged, swept or expired meanwhile, or this listener already pushed it).
+        """
+        if _local_sockets(self._app[socket_server_key], account) == 0:
+            return 0
+        stored = await self._app[queue_key].get(account, message_id, now=self._app[clock_key]())
+        return 0 if stored is None else await self._emit(account, stored)
+
+    async def _catch_up(self, since: float) -> int:
+        """Push what each local account received since ``since``: the messages published while
+        the subscription was down. Returns how many messages were pushed."""
+        queue = self._app[queue_key]
+        cursor = queue.cursor_at(max(0.0, since))
+        pushed = 0
+        for account in _local_accounts(self._app[socket_server_key]):
+            page = await queue.fetch(account, now=self._app[clock_key](), cursor=cursor, limit=CATCH_UP_LIMIT)
+            for stored in page.items:
+                pushed += 1 if await self._emit(account, stored) else 0
+        return pushed
+
+    async def _emit(self, account: str, stored: StoredMessage) -> int:
+        # The receive time tells a resubmission after an ack (a new delivery) from the same one.
+        seen = (account, stored.id, stored.received_at)
+        if seen in self._recent:
+            return 0
+        self._recent[seen] = None
+        if len(self._recent) > RECENT_PUSHES:
+            self._recent.popitem(last=False)
+        count = _local_sockets(self._app[socket_server_key], account)
+        if count == 0:
+            return 0
+        await self._app[socket_server_key].emit("message", json.loads(stored.envelope), room=account, namespace=NAMESPACE)
+        metrics: DeliveryMetrics = self._app[metrics_key]
+        metrics.pushes.inc(count)
+        return count
+
+
+push_listener_key = web.AppKey("push_listener_key", PushListener)
+
+
+async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    listener = app[push_listener_key]
+    listener.start()
+    yield
+    await listener.stop()
+
+
+def _own_connection(redis: aioredis.Redis | aioredis.RedisCluster, name: str) -> aioredis.Redis:
+    """A client with the app client's connection settings, named ``name``, that never retries.
+
+    redis-py would otherwise reconnect a dropped pub/sub connection inside ``get_message`` and
+    re-subscribe silently, so the listener could neither log the gap nor catch up after it.
+    """
+    connection_class: type[AbstractConnection]
+    settings: dict[str, Any]
+    if isinstance(redis, aioredis.RedisCluster):
+        # PUBLISH reaches the subscribers on every node, so any node serves; a random one per
+        # attempt spreads the processes and steps around a node that has failed.
+        node = redis.get_random_node()
+        connection_class, settings = node.connection_class, node.connection_kwargs
+    else:
+        connection_class, settings = redis.connection_pool.connection_class, redis.connection_pool.connection_kwargs
+    own = {**settings, "client_name": name, "retry": Retry(NoBackoff(), 0)}
+    return aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=connection_class, **own))
 
 
 def _local_sockets(sio: socketio.AsyncServer, room: str) -> int:
     return sum(1 for _ in sio.manager.get_participants(NAMESPACE, room))
 
 
-async def push_message(
-    sio: socketio.AsyncServer, redis: aioredis.Redis, app: web.Application, account: str, message_id: str
-) -> int:
-    """Emit the stored envelope ``message_id`` to this process's sockets of ``account``.
-
-    Returns how many sockets it was emitted to (0 when none are connected here or the message was
-    acknowledged, swept or expired meanwhile).
-    """
-    count = _local_sockets(sio, account)
-    if count == 0:
-        return 0
-    stored = await app[queue_key].get(account, message_id, now=app[clock_key]())
-    if stored is None:
-        return 0
-    await sio.emit("message", json.loads(stored.envelope), room=account, namespace=NAMESPACE)
-    metrics: DeliveryMetrics = app[metrics_key]
-    metrics.pushes.inc(count)
-    return count
+def _local_accounts(sio: socketio.AsyncServer) -> list[str]:
+    """The accounts with sockets on this process: the rooms other than the default room (``None``)
+    and each socket's own room (named by its sid, holding only itself)."""
+    rooms: dict[Any, dict[str, str]] = sio.manager.rooms.get(NAMESPACE, {})
+    return [room for room, members in rooms.items() if room is not None and members and room not in members]
 
 
-__all__ = ["attach_socket_server", "push_message", "socket_server_key"]
+__all__ = ["PushListener", "attach_socket_server", "push_listener_key", "socket_server_key"]

@@ -415,6 +415,16 @@ class MessageQueue:
         next_cursor = str(int(float(next_seq))) if next_seq else None
         return Page(items=tuple(items), next_cursor=next_cursor)
 
+    def cursor_at(self, received_at: float) -> str:
+        """A :meth:`fetch` cursor from which the pages hold every message received after
+        ``received_at`` (epoch seconds on the writers' clocks), oldest first.
+
+        The receive sequence is the writer's clock in microseconds (raised when a clock lags), so a
+        caller that catches up after a gap passes the gap's start minus any clock skew it allows.
+        """
+        received_at = _check_now(received_at)
+        return str(math.floor(received_at * 1_000_000))
+
     async def get(self, account: str, message_id: str, *, now: float) -> StoredMessage | None:
         """Return one queued message of ``account`` by id, or ``None``. Removes nothing.
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
+import redis.asyncio as aioredis
 import socketio
 from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     bearer,
@@ -21,6 +24,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.app import create_app
+from delivery.push import PushListener, push_listener_key
 from ensign.protocol.envelope import open_envelope
 from ensign.protocol.models import EncryptionEnvelop
 
@@ -126,3 +130,97 @@ async def test_submit_message_over_the_socket(ds_client, users, ds_settings) -> 
     finally:
         await sender.close()
         await receiver.close()
+
+
+# -- losing the Redis subscription ---------------------------------------------------------------
+
+
+async def listener_connections(redis, listener: PushListener) -> list[str]:
+    """Ids of the Redis connections named as ``listener``'s (CLIENT SETNAME), from CLIENT LIST."""
+    return [c["id"] for c in await redis.client_list() if c.get("name") == listener.client_name]
+
+
+async def test_listener_reconnects_after_its_connection_is_killed_and_pushes_what_it_missed(
+    aiohttp_client, redis, ds_settings, directory, chain, clock, users, caplog
+) -> None:
+    alice, bob = users[0], users[1]
+    app = create_app(ds_settings, redis=redis, directory=directory, chain=chain, clock=clock, sweep_interval=None)
+    listener = app[push_listener_key]
+    # The first attempt waits 2–4 s: long enough that the message below surely falls in the gap.
+    listener.backoff_initial = 4.0
+    client = await aiohttp_client(app)
+    await signup(client, alice)
+    await signup(client, bob)
+    socket = Socket()
+    caplog.set_level(logging.INFO, logger="delivery.push")
+    try:
+        await socket.connect(str(client.make_url("/")), bob.name, await login(client, bob))
+        assert (await socket.next_event())[0] == "authorized"
+        await asyncio.wait_for(listener.subscribed.wait(), 5)
+        assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "before")))).status == 200
+        assert await text_of(socket, bob, alice) == "before"
+
+        # Only this listener's own connection, found by the name it set.
+        [old_id] = await listener_connections(redis, listener)
+        assert await redis.client_kill_filter(_id=old_id) == 1
+        # Redis has closed the subscription: this message's announcement reaches no one.
+        assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "during")))).status == 200
+
+        assert await text_of(socket, bob, alice, timeout=10) == "during"  # pushed by the catch-up
+        assert listener.resubscriptions == 1 and listener.subscribed.is_set()
+        [new_id] = await listener_connections(redis, listener)
+        assert new_id != old_id
+        assert "push listener lost its Redis subscription (ConnectionError, attempt 1)" in caplog.text
+        assert "re-subscribed after 1 attempt(s)" in caplog.text
+        assert "pushed 1 message(s) received meanwhile" in caplog.text
+
+        # The new subscription pushes as before; nothing was pushed twice.
+        assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "after")))).status == 200
+        assert await text_of(socket, bob, alice) == "after"
+        await asyncio.sleep(0.3)
+        assert socket.events.empty()
+    finally:
+        await socket.close()
+
+
+async def test_listener_backs_off_while_redis_is_unreachable_and_stops_at_once(
+    redis_prefix, ds_settings, directory, chain, clock, unused_tcp_port, caplog
+) -> None:
+    dead = aioredis.from_url(f"redis://127.0.0.1:{unused_tcp_port}/0")
+    app = create_app(ds_settings, redis=dead, directory=directory, chain=chain, clock=clock, sweep_interval=None)
+    listener = app[push_listener_key]
+    listener.backoff_initial, listener.backoff_max = 0.05, 0.2
+    caplog.set_level(logging.WARNING, logger="delivery.push")
+    listener.start()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        started = time.monotonic()
+        await listener.stop()
+        stopped_in = time.monotonic() - started
+        await dead.aclose()
+
+    attempts = [r for r in caplog.records if "cannot make its Redis subscription" in r.getMessage()]
+    delays = [float(r.getMessage().rsplit("retrying in ", 1)[1].split(" ")[0]) for r in attempts]
+    assert 4 <= len(attempts) <= 20  # backing off, not spinning
+    assert [f"attempt {n})" in r.getMessage() for n, r in enumerate(attempts, 1)] == [True] * len(attempts)
+    assert all(0.0 <= d <= 0.2 for d in delays) and max(delays[3:]) > 0.05  # grew towards the cap
+    assert not listener.subscribed.is_set()
+    assert stopped_in < 0.5  # a stop ends the wait between attempts
+
+
+def test_reconnect_delay_doubles_up_to_the_cap_with_jitter(ds_settings, redis, directory, chain, clock) -> None:
+    listener = PushListener(create_app(ds_settings, redis=redis, directory=directory, chain=chain, clock=clock),
+                            backoff_initial=0.5, backoff_max=30.0)
+
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (7, 30.0), (100, 30.0)]:
+        delays = [listener.reconnect_delay(attempt) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered
+
+
+async def text_of(socket: Socket, receiver, sender, timeout: float = 5.0) -> str:
+    """The next event must be a pushed message; returns its decrypted text."""
+    name, data = await socket.next_event(timeout)
+    assert name == "message", (name, data)
+    return open_envelope(EncryptionEnvelop.from_json(data), receiver.keys.encryption, sender.keys.signing.public_key).message

@@ -333,6 +333,18 @@ async def test_fetch_page_size_defaults_to_100(queue):
     assert len(page.items) == 100 and page.next_cursor is not None
 
 
+async def test_cursor_at_a_time_pages_the_messages_received_after_it(queue):
+    await fill(queue, ALICE, 5)  # received at NOW + 0 … NOW + 4
+
+    after_2 = await queue.fetch(ALICE, now=NOW, cursor=queue.cursor_at(NOW + 2), limit=10)
+    from_start = await queue.fetch(ALICE, now=NOW, cursor=queue.cursor_at(NOW - 1), limit=10)
+    after_all = await queue.fetch(ALICE, now=NOW, cursor=queue.cursor_at(NOW + 4), limit=10)
+
+    assert [m.id for m in after_2.items] == [mid(3), mid(4)]
+    assert [m.id for m in from_start.items] == [mid(i) for i in range(5)]
+    assert after_all.items == () and after_all.next_cursor is None
+
+
 # -- get.lua -----------------------------------------------------------------------------------
 
 
