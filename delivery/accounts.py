@@ -48,9 +48,13 @@ what they hold is defined here.
 ``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, ``SET NX``, expires when the
     message's timestamp leaves the replay window.
 
-Deletion is one script (:meth:`delivery.queue.MessageQueue.delete_account`): the account hash and
-the queue go, and the tombstone is written, at once. The queue stores a message only while the
-account hash exists (checked in its insert script), so nothing is ever queued for a deleted account.
+Every write is one Lua script, atomic on the server and on Redis Cluster (redis-py's cluster
+client cannot run WATCH transactions): ``create_account.lua`` (only if absent, and only if the
+tombstone is still the one the rules were checked against), ``update_settings.lua`` (only while
+the account exists), and deletion, :meth:`delivery.queue.MessageQueue.delete_account`: the account
+hash and the queue go, and the tombstone is written, at once. The queue stores a message only
+while the account hash exists (checked in its insert script), so nothing is ever queued for a
+deleted account.
 """
 
 from __future__ import annotations
@@ -60,13 +64,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 
 from ensign.errors import Conflict, Forbidden, InvalidRequest, NotFound, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import is_address, normalize_name
 
+from .lua import source
 from .ports import Clock
 from .queue import MessageQueue, account_key, signed_message_key, tombstone_key
 
@@ -333,6 +337,10 @@ class Accounts:
         self.size_limit = size_limit
         self.ttl_limit = ttl_limit
         self._clock = clock
+        # Scripts, not WATCH/MULTI: one round trip each, and redis-py 8.1's cluster pipeline never
+        # sends the commands that follow a WATCH (it returns the pipeline instead of the reply).
+        self._create = redis.register_script(source("create_account"))
+        self._update_settings = redis.register_script(source("update_settings"))
 
     async def get(self, address: str) -> Account | None:
         """The account of ``address`` or ``None``."""
@@ -399,26 +407,20 @@ class Accounts:
         (``replayed_message``) or it is not newer than the last deletion (``stale_message``).
         """
         settings = self.parse_settings(message.settings) if message.settings is not None else AccountSettings()
-        akey, tkey = account_key(self._prefix, address), tombstone_key(self._prefix, address)
-        if await self._redis.exists(akey):
+        if await self.exists(address):
             raise Conflict("the account already exists", code="account_exists")
-        tomb = await self._tombstone(address)
+        raw_tomb = await self._tombstone_raw(address)
+        tomb = _parse_tombstone(raw_tomb)
         if tomb is not None and message.timestamp <= tomb["deletedAt"]:
             raise Conflict("the message is older than the account's deletion", code="stale_message")
         await self._use_once(address, message)
         account = Account(address, message.timestamp, "signed", settings, profile_hash)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(akey, tkey)
-                if await pipe.exists(akey):
-                    raise Conflict("the account already exists", code="account_exists")
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.hset(akey, mapping=self._fields(account))
-                pipe.delete(tkey)
-                await pipe.execute()
-            except WatchError:
-                # Another request created or deleted the account between our read and write.
-                raise Conflict("the account changed concurrently; try again", code="account_exists") from None
+        created = await self._create_if_absent(account, raw_tomb)
+        if created == 0:
+            raise Conflict("the account already exists", code="account_exists")
+        if created < 0:
+            # Deleted (and maybe re-created) between our read and the write: judged on stale data.
+            raise Conflict("the account changed concurrently; try again", code="account_exists")
         return account
 
     async def create_from_profile(self, address: str, profile_hash: str) -> tuple[Account, bool]:
@@ -434,27 +436,22 @@ class Accounts:
         existing = await self.get(address)
         if existing is not None:
             return existing, False
-        tomb = await self._tombstone(address)
+        raw_tomb = await self._tombstone_raw(address)
+        tomb = _parse_tombstone(raw_tomb)
         if tomb is not None and tomb["profile"] == profile_hash:
             raise Forbidden(
                 "this account was deleted by its owner; re-create it with a signed createAccount message",
                 code="account_deleted",
             )
         account = Account(address, int(self._clock() * 1000), "profile", AccountSettings(), profile_hash)
-        akey = account_key(self._prefix, address)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(akey, tombstone_key(self._prefix, address))
-                if await pipe.exists(akey):
-                    current = await self.get(address)
-                    assert current is not None
-                    return current, False
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.hset(akey, mapping=self._fields(account))
-                pipe.delete(tombstone_key(self._prefix, address))
-                await pipe.execute()
-            except WatchError:
-                raise Conflict("the account changed concurrently; try again", code="account_exists") from None
+        created = await self._create_if_absent(account, raw_tomb)
+        if created == 0:
+            # Created by a concurrent request since our read: that one is the account.
+            current = await self.get(address)
+            if current is not None:
+                return current, False
+        if created <= 0:
+            raise Conflict("the account changed concurrently; try again", code="account_exists")
         return account, True
 
     async def delete_signed(self, address: str, message: SignedAccountMessage) -> int:
@@ -479,17 +476,11 @@ class Accounts:
 
     async def update_settings(self, address: str, settings: AccountSettings) -> Account:
         """Replace the account's settings (the owner is authenticated by the caller)."""
-        akey = account_key(self._prefix, address)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(akey)
-                if not await pipe.exists(akey):
-                    raise NotFound("there is no account for this name on this delivery service", code="no_account")
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.hset(akey, "settings", stringify(settings.to_json()))
-                await pipe.execute()
-            except WatchError:
-                raise Conflict("the account changed concurrently; try again", code="account_changed") from None
+        updated = await self._update_settings(
+            keys=[account_key(self._prefix, address)], args=[stringify(settings.to_json())]
+        )
+        if not updated:
+            raise NotFound("there is no account for this name on this delivery service", code="no_account")
         account = await self.get(address)
         if account is None:
             raise NotFound("there is no account for this name on this delivery service", code="no_account")
@@ -506,12 +497,18 @@ class Accounts:
         await self._use_once(address, message)
         return await self.update_settings(address, settings)
 
-    async def _tombstone(self, address: str) -> dict[str, Any] | None:
+    async def _tombstone_raw(self, address: str) -> str | None:
         raw = await self._redis.get(tombstone_key(self._prefix, address))
-        return None if raw is None else dict(json.loads(raw))
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def _create_if_absent(self, account: Account, tombstone_read: str | None) -> int:
+        """``create_account.lua``: 1 created, 0 the account exists, -1 the tombstone changed."""
+        fields = [item for pair in self._fields(account).items() for item in pair]
+        keys = [account_key(self._prefix, account.address), tombstone_key(self._prefix, account.address)]
+        return int(await self._create(keys=keys, args=[tombstone_read or "", *fields]))
 
     @staticmethod
-    def _fields(account: Account) -> dict[Any, Any]:
+    def _fields(account: Account) -> dict[str, str]:
         return {
             "created": str(account.created),
             "origin": account.origin,
@@ -519,3 +516,6 @@ class Accounts:
             "profile": account.profile_hash,
         }
 
+
+def _parse_tombstone(raw: str | None) -> dict[str, Any] | None:
+    return None if raw is None else dict(json.loads(raw))

@@ -82,12 +82,13 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 from ensign.errors import InvalidRequest, NotFound, TooManyRequests
+
+from .lua import source
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -224,17 +225,13 @@ def _glob_escape(text: str) -> str:
 # -- Scripts ---------------------------------------------------------------------------------
 
 
-def _lua(name: str) -> str:
-    return (Path(__file__).with_name("lua") / f"{name}.lua").read_text(encoding="utf-8")
-
-
-_ENQUEUE_LUA = _lua("enqueue")
-_FETCH_LUA = _lua("fetch")
-_GET_LUA = _lua("get")
-_ACK_LUA = _lua("ack")
-_SWEEP_LUA = _lua("sweep")
-_DELETE_QUEUE_LUA = _lua("delete_queue")
-_DELETE_ACCOUNT_LUA = _lua("delete_account")
+_ENQUEUE_LUA = source("enqueue")
+_FETCH_LUA = source("fetch")
+_GET_LUA = source("get")
+_ACK_LUA = source("ack")
+_SWEEP_LUA = source("sweep")
+_DELETE_QUEUE_LUA = source("delete_queue")
+_DELETE_ACCOUNT_LUA = source("delete_account")
 
 
 # -- Public types ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -24,6 +25,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.accounts import REPLAY_WINDOW, account_key, signed_message_key, tombstone_key
+from delivery.lua import source
 from delivery.queue import queue_keys
 from delivery.state import queue_key
 
@@ -281,3 +283,47 @@ async def test_submission_racing_its_receivers_deletion_leaves_nothing_queued(
     else:
         # Stored while the account existed, then deleted with the queue.
         assert deletions == [{"deleted": bob.address, "droppedMessages": 1}]
+
+
+# -- the account scripts, called directly in racing orders ----------------------------------------
+
+
+async def test_create_account_script_refuses_when_the_tombstone_changed_since_it_was_read(redis, redis_prefix) -> None:
+    create = redis.register_script(source("create_account"))
+    keys = [account_key(redis_prefix, "0xA"), tombstone_key(redis_prefix, "0xA")]
+    # The caller read "no tombstone"; a deletion wrote one before the create ran.
+    await redis.set(keys[1], '{"deletedAt": 5}')
+
+    assert await create(keys=keys, args=["", "created", "1", "origin", "signed"]) == -1
+    assert not await redis.exists(keys[0])
+    # Read again and judged: created, and the tombstone goes with it.
+    assert await create(keys=keys, args=['{"deletedAt": 5}', "created", "6", "origin", "signed"]) == 1
+    assert await redis.hgetall(keys[0]) == {b"created": b"6", b"origin": b"signed"}
+    assert not await redis.exists(keys[1])
+    # An existing account is never overwritten.
+    assert await create(keys=keys, args=["", "created", "7", "origin", "profile"]) == 0
+    assert await redis.hget(keys[0], "created") == b"6"
+
+
+async def test_update_settings_script_never_recreates_a_deleted_account(redis, redis_prefix) -> None:
+    update = redis.register_script(source("update_settings"))
+    key = account_key(redis_prefix, "0xA")
+
+    assert await update(keys=[key], args=['{"messageTTL":60}']) == 0
+    assert not await redis.exists(key)
+    await redis.hset(key, mapping={"created": "1", "settings": "{}"})
+    assert await update(keys=[key], args=['{"messageTTL":60}']) == 1
+    assert await redis.hget(key, "settings") == b'{"messageTTL":60}'
+
+
+async def test_concurrent_sign_ups_create_one_account(ds_client, users, redis, redis_prefix) -> None:
+    alice = users[0]
+
+    answers = await asyncio.gather(
+        *(ds_client.post(f"/profile/{alice.name}", json=alice.profile.to_json()) for _ in range(6))
+    )
+
+    assert [r.status for r in answers] == [200] * 6
+    assert [k for k in await keys_under(redis, redis_prefix) if "account:" in k] == [
+        account_key(redis_prefix, alice.address)
+    ]
