@@ -203,7 +203,9 @@ class Subscription:
         token = await client._sessions.token(self.delivery_service, rejected=rejected_token)
         verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         ended = asyncio.Event()
-        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        # Reconnection is ours (fresh token each time); SIGINT stays the application's: by default
+        # python-socketio installs a process-wide handler that cancels every task and stops the loop.
+        sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False)
 
         async def on_authorized(*_: Any) -> None:
             if not verdict.done():

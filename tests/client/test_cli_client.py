@@ -99,7 +99,9 @@ async def test_inbox_follow_prints_pushed_messages_until_interrupted(sdk_stack: 
         line = await asyncio.wait_for(process.stdout.readline(), 60)
         assert json.loads(line)["id"] == sent.id
         process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), 30) == 130
+        assert process.stderr is not None
+        err = await asyncio.wait_for(process.stderr.read(), 30)
+        assert await asyncio.wait_for(process.wait(), 30) == 130, err.decode()
     finally:
         if process.returncode is None:
             process.kill()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import aiohttp
 import pytest
 
@@ -40,9 +42,11 @@ async def test_client_is_entered_once_and_refuses_use_after_close(sdk_stack: Sdk
 async def test_closing_the_client_ends_its_subscriptions(sdk_stack: SdkStack) -> None:
     client = sdk_stack.client()
     await client.setup()
+    sigint = signal.getsignal(signal.SIGINT)
     subscription = client.subscribe()
     subscription.start()
     await subscription.wait_connected(10)
+    assert signal.getsignal(signal.SIGINT) is sigint  # the socket.io client leaves Ctrl-C to the application
     await client.aclose()
     assert not subscription.connected
     assert [m async for m in subscription] == []
