@@ -181,7 +181,7 @@ def _dev(args: argparse.Namespace) -> int:
         gateway_port=args.gateway_port,
         delivery_port=args.delivery_port,
     )
-    asyncio.run(run(settings, sys.stdout))
+    asyncio.run(run(settings, sys.stdout, demo=args.demo))
     return 0
 
 
@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--backend-port", type=int, default=8081, help="backend port (default 8081)")
     dev.add_argument("--gateway-port", type=int, default=8082, help="CCIP-Read gateway port (default 8082)")
     dev.add_argument("--delivery-port", type=int, default=8083, help="delivery service port (default 8083)")
+    dev.add_argument(
+        "--demo", action="store_true", help="once up, create two users and exchange a message, printing each step"
+    )
     dev.set_defaults(handler=_dev)
     return parser
 

@@ -44,6 +44,7 @@ from eth_account import Account
 from backend.app import create_app as create_backend
 from delivery.app import create_app as create_delivery
 from delivery.ports import Web3Chain
+from ensign.client import ClientConfig
 from ensign.config import (
     DEFAULT_ADDR_DOMAINS,
     DEFAULT_DELIVERY_NAME,
@@ -56,6 +57,7 @@ from ensign.config import (
     GatewaySettings,
     RedisSettings,
 )
+from ensign.demo import run_demo
 from ensign.devchain import DevChain
 from ensign.devchain_rpc import DevChainRpcServer
 from ensign.embedded_redis import EmbeddedRedis
@@ -307,8 +309,18 @@ def print_table(stack: DevStack, out: TextIO) -> None:
     out.flush()
 
 
-async def run(settings: DevStackSettings, out: TextIO) -> None:
-    """Start the stack, print its endpoints, and serve until SIGINT or SIGTERM."""
+def client_config(stack: DevStack) -> ClientConfig:
+    """An SDK configuration for this stack's endpoints."""
+    return ClientConfig(
+        rpc_url=stack.chain_url,
+        backend_url=stack.backend_url,
+        addr_domain=stack.settings.addr_domains[0],
+        delivery_services=(stack.settings.delivery_name,),
+    )
+
+
+async def run(settings: DevStackSettings, out: TextIO, *, demo: bool = False) -> None:
+    """Start the stack, print its endpoints, optionally run the demo, and serve until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -316,6 +328,8 @@ async def run(settings: DevStackSettings, out: TextIO) -> None:
     stack = await DevStack(settings).start()
     try:
         print_table(stack, out)
+        if demo:
+            await run_demo(client_config(stack), settings.user_domains[0], out)
         await stop.wait()
         out.write("Stopping…\n")
     finally:

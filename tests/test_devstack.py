@@ -20,7 +20,8 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from ens import AsyncENS
 
 from ensign.config import ENS_REGISTRY_ADDRESS, ConfigError
-from ensign.devstack import DevStack, DevStackSettings, print_table
+from ensign.demo import DEMO_TEXT, run_demo
+from ensign.devstack import DevStack, DevStackSettings, client_config, print_table
 from ensign.protocol.keys import profile_keys_from_wallet
 from ensign.protocol.models import UserProfile
 from ensign.protocol.profile import load_user_profile, parse_profile_record, sign_profile
@@ -165,5 +166,22 @@ async def test_an_older_secrets_file_keeps_its_gateway_key_and_gains_delivery_ke
         assert stored["gatewaySignerKey"] == old_key
         assert {"signingPrivateKey", "encryptionPrivateKey", "jwtSecret"} <= stored.keys()
         assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        await stack.close()
+
+
+async def test_demo_delivers_a_message_end_to_end_through_the_dev_stack(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    stack = await DevStack(ports_zero(tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)).start()
+    try:
+        out = io.StringIO()
+        message = await run_demo(client_config(stack), "user.ensign.eth", out)
+        assert message.text == DEMO_TEXT
+        assert message.receiver.startswith("bob-") and message.receiver.endswith(".user.ensign.eth")
+        assert message.sender.endswith(".addr.ensign.eth")
+        printed = out.getvalue()
+        assert "received over socket.io" in printed and "acknowledged" in printed
+        assert printed.rstrip().endswith("Demo complete.")
     finally:
         await stack.close()
