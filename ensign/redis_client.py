@@ -29,7 +29,7 @@ from redis.asyncio import Redis, RedisCluster
 from ensign.config import ConfigError, RedisSettings
 from ensign.errors import ServiceUnavailable
 
-__all__ = ["RedisClient", "REDIS_UNAVAILABLE", "CONNECT_ATTEMPTS", "REDIS_TIMEOUT", "open_redis"]
+__all__ = ["RedisClient", "REDIS_UNAVAILABLE", "CONNECT_ATTEMPTS", "RETRY_DELAY", "REDIS_TIMEOUT", "open_redis"]
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,11 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.exceptions.SlotNotCoveredError,
 )
 
-#: How often :func:`open_redis` tries to connect, a second apart (containers start in any order).
+#: How often :func:`open_redis` tries to connect (containers start in any order).
 CONNECT_ATTEMPTS = 5
+
+#: Seconds between two connection attempts.
+RETRY_DELAY = 1.0
 
 #: Seconds before a Redis call gives up: a stalled Redis then fails the request (503) instead of
 #: hanging it. Also the limit for establishing a connection.
@@ -71,8 +74,8 @@ async def open_redis(settings: RedisSettings, *, attempts: int | None = None, **
     :param settings: ``url`` (required: the embedded Redis is started by its owner, which passes
         its URL in) and ``cluster`` (a :class:`~redis.asyncio.RedisCluster` when true, a
         :class:`~redis.asyncio.Redis` otherwise).
-    :param attempts: connection attempts, a second apart, each logged when it fails; default
-        :data:`CONNECT_ATTEMPTS`.
+    :param attempts: connection attempts, :data:`RETRY_DELAY` seconds apart, each logged when it
+        fails; default :data:`CONNECT_ATTEMPTS`.
     :param options: passed to the client class, overriding the defaults: connect and command
         timeouts of :data:`REDIS_TIMEOUT` seconds, a health check on connections idle for 30 s.
     :raises ConfigError: ``settings.url`` is ``None``.
@@ -104,7 +107,7 @@ async def open_redis(settings: RedisSettings, *, attempts: int | None = None, **
             log.warning("%s not reachable (attempt %d of %d): %s: %s", kind, attempt, total, type(exc).__name__, exc)
             if attempt == total:
                 raise ServiceUnavailable(f"{kind} is unreachable; is it running and REDIS_URL right?") from exc
-            await asyncio.sleep(1)
+            await asyncio.sleep(RETRY_DELAY)
         except BaseException:
             await client.aclose()
             raise

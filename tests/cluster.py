@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio import RedisCluster
 
 from ensign.config import RedisSettings
 from ensign.embedded_redis import EmbeddedRedis, redis_server_executable
-from ensign.redis_client import RedisClient, open_redis
+from ensign.redis_client import open_redis
 
 __all__ = ["Cluster", "redis_cluster", "cluster_redis"]
 
@@ -46,6 +47,10 @@ class Cluster:
     @property
     def url(self) -> str:
         return self.nodes[0].url
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(node.port for node in self.nodes if node.port is not None)
 
     def settings(self, prefix: str) -> RedisSettings:
         return RedisSettings(url=self.url, prefix=prefix, cluster=True)
@@ -76,7 +81,7 @@ def _wait_for_cluster_ok(nodes: tuple[EmbeddedRedis, ...]) -> None:
     pending = list(nodes)
     while pending:
         node = pending[0]
-        with redis.Redis(host="127.0.0.1", port=node.port) as client:
+        with redis.Redis(host="127.0.0.1", port=node.port or 0) as client:
             info = client.cluster("info")
         if info.get("cluster_state") == "ok":
             pending.pop(0)
@@ -115,8 +120,9 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 
 
 @pytest.fixture
-async def cluster_redis(redis_cluster: Cluster, redis_prefix: str) -> AsyncIterator[RedisClient]:
+async def cluster_redis(redis_cluster: Cluster, redis_prefix: str) -> AsyncIterator[RedisCluster]:
     client = await open_redis(redis_cluster.settings(redis_prefix), attempts=1)
+    assert isinstance(client, RedisCluster)
     try:
         yield client
     finally:
