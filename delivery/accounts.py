@@ -63,12 +63,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from ensign.errors import Conflict, Forbidden, InvalidRequest, NotFound, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import is_address, normalize_name
+from ensign.redis_client import RedisClient
 
 from .lua import source
 from .ports import Clock
@@ -321,7 +320,7 @@ class Accounts:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         queue: MessageQueue,
         *,
         prefix: str,

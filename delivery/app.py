@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from ensign.config import DeliverySettings
+from ensign.redis_client import RedisClient
 from ensign.web import cors_middleware, error_middleware
 
 from . import web_accounts, web_auth, web_inbox, web_ops, web_rpc
@@ -52,7 +52,7 @@ BODY_OVERHEAD = 64 * 1024
 def create_app(
     settings: DeliverySettings,
     *,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     directory: Directory,
     chain: Chain,
     clock: Clock = system_clock,
@@ -61,7 +61,8 @@ def create_app(
     """Build the delivery service.
 
     :param settings: the service's settings (keys, JWT secret, limits, Redis prefix).
-    :param redis: Redis client; the caller owns and closes it.
+    :param redis: Redis client, single server or cluster (:func:`ensign.redis_client.open_redis`);
+        the caller owns and closes it.
     :param directory: ENS lookups (``resolver.lookup.NameLookup``).
     :param chain: chain reads for spam filters and ``/health`` (:class:`delivery.ports.Web3Chain`).
     :param clock: seconds since the epoch; default the wall clock.

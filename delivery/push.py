@@ -64,6 +64,7 @@ from redis.exceptions import RedisError
 
 from ensign.errors import EnsignError
 from ensign.protocol.encoding import normalize_name
+from ensign.redis_client import RedisClient
 
 from .metrics import DeliveryMetrics
 from .ports import address_or_none
@@ -344,7 +345,7 @@ async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
     await listener.stop()
 
 
-def _own_connection(redis: aioredis.Redis | aioredis.RedisCluster, name: str) -> aioredis.Redis:
+def _own_connection(redis: RedisClient, name: str) -> aioredis.Redis:
     """A client with the app client's connection settings, named ``name``, that never retries.
 
     redis-py would otherwise reconnect a dropped pub/sub connection inside ``get_message`` and

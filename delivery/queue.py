@@ -84,9 +84,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ensign.errors import InvalidRequest, NotFound, TooManyRequests
+from ensign.redis_client import RedisClient
 
 from .lua import source
 
@@ -275,7 +274,7 @@ class Page:
 class MessageQueue:
     """Per-account message queues in Redis (layout and guarantees in the module docstring).
 
-    :param redis: a ``redis.asyncio.Redis`` client; ``decode_responses=False`` is recommended
+    :param redis: a single-server or cluster client; ``decode_responses=False`` is recommended
         (envelopes come back as bytes either way).
     :param prefix: prepended to every key and channel name; default ``"ensign:"``. It must not
         contain ``{`` or ``}``, which would move the hash tag.
@@ -284,7 +283,7 @@ class MessageQueue:
         for a queue used without :mod:`delivery.accounts` (benchmarks, the queue's own tests).
     """
 
-    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, require_account: bool = True) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str = DEFAULT_PREFIX, require_account: bool = True) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
         self._redis = redis

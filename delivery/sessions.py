@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import redis.asyncio as aioredis
 
 from ensign.errors import Unauthorized
 from ensign.protocol.crypto import verify
+from ensign.redis_client import RedisClient
 
 from .ports import Clock
 
@@ -72,7 +72,7 @@ class Sessions:
     :param clock: seconds since the epoch.
     """
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str, secret: str, clock: Clock) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str, secret: str, clock: Clock) -> None:
         self._redis = redis
         self._prefix = prefix
         self._secret = secret

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from ensign.config import DeliverySettings
+from ensign.redis_client import RedisClient
 
 from .accounts import Accounts
 from .intake import Intake
@@ -15,7 +15,8 @@ from .queue import MessageQueue
 from .sessions import Sessions
 
 settings_key = web.AppKey("settings_key", DeliverySettings)
-redis_key = web.AppKey("redis_key", aioredis.Redis)
+# A single server or a cluster (``REDIS_CLUSTER``); a union is no class, so the type is a parameter.
+redis_key: web.AppKey[RedisClient] = web.AppKey("redis_key")
 directory_key = web.AppKey("directory_key", Directory)
 chain_key = web.AppKey("chain_key", Chain)
 clock_key: web.AppKey[Clock] = web.AppKey("clock_key")

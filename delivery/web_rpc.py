@@ -32,11 +32,11 @@ import json
 import logging
 from typing import Any
 
-import redis.exceptions
 from aiohttp import web
 
 from ensign.errors import EnsignError, InvalidRequest, NotFound, ProtocolError
 from ensign.protocol.canonical import parse_json, stringify
+from ensign.redis_client import REDIS_UNAVAILABLE
 
 from .ports import address_or_none
 from .state import accounts_key, directory_key, intake_key, settings_key
@@ -113,7 +113,7 @@ async def rpc(request: web.Request) -> web.Response:
         return _result(request_id, await handler(request, params))
     except EnsignError as exc:
         return _error(request_id, exc.status, rpc_code(exc), exc.code, exc.message)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+    except REDIS_UNAVAILABLE:
         log.warning("rpc: Redis unreachable", exc_info=True)
         return _error(request_id, 503, -32000, "unavailable", "the data store is unreachable; try again later")
     except Exception:
