@@ -6,18 +6,18 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from redis.asyncio import RedisCluster
 from tests.backend.backend_helpers import ADDR_DOMAIN, Wallet
 from tests.cluster import Cluster
 
 from backend.app import create_app
 from backend.store import ProfileStore, alias_key, aliases_key, claim_key, profile_key
 from ensign.config import BackendSettings
-from ensign.redis_client import RedisClient
 
 ALIAS = "alice.user.ensign.eth"
 
 
-async def slots_of_keys_under(redis: RedisClient, prefix: str) -> set[int]:
+async def slots_of_keys_under(redis: RedisCluster, prefix: str) -> set[int]:
     """The slots the cluster itself computes (CLUSTER KEYSLOT) for every key under ``prefix``."""
     keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
     assert keys
@@ -31,7 +31,7 @@ async def post(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_register_claim_release_and_records_on_a_cluster(
-    aiohttp_client: Any, settings: BackendSettings, cluster_redis: RedisClient, redis_prefix: str,
+    aiohttp_client: Any, settings: BackendSettings, cluster_redis: RedisCluster, redis_prefix: str,
     alice: Wallet, bob: Wallet,
 ) -> None:
     client = await aiohttp_client(create_app(settings, redis=cluster_redis))
@@ -59,7 +59,7 @@ async def test_register_claim_release_and_records_on_a_cluster(
 
 
 async def test_store_scripts_refuse_on_a_cluster_without_writing(
-    aiohttp_client: Any, settings: BackendSettings, cluster_redis: RedisClient, redis_prefix: str, alice: Wallet
+    aiohttp_client: Any, settings: BackendSettings, cluster_redis: RedisCluster, redis_prefix: str, alice: Wallet
 ) -> None:
     client = await aiohttp_client(create_app(settings, redis=cluster_redis))
     await post(client, "/profile/address", alice.register_body())
@@ -84,7 +84,7 @@ async def test_store_scripts_refuse_on_a_cluster_without_writing(
 
 
 async def test_app_opens_its_own_cluster_client_from_settings(
-    aiohttp_client: Any, settings: BackendSettings, redis_cluster: Cluster, cluster_redis: RedisClient,
+    aiohttp_client: Any, settings: BackendSettings, redis_cluster: Cluster, cluster_redis: RedisCluster,
     redis_prefix: str, alice: Wallet,
 ) -> None:
     # What `ensign backend` does with REDIS_CLUSTER=yes: the app opens the client at start-up.
