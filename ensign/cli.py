@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from ensign.cli_client import add_commands as add_client_commands
 from ensign.errors import EnsignError
 
 #: The ENS text record that publishes a delivery service's profile (dm3).
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    add_client_commands(commands)
 
     keys = commands.add_parser("keys", help="derive or create dm3 keys")
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND")
