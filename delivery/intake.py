@@ -39,7 +39,7 @@ from ensign.protocol.postmark import create_postmark
 from .accounts import Accounts
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
-from .queue import MessageQueue
+from .queue import AccountMissingError, MessageQueue
 from .spam import SpamRejected, check_spam_rules
 
 log = logging.getLogger(__name__)
@@ -205,12 +205,13 @@ class Intake:
         stored = stored_envelope(envelope.to_json(), info.to_json(), postmark)
         message_id = envelope_id(envelope)
         ttl = account.settings.message_ttl or self._settings.message_ttl
-        new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
-        if new and not await self._accounts.exists(receiver):
-            # The account was deleted while this message was in flight: take it back out, so no
-            # queue outlives its account.
-            await self._queue.ack(receiver, [message_id])
-            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
+        try:
+            # The insert script stores only while the account hash exists, and deletion removes
+            # the account and its queue in one script: no queue outlives its account, with no
+            # second round trip here.
+            new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
+        except AccountMissingError:
+            raise ReceiverWithoutAccount("the receiver has no account on this delivery service") from None
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
 
 
