@@ -19,7 +19,7 @@ floor      the per-message work without HTTP, in this process; the service's CPU
 push       submit → socket.io ``message`` latency
 inbox      fetch and ack throughput; one ack at 1,000 vs 100,000 queued; memory per message
 scale      a second delivery process behind the same Redis; the ratio and who used the CPU
-profile    a delivery process sampled by pyinstrument under load (skipped without pyinstrument)
+profile    a delivery process sampled by py-spy under load (skipped without py-spy)
 resolver   ``ensign backend`` + ``ensign resolver``: gateway answers/s; lookups cold and warm
 =========  ================================================================================
 

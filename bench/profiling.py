@@ -1,166 +1,172 @@
-"""Where the submit path spends its time: pyinstrument in the service process, summarised.
+"""Where the submit path spends its CPU: py-spy sampling the service process, summarised.
 
-The bench starts a service process with ``--profile OUT``; the process installs SIGUSR1 (start
-sampling) and SIGUSR2 (stop, write the reports) on its event loop, so only the measured window
-is profiled, not start-up or the warm-up. Sampling is every millisecond on the event-loop thread,
-with ``async_mode="disabled"``: each sample is the real stack on the CPU, and time the loop spends
-waiting in ``epoll`` shows as idle.
+py-spy reads the process's stacks from outside (``--nonblocking``: the process is never paused),
+so the profiled service runs at full speed and the profile shows the time as it is spent without
+a profiler. Idle samples (the event loop waiting in ``epoll``) are left out: every sample is CPU.
+Time in C functions (libsodium, the JSON scanner, socket calls) counts for the Python function
+that called them.
 
-Reports: ``OUT.txt`` (pyinstrument's call tree), ``OUT.html`` (interactive), ``OUT.pyisession``
-(the samples, for ``pyinstrument --load``), ``OUT.json``:
+Reports, next to the other results:
 
-* ``areas`` — self time by where the code lives (aiohttp, redis-py, logging, the JSON codec,
-  libsodium through PyNaCl, marshmallow, our ``delivery`` and ``ensign.protocol`` …), as shares of
-  the busy (non-idle) time. Time in C functions counts for the Python function that called them.
-* ``functions`` — inclusive time of the functions that dominate, counted once per stack.
+* ``profile-submit.collapsed`` — the raw stacks, one line per stack with its sample count
+  (``speedscope`` and ``flamegraph.pl`` read it);
+* ``profile-submit.txt`` — the summary below as text;
+* the ``profile`` part of the run's JSON: ``areas`` (self time by where the code lives: aiohttp,
+  redis-py, logging, the JSON codec, libsodium through PyNaCl, marshmallow, our ``delivery`` and
+  ``ensign.protocol`` …) and ``functions`` (inclusive time of the steps that matter, counted once
+  per stack), as shares of all samples; ``top`` (the functions with the most self time).
 
-pyinstrument is a benchmark-only dependency (``pip install pyinstrument``); without it the bench
-skips the profile and says so.
+py-spy is a benchmark-only dependency (``pip install py-spy``, a binary wheel); it needs to be
+allowed to read another process's memory (ptrace), which root and the process's own user
+normally are. Without it the bench skips the profile and says so.
 """
 
 from __future__ import annotations
 
-import json
-import signal
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["available", "install_signal_profiler", "summarise"]
+__all__ = ["available", "py_spy", "record", "summarise", "write_text"]
 
-INTERVAL = 0.001
+RATE = 250  # samples per second
 
-# First match wins: (substring of the file path, area).
+# First match wins: (substring of "file", area). py-spy shows paths relative to their sys.path entry.
 _AREAS: tuple[tuple[str, str], ...] = (
-    ("/selectors.py", "idle (waiting in epoll)"),
-    ("/logging/", "logging"),
-    ("/delivery/logs.py", "logging"),
+    ("logging/", "logging"),
+    ("delivery/logs.py", "logging"),
     ("ensign/serve.py", "logging"),
-    ("/json/", "JSON codec (stdlib json)"),
-    ("/nacl/", "crypto (PyNaCl / libsodium)"),
-    ("/marshmallow/", "schema (marshmallow)"),
-    ("/aiohttp/", "HTTP server (aiohttp)"),
-    ("/multidict/", "HTTP server (aiohttp)"),
-    ("/yarl/", "HTTP server (aiohttp)"),
-    ("/redis/", "Redis client (redis-py)"),
-    ("/socketio/", "push (socket.io)"),
-    ("/engineio/", "push (socket.io)"),
-    ("/prometheus_client/", "metrics (prometheus_client)"),
-    ("/asyncio/", "event loop (asyncio)"),
-    ("/delivery/", "delivery/ (our service code)"),
-    ("/ensign/protocol/", "ensign/protocol/ (our protocol code)"),
-    ("/resolver/", "resolver/ (name lookup cache)"),
-    ("/ensign/", "ensign/ (other)"),
-    ("/eth_", "eth-* libraries"),
-    ("/web3/", "eth-* libraries"),
-    ("/python3.", "Python standard library (other)"),
+    ("json/", "JSON codec (stdlib json)"),
+    ("nacl/", "crypto (PyNaCl / libsodium)"),
+    ("marshmallow/", "schema (marshmallow)"),
+    ("aiohttp/", "HTTP server (aiohttp)"),
+    ("multidict/", "HTTP server (aiohttp)"),
+    ("yarl/", "HTTP server (aiohttp)"),
+    ("redis/", "Redis client (redis-py)"),
+    ("socketio/", "push (socket.io)"),
+    ("engineio/", "push (socket.io)"),
+    ("prometheus_client/", "metrics (prometheus_client)"),
+    ("asyncio/", "event loop (asyncio)"),
+    ("selectors.py", "event loop (asyncio)"),
+    ("delivery/", "delivery/ (our service code)"),
+    ("ensign/protocol/", "ensign/protocol/ (our protocol code)"),
+    ("resolver/", "resolver/ (name lookup cache)"),
+    ("ensign/", "ensign/ (other)"),
+    ("eth_", "eth-* libraries"),
+    ("Crypto/", "eth-* libraries"),
+    ("web3/", "eth-* libraries"),
 )
 
-# Functions whose inclusive time says what the submit path does (substring match on "file:function").
+# The steps whose inclusive time says what the submit path does: (substring of "file:function", label).
 _FUNCTIONS: tuple[tuple[str, str], ...] = (
-    ("web_protocol.py:data_received", "aiohttp: parse request bytes"),
-    ("web_protocol.py:_handle_request", "aiohttp: run handler + middlewares"),
-    ("web_protocol.py:finish_response", "aiohttp: write response"),
-    ("web_rpc.py:rpc", "delivery.web_rpc.rpc (handler)"),
-    ("intake.py:submit", "Intake.submit (whole pipeline)"),
+    ("web_protocol.py:RequestHandler.data_received", "aiohttp: read and parse requests"),
+    ("web_protocol.py:RequestHandler._handle_request", "aiohttp: handler, middlewares, response"),
+    ("web_ops.py:request_context_middleware", "request_context_middleware (request id, metrics, log line)"),
+    ("web_rpc.py:rpc", "web_rpc.rpc (JSON-RPC handler)"),
+    ("intake.py:Intake.submit", "Intake.submit (the whole pipeline)"),
     ("canonical.py:canonical_size", "canonical_size(envelope)"),
-    ("canonical.py:parse_json", "parse_json(params[0])"),
-    ("models.py:from_json", "EncryptionEnvelop.from_json (schema)"),
-    ("envelope.py:open_delivery_information", "open_delivery_information"),
+    ("canonical.py:parse_json", "parse_json (envelope string)"),
+    ("models.py:EncryptionEnvelop.from_json", "EncryptionEnvelop.from_json (schema)"),
+    ("envelope.py:open_delivery_information", "open_delivery_information (decrypt)"),
     ("envelope.py:verify_envelope", "verify_envelope (Ed25519 + hash)"),
     ("postmark.py:create_postmark", "create_postmark (sign + encrypt)"),
-    ("intake.py:stored_envelope", "stored_envelope"),
-    ("canonical.py:stringify", "stringify (all calls)"),
-    ("queue.py:enqueue", "MessageQueue.enqueue (EVALSHA)"),
-    ("accounts.py:get", "Accounts.get (HGETALL)"),
-    ("accounts.py:exists", "Accounts.exists (EXISTS)"),
-    ("lookup.py:address", "NameLookup.address (cached)"),
-    ("lookup.py:user_profile", "NameLookup.user_profile (cached)"),
-    ("logging/__init__.py:info", "logging: log.info calls"),
-    ("web_ops.py:request_context_middleware", "request_context_middleware"),
-    ("client.py:observe", "prometheus: histogram observe"),
-    ("push.py:_listen", "push listener (pub/sub)"),
+    ("intake.py:stored_envelope", "stored_envelope (build)"),
+    ("queue.py:MessageQueue.enqueue", "MessageQueue.enqueue (EVALSHA)"),
+    ("accounts.py:Accounts.get", "Accounts.get (HGETALL)"),
+    ("accounts.py:Accounts.exists", "Accounts.exists (EXISTS)"),
+    ("lookup.py:NameLookup.address", "NameLookup.address (cached)"),
+    ("lookup.py:NameLookup.user_profile", "NameLookup.user_profile (cached)"),
+    ("logging/__init__.py:Logger.info", "logging: log.info calls"),
+    ("metrics.py:Histogram.observe", "prometheus: histogram observe"),
+    ("push.py:", "push: pub/sub listener"),
+    ("web_response.py:json_response", "aiohttp: json_response"),
+    ("redis/", "redis-py (all calls)"),
     ("json/__init__.py:loads", "json.loads (all calls)"),
     ("json/__init__.py:dumps", "json.dumps (all calls)"),
+    ("canonical.py:stringify", "stringify (all calls)"),
 )
+
+
+def py_spy() -> str | None:
+    """The py-spy executable: beside this Python (a virtualenv's bin), else on ``PATH``."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
 def available() -> bool:
-    """Whether pyinstrument is installed."""
-    try:
-        import pyinstrument  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether py-spy is installed."""
+    return py_spy() is not None
 
 
-def install_signal_profiler(out: Path) -> None:
-    """On the running loop: SIGUSR1 starts sampling, SIGUSR2 stops it and writes the reports."""
-    import asyncio
-
-    from pyinstrument import Profiler
-
-    loop = asyncio.get_running_loop()
-    state: dict[str, Any] = {}
-
-    def start() -> None:
-        profiler = Profiler(interval=INTERVAL, async_mode="disabled")
-        profiler.start()
-        state["profiler"] = profiler
-
-    def stop() -> None:
-        profiler = state.pop("profiler", None)
-        if profiler is None:
-            return
-        session = profiler.stop()
-        out.with_suffix(".txt").write_text(profiler.output_text(unicode=True, show_all=False))
-        profiler.write_html(out.with_suffix(".html"))
-        session.save(str(out.with_suffix(".pyisession")))
-        out.with_suffix(".json").write_text(json.dumps(summarise(session.root_frame()), indent=1))
-
-    loop.add_signal_handler(signal.SIGUSR1, start)
-    loop.add_signal_handler(signal.SIGUSR2, stop)
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """Start sampling ``pid`` for ``seconds`` into ``out`` (collapsed stacks); wait on the result."""
+    executable = py_spy()
+    if executable is None:
+        raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    return subprocess.Popen(
+        [executable, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(RATE),
+         "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
-def _area(path: str | None) -> str:
-    path = path or ""
+def _parse_frame(frame: str) -> tuple[str, str]:
+    """``"function (file:line)"`` → ``(function, file)``."""
+    function, _, location = frame.rpartition(" (")
+    if not function:
+        return frame, ""
+    return function, location.rstrip(")").rpartition(":")[0]
+
+
+def _area(path: str) -> str:
     for needle, area in _AREAS:
         if needle in path:
             return area
-    return "other"
+    return "other (stdlib and the rest)"
 
 
-def summarise(root: Any) -> dict[str, Any]:
-    """CPU by area (self time) and the inclusive time of the functions that matter (``root`` is a
-    pyinstrument frame)."""
-    areas: dict[str, float] = {}
-    inclusive: dict[str, float] = {}
+def summarise(collapsed: str) -> dict[str, Any]:
+    """Areas (self time), steps (inclusive time) and the top self-time functions of a py-spy raw
+    (collapsed stacks) profile, as shares of all samples."""
+    areas: dict[str, int] = {}
+    steps: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_parse_frame(f) for f in stack.split(";")]
+        function, path = frames[-1]
+        areas[_area(path)] = areas.get(_area(path), 0) + count
+        leaf = f"{function} ({path})"
+        own[leaf] = own.get(leaf, 0) + count
+        seen: set[str] = set()
+        for function, path in frames:
+            key = f"{path}:{function}"
+            for needle, label in _FUNCTIONS:
+                if needle in key and label not in seen:
+                    seen.add(label)
+                    steps[label] = steps.get(label, 0) + count
 
-    def walk(frame: Any, on_path: frozenset[str], parent_area: str) -> None:
-        children = list(frame.children)
-        own = frame.time - sum(child.time for child in children)
-        path = frame.file_path or ""
-        # pyinstrument's synthetic "[self]" frames and C functions ("<built-in>") belong to the code
-        # that called them: time in libsodium called from nacl/ is crypto, json.loads' C scanner JSON.
-        synthetic = frame.is_synthetic or not path or path.startswith("<")
-        area = parent_area if synthetic else _area(path)
-        areas[area] = areas.get(area, 0.0) + own
-        key = f"{path}:{frame.function}"
-        counted = on_path
-        for needle, label in _FUNCTIONS:
-            if needle in key and label not in on_path:
-                inclusive[label] = inclusive.get(label, 0.0) + frame.time
-                counted = counted | {label}
-        for child in children:
-            walk(child, counted, area)
+    def shares(counts: dict[str, int], limit: int | None = None) -> dict[str, float]:
+        ordered = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+        return {k: round(v / total, 4) for k, v in ordered} if total else {}
 
-    if root is not None:
-        walk(root, frozenset(), "other")
-    idle = areas.pop("idle (waiting in epoll)", 0.0)
-    busy = sum(areas.values())
-    return {
-        "sampled_seconds": busy + idle,
-        "busy_seconds": busy,
-        "idle_seconds": idle,
-        "areas": {k: round(v / busy, 4) for k, v in sorted(areas.items(), key=lambda kv: -kv[1])} if busy else {},
-        "functions": {k: round(v / busy, 4) for k, v in sorted(inclusive.items(), key=lambda kv: -kv[1])} if busy else {},
-    }
+    return {"samples": total, "areas": shares(areas), "functions": shares(steps), "top": shares(own, 25)}
+
+
+def write_text(summary: dict[str, Any], path: Path, header: str) -> None:
+    """The summary as a plain-text report."""
+    lines = [header, f"{summary['samples']} samples of CPU (idle excluded)", ""]
+    for title, key in (("CPU by area (self time)", "areas"), ("CPU by step (inclusive)", "functions"),
+                       ("functions with the most self time", "top")):
+        lines.append(title)
+        lines += [f"  {share:6.1%}  {name}" for name, share in summary[key].items()]
+        lines.append("")
+    path.write_text("\n".join(lines))

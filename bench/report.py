@@ -154,5 +154,5 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
     pr = results.get("profile", {})
     if pr.get("areas"):
         top = ", ".join(f"{k} {v:.0%}" for k, v in list(pr["areas"].items())[:8])
-        row(f"| submit profile, CPU by area (pyinstrument) | {top} | |")
+        row(f"| submit profile, CPU by area (py-spy) | {top} | |")
     return "\n".join(lines) + "\n"

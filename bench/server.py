@@ -1,14 +1,12 @@
 """One delivery-service process for the benchmarks, run as production runs ``ensign delivery``.
 
-    python -m bench.server SPEC_JSON PORT [--profile OUT_PREFIX]
+    python -m bench.server SPEC_JSON PORT
 
 Same app (:func:`delivery.app.create_app`), same Redis client (:func:`ensign.serve.open_redis`),
 same logging (JSON lines at INFO on stderr, secrets redacted, no access log: the app logs each
 request itself), same serving loop (:func:`ensign.serve.serve`, stops on SIGTERM). Only the
 directory differs: :class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every
-name lookup is a cache hit. ``--profile`` samples the process with pyinstrument while it serves
-between SIGUSR1 and SIGUSR2 and writes ``OUT_PREFIX.txt`` (call tree), ``.html`` and ``.json``
-(CPU by area and by function, see :mod:`bench.profiling`).
+name lookup is a cache hit.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("spec", type=Path)
     parser.add_argument("port", type=int)
-    parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
 
     from delivery.logs import configure_logging
@@ -53,10 +50,6 @@ def main() -> None:
             await redis.aclose()
 
         app.on_cleanup.append(close)
-        if args.profile is not None:
-            from bench.profiling import install_signal_profiler
-
-            install_signal_profiler(args.profile)
         return app
 
     asyncio.run(

@@ -48,10 +48,8 @@ class ServiceProcess:
     _log: IO[bytes] | None = None
 
     @classmethod
-    def delivery(cls, spec: Path, port: int, workdir: Path, *, profile: Path | None = None) -> ServiceProcess:
+    def delivery(cls, spec: Path, port: int, workdir: Path) -> ServiceProcess:
         argv = [sys.executable, "-m", "bench.server", str(spec), str(port)]
-        if profile is not None:
-            argv += ["--profile", str(profile)]
         return cls(f"delivery:{port}", argv, port, workdir / f"delivery-{port}.log", ready_path="/hello")
 
     @property
@@ -61,7 +59,8 @@ class ServiceProcess:
 
     async def start(self) -> ServiceProcess:
         self._log = self.log_path.open("wb")
-        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, **self.env, "PYTHONPATH": path}
         self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT
         async with aiohttp.ClientSession() as http:

@@ -10,7 +10,7 @@
   stored envelope, insert it with the queue's script (``connections`` inserts in flight).
   Parsing the envelope and its schema are left out: they are the service's overhead too.
 * **scale** — two service processes behind the same Redis, the load spread over both.
-* **profile** — a third process sampled with pyinstrument under the closed loop.
+* **profile** — a third process sampled with py-spy under the closed loop.
 
 Between runs the queues are emptied, so the pool's envelopes are new deliveries again (a message
 resubmitted after it left the queue is stored anew, with a new postmark).
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import statistics
 import time
 from typing import Any
@@ -252,26 +251,27 @@ async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes], 
 
 
 async def run_profile(suite: Suite, requests: list[bytes]) -> dict[str, Any]:
-    """pyinstrument in a fresh service process during a closed-loop run; the summary of its JSON."""
+    """py-spy on a fresh service process during a closed-loop run; the summary of its samples."""
     if not profiling.available():
-        return {"skipped": "pyinstrument is not installed (pip install pyinstrument)"}
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
     d = suite.durations
-    out = suite.results_dir / "profile-submit"
-    for suffix in (".json", ".txt", ".html", ".pyisession"):
-        out.with_suffix(suffix).unlink(missing_ok=True)
-    server = await suite.start_delivery(profile=out)
+    collapsed = suite.results_dir / "profile-submit.collapsed"
+    collapsed.unlink(missing_ok=True)
+    server = await suite.start_delivery()
     try:
         await warm_up(suite, [server], requests)
-        server.signal(signal.SIGUSR1)
-        await asyncio.sleep(0.1)
+        spy = profiling.record(server.pid, d.phase, collapsed)
         result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
-        server.signal(signal.SIGUSR2)
-        deadline = time.monotonic() + 60
-        while not out.with_suffix(".json").exists() and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        summary: dict[str, Any] = json.loads(out.with_suffix(".json").read_text())
+        _, errors = await asyncio.to_thread(spy.communicate)
+        if spy.returncode != 0 or not collapsed.exists():
+            return {"skipped": f"py-spy failed: {errors.decode(errors='replace').strip()[-300:]}"}
+        summary = profiling.summarise(collapsed.read_text())
         summary["rate_while_profiled"] = round(result.rate, 1)
-        summary["files"] = [str(out.with_suffix(suffix)) for suffix in (".txt", ".html")]
+        summary["server_cpu_us_per_msg"] = _summary(result, cpu).get("server_cpu_us_per_msg")
+        text = collapsed.with_suffix(".txt")
+        profiling.write_text(summary, text, f"submit path, closed loop of {d.connections} clients, "
+                                            f"{summary['rate_while_profiled']} msg/s while sampled")
+        summary["files"] = [str(text), str(collapsed)]
         await suite.clear_queues()
         return summary
     finally:

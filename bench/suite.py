@@ -90,8 +90,8 @@ class Suite:
     def prebuilt(self) -> list[bytes]:
         return [build_request("POST", "/rpc", e.body) for e in self.envelopes]
 
-    async def start_delivery(self, *, profile: Path | None = None) -> ServiceProcess:
-        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, profile=profile)
+    async def start_delivery(self) -> ServiceProcess:
+        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir)
         self.processes.append(process)
         return await process.start()
 
