@@ -158,6 +158,7 @@ async def queued_memory(suite: Suite, sample: int = 32) -> dict[str, Any]:
         return {}
     return {
         "messages": messages,
+        "per_queue": round(messages / sample),
         "redis_bytes_per_msg": round(memory / messages),
         "envelope_bytes": round(envelope_bytes / messages),
         "ratio": round(memory / envelope_bytes, 3),
