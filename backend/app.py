@@ -22,7 +22,7 @@ from backend.store import ProfileStore
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
-from ensign.web import cors_middleware, error_middleware
+from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
 __all__ = ["create_app", "CLIENT_MAX_SIZE"]
 
@@ -55,7 +55,7 @@ def create_app(settings: BackendSettings, *, redis: RedisClient | None = None) -
     """
     domains = Domains(settings.addr_domains, settings.user_domains)
     app = web.Application(
-        middlewares=[cors_middleware(), error_middleware],
+        middlewares=[request_log_middleware(), cors_middleware(), error_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[settings_key] = settings

@@ -36,7 +36,7 @@ RATE = 250  # samples per second
 # First match wins: (substring of "file", area). py-spy shows paths relative to their sys.path entry.
 _AREAS: tuple[tuple[str, str], ...] = (
     ("logging/", "logging"),
-    ("delivery/logs.py", "logging"),
+    ("ensign/logs.py", "logging"),
     ("ensign/serve.py", "logging"),
     ("json/", "JSON codec (stdlib json)"),
     ("nacl/", "crypto (PyNaCl / libsodium)"),
@@ -63,7 +63,7 @@ _AREAS: tuple[tuple[str, str], ...] = (
 _FUNCTIONS: tuple[tuple[str, str], ...] = (
     ("web_protocol.py:RequestHandler.data_received", "aiohttp: read and parse requests"),
     ("web_protocol.py:RequestHandler._handle_request", "aiohttp: handler, middlewares, response"),
-    ("web_ops.py:request_context_middleware", "request_context_middleware (request id, metrics, log line)"),
+    ("web.py:request_log", "request_log_middleware (request id, metrics, log line)"),
     ("web_rpc.py:rpc", "web_rpc.rpc (JSON-RPC handler)"),
     ("intake.py:Intake.submit", "Intake.submit (the whole pipeline)"),
     ("canonical.py:canonical_size", "canonical_size(envelope)"),

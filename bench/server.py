@@ -29,13 +29,12 @@ def main() -> None:
     parser.add_argument("port", type=int)
     args = parser.parse_args()
 
-    from delivery.logs import configure_logging
-    from ensign.serve import redact_logs, serve
+    from ensign.logs import configure_logging
+    from ensign.serve import serve
 
     spec = ServiceSpec.load(args.spec)
     settings = spec.settings(args.port)
-    configure_logging(settings.log_level)
-    redact_logs(REDIS_URL=settings.redis.url)
+    configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url})
 
     async def build() -> web.Application:
         from delivery.app import create_app
@@ -53,8 +52,7 @@ def main() -> None:
         return app
 
     asyncio.run(
-        serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT",
-              access_log=False)
+        serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT")
     )
 
 

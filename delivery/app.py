@@ -19,12 +19,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 
 from ensign.config import DeliverySettings
 from ensign.redis_client import RedisClient
-from ensign.web import cors_middleware, error_middleware
+from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
 from . import web_accounts, web_auth, web_inbox, web_ops, web_rpc
 from .accounts import Accounts
 from .intake import Intake
-from .logs import install_request_id_factory
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, system_clock
 from .push import attach_socket_server
@@ -68,14 +67,17 @@ def create_app(
     :param clock: seconds since the epoch; default the wall clock.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.
     """
-    install_request_id_factory()
+    metrics = DeliveryMetrics()
+
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        metrics.request_seconds.labels(method, route, str(status)).observe(seconds)
+
     app = web.Application(
-        middlewares=[web_ops.request_context_middleware, cors_middleware(), error_middleware],
+        middlewares=[request_log_middleware(observe), cors_middleware(), error_middleware],
         client_max_size=2 * settings.message_size_limit + BODY_OVERHEAD,
     )
     prefix = settings.redis.prefix
     queue = MessageQueue(redis, prefix=prefix)
-    metrics = DeliveryMetrics()
     accounts = Accounts(
         redis,
         queue,

@@ -1,17 +1,14 @@
-"""Operations: ``/health``, ``/metrics``, ``/hello``, and the request-id / latency middleware."""
+"""Operations: ``/health``, ``/metrics``, ``/hello``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import redis.exceptions
 from aiohttp import web
 
-from ensign.web import Handler
 
-from .logs import REQUEST_ID_HEADER, new_request_id, request_id_var
 from .metrics import CONTENT_TYPE_LATEST
 from .state import chain_key, metrics_key, redis_key
 
@@ -53,30 +50,3 @@ async def metrics(request: web.Request) -> web.Response:
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
-
-@web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id (logs, response header) and record its latency by route template."""
-    request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
-    token = request_id_var.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        elapsed = time.perf_counter() - started
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        request.app[metrics_key].request_seconds.labels(request.method, route, str(status)).observe(elapsed)
-        log.info(
-            "%s %s %d", request.method, route, status,
-            extra={"status": status, "ms": round(elapsed * 1000, 1)},
-        )
-        request_id_var.reset(token)

@@ -114,12 +114,12 @@ def _backend(args: argparse.Namespace) -> int:
     import asyncio
 
     from ensign.config import BackendSettings
-    from ensign.serve import backend_app, configure_logging, redact_logs, serve
+    from ensign.logs import configure_logging
+    from ensign.serve import backend_app, serve
 
     settings = BackendSettings.from_env()
     app = backend_app(settings)
-    configure_logging(settings.log_level)
-    redact_logs(REDIS_URL=settings.redis.url)
+    configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url})
     asyncio.run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT"))
     return 0
 
@@ -128,7 +128,8 @@ def _resolver(args: argparse.Namespace) -> int:
     import asyncio
 
     from ensign.config import GatewaySettings
-    from ensign.serve import configure_logging, gateway_app, serve
+    from ensign.logs import configure_logging
+    from ensign.serve import gateway_app, serve
 
     settings = GatewaySettings.from_env()
     app = gateway_app(settings)
@@ -140,15 +141,14 @@ def _resolver(args: argparse.Namespace) -> int:
 def _delivery(args: argparse.Namespace) -> int:
     import asyncio
 
-    from delivery.logs import configure_logging
     from ensign.config import DeliverySettings
-    from ensign.serve import delivery_app, redact_logs, serve
+    from ensign.logs import configure_logging
+    from ensign.serve import delivery_app, serve
 
     settings = DeliverySettings.from_env()
     build = delivery_app(settings)
     # JSON lines carrying each request's id; the app's middleware logs every request itself.
-    configure_logging(settings.log_level)
-    redact_logs(REDIS_URL=settings.redis.url, ETH_RPC_URL=settings.chain.rpc_url)
+    configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url, "ETH_RPC_URL": settings.chain.rpc_url})
     asyncio.run(
         serve(
             build,
@@ -156,7 +156,6 @@ def _delivery(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             port_variable="DELIVERY_PORT",
-            access_log=False,
         )
     )
     return 0

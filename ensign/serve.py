@@ -41,8 +41,6 @@ from ensign.redis_client import open_redis
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
-    "configure_logging",
-    "redact_logs",
     "require_redis",
     "require_chain",
     "serve",
@@ -64,43 +62,6 @@ _CONNECT_ATTEMPTS = 5
 _ATTEMPT_TIMEOUT = 10.0
 
 AppSource = web.Application | Callable[[], Awaitable[web.Application]]
-
-
-def configure_logging(level: str) -> None:
-    """Log records at ``level`` and above to stderr as ``time level logger: message`` lines."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces each given secret in a record's message with a placeholder naming its variable.
-
-    Libraries log their endpoints (web3 logs the RPC URL when it disconnects, at INFO), and URLs
-    may carry an API key or a password; the placeholder keeps the line useful without them.
-    """
-
-    def __init__(self, secrets: dict[str, str | None]) -> None:
-        super().__init__()
-        self._secrets = {value: f"<{name}>" for name, value in secrets.items() if value}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = message
-        for secret, placeholder in self._secrets.items():
-            redacted = redacted.replace(secret, placeholder)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-def redact_logs(**secrets: str | None) -> None:
-    """Redact ``NAME=value`` secrets from everything the root logger's handlers write."""
-    redacting = RedactingFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redacting)
 
 
 def require_redis(settings: RedisSettings, service: str) -> str:
@@ -202,7 +163,6 @@ async def serve(
     port: int,
     port_variable: str,
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
-    access_log: bool = True,
 ) -> None:
     """Serve an app on ``host:port`` until SIGTERM or SIGINT, then stop gracefully.
 
@@ -214,7 +174,6 @@ async def serve(
     :param port: TCP port; ``0`` lets the OS choose (the log line says which)
     :param port_variable: the variable ``port`` came from, named if the port is taken
     :param shutdown_timeout: seconds requests in flight get after the signal (default 10)
-    :param access_log: log each request through ``aiohttp.access`` (default on)
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -231,7 +190,8 @@ async def serve(
             return
         runner = web.AppRunner(
             app,
-            access_log=logging.getLogger("aiohttp.access") if access_log else None,
+            # Each app logs its requests itself (ensign.web.request_log_middleware), with ids.
+            access_log=None,
             shutdown_timeout=shutdown_timeout,
         )
         try:

@@ -27,16 +27,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar, overload
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ensign.errors import EnsignError, InvalidRequest
+from ensign.logs import REQUEST_ID_HEADER, install_request_id_factory, new_request_id, request_id_var
 from ensign.redis_client import REDIS_UNAVAILABLE
 
-__all__ = ["Handler", "Middleware", "error_middleware", "error_response", "read_json", "cors_middleware"]
+__all__ = [
+    "Handler",
+    "Middleware",
+    "RequestObserver",
+    "cors_middleware",
+    "error_middleware",
+    "error_response",
+    "read_json",
+    "request_log_middleware",
+]
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +220,49 @@ def cors_middleware(
         return response
 
     return middleware
+
+
+RequestObserver = Callable[[str, str, int, float], None]
+"""Called once per request with (method, route template, status, seconds), e.g. to feed metrics."""
+
+_request_log = logging.getLogger("ensign.request")
+
+
+def request_log_middleware(observe: RequestObserver | None = None) -> Middleware:
+    """Give each request an id and log one line for it (method, route template, status, ms).
+
+    The id is the client's ``X-Request-Id`` when it is a plain short token, otherwise a new one; it
+    is echoed in the response and stamped on every log line written while the request is handled.
+    Place it first, so the line records the status the error middleware produced.
+
+    :param observe: also told about every request (the delivery service records latency metrics)
+    """
+    install_request_id_factory()
+
+    @web.middleware
+    async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            if not response.prepared:
+                response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            if observe is not None:
+                observe(request.method, route, status, elapsed)
+            _request_log.info(
+                "%s %s %d", request.method, route, status, extra={"status": status, "ms": round(elapsed * 1000, 1)}
+            )
+            request_id_var.reset(token)
+
+    return request_log

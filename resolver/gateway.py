@@ -56,7 +56,7 @@ from eth_account.signers.local import LocalAccount
 
 from ensign.config import GatewaySettings
 from ensign.errors import InvalidRequest, NotFound
-from ensign.web import cors_middleware, error_middleware, read_json
+from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
 from resolver import ccip
 from resolver.records import BackendRecordSource, NameRecords, RecordSource
 
@@ -235,7 +235,7 @@ def create_app(
         fetches whatever URLs the query names, so enable it only for the embedded dev stack.
     """
     signer: LocalAccount = Account.from_key(settings.signer_key)
-    app = web.Application(middlewares=[cors_middleware("*"), error_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[request_log_middleware(), cors_middleware("*"), error_middleware], client_max_size=MAX_BODY_BYTES)
     app[settings_key] = settings
     app[signer_key] = signer
     app[variant_key] = ccip.CcipVariant(settings.answer_format)

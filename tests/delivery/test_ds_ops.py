@@ -19,7 +19,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.app import create_app
-from delivery.logs import JsonFormatter
+from ensign.logs import JsonFormatter
 
 
 class BrokenChain(MemoryChain):

@@ -1,11 +1,15 @@
-"""Structured logs: one JSON object per line, each request's lines carrying its request id.
+"""Structured logs for every Ensign service: one JSON object per line, each request's lines
+carrying its request id.
 
 The request id is the client's ``X-Request-Id`` header when it is a short token, otherwise a fresh
 one; it is echoed in the response header of the same name. It lives in a context variable, so any
 log line written while handling the request (intake, Redis errors) carries it.
 
 What is never logged: tokens, challenges, signatures, keys, envelope contents, message bodies.
-Handlers log names, addresses, message ids, sizes and error codes only.
+Handlers log names, addresses, message ids, sizes and error codes only. Connection URLs
+(``REDIS_URL``, ``ETH_RPC_URL``) may carry passwords or API keys and libraries log them (web3 logs
+the RPC URL at INFO when it disconnects), so the formatter replaces them in the finished line —
+message, extra fields and traceback alike — with a placeholder naming the variable.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -32,7 +37,21 @@ def new_request_id(client_value: str | None) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "msg", "request_id"?, …extra}`` per line."""
+    """``{"ts", "level", "logger", "msg", "request_id"?, …extra, "exc"?}`` per line.
+
+    :param redact: ``{variable name: secret value}``; each value is replaced by ``<NAME>`` wherever
+        it appears in the line (``None`` values are ignored).
+    """
+
+    def __init__(self, redact: Mapping[str, str | None] | None = None) -> None:
+        super().__init__()
+        self._redactions: list[tuple[str, str]] = []
+        for name, value in (redact or {}).items():
+            if value:
+                placeholder = f"<{name}>"
+                # The raw value and its JSON-escaped form: the line is JSON.
+                self._redactions.append((json.dumps(value, ensure_ascii=False)[1:-1], placeholder))
+                self._redactions.append((value, placeholder))
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -49,7 +68,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        line = json.dumps(entry, ensure_ascii=False)
+        for secret, placeholder in self._redactions:
+            line = line.replace(secret, placeholder)
+        return line
 
 
 _installed = False
@@ -77,10 +99,13 @@ def install_request_id_factory() -> None:
     _installed = True
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as JSON lines (the service entry point calls this once)."""
+def configure_logging(level: str = "INFO", *, redact: Mapping[str, str | None] | None = None) -> None:
+    """Send every log record to stderr as JSON lines (each service's entry point calls this once).
+
+    :param redact: secrets to keep out of every line, ``{variable name: value}`` (see :class:`JsonFormatter`)
+    """
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

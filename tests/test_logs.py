@@ -1,0 +1,74 @@
+"""Structured logs shared by the three services: JSON lines, request ids, secrets kept out."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from ensign.logs import JsonFormatter
+from ensign.web import request_log_middleware
+
+SECRET_URL = "redis://:hunter2-password@redis.internal:6379/0"
+
+
+def record(message: str, *args: object, exc: BaseException | None = None, **extra: object) -> logging.LogRecord:
+    made = logging.makeLogRecord({"name": "t", "levelname": "INFO", "msg": message, "args": args, **extra})
+    if exc is not None:
+        made.exc_info = (type(exc), exc, exc.__traceback__)
+    return made
+
+
+def test_a_secret_url_is_replaced_in_the_message_extras_and_traceback() -> None:
+    formatter = JsonFormatter({"REDIS_URL": SECRET_URL, "ETH_RPC_URL": None})
+    try:
+        raise ConnectionError(f"cannot reach {SECRET_URL}")
+    except ConnectionError as error:
+        line = formatter.format(record("connecting to %s", SECRET_URL, exc=error, endpoint=SECRET_URL))
+    assert "hunter2" not in line
+    entry = json.loads(line)
+    assert entry["msg"] == "connecting to <REDIS_URL>"
+    assert entry["endpoint"] == "<REDIS_URL>"
+    assert "cannot reach <REDIS_URL>" in entry["exc"]
+
+
+def test_a_secret_that_json_escapes_is_still_replaced() -> None:
+    quoted = 'https://node.example/key"with\\quote'
+    line = JsonFormatter({"ETH_RPC_URL": quoted}).format(record("rpc %s", quoted))
+    assert json.loads(line)["msg"] == "rpc <ETH_RPC_URL>"
+
+
+def test_lines_without_secrets_are_unchanged_json() -> None:
+    entry = json.loads(JsonFormatter().format(record("plain %d", 3, status=200)))
+    assert entry["msg"] == "plain 3" and entry["status"] == 200 and entry["level"] == "INFO"
+
+
+async def test_every_request_gets_an_id_echoed_and_stamped_on_its_log_lines(aiohttp_client, caplog) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        logging.getLogger("handler").info("inside the handler")
+        return web.json_response({"ok": True})
+
+    seen: list[tuple[str, str, int]] = []
+    app = web.Application(middlewares=[request_log_middleware(lambda m, r, s, _: seen.append((m, r, s)))])
+    app.router.add_get("/hello/{name}", hello)
+    client = await aiohttp_client(app)
+
+    caplog.set_level(logging.INFO)
+    response = await client.get("/hello/alice", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    inside = [r for r in caplog.records if r.getMessage() == "inside the handler"]
+    assert inside and inside[0].request_id == "abc-123"
+    assert seen == [("GET", "/hello/{name}", 200)]
+
+    response = await client.get("/hello/bob", headers={"X-Request-Id": "not a token!"})
+    generated = response.headers["X-Request-Id"]
+    assert generated != "not a token!" and len(generated) == 32
+
+
+async def test_unmatched_routes_are_logged_with_their_status(aiohttp_client, caplog) -> None:
+    app = web.Application(middlewares=[request_log_middleware()])
+    client = await aiohttp_client(app)
+    caplog.set_level(logging.INFO, logger="ensign.request")
+    assert (await client.get("/nowhere")).status == 404
+    assert [r.getMessage() for r in caplog.records if r.name == "ensign.request"] == ["GET unmatched 404"]
