@@ -1,0 +1,150 @@
+"""The benchmark suite's own tools (``bench/``): the load generator, the profile summary, the
+verdicts, the cleanup. No timings are asserted: these check that the bench counts and reports
+what happened, so its figures can be trusted."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bench.fixtures import delete_prefix
+from bench.httpload import build_request, closed_loop, open_connections, open_loop, percentile
+from bench.profiling import summarise
+from bench.report import derive, markdown
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0
+    assert percentile([], 0.5) == 0.0
+
+
+async def _server() -> TestServer:
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        status = 404 if request.path == "/missing" else 200
+        return web.Response(body=body[::-1], status=status)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_closed_loop_counts_every_answer_and_its_status() -> None:
+    server = await _server()
+    try:
+        conns = await open_connections([("127.0.0.1", server.port)], 4)
+        requests = [build_request("POST", "/missing" if i % 5 == 0 else "/ok", b"x" * (i + 1)) for i in range(50)]
+        result = await closed_loop(conns, requests.__getitem__, duration=60, limit=len(requests))
+        for conn in conns:
+            conn.close()
+    finally:
+        await server.close()
+    assert result.sent == result.completed == 50
+    assert result.statuses == {200: 40, 404: 10}
+    assert result.errors == 10
+    assert len(result.latencies) == 50
+
+
+async def test_open_loop_sends_exactly_count_requests_and_reads_their_bodies() -> None:
+    server = await _server()
+    bodies: list[bytes] = []
+    scheduled: list[int] = []
+    try:
+        conns = await open_connections([("127.0.0.1", server.port)], 2)
+        requests = [build_request("POST", "/ok", f"request {i}".encode()) for i in range(30)]
+
+        def request(i: int) -> bytes:
+            return requests[i]
+
+        result = await open_loop(conns, request, rate=500.0, count=30, on_sent=lambda i, at: scheduled.append(i))
+        # The same connections still work after the run: answers were read to their end.
+        done: Any = []
+        conns[0].send(build_request("POST", "/ok", b"abc"), lambda status, body: done.append((status, body)))
+        while not done:
+            await asyncio.sleep(0.01)
+        bodies.append(done[0][1])
+        for conn in conns:
+            conn.close()
+    finally:
+        await server.close()
+    assert result.sent == result.completed == 30
+    assert result.statuses == {200: 30}
+    assert scheduled == list(range(30))
+    assert bodies == [b"cba"]
+
+
+def test_profile_summary_shares_self_and_inclusive_time() -> None:
+    collapsed = "\n".join(
+        [
+            "main (bench/server.py:1);Intake.submit (delivery/intake.py:10);verify (ensign/protocol/crypto.py:5);"
+            "crypto_sign_open (nacl/bindings/crypto_sign.py:90) 6",
+            "main (bench/server.py:1);Intake.submit (delivery/intake.py:10);"
+            "MessageQueue.enqueue (delivery/queue.py:300);Redis.execute_command (redis/asyncio/client.py:9) 3",
+            "main (bench/server.py:1);_SelectorSocketTransport.write (asyncio/selector_events.py:1) 1",
+            "not a sample line",
+        ]
+    )
+    summary = summarise(collapsed)
+    assert summary["samples"] == 10
+    assert summary["areas"] == {
+        "crypto (PyNaCl / libsodium)": 0.6,
+        "Redis client (redis-py)": 0.3,
+        "event loop (asyncio)": 0.1,
+    }
+    assert summary["functions"]["Intake.submit (the whole pipeline)"] == 0.9
+    assert summary["functions"]["MessageQueue.enqueue (EVALSHA)"] == 0.3
+    assert summary["top"]["crypto_sign_open (nacl/bindings/crypto_sign.py)"] == 0.6
+
+
+def test_verdicts_compare_with_the_targets() -> None:
+    results: dict[str, Any] = {
+        "submit": {
+            "max": {"rate": 3000.0, "server_cpu_us_per_msg": 330.0, "connections": 64},
+            "loads": [{"fraction": 0.75, "p99_ms": 30.0, "p50_ms": 5.0, "rate": 2250.0, "offered_rate": 2250.0,
+                       "errors": 0}],
+        },
+        "floor": {"cpu_us_per_msg": 200.0, "rate": 4000.0, "steps_us": {}},
+        "inbox": {
+            "one_ack": [
+                {"queued": 1000, "queue_ack_p50_us": 100.0, "bulk_ack_us_per_id": 4.0, "http_ack_p50_ms": 1.0,
+                 "http_fetch_page_p50_ms": 5.0},
+                {"queued": 100000, "queue_ack_p50_us": 110.0, "bulk_ack_us_per_id": 8.0, "http_ack_p50_ms": 1.0,
+                 "http_fetch_page_p50_ms": 5.0},
+            ],
+            "memory_big_queue": {"messages": 100000, "redis_bytes_per_msg": 7600, "envelope_bytes": 6200,
+                                 "ratio": 1.23},
+        },
+    }
+    derived = derive(results)
+    checks = {name: check["ok"] for name, check in derived["checks"].items()}
+    assert checks == {
+        "submit_rate": True,
+        "p99_at_75_ms": False,
+        "cost_over_floor": False,  # 1.65×
+        "ack_growth": False,  # 400 ids per call got twice as slow
+        "memory_over_envelope": True,
+    }
+    assert derived["cost_over_floor"] == 1.65
+    assert derived["ack_growth"] == 2.0
+    table = markdown(results, derived)
+    assert "**3,000 msg/s**" in table and "**missed**" in table
+
+
+async def test_delete_prefix_deletes_only_keys_under_it(redis: aioredis.Redis, redis_prefix: str) -> None:
+    mine, other = f"{redis_prefix}bench:", f"{redis_prefix}kept:"
+    pipe = redis.pipeline(transaction=False)
+    for i in range(1200):  # more than one SCAN page and one UNLINK batch
+        pipe.set(f"{mine}{i}", b"x")
+    pipe.set(f"{other}1", b"y")
+    await pipe.execute()
+    assert await delete_prefix(redis, mine) == 1200
+    assert [k async for k in redis.scan_iter(match=f"{redis_prefix}*")] == [f"{other}1".encode()]
