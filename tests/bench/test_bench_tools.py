@@ -41,7 +41,7 @@ async def _server() -> TestServer:
 async def test_closed_loop_counts_every_answer_and_its_status() -> None:
     server = await _server()
     try:
-        conns = await open_connections([("127.0.0.1", server.port)], 4)
+        conns = await open_connections([("127.0.0.1", int(server.port or 0))], 4)
         requests = [build_request("POST", "/missing" if i % 5 == 0 else "/ok", b"x" * (i + 1)) for i in range(50)]
         result = await closed_loop(conns, requests.__getitem__, duration=60, limit=len(requests))
         for conn in conns:
@@ -59,7 +59,7 @@ async def test_open_loop_sends_exactly_count_requests_and_reads_their_bodies() -
     bodies: list[bytes] = []
     scheduled: list[int] = []
     try:
-        conns = await open_connections([("127.0.0.1", server.port)], 2)
+        conns = await open_connections([("127.0.0.1", int(server.port or 0))], 2)
         requests = [build_request("POST", "/ok", f"request {i}".encode()) for i in range(30)]
 
         def request(i: int) -> bytes:
