@@ -22,42 +22,12 @@ from backend.app import create_app as create_backend
 from ensign.config import BackendSettings, ChainSettings, GatewaySettings, RedisSettings
 from ensign.devchain import DevChain
 from ensign.protocol.crypto import sign
-from ensign.protocol.keys import ProfileKeys, profile_keys_from_wallet
-from ensign.protocol.models import SignedUserProfile, UserProfile
-from ensign.protocol.profile import sign_profile
+from ensign.protocol.models import SignedUserProfile
 from resolver.gateway import create_app as create_gateway
 from resolver.lookup import NameLookup, open_lookup
+from tests.wallets import ADDR_DOMAIN, USER_DOMAIN, Wallet
 
-ADDR_DOMAIN = "addr.ensign.eth"
-USER_DOMAIN = "user.ensign.eth"
 PROFILE_KEY = "network.dm3.profile"
-
-
-@dataclass
-class User:
-    """A wallet with its dm3 keys, as a dm3 client holds them."""
-
-    private_key: str
-    address: str
-    keys: ProfileKeys
-
-    @classmethod
-    def create(cls) -> User:
-        account = Account.create()
-        private_key = "0x" + bytes(account.key).hex()
-        return cls(private_key, account.address, profile_keys_from_wallet(private_key))
-
-    @property
-    def address_name(self) -> str:
-        return f"{self.address.lower()}.{ADDR_DOMAIN}"
-
-    def profile(self, *delivery_services: str) -> SignedUserProfile:
-        profile = UserProfile(
-            public_encryption_key=self.keys.encryption.public_key,
-            public_signing_key=self.keys.signing.public_key,
-            delivery_services=delivery_services or ("ds.ensign.eth",),
-        )
-        return sign_profile(self.private_key, profile)
 
 
 @dataclass
@@ -69,13 +39,13 @@ class Stack:
     http: aiohttp.ClientSession
     signer: Any
 
-    async def register(self, user: User, signed: SignedUserProfile | None = None) -> aiohttp.ClientResponse:
+    async def register(self, user: Wallet, signed: SignedUserProfile | None = None) -> aiohttp.ClientResponse:
         body = {"signedUserProfile": (signed or user.profile()).to_json(), "address": user.address, "subdomain": ADDR_DOMAIN}
         async with self.http.post(self.backend.make_url("/profile/address"), json=body) as response:
             await response.read()
             return response
 
-    async def claim(self, user: User, alias: str) -> None:
+    async def claim(self, user: Wallet, alias: str) -> None:
         body = {
             "signature": sign(user.keys.signing.secret_key, "alias: " + alias),
             "addressName": user.address_name,

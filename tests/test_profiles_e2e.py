@@ -25,14 +25,15 @@ from ensign.protocol.profile import profile_json_data_uri
 from resolver import ccip
 from resolver.gateway import create_app as create_gateway
 
-from tests.stack import ADDR_DOMAIN, PROFILE_KEY, USER_DOMAIN, Stack, User
+from tests.stack import PROFILE_KEY, Stack
+from tests.wallets import ADDR_DOMAIN, USER_DOMAIN, Wallet
 
 
 # -- resolution -----------------------------------------------------------------------------------
 
 
 async def test_registered_profile_resolves_through_web3_ens_and_the_lookup(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     signed = alice.profile()
     response = await stack.register(alice, signed)
     assert response.status == 200
@@ -51,7 +52,7 @@ async def test_registered_profile_resolves_through_web3_ens_and_the_lookup(stack
 
 
 async def test_alias_under_the_user_domain_resolves_by_wildcard(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     signed = alice.profile()
     assert (await stack.register(alice, signed)).status == 200
     alias = f"alice{alice.address[2:8].lower()}.{USER_DOMAIN}"
@@ -77,7 +78,7 @@ async def test_unknown_names_are_no_record_not_an_exception(stack: Stack) -> Non
 
 
 async def test_a_replayed_old_profile_is_refused(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     old = alice.profile("ds.ensign.eth")
     new = alice.profile("ds2.ensign.eth")
     assert (await stack.register(alice, old)).status == 200
@@ -89,7 +90,7 @@ async def test_a_replayed_old_profile_is_refused(stack: Stack) -> None:
 
 
 async def test_backend_down_is_unavailable_not_missing(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     assert (await stack.register(alice)).status == 200
     await stack.backend.close()
     call_data = ccip.encode_resolve_call(
@@ -114,7 +115,7 @@ async def resolver_lookup(stack: Stack, name: str, record_call: bytes) -> Any:
 
 
 async def test_resolver_accepts_the_gateway_answer(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     signed = alice.profile()
     assert (await stack.register(alice, signed)).status == 200
     name = alice.address_name
@@ -135,7 +136,7 @@ async def test_resolver_accepts_the_gateway_answer(stack: Stack) -> None:
 
 
 async def test_resolver_refuses_an_expired_answer(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     assert (await stack.register(alice)).status == 200
     name = alice.address_name
     payload = await resolver_lookup(stack, name, ccip.encode_text_call(ccip.namehash(name), PROFILE_KEY))
@@ -151,7 +152,7 @@ async def test_resolver_refuses_an_expired_answer(stack: Stack) -> None:
 
 
 async def test_resolver_refuses_an_answer_from_an_unknown_signer(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     assert (await stack.register(alice)).status == 200
     name = alice.address_name
     rogue_settings = GatewaySettings(signer_key=Account.create().key.hex(), backend_url=str(stack.backend.make_url("/")))
@@ -178,7 +179,7 @@ async def test_resolver_refuses_an_answer_from_an_unknown_signer(stack: Stack) -
 
 
 async def test_answer_for_one_resolver_is_refused_by_another(stack: Stack) -> None:
-    alice = User.create()
+    alice = Wallet.create()
     assert (await stack.register(alice)).status == 200
     name = alice.address_name
     payload = await resolver_lookup(stack, name, ccip.encode_text_call(ccip.namehash(name), PROFILE_KEY))
@@ -227,7 +228,7 @@ async def test_bad_input_to_every_gateway_endpoint_is_a_4xx_json_error(stack: St
 
 async def test_lookup_latency(stack: Stack, record_property: Any) -> None:
     """Cold (cache empty: chain + batch gateway + gateway + backend + Redis) vs warm (cache) lookups."""
-    users = [User.create() for _ in range(6)]
+    users = [Wallet.create() for _ in range(6)]
     for user in users:
         assert (await stack.register(user)).status == 200
     await stack.lookup.user_profile(users[0].address_name)  # first call pays one-off set-up
