@@ -46,7 +46,7 @@ import redis.asyncio as aioredis
 
 from . import inbox, push, report, resolver, submit
 from .fixtures import ServiceSpec, make_envelopes, make_users, redis_url
-from .procstat import machine
+from .procstat import calibrate, machine
 from .suite import Durations, Suite
 
 PARTS = ("submit", "floor", "push", "inbox", "scale", "profile", "resolver")
@@ -93,7 +93,8 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
     print(f"made {len(users)} users and {len(envelopes)} envelopes in {time.perf_counter() - step:.1f} s", file=sys.stderr)
     redis = aioredis.from_url(url, max_connections=256)
     info = await redis.info("server")
-    results["machine"] = {**machine(str(info.get("redis_version"))), "load_before": results.pop("load_before")}
+    results["machine"] = {**machine(str(info.get("redis_version"))), "load_before": results.pop("load_before"),
+                          "verify_us_before": calibrate()}
     out.mkdir(parents=True, exist_ok=True)
     suite = Suite(redis, url, durations, users, envelopes, spec, Suite.new_workdir(), out, await _redis_pid(redis),
                   results)
@@ -135,6 +136,7 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
     finally:
         await suite.close()
         await redis.aclose()
+    results["machine"]["verify_us_after"] = calibrate()
 
 
 def main() -> int:

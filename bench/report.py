@@ -96,7 +96,9 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
         f"Machine: {m.get('nproc')} cores, {m.get('cpu')}, {m.get('memory_gib')} GiB; Python {m.get('python')}; "
         f"Redis {m.get('redis')} on the same cores; load average before the run "
         f"{', '.join(f'{x:.2f}' for x in m.get('load_before') or ())}; commit {m.get('commit')}; "
-        f"{results.get('mode')} run, {results.get('seconds', 0):.0f} s.",
+        f"{results.get('mode')} run, {results.get('seconds', 0):.0f} s. Host speed: one Ed25519 verify took "
+        f"{_n(m.get('verify_us_before'), 1)} µs of CPU before the run and {_n(m.get('verify_us_after'), 1)} µs after "
+        f"(the same code varies up to ~1.8× on this shared virtual host; compare runs after dividing by it).",
         "",
         "| measurement | result | target |",
         "| --- | --- | --- |",
