@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NODE_LOCK := $(wildcard specs/vectors/package-lock.json)
 
-.PHONY: dev test install node lock
+.PHONY: dev test bench install node lock
 
 dev: $(BIN)/.installed
 	$(BIN)/ensign dev $(ARGS)
@@ -16,6 +16,12 @@ test: $(BIN)/.installed node
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(BIN)/.installed
+
+# The benchmark suite (README, "Benchmarks"), against REDIS_URL (default redis://127.0.0.1:6379/0,
+# where it writes only under its own prefix). `make bench ARGS=--quick` is a short smoke run.
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[bench]'
+	$(BIN)/python -m bench $(ARGS)
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ensign needs Python 3.11 or newer (set PYTHON=python3.11)")'
@@ -40,6 +46,6 @@ lock:
 	rm -rf .lockvenv
 	$(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/python -m pip install --quiet --upgrade pip
-	.lockvenv/bin/python -m pip install --quiet -e '.[test,dev]'
+	.lockvenv/bin/python -m pip install --quiet -e '.[test,dev,bench]'
 	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^ensign' > requirements.lock
 	rm -rf .lockvenv
