@@ -86,7 +86,9 @@ def _shares(run: dict[str, Any], cores: int | None) -> str:
         # Redis counts every client's work, ours and other developers' alike.
         others = max(0.0, machine * cores - sum(ours.values()) / seconds)
         parts.append(f"everything else {others:.0%}")
-    return "CPU (of one core): " + ", ".join(parts)
+    tries = run.get("tries", 1)
+    retried = f" (least disturbed of {tries} runs)" if tries > 1 else ""
+    return "CPU (of one core): " + ", ".join(parts) + retried
 
 
 def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 * **max** — closed loop, ``connections`` clients each sending its next envelope as soon as the
   previous one was answered: the most one process does. Its CPU per message (from ``/proc``) is
-  the service's cost per message.
+  the service's cost per message. A run during which other processes took more than
+  :data:`DISTURBED` of a core is repeated (up to :data:`TRIES` runs; the least disturbed counts).
 * **offered load** — open loop at 25, 50, 75 and 100 % of that maximum, latency from the
   scheduled send time (see :mod:`bench.httpload`).
 * **floor** — the same per-message work without HTTP, in one process: decrypt the delivery
@@ -101,6 +102,38 @@ async def _closed(
             conn.close()
 
 
+# Other processes (other developers' tests on a shared machine) may take a core during a maximum
+# run; such a run measures the machine's other work, not the service.
+DISTURBED = 0.3  # of a core used by processes outside the bench
+TRIES = 3
+
+
+def disturbance(cpu: dict[str, float | None], seconds: float) -> float:
+    """Share of a core used during a run by everything but the bench's own processes."""
+    machine = cpu.get("machine")
+    if machine is None or not seconds:
+        return 0.0
+    ours = sum(v for k, v in cpu.items() if k != "machine" and v is not None)
+    return max(0.0, machine * (os.cpu_count() or 1) - ours / seconds)
+
+
+async def _closed_calm(
+    suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int
+) -> tuple[LoadResult, dict[str, float | None], int]:
+    """:func:`_closed`, repeated (up to :data:`TRIES` runs) while other processes took more than
+    :data:`DISTURBED` of a core; the least disturbed run and how many were made."""
+    runs = []
+    for attempt in range(1, TRIES + 1):
+        result, cpu = await _closed(suite, servers, requests, seconds, connections)
+        await suite.clear_queues()
+        runs.append((disturbance(cpu, result.elapsed), result, cpu))
+        if runs[-1][0] <= DISTURBED:
+            break
+        await asyncio.sleep(5)
+    _, result, cpu = min(runs, key=lambda run: run[0])
+    return result, cpu, len(runs)
+
+
 async def warm_up(suite: Suite, servers: list[ServiceProcess], requests: list[bytes]) -> None:
     """Closed loop for the warm-up time (first requests pay for lazy imports and caches)."""
     d = suite.durations
@@ -114,11 +147,18 @@ async def run_submit(suite: Suite, server: ServiceProcess, requests: list[bytes]
     await warm_up(suite, [server], requests)
     result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
     stored = await suite.queued_total()
-    maximum = _summary(result, cpu)
-    maximum["stored"] = stored
-    maximum["connections"] = d.connections
     memory = await queued_memory(suite)
     await suite.clear_queues()
+    # Every answered submission is stored once: a check that the run measured real deliveries.
+    first_run = {"completed": result.completed, "stored": stored}
+    tries = 1
+    if disturbance(cpu, result.elapsed) > DISTURBED:
+        result, cpu, more = await _closed_calm(suite, [server], requests, d.phase, d.connections)
+        tries += more
+    maximum = _summary(result, cpu)
+    maximum["first_run"] = first_run
+    maximum["connections"] = d.connections
+    maximum["tries"] = tries
 
     loads = []
     for fraction in LOAD_FRACTIONS:
@@ -239,13 +279,13 @@ async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes], 
     second = await suite.start_delivery()
     try:
         await warm_up(suite, [second], requests)
-        result, cpu = await _closed(suite, [first, second], requests, d.phase, d.connections)
+        result, cpu, tries = await _closed_calm(suite, [first, second], requests, d.phase, d.connections)
         summary = _summary(result, cpu)
+        summary["tries"] = tries
         per_process = [cpu.get("server1"), cpu.get("server2")]
         if all(v is not None for v in per_process) and result.completed:
             summary["server_cpu_us_per_msg"] = round(sum(v or 0 for v in per_process) / result.completed * 1e6, 1)
         summary["ratio"] = round(result.rate / single_rate, 3) if single_rate else None
-        await suite.clear_queues()
         return summary
     finally:
         await suite.stop(second)
