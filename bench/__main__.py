@@ -12,13 +12,13 @@ What runs, in order (each part is a module of this package):
 
 =========  ================================================================================
 submit     one delivery process (``bench.server``: the production app, logging and serving
-           loop; profile lookups cached); closed-loop maximum, then open-loop 25/50/75/100 %
-           of it; Redis memory of the queues it filled
-floor      the per-message work without HTTP, in this process; the service's CPU per message
-           over it
+           loop; profile lookups cached); closed-loop maximum; Redis memory of the queues it
+           filled; then (after the floor) open-loop 25/50/75/100 % of the maximum
+floor      the per-message work without HTTP, in this process, right after the maximum; the
+           service's CPU per message over it
 push       submit → socket.io ``message`` latency
 inbox      fetch and ack throughput; one ack at 1,000 vs 100,000 queued; memory per message
-scale      a second delivery process behind the same Redis; the ratio and who used the CPU
+scale      one process, then two behind the same Redis; the ratio and who used the CPU
 profile    a delivery process sampled by py-spy under load (skipped without py-spy)
 resolver   ``ensign backend`` + ``ensign resolver``: gateway answers/s; lookups cold and warm
 =========  ================================================================================
@@ -110,13 +110,17 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
         requests = suite.prebuilt()
         server = await suite.start_delivery()
         await submit.sign_up_all(suite, server)
-        if parts & {"submit", "push", "scale"}:
-            results["submit"] = await submit.run_submit(suite, server, requests)
-            done("submit")
+        if parts & {"submit", "push"}:
+            results["submit"] = await submit.run_max(suite, server, requests)
+            done("submit (max)")
         if "floor" in parts:
+            # Right after the maximum: the host's speed drifts within minutes, the ratio needs both.
             results["floor"] = await submit.run_floor(suite, min(len(envelopes), 5000))
             done("floor")
         max_rate = results.get("submit", {}).get("max", {}).get("rate", 0.0)
+        if "submit" in parts:
+            results["submit"]["loads"] = await submit.run_loads(suite, server, requests, max_rate)
+            done("submit (loads)")
         if "push" in parts:
             results["push"] = await push.run_push(suite, server, requests, max_rate)
             done("push")
@@ -124,7 +128,7 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
             results["inbox"] = await inbox.run_inbox(suite, server)
             done("inbox")
         if "scale" in parts:
-            results["scale"] = await submit.run_scale(suite, server, requests, max_rate)
+            results["scale"] = await submit.run_scale(suite, server, requests)
             done("scale")
         await suite.stop(server)
         if "profile" in parts:

@@ -36,11 +36,11 @@ from delivery.intake import stored_envelope
 
 from . import profiling
 from .httpload import LoadResult, closed_loop, open_connections, open_loop
-from .procstat import CpuMeter
+from .procstat import CpuMeter, calibrate
 from .services import ServiceProcess, signup
 from .suite import Suite
 
-__all__ = ["run_floor", "run_profile", "run_scale", "run_submit"]
+__all__ = ["run_floor", "run_loads", "run_max", "run_profile", "run_scale"]
 
 LOAD_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -141,10 +141,11 @@ async def warm_up(suite: Suite, servers: list[ServiceProcess], requests: list[by
     await suite.clear_queues()
 
 
-async def run_submit(suite: Suite, server: ServiceProcess, requests: list[bytes]) -> dict[str, Any]:
-    """Maximum and offered-load runs against one process; memory per queued message after the max."""
+async def run_max(suite: Suite, server: ServiceProcess, requests: list[bytes]) -> dict[str, Any]:
+    """The most one process does (closed loop), and Redis memory per message of the queues it filled."""
     d = suite.durations
     await warm_up(suite, [server], requests)
+    host = calibrate()
     result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
     stored = await suite.queued_total()
     memory = await queued_memory(suite)
@@ -153,16 +154,23 @@ async def run_submit(suite: Suite, server: ServiceProcess, requests: list[bytes]
     first_run = {"completed": result.completed, "stored": stored}
     tries = 1
     if disturbance(cpu, result.elapsed) > DISTURBED:
+        host = calibrate()
         result, cpu, more = await _closed_calm(suite, [server], requests, d.phase, d.connections)
         tries += more
     maximum = _summary(result, cpu)
     maximum["first_run"] = first_run
     maximum["connections"] = d.connections
     maximum["tries"] = tries
+    maximum["verify_us"] = host
+    return {"max": maximum, "memory": memory}
 
+
+async def run_loads(suite: Suite, server: ServiceProcess, requests: list[bytes], max_rate: float) -> list[dict[str, Any]]:
+    """Open loop at each fraction of ``max_rate``: latency from the scheduled send time."""
+    d = suite.durations
     loads = []
     for fraction in LOAD_FRACTIONS:
-        rate = result.rate * fraction
+        rate = max_rate * fraction
         count = min(len(requests), max(1, int(rate * d.phase)))
         conns = await open_connections([("127.0.0.1", server.port)], d.connections)
         try:
@@ -176,7 +184,7 @@ async def run_submit(suite: Suite, server: ServiceProcess, requests: list[bytes]
         summary["fraction"] = fraction
         loads.append(summary)
         await suite.clear_queues()
-    return {"max": maximum, "loads": loads, "memory": memory}
+    return loads
 
 
 async def queued_memory(suite: Suite, sample: int = 32) -> dict[str, Any]:
@@ -256,6 +264,7 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
             account, message_id, stored = work(env)
             await queue.enqueue(account, message_id, stored, now=time.time(), ttl_seconds=ttl)
 
+    host = calibrate()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(suite.durations.connections)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -266,6 +275,7 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
         "stored": stored_count,
         "rate": round(len(prepared) / wall, 1),
         "cpu_us_per_msg": round(cpu / len(prepared) * 1e6, 1),
+        "verify_us": host,
         "steps_us": {k: round(statistics.median(v) * 1e6, 1) for k, v in steps.items()},
     }
 
@@ -273,19 +283,22 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
 # -- scale and profile --------------------------------------------------------------------------
 
 
-async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes], single_rate: float) -> dict[str, Any]:
-    """Two processes behind one Redis, load spread evenly; the ratio to one process."""
+async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes]) -> dict[str, Any]:
+    """Two processes behind one Redis, load spread evenly, against one process measured just before
+    (the host's speed drifts within minutes, so the ratio comes from adjacent runs)."""
     d = suite.durations
     second = await suite.start_delivery()
     try:
         await warm_up(suite, [second], requests)
+        single, single_cpu, single_tries = await _closed_calm(suite, [first], requests, d.phase, d.connections)
         result, cpu, tries = await _closed_calm(suite, [first, second], requests, d.phase, d.connections)
         summary = _summary(result, cpu)
         summary["tries"] = tries
         per_process = [cpu.get("server1"), cpu.get("server2")]
         if all(v is not None for v in per_process) and result.completed:
             summary["server_cpu_us_per_msg"] = round(sum(v or 0 for v in per_process) / result.completed * 1e6, 1)
-        summary["ratio"] = round(result.rate / single_rate, 3) if single_rate else None
+        summary["single"] = {**_summary(single, single_cpu), "tries": single_tries}
+        summary["ratio"] = round(result.rate / single.rate, 3) if single.rate else None
         return summary
     finally:
         await suite.stop(second)
