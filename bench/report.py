@@ -127,6 +127,7 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
             f"inserts in flight) | {_n(fl.get('rate'))} msg/s, **{_n(fl.get('cpu_us_per_msg'))} µs CPU per message**; "
             f"alone: decrypt {_n(st.get('decrypt'))}, verify {_n(st.get('verify'))}, postmark {_n(st.get('postmark'))}, "
             f"stored JSON {_n(st.get('store_json'))} µs, insert round trip {_n(st.get('insert_rtt'))} µs | |")
+    if fl and derived.get("cost_over_floor") is not None:
         row(f"| service cost per message ÷ floor, measured back to back (host speed then: verify "
             f"{_n(mx.get('verify_us'), 1)} and {_n(fl.get('verify_us'), 1)} µs) | "
             f"**{_n(derived.get('cost_over_floor'), 2)}×** | "

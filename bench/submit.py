@@ -289,7 +289,7 @@ async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes]) 
     d = suite.durations
     second = await suite.start_delivery()
     try:
-        await warm_up(suite, [second], requests)
+        await warm_up(suite, [first, second], requests)
         single, single_cpu, single_tries = await _closed_calm(suite, [first], requests, d.phase, d.connections)
         result, cpu, tries = await _closed_calm(suite, [first, second], requests, d.phase, d.connections)
         summary = _summary(result, cpu)
