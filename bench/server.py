@@ -2,11 +2,12 @@
 
     python -m bench.server SPEC_JSON PORT
 
-Same app (:func:`delivery.app.create_app`), same Redis client (:func:`ensign.serve.open_redis`),
-same logging (JSON lines at INFO on stderr, secrets redacted, no access log: the app logs each
-request itself), same serving loop (:func:`ensign.serve.serve`, stops on SIGTERM). Only the
-directory differs: :class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every
-name lookup is a cache hit.
+Same app (:func:`delivery.app.create_app`), same Redis client
+(:func:`ensign.redis_client.open_redis`), same logging (:func:`ensign.logs.configure_logging`: JSON
+lines at INFO on stderr, one per request from the app's middleware plus the app's own), same
+serving loop (:func:`ensign.serve.serve`, stops on SIGTERM). Only the directory differs:
+:class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every name lookup is a cache
+hit.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
-
-from ensign.config import DeliverySettings
 
 from bench.fixtures import FixedNameLookup, NullChain, ServiceSpec
 
@@ -38,8 +36,10 @@ def main() -> None:
 
     async def build() -> web.Application:
         from delivery.app import create_app
+        from ensign.redis_client import open_redis
 
-        redis = await _production_redis(settings)
+        # The client ``ensign delivery`` opens: timeouts, health checks, connection retries.
+        redis = await open_redis(settings.redis)
         lookup = FixedNameLookup(spec.users)
         await lookup.warm()
         app = create_app(settings, redis=redis, directory=lookup, chain=NullChain())
@@ -54,17 +54,6 @@ def main() -> None:
     asyncio.run(
         serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT")
     )
-
-
-async def _production_redis(settings: DeliverySettings) -> Any:
-    """The Redis client ``ensign delivery`` opens (timeouts, health checks, connect retries)."""
-    try:
-        from ensign.redis_client import open_redis
-    except ImportError:  # before ensign.redis_client existed, ensign.serve opened it
-        import ensign.serve
-
-        return await getattr(ensign.serve, "open_redis")(settings.redis, "delivery")
-    return await open_redis(settings.redis)
 
 
 if __name__ == "__main__":
