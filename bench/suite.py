@@ -82,12 +82,8 @@ class Suite:
     def new_workdir() -> Path:
         return Path(tempfile.mkdtemp(prefix="ensign-bench-"))
 
-    def submit_request(self, index: int) -> bytes:
-        """The ``index``-th submission of the pool (wrapping around), as HTTP request bytes."""
-        envelope = self.envelopes[index % len(self.envelopes)]
-        return build_request("POST", "/rpc", envelope.body)
-
     def prebuilt(self) -> list[bytes]:
+        """Every envelope of the pool as the bytes of its ``POST /rpc`` request."""
         return [build_request("POST", "/rpc", e.body) for e in self.envelopes]
 
     async def start_delivery(self) -> ServiceProcess:
@@ -119,7 +115,3 @@ class Suite:
         for process in list(self.processes):
             await self.stop(process)
         await delete_prefix(self.redis, self.prefix)
-
-
-async def start_services(suite: Suite, count: int) -> list[ServiceProcess]:
-    return [await suite.start_delivery() for _ in range(count)]
