@@ -20,14 +20,14 @@ install: $(BIN)/.installed
 # The benchmark suite (README, "Benchmarks"), against REDIS_URL (default redis://127.0.0.1:6379/0,
 # where it writes only under its own prefix). `make bench ARGS=--quick` is a short smoke run.
 bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,bench]'
 	$(BIN)/python -m bench $(ARGS)
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Ensign needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,dev]'
 	touch $@
 
 # The official dm3 JavaScript libraries, for the interoperability tests. Without npm those

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ens.exceptions import InvalidName
-from ens.utils import normalize_name as ensip15_normalize
-
+from ensign.ens.names import ensip15_normalize
 from ensign.errors import EncodingError, InvalidRequest
 from ensign.protocol.encoding import checksum_address, is_address, normalize_name
 
@@ -117,8 +115,8 @@ class Domains:
             raise InvalidRequest(f"{field} {raw!r} is an address name, not an alias", code="invalid_name")
         try:
             ensip15 = ensip15_normalize(name)
-        except InvalidName as exc:
-            raise InvalidRequest(f"{field} {raw!r} is not a valid ENS name: {exc}", code="invalid_name") from None
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{field} {raw!r}: {exc.message}", code="invalid_name") from None
         if ensip15 != name:
             raise InvalidRequest(
                 f"{field} {raw!r} is not in ENS normal form (ENSIP-15 gives {ensip15!r})", code="invalid_name"

@@ -27,11 +27,9 @@ from ensign.protocol.canonical import parse_json
 from ensign.protocol.encoding import checksum_address, normalize_name
 from ensign.protocol.models import SignedUserProfile
 from ensign.protocol.profile import profile_json_data_uri
+from ensign.protocol.records import PROFILE_RECORD_NAME
 
-__all__ = ["PROFILE_TEXT_KEY", "Resolved", "resolve_name", "routes"]
-
-#: The ENS text record holding a dm3 user profile.
-PROFILE_TEXT_KEY = "network.dm3.profile"
+__all__ = ["Resolved", "resolve_name", "routes"]
 
 routes = web.RouteTableDef()
 
@@ -90,7 +88,7 @@ async def get_records(request: web.Request) -> web.Response:
         {
             "name": name,
             "address": resolved.address,
-            "texts": {PROFILE_TEXT_KEY: profile_json_data_uri(resolved.signed_profile())},
+            "texts": {PROFILE_RECORD_NAME: profile_json_data_uri(resolved.signed_profile())},
             "contenthash": None,
         }
     )

@@ -7,7 +7,7 @@ distinct (its message carries its own timestamp), so the service never takes the
 "already queued" path unless a benchmark wants it to.
 
 The service processes resolve names through :class:`FixedNameLookup`: the production
-:class:`resolver.lookup.NameLookup`, with its cache, whose resolution step reads a table instead
+:class:`ensign.ens.lookup.NameLookup`, with its cache, whose resolution step reads a table instead
 of ENS. After the warm-up every lookup is a cache hit, as it is in production for active users:
 what is measured is the service, not the chain.
 """
@@ -33,8 +33,8 @@ from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_
 from ensign.protocol.message import create_message
 from ensign.protocol.models import SignedUserProfile, UserProfile
 from ensign.protocol.profile import sign_profile
-from resolver.cache import CacheSettings
-from resolver.lookup import NameLookup, ResolvedUserProfile
+from ensign.ens.cache import CacheSettings
+from ensign.ens.lookup import NameLookup, ResolvedUserProfile
 
 __all__ = [
     "BenchUser",

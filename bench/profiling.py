@@ -39,7 +39,7 @@ RATE = 250  # samples per second
 _AREAS: tuple[tuple[str, str], ...] = (
     ("logging/", "logging"),
     ("ensign/logs.py", "logging"),
-    ("ensign/serve.py", "logging"),
+    ("stack/serve.py", "logging"),
     ("json/", "JSON codec (stdlib json)"),
     ("nacl/", "crypto (PyNaCl / libsodium)"),
     ("marshmallow/", "schema (marshmallow)"),
@@ -54,7 +54,8 @@ _AREAS: tuple[tuple[str, str], ...] = (
     ("selectors.py", "event loop (asyncio)"),
     ("delivery/", "delivery/ (our service code)"),
     ("ensign/protocol/", "ensign/protocol/ (our protocol code)"),
-    ("resolver/", "resolver/ (name lookup cache)"),
+    ("ensign/ens/", "ensign/ens/ (name lookup and cache)"),
+    ("resolver/", "resolver/ (gateway)"),
     ("ensign/", "ensign/ (other)"),
     ("eth_", "eth-* libraries"),
     ("Crypto/", "eth-* libraries"),

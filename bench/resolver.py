@@ -5,7 +5,7 @@
   backend on Redis under the bench's prefix). A closed loop of EIP-3668 ``GET
   /{sender}/{data}.json`` requests for the ``network.dm3.profile`` text and the ``addr`` record of
   registered names: signed answers per second, and the CPU each process spends per answer.
-* **lookup** — :class:`resolver.lookup.NameLookup` on the embedded chain (py-evm, our
+* **lookup** — :class:`ensign.ens.lookup.NameLookup` on the embedded chain (py-evm, our
   OffchainResolver and Universal Resolver stand-in), through an in-process gateway with the dev
   stack's batch gateway, reading the same backend. *Cold*: the first ``user_profile`` of a name
   (the chain call, the CCIP-Read round trips, the profile's signature check). *Warm*: the same
@@ -31,7 +31,7 @@ from aiohttp.test_utils import TestServer
 from eth_account import Account
 
 from ensign.config import ChainSettings, GatewaySettings
-from resolver import ccip
+from ensign.ens import ccip
 
 from .fixtures import ADDR_DOMAIN
 from .httpload import build_request, closed_loop, open_connections, percentile
@@ -41,7 +41,7 @@ from .suite import Suite
 
 __all__ = ["run_resolver"]
 
-PROFILE_KEY = "network.dm3.profile"
+from ensign.protocol.records import PROFILE_RECORD_NAME as PROFILE_KEY
 # The OffchainResolver address the gateway signs for; any address works for the measurement.
 RESOLVER_ADDRESS = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 
@@ -163,9 +163,9 @@ async def run_resolver(suite: Suite) -> dict[str, Any]:
 
 
 async def _lookups(suite: Suite, users: list[Any], backend_port: int) -> dict[str, Any]:
-    from ensign.devchain import DevChain
+    from stack.devchain import DevChain
     from resolver.gateway import create_app as create_gateway
-    from resolver.lookup import open_lookup
+    from ensign.ens.lookup import open_lookup
 
     signer = Account.create()
     settings = GatewaySettings(signer_key="0x" + bytes(signer.key).hex(), backend_url=f"http://127.0.0.1:{backend_port}")

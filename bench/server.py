@@ -5,7 +5,7 @@
 Same app (:func:`delivery.app.create_app`), same Redis client
 (:func:`ensign.redis_client.open_redis`), same logging (:func:`ensign.logs.configure_logging`: JSON
 lines at INFO on stderr, one per request from the app's middleware plus the app's own), same
-serving loop (:func:`ensign.serve.serve`, stops on SIGTERM). Only the directory differs:
+serving loop (:func:`stack.serve.serve`, stops on SIGTERM). Only the directory differs:
 :class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every name lookup is a cache
 hit.
 """
@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ensign.logs import configure_logging
-    from ensign.serve import serve
+    from stack.serve import serve
 
     spec = ServiceSpec.load(args.spec)
     settings = spec.settings(args.port)

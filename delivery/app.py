@@ -62,7 +62,7 @@ def create_app(
     :param settings: the service's settings (keys, JWT secret, limits, Redis prefix).
     :param redis: Redis client, single server or cluster (:func:`ensign.redis_client.open_redis`);
         the caller owns and closes it.
-    :param directory: ENS lookups (``resolver.lookup.NameLookup``).
+    :param directory: ENS lookups (``ensign.ens.lookup.NameLookup``).
     :param chain: chain reads for spam filters and ``/health`` (:class:`delivery.ports.Web3Chain`).
     :param clock: seconds since the epoch; default the wall clock.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.

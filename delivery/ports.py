@@ -1,6 +1,6 @@
 """What the delivery service needs from the outside world, as protocols the app gets injected.
 
-* :class:`Directory` — ENS reads: a name's address, its validated user profile. ``resolver.lookup``'s
+* :class:`Directory` — ENS reads: a name's address, its validated user profile. ``ensign.ens.lookup``'s
   class satisfies it in production; tests may pass the same class wired to the embedded chain.
 * :class:`Chain` — the few chain reads the spam filters and ``/health`` need.
 * :data:`Clock` — seconds since the epoch as a float. Every time-dependent decision (replay windows,
@@ -25,7 +25,7 @@ def system_clock() -> float:
 
 @runtime_checkable
 class Directory(Protocol):
-    """ENS lookups, as :class:`resolver.lookup.NameLookup` offers them. Implementations normalise.
+    """ENS lookups, as :class:`ensign.ens.lookup.NameLookup` offers them. Implementations normalise.
 
     ``address(name)`` returns the EIP-55 address of the name's ``addr`` record and raises
     ``NotFound`` when there is none. ``user_profile(name)`` returns an object with ``address``

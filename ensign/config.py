@@ -30,6 +30,10 @@ DEFAULT_REDIS_PREFIX = "ensign:"
 DEFAULT_ADDR_DOMAINS = ("addr.ensign.eth",)
 DEFAULT_USER_DOMAINS = ("user.ensign.eth",)
 DEFAULT_DELIVERY_NAME = "ds.ensign.eth"
+#: The ``make dev`` chain's JSON-RPC server.
+DEV_RPC_URL = "http://127.0.0.1:8545"
+#: The ``make dev`` profile backend.
+DEV_BACKEND_URL = "http://127.0.0.1:8081"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _TRUE = ("yes", "true", "1")
 _FALSE = ("no", "false", "0")

@@ -4,7 +4,7 @@ The gateway has no database. For each request it decodes the resolver's calldata
 :class:`~resolver.records.RecordSource` (the profile backend in production) for the name's
 records, encodes the one record asked for and signs the answer so that the resolver's
 ``resolveWithProof`` accepts it. Formats are in ``specs/gateway.md``; the wire encodings are in
-:mod:`resolver.ccip`.
+:mod:`ensign.ens.ccip`.
 
 ===========================  ==================================================================
 route                        answer
@@ -57,7 +57,7 @@ from eth_account.signers.local import LocalAccount
 from ensign.config import GatewaySettings
 from ensign.errors import InvalidRequest, NotFound
 from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
-from resolver import ccip
+from ensign.ens import ccip
 from resolver.records import BackendRecordSource, NameRecords, RecordSource
 
 __all__ = ["create_app", "settings_key", "records_key", "signer_key"]

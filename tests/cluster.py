@@ -27,7 +27,7 @@ import redis
 from redis.asyncio import RedisCluster
 
 from ensign.config import RedisSettings
-from ensign.embedded_redis import EmbeddedRedis, redis_server_executable
+from stack.embedded_redis import EmbeddedRedis, redis_server_executable
 from ensign.redis_client import open_redis
 
 __all__ = ["Cluster", "redis_cluster", "cluster_redis"]

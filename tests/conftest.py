@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from ensign.embedded_redis import EmbeddedRedis
+from stack.embedded_redis import EmbeddedRedis
 
 # The end-to-end profiles stack (backend, gateway, embedded chain, lookup), shared by the profile
 # and delivery end-to-end tests; it lives in its own module because it is large.

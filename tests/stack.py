@@ -20,14 +20,14 @@ from eth_account import Account
 
 from backend.app import create_app as create_backend
 from ensign.config import BackendSettings, ChainSettings, GatewaySettings, RedisSettings
-from ensign.devchain import DevChain
+from stack.devchain import DevChain
 from ensign.protocol.crypto import sign
 from ensign.protocol.models import SignedUserProfile
 from resolver.gateway import create_app as create_gateway
-from resolver.lookup import NameLookup, open_lookup
+from ensign.ens.lookup import NameLookup, open_lookup
 from tests.wallets import ADDR_DOMAIN, USER_DOMAIN, Wallet
 
-PROFILE_KEY = "network.dm3.profile"
+from ensign.protocol.records import PROFILE_RECORD_NAME as PROFILE_KEY
 
 
 @dataclass

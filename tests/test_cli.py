@@ -49,7 +49,7 @@ STOP_TIMEOUT = 5.0
 def ensign(*args: str, env: Mapping[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run ``ensign ARGS`` with exactly ``env`` (plus PATH) and ``stdin``."""
     return subprocess.run(
-        [sys.executable, "-m", "ensign.cli", *args],
+        [sys.executable, "-m", "stack.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -231,7 +231,7 @@ async def _read_lines(stream: asyncio.StreamReader, into: list[str]) -> None:
 async def running(command: str, env: Mapping[str, str]) -> AsyncIterator[RunningService]:
     """``ensign COMMAND`` until its "listening on" line; killed afterwards if a test left it running."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ensign.cli", command,
+        sys.executable, "-m", "stack.cli", command,
         env={"PATH": os.environ.get("PATH", ""), **env},
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
@@ -303,7 +303,7 @@ def test_a_port_in_use_exits_2_naming_the_variable() -> None:
 async def test_sigterm_during_startup_stops_at_once() -> None:
     # Nothing listens on port 1: the backend keeps retrying Redis for several seconds.
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ensign.cli", "backend",
+        sys.executable, "-m", "stack.cli", "backend",
         env={"PATH": os.environ.get("PATH", ""), "REDIS_URL": "redis://127.0.0.1:1/0", "BACKEND_PORT": "0"},
         cwd=REPO,
         stderr=asyncio.subprocess.PIPE,
@@ -329,8 +329,8 @@ async def test_sigterm_during_startup_stops_at_once() -> None:
 async def test_delivery_serves_health_with_redis_and_chain_and_stops_on_sigterm(
     redis_url: str, redis_prefix: str, redis: object
 ) -> None:
-    from ensign.devchain import DevChain
-    from ensign.devchain_rpc import DevChainRpcServer
+    from stack.devchain import DevChain
+    from stack.devchain_rpc import DevChainRpcServer
 
     keys, _ = parse_keys_new(ensign("keys", "new", "--url", "http://127.0.0.1:8083").stdout)
     async with DevChain() as chain, DevChainRpcServer(chain, port=0) as rpc:

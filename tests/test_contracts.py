@@ -2,7 +2,7 @@
 
 - ENSRegistry: the ENS registry interface and events.
 - OffchainResolver: the ensdomains/offchain-resolver lookup and proof check, against answers
-  signed by resolver.ccip (64- and 65-byte signatures, expiry, unknown signers, tampering).
+  signed by ensign.ens.ccip (64- and 65-byte signatures, expiry, unknown signers, tampering).
 - UniversalResolver: findResolver, the ENSIP-21 wrapping of offchain lookups, resolveCallback.
 """
 
@@ -20,9 +20,9 @@ from eth_utils import keccak, to_checksum_address
 from web3.exceptions import ContractLogicError, OffchainLookup
 from web3.logs import DISCARD
 
-from ensign.contracts import ARTIFACTS_PATH, CONTRACT_NAMES, artifact, build
-from ensign.devchain import UNIVERSAL_RESOLVER_ADDRESS, DevChain
-from resolver import ccip
+from stack.contracts import ARTIFACTS_PATH, CONTRACT_NAMES, artifact, build
+from stack.devchain import UNIVERSAL_RESOLVER_ADDRESS, DevChain
+from ensign.ens import ccip
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -1,7 +1,7 @@
 """The embedded dev chain and its JSON-RPC server, end to end with web3's own ENS API.
 
 A minimal CCIP-Read gateway lives in this file: it answers from a fixed record dict with
-resolver.ccip, serves GET /{sender}/{data}.json and POST /, and answers the Universal Resolver's
+ensign.ens.ccip, serves GET /{sender}/{data}.json and POST /, and answers the Universal Resolver's
 ENSIP-21 batch query by fetching each inner request over HTTP. The real gateway is elsewhere.
 """
 
@@ -29,23 +29,23 @@ from eth_utils import keccak, to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, StaleBlockchain, Web3ValidationError
 
-import ensign.devchain as devchain_module
+import stack.devchain as devchain_module
 from ens import AsyncENS
 from ens.exceptions import ResolverNotFound
-from ensign.contracts import artifact
-from ensign.devchain import (
+from stack.contracts import artifact
+from stack.devchain import (
     ENS_REGISTRY_ADDRESS,
     UNIVERSAL_RESOLVER_ADDRESS,
     CallReverted,
     DevChain,
-    allow_loopback_ccip_gateways,
     as_contract_logic_error,
     hashmap_slot,
     revert_data,
 )
-from ensign.devchain_rpc import DevChainRpcServer
+from stack.devchain_rpc import DevChainRpcServer
 from ensign.errors import InvalidRequest
-from resolver import ccip
+from ensign.ens import ccip
+from ensign.ens.lookup import allow_loopback_ccip_gateways
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -20,13 +20,13 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from ens import AsyncENS
 
 from ensign.config import ENS_REGISTRY_ADDRESS, ConfigError
-from ensign.demo import DEMO_TEXT, run_demo
-from ensign.devstack import DevStack, DevStackSettings, client_config, print_table
+from stack.demo import DEMO_TEXT, run_demo
+from stack.devstack import DevStack, DevStackSettings, client_config, print_table
 from ensign.protocol.keys import profile_keys_from_wallet
 from ensign.protocol.models import UserProfile
 from ensign.protocol.profile import load_user_profile, parse_profile_record, sign_profile
 
-PROFILE_KEY = "network.dm3.profile"
+from ensign.protocol.records import PROFILE_RECORD_NAME as PROFILE_KEY
 
 
 def ports_zero(data_dir: Path, **overrides: Any) -> DevStackSettings:

@@ -11,8 +11,8 @@ from redis.asyncio import RedisCluster
 from tests.cluster import Cluster
 from tests.test_devstack import ports_zero
 
-from ensign.demo import DEMO_TEXT, run_demo
-from ensign.devstack import DevStack, client_config
+from stack.demo import DEMO_TEXT, run_demo
+from stack.devstack import DevStack, client_config
 
 
 async def test_demo_delivers_a_message_through_the_dev_stack_on_a_cluster(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from ensign.embedded_redis import EmbeddedRedis
+from stack.embedded_redis import EmbeddedRedis
 
 
 def test_embedded_redis_keeps_data_across_restart_with_append_only_file(tmp_path: Path) -> None:

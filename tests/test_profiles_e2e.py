@@ -22,7 +22,7 @@ from web3.exceptions import ContractLogicError, OffchainLookup
 from ensign.config import GatewaySettings
 from ensign.errors import NotFound, ServiceUnavailable
 from ensign.protocol.profile import profile_json_data_uri
-from resolver import ccip
+from ensign.ens import ccip
 from resolver.gateway import create_app as create_gateway
 
 from tests.stack import PROFILE_KEY, Stack

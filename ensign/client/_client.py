@@ -1,7 +1,7 @@
 """The SDK's client: one wallet's account on the Ensign stack.
 
 A :class:`Client` holds a wallet, the dm3 keys derived from it, and the connections it needs: ENS
-through the configured node (:mod:`resolver.lookup`), HTTP to the profile backend and to the
+through the configured node (:mod:`ensign.ens.lookup`), HTTP to the profile backend and to the
 delivery services found in ENS. Typical use::
 
     async with Client(Wallet.from_private_key(key), ClientConfig()) as client:
@@ -37,7 +37,7 @@ from ensign.protocol.envelope import build_envelope, envelope_id
 from ensign.protocol.keys import ProfileKeys
 from ensign.protocol.message import create_message
 from ensign.protocol.models import Attachment, DeliveryServiceProfile, SignedUserProfile, UserProfile
-from resolver.lookup import NameLookup
+from ensign.ens.lookup import NameLookup
 
 from ._config import ClientConfig
 from ._directory import open_directory

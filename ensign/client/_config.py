@@ -35,15 +35,11 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ensign.config import DEFAULT_ADDR_DOMAINS, DEFAULT_DELIVERY_NAME, ENS_REGISTRY_ADDRESS
+from ensign.config import DEFAULT_ADDR_DOMAINS, DEFAULT_DELIVERY_NAME, DEV_BACKEND_URL, DEV_RPC_URL, ENS_REGISTRY_ADDRESS
 from ensign.errors import InvalidRequest
 
 __all__ = ["ClientConfig", "DEV_RPC_URL", "DEV_BACKEND_URL"]
 
-#: The ``make dev`` chain's JSON-RPC server.
-DEV_RPC_URL = "http://127.0.0.1:8545"
-#: The ``make dev`` profile backend.
-DEV_BACKEND_URL = "http://127.0.0.1:8081"
 
 
 @dataclass(frozen=True)

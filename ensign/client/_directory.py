@@ -1,9 +1,9 @@
-"""ENS for the SDK: a :class:`resolver.lookup.NameLookup` on the configured node.
+"""ENS for the SDK: a :class:`ensign.ens.lookup.NameLookup` on the configured node.
 
 With a public node the lookup keeps web3's safe CCIP-Read policy (https only, public hosts) and
 the lookup's own checks of profile links. For a development chain (``ClientConfig.local_gateways``)
 the gateway of ``make dev`` sits on ``http://127.0.0.1``, so both are loosened: web3 keeps its
-blocked networks in a module-level list, which :func:`ensign.devchain.allow_loopback_ccip_gateways`
+blocked networks in a module-level list, which :func:`ensign.ens.lookup.allow_loopback_ccip_gateways`
 edits for the whole process.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ensign.errors import ServiceUnavailable
-from resolver.lookup import LinkPolicy, NameLookup, production_web3
+from ensign.ens.lookup import LinkPolicy, NameLookup, allow_loopback_ccip_gateways, production_web3
 
 from ._config import ClientConfig
 
@@ -22,9 +22,6 @@ async def open_directory(config: ClientConfig) -> NameLookup:
     w3 = production_web3(config.rpc_url)
     provider = w3.provider
     if config.local_gateways:
-        # Imported here: the dev chain module pulls in the embedded EVM, which production never needs.
-        from ensign.devchain import allow_loopback_ccip_gateways
-
         allow_loopback_ccip_gateways()
         provider.ccip_read_allow_http = True
         provider.ccip_read_url_validator = None

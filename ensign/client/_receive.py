@@ -30,7 +30,7 @@ from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
 from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message
 from ensign.protocol.postmark import open_postmark, verify_postmark
-from resolver.lookup import NameLookup
+from ensign.ens.lookup import NameLookup
 
 from ._errors import ClientConnectionError
 from ._models import ReceivedMessage, RejectedEnvelope

@@ -27,6 +27,7 @@ from ensign.protocol.canonical import parse_json, stringify
 from ensign.protocol.encoding import checksum_address, sha256_hex
 from ensign.protocol.keys import address_of_private_key, personal_sign, recover_personal_sign
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile, UserProfile
+from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
 
 __all__ = [
     "PROFILE_RECORD_NAME",
@@ -47,8 +48,6 @@ __all__ = [
     "check_linked_delivery_service_profile",
 ]
 
-PROFILE_RECORD_NAME = "network.dm3.profile"
-DELIVERY_SERVICE_RECORD_NAME = "network.dm3.deliveryService"
 #: Where dm3 fetches ``ipfs://<cid>`` records from.
 IPFS_GATEWAY = "https://www.ipfs.io/ipfs/"
 

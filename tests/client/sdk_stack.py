@@ -27,7 +27,7 @@ from delivery.ports import Web3Chain
 from delivery.push import socket_server_key
 from ensign.client import Client, ClientConfig, Wallet
 from ensign.config import DeliverySettings
-from ensign.devchain_rpc import DevChainRpcServer
+from stack.devchain_rpc import DevChainRpcServer
 from ensign.protocol.models import DeliveryServiceProfile
 from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
 from tests.delivery.ds_helpers import Clock, make_settings

@@ -1,6 +1,6 @@
-"""``ensign send`` and ``ensign inbox`` (ensign/cli_client.py) as processes against the SDK test stack.
+"""``ensign send`` and ``ensign inbox`` (stack/cli_client.py) as processes against the SDK test stack.
 
-The commands run through a driver that mounts them on a parser the way ``ensign.cli`` does
+The commands run through a driver that mounts them on a parser the way ``stack.cli`` does
 (``add_commands(subparsers)``, ``handler(args)``, ``ensign: <message>`` and status 2 on errors).
 """
 
@@ -14,13 +14,13 @@ import signal
 import sys
 import pytest
 
-from ensign.cli_client import add_commands, client_config
+from stack.cli_client import add_commands, client_config
 from ensign.config import ConfigError, Env
 from tests.client.sdk_stack import DS_NAMES, SdkStack, new_private_key
 
 DRIVER = """
 import argparse, sys
-from ensign.cli_client import add_commands
+from stack.cli_client import add_commands
 from ensign.errors import EnsignError
 parser = argparse.ArgumentParser(prog="ensign")
 add_commands(parser.add_subparsers(dest="command", required=True))

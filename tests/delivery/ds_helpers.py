@@ -97,7 +97,7 @@ class Resolved:
 
 @dataclass
 class MemoryDirectory:
-    """ENS as a dict: name → user. Raises ``NotFound`` like ``resolver.lookup.NameLookup``."""
+    """ENS as a dict: name → user. Raises ``NotFound`` like ``ensign.ens.lookup.NameLookup``."""
 
     names: dict[str, User] = field(default_factory=dict)
 

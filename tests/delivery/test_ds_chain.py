@@ -9,7 +9,7 @@ from eth_account import Account
 
 from delivery.ports import Web3Chain
 from delivery.spam import SpamRejected, check_spam_rules
-from ensign.devchain import DevChain
+from stack.devchain import DevChain
 
 
 @pytest.fixture

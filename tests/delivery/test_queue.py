@@ -27,7 +27,7 @@ from delivery.queue import (
     signed_message_key,
     tombstone_key,
 )
-from ensign.embedded_redis import EmbeddedRedis
+from stack.embedded_redis import EmbeddedRedis
 from ensign.errors import InvalidRequest
 
 NOW = 1_700_000_000.0

@@ -1,7 +1,7 @@
 """The CCIP-Read gateway through its real aiohttp app, with an in-memory record source.
 
 Answers are checked by decoding them and recovering the signer the way the resolver contracts do
-(resolver/ccip.py); tests/test_profiles_e2e.py checks the same answers against the contract.
+(ensign/ens/ccip.py); tests/test_profiles_e2e.py checks the same answers against the contract.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from eth_abi import decode as abi_decode
 from eth_account import Account
 
 from ensign.config import GatewaySettings
-from resolver import ccip
+from ensign.ens import ccip
 from resolver.gateway import create_app
 from resolver.records import InMemoryRecordSource, NameRecords
 

@@ -34,11 +34,21 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ensign.client import DEV_BACKEND_URL, DEV_RPC_URL, Client, ClientConfig, ReceivedMessage, RejectedEnvelope, Wallet
-from ensign.config import DEFAULT_ADDR_DOMAINS, DEFAULT_DELIVERY_NAME, ENS_REGISTRY_ADDRESS, Env
+from ensign.config import (
+    DEFAULT_ADDR_DOMAINS,
+    DEFAULT_DELIVERY_NAME,
+    DEV_BACKEND_URL,
+    DEV_RPC_URL,
+    ENS_REGISTRY_ADDRESS,
+    Env,
+)
 from ensign.errors import EnsignError
+
+if TYPE_CHECKING:
+    # The SDK pulls in web3; it is imported when a command runs, so `ensign --help` stays light.
+    from ensign.client import Client, ClientConfig, ReceivedMessage, RejectedEnvelope
 
 __all__ = ["add_commands", "client_config"]
 
@@ -102,6 +112,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 def client_config(args: argparse.Namespace, env: Env | None = None) -> ClientConfig:
     """The SDK settings for a command: its flags, else ``env`` (default: the process environment),
     else the ``make dev`` stack. A malformed variable raises ``ConfigError`` naming it."""
+    from ensign.client import ClientConfig
+
     env = env if env is not None else Env()
     rpc_url = args.rpc_url or env.optional_url("ETH_RPC_URL", schemes=("http", "https", "ws", "wss")) or DEV_RPC_URL
     services = tuple(name.strip().lower() for name in args.delivery_service or () if name.strip())
@@ -124,6 +136,8 @@ def _read_key(stream: TextIO) -> str:
 
 
 def _client(args: argparse.Namespace) -> Client:
+    from ensign.client import Client, Wallet
+
     config = client_config(args)
     return Client(Wallet.from_private_key(_read_key(sys.stdin)), config)
 

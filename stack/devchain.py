@@ -13,7 +13,7 @@ What :class:`DevChain` builds on :meth:`DevChain.start`:
   resolver of each configured offchain parent name (``addr.ensign.eth`` …), so every subname
   resolves through the gateway (ENSIP-10 wildcard).
 - The UR's batch gateway URLs (ENSIP-21), by default the gateway URL itself: **the gateway must also
-  answer ``query((address,string[],bytes)[])``** (see ``resolver.ccip``), because web3 reaches
+  answer ``query((address,string[],bytes)[])``** (see ``ensign.ens.ccip``), because web3 reaches
   offchain resolvers only through the UR.
 - Optional on-chain records through ENS's bundled ``PublicResolver`` (``ens.contract_data``).
 
@@ -32,13 +32,11 @@ web3 adjustments, all scoped to this chain (dev and tests only):
 from __future__ import annotations
 
 import ast
-import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
-import web3.utils.ccip_url_validation as ccip_url_validation
 from ens import AsyncENS
 from ens.constants import ENS_MAINNET_ADDR, UNIVERSAL_RESOLVER_ADDR
 from ens.contract_data import resolver_abi, resolver_bytecode
@@ -61,7 +59,8 @@ from web3.providers.eth_tester import AsyncEthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
 from web3.types import RPCEndpoint, RPCResponse
 
-from ensign.contracts import artifact
+from ensign.ens.lookup import allow_loopback_ccip_gateways
+from stack.contracts import artifact
 
 __all__ = [
     "ENS_REGISTRY_ADDRESS",
@@ -69,7 +68,6 @@ __all__ = [
     "CallReverted",
     "DevChain",
     "DevChainProvider",
-    "allow_loopback_ccip_gateways",
     "as_contract_logic_error",
     "hashmap_slot",
     "revert_data",
@@ -83,7 +81,6 @@ ERROR_STRING_SELECTOR = keccak(text="Error(string)")[:4]
 _TX_GAS = 5_000_000
 # A stalecheck that never trips: a dev chain cannot lag behind a network it is not part of.
 _STALECHECK_NEVER = 100 * 365 * 24 * 3600
-_LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def hashmap_slot(slot: int, key: bytes) -> int:
@@ -212,26 +209,6 @@ class DevChainProvider(AsyncEthereumTesterProvider):
             return await super().make_request(method, params)
         except TransactionFailed as exc:
             raise as_contract_logic_error(exc) from exc
-
-
-# -- CCIP-Read URL policy ----------------------------------------------------------------------
-
-
-def allow_loopback_ccip_gateways() -> None:
-    """Let web3 CCIP-Read fetch from loopback addresses (127.0.0.0/8, ::1). Process-wide; dev/tests only.
-
-    web3 ≥ 7.15 refuses gateway URLs resolving to private or loopback IPs and has no per-provider
-    switch for it, only the module-level ``web3.utils.ccip_url_validation.BLOCKED_IP_NETWORKS``.
-    Raises ``RuntimeError`` if web3 no longer has that list, so an upgrade fails loudly here
-    instead of as an opaque ``MultipleFailedRequests`` at lookup time.
-    """
-    networks = getattr(ccip_url_validation, "BLOCKED_IP_NETWORKS", None)
-    if not isinstance(networks, list):
-        raise RuntimeError(
-            "web3.utils.ccip_url_validation.BLOCKED_IP_NETWORKS is missing or not a list; "
-            "the dev chain cannot allow its loopback CCIP-Read gateway with this web3 version"
-        )
-    networks[:] = [network for network in networks if network not in _LOOPBACK_NETWORKS]
 
 
 # -- the chain ---------------------------------------------------------------------------------

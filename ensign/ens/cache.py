@@ -1,6 +1,6 @@
 """A bounded in-process TTL cache for name lookups, with negative entries.
 
-The lookup (``resolver/lookup.py``) resolves names through the chain and a CCIP-Read gateway,
+The lookup (``ensign/ens/lookup.py``) resolves names through the chain and a CCIP-Read gateway,
 which costs an ``eth_call``, one or two HTTP hops and a callback ``eth_call``. Names change
 rarely, so answers are kept for a while:
 

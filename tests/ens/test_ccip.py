@@ -1,6 +1,6 @@
-"""resolver.ccip: DNS names, calldata, results, signatures and the batch-gateway ABI.
+"""ensign.ens.ccip: DNS names, calldata, results, signatures and the batch-gateway ABI.
 
-The worked example is shared/reference/ens-ccip.md §1.2/§1.4/§1.5: resolver
+The worked example follows EIP-3668 and ENS's OffchainResolver: resolver
 0x5FbDB2315678afecb367f032d93F642f64180aa3, name alice.dm3.eth, key "email", value
 "alice@example.com", expires 1700000000, signed with the standard test key 0xac09…ff80.
 """
@@ -16,7 +16,7 @@ from eth_utils import keccak
 from ens.exceptions import ENSException
 from ens.utils import dns_encode_name, normal_name_to_hash, normalize_name, raw_name_to_hash
 from ensign.errors import InvalidRequest
-from resolver import ccip
+from ensign.ens import ccip
 
 RESOLVER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 TEST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

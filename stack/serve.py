@@ -131,7 +131,7 @@ def delivery_app(settings: DeliverySettings) -> Callable[[], Awaitable[web.Appli
     async def build() -> web.Application:
         from delivery.app import create_app
         from delivery.ports import Web3Chain
-        from resolver.lookup import open_lookup
+        from ensign.ens.lookup import open_lookup
 
         async with AsyncExitStack() as resources:
             redis_client = await open_redis(settings.redis)

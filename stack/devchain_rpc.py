@@ -1,4 +1,4 @@
-"""Ethereum JSON-RPC over HTTP for the embedded :class:`~ensign.devchain.DevChain`.
+"""Ethereum JSON-RPC over HTTP for the embedded :class:`~stack.devchain.DevChain`.
 
 Lets out-of-process clients (ethers 5 in the dm3 libraries, web3's ``AsyncHTTPProvider``, a
 browser dapp) use the in-process chain. ``POST /`` takes a JSON-RPC 2.0 request or a batch.
@@ -50,7 +50,7 @@ from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError as EvmValidationError
 
-from ensign.devchain import ERROR_STRING_SELECTOR, DevChain, revert_data
+from stack.devchain import ERROR_STRING_SELECTOR, DevChain, revert_data
 
 __all__ = ["DEFAULT_PORT", "DevChainRpcServer", "create_app", "devchain"]
 

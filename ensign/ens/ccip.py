@@ -1,6 +1,6 @@
 """CCIP-Read (EIP-3668) and ENSIP-10 wire formats for the offchain-resolver gateway. Pure: no I/O.
 
-The flow this module encodes (byte layouts in shared/reference/ens-ccip.md §1):
+The flow this module encodes (byte layouts as EIP-3668 and ENS's OffchainResolver define them):
 
 1. A client calls ``resolver.resolve(bytes name, bytes data)``; ``name`` is the DNS wire-format
    name, ``data`` an ABI record call: ``addr(bytes32)``, ``addr(bytes32,uint256)``,
@@ -37,15 +37,12 @@ Malformed input raises :class:`ensign.errors.InvalidRequest` with one of these c
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from ens.exceptions import ENSException
-from ens.utils import normalize_name
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
@@ -59,6 +56,7 @@ from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError as EthKeysValidationError
 
+from ensign.ens.names import ensip15_normalize
 from ensign.errors import InvalidRequest
 
 __all__ = [
@@ -304,16 +302,8 @@ def dns_decode(data: bytes) -> str:
     return ".".join(labels)
 
 
-# web3's ENSIP-15 normaliser is pure Python and costs milliseconds per name, and its
-# ``normal_name_to_hash`` normalises every label again and builds a ``Web3()`` per label: 5-15 ms
-# per namehash, tens of ms on a loaded machine. A gateway answers the same few names over and over,
-# so each full name is normalised once and remembered; the bound keeps hostile input from growing
-# the cache (lru_cache does not keep exceptions, so invalid names are never cached).
-@functools.lru_cache(maxsize=4096)
-def _ensip15(name: str) -> str:
-    return str(normalize_name(name))
-
-
+# web3's ``normal_name_to_hash`` normalises every label again and builds a ``Web3()`` per label:
+# 5-15 ms per namehash. Names are normalised once (ensip15_normalize remembers them) and hashed here.
 def normal_namehash(normal: str) -> bytes:
     """EIP-137 namehash of an already ENSIP-15-normalised name, without normalising it again.
 
@@ -332,11 +322,7 @@ def namehash(name: str) -> bytes:
 
     Raises ``InvalidRequest`` (``invalid_name``) for a name ENSIP-15 rejects.
     """
-    try:
-        normal = _ensip15(name)
-    except ENSException as exc:
-        raise InvalidRequest(f"invalid ENS name: {exc}", code="invalid_name") from exc
-    return normal_namehash(normal)
+    return normal_namehash(ensip15_normalize(name))
 
 
 # -- calls ------------------------------------------------------------------------------------
@@ -419,10 +405,7 @@ def decode_resolve_request(call_data: bytes) -> ResolveRequest:
         raise InvalidRequest("record call is shorter than a function selector", code="invalid_calldata")
 
     name = dns_decode(dns_name)
-    try:
-        normal = _ensip15(name)
-    except ENSException as exc:
-        raise InvalidRequest(f"invalid ENS name: {exc}", code="name_not_normalized") from exc
+    normal = ensip15_normalize(name, code="name_not_normalized")
     if normal != name:
         raise InvalidRequest("name is not normalised", code="name_not_normalized")
     query = _decode_record_call(name, record_call)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ensign.errors import InvalidRequest, NotFound
-from resolver.cache import CacheSettings, TTLCache
+from ensign.ens.cache import CacheSettings, TTLCache
 
 
 class FakeClock:

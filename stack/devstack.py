@@ -57,16 +57,16 @@ from ensign.config import (
     GatewaySettings,
     RedisSettings,
 )
-from ensign.demo import run_demo
-from ensign.devchain import DevChain
-from ensign.devchain_rpc import DevChainRpcServer
-from ensign.embedded_redis import EmbeddedRedis
+from stack.demo import run_demo
+from stack.devchain import DevChain
+from stack.devchain_rpc import DevChainRpcServer
+from stack.embedded_redis import EmbeddedRedis
 from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
 from ensign.protocol.models import DeliveryServiceProfile
 from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
 from ensign.redis_client import RedisClient, open_redis
 from resolver.gateway import create_app as create_gateway
-from resolver.lookup import NameLookup, open_lookup
+from ensign.ens.lookup import NameLookup, open_lookup
 
 
 @dataclass(frozen=True)

