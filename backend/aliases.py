@@ -21,6 +21,7 @@ from aiohttp import web
 from backend.appkeys import domains_key, store_key
 from backend.bodies import check_fields, optional_int_field, string_field
 from backend.claims import claim_digest, claim_text, release_text
+from backend.errors import AliasLimit, AliasTaken, Replayed
 from backend.records import Resolved, resolve_name
 from backend.store import ClaimOutcome, ReleaseOutcome
 from ensign.errors import Conflict, NotFound, SignatureError
@@ -28,7 +29,7 @@ from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import checksum_address
 from ensign.web import read_json
 
-__all__ = ["routes"]
+__all__ = ["routes", "claim_alias", "release_alias"]
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,11 @@ def _signing_key(owner: Resolved) -> str:
 
 def _raise_for_claim(outcome: ClaimOutcome, alias: str, max_aliases: int) -> None:
     if outcome == "taken":
-        raise Conflict(f"{alias!r} is already claimed by another address", code="alias_taken")
+        raise AliasTaken(f"{alias!r} is already claimed by another address")
     if outcome == "limit":
-        raise Conflict(f"this address already holds {max_aliases} aliases; release one first", code="alias_limit")
+        raise AliasLimit(f"this address already holds {max_aliases} aliases; release one first")
     if outcome == "replayed":
-        raise Conflict("this signed claim has already been used; sign a new, timestamped claim", code="replayed")
+        raise Replayed("this signed claim has already been used; sign a new, timestamped claim")
     if outcome == "stale_profile":
         raise Conflict("the profile changed while the claim was processed; sign again with its key")
 
@@ -139,6 +140,6 @@ def _raise_for_release(outcome: ReleaseOutcome, alias: str) -> None:
     if outcome == "not_owner":
         raise Conflict(f"{alias!r} changed owner while the release was processed")
     if outcome == "replayed":
-        raise Conflict("this signed release has already been used; sign a new, timestamped release", code="replayed")
+        raise Replayed("this signed release has already been used; sign a new, timestamped release")
     if outcome == "stale_profile":
         raise Conflict("the profile changed while the release was processed; sign again with its key")

@@ -24,7 +24,7 @@ from ensign.errors import ServiceUnavailable
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
-__all__ = ["create_app", "CLIENT_MAX_SIZE"]
+__all__ = ["create_app", "CLIENT_MAX_SIZE", "health"]
 
 #: Largest request body accepted, bytes (a signed profile is well under 1 KiB).
 CLIENT_MAX_SIZE = 64 * 1024

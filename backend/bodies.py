@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ensign.errors import InvalidRequest
+from ensign.errors import SchemaError
 
 __all__ = ["check_fields", "string_field", "object_field", "optional_int_field"]
 
@@ -16,21 +16,21 @@ def check_fields(body: Mapping[str, Any], required: tuple[str, ...], optional: t
     """Every ``required`` field is present and nothing outside ``required + optional`` is."""
     missing = [name for name in required if name not in body]
     if missing:
-        raise InvalidRequest(f"missing field(s): {', '.join(missing)}", code="invalid_schema")
+        raise SchemaError(f"missing field(s): {', '.join(missing)}")
     unknown = sorted(set(body) - set(required) - set(optional))
     if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", code="invalid_schema")
+        raise SchemaError(f"unknown field(s): {', '.join(unknown)}")
 
 
 def string_field(body: Mapping[str, Any], name: str, *, max_length: int = 1024) -> str:
     """A non-empty string field of at most ``max_length`` characters."""
     value = body[name]
     if not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be a string, got {_json_type(value)}", code="invalid_schema")
+        raise SchemaError(f"{name} must be a string, got {_json_type(value)}")
     if not value:
-        raise InvalidRequest(f"{name} must not be empty", code="invalid_schema")
+        raise SchemaError(f"{name} must not be empty")
     if len(value) > max_length:
-        raise InvalidRequest(f"{name} is longer than {max_length} characters", code="invalid_schema")
+        raise SchemaError(f"{name} is longer than {max_length} characters")
     return value
 
 
@@ -38,7 +38,7 @@ def object_field(body: Mapping[str, Any], name: str) -> dict[str, Any]:
     """A JSON object field."""
     value = body[name]
     if not isinstance(value, dict):
-        raise InvalidRequest(f"{name} must be an object, got {_json_type(value)}", code="invalid_schema")
+        raise SchemaError(f"{name} must be an object, got {_json_type(value)}")
     return value
 
 
@@ -48,7 +48,7 @@ def optional_int_field(body: Mapping[str, Any], name: str) -> int | None:
         return None
     value = body[name]
     if type(value) is not int:
-        raise InvalidRequest(f"{name} must be an integer, got {_json_type(value)}", code="invalid_schema")
+        raise SchemaError(f"{name} must be an integer, got {_json_type(value)}")
     return value
 
 

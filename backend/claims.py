@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ensign.errors import InvalidRequest
+from backend.errors import StaleTimestamp
 
 __all__ = [
     "WINDOW_MS",
@@ -90,11 +90,8 @@ def check_timestamp(timestamp: int, now_ms: int, *, window_ms: int = WINDOW_MS) 
     """Milliseconds the claim must be remembered; :class:`InvalidRequest` if outside the window."""
     if abs(now_ms - timestamp) > window_ms:
         direction = "old" if timestamp < now_ms else "far in the future"
-        raise InvalidRequest(
-            f"timestamp is too {direction}: it must be within {window_ms // 1000} s of the server's "
-            f"clock (server time {now_ms} ms)",
-            code="stale_timestamp",
-        )
+        raise StaleTimestamp(f"timestamp is too {direction}: it must be within {window_ms // 1000} s of the server's "
+            f"clock (server time {now_ms} ms)")
     return timestamp + window_ms - now_ms + _REMEMBER_MARGIN_MS
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from backend.errors import UnsupportedDomain
 from ensign.ens.names import ensip15_normalize
-from ensign.errors import EncodingError, InvalidRequest
+from ensign.errors import EncodingError, InvalidName, InvalidRequest
 from ensign.protocol.encoding import checksum_address, is_address, normalize_name
 
 __all__ = ["AddressName", "AliasName", "Domains", "address_label"]
@@ -66,9 +67,8 @@ class Domains:
         text = subdomain[1:] if subdomain.startswith(".") else subdomain
         domain = _normalize(text, "subdomain")
         if domain not in self.addr_domains:
-            raise InvalidRequest(
-                f"subdomain {subdomain!r} is not supported; supported: {', '.join(self.addr_domains)}",
-                code="unsupported_domain",
+            raise UnsupportedDomain(
+                f"subdomain {subdomain!r} is not supported; supported: {', '.join(self.addr_domains)}"
             )
         return domain
 
@@ -102,25 +102,20 @@ class Domains:
         if parent not in self.user_domains:
             under = [d for d in self.user_domains if parent.endswith("." + d)]
             if under:
-                raise InvalidRequest(
-                    f"{field} {raw!r} must be one label directly under {under[0]}", code="invalid_name"
-                )
-            raise InvalidRequest(
-                f"{field} {raw!r} is not under a supported user domain; supported: {', '.join(self.user_domains)}",
-                code="unsupported_domain",
+                raise InvalidName(f"{field} {raw!r} must be one label directly under {under[0]}")
+            raise UnsupportedDomain(
+                f"{field} {raw!r} is not under a supported user domain; supported: {', '.join(self.user_domains)}"
             )
         if not label:
-            raise InvalidRequest(f"{field} {raw!r} has an empty label", code="invalid_name")
+            raise InvalidName(f"{field} {raw!r} has an empty label")
         if parent in self.addr_domains and is_address(label):
-            raise InvalidRequest(f"{field} {raw!r} is an address name, not an alias", code="invalid_name")
+            raise InvalidName(f"{field} {raw!r} is an address name, not an alias")
         try:
             ensip15 = ensip15_normalize(name)
         except InvalidRequest as exc:
-            raise InvalidRequest(f"{field} {raw!r}: {exc.message}", code="invalid_name") from None
+            raise InvalidName(f"{field} {raw!r}: {exc.message}") from None
         if ensip15 != name:
-            raise InvalidRequest(
-                f"{field} {raw!r} is not in ENS normal form (ENSIP-15 gives {ensip15!r})", code="invalid_name"
-            )
+            raise InvalidName(f"{field} {raw!r} is not in ENS normal form (ENSIP-15 gives {ensip15!r})")
         return AliasName(name, label, parent)
 
     def normalize(self, raw: str, *, field: str = "name") -> str:
@@ -132,4 +127,4 @@ def _normalize(raw: str, field: str) -> str:
     try:
         return normalize_name(raw)
     except EncodingError as exc:
-        raise InvalidRequest(f"{field} is not a valid name: {exc.message}", code="invalid_name") from None
+        raise InvalidName(f"{field} is not a valid name: {exc.message}") from None

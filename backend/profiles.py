@@ -16,15 +16,16 @@ from aiohttp import web
 
 from backend.appkeys import domains_key, store_key
 from backend.bodies import check_fields, object_field, string_field
+from backend.errors import ProfileSuperseded
 from backend.records import resolve_name
-from ensign.errors import Conflict, EncodingError, InvalidRequest, NotFound, SignatureError
+from ensign.errors import EncodingError, InvalidAddress, NotFound, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import checksum_address, sha256_hex
 from ensign.protocol.models import SignedUserProfile, UserProfile
 from ensign.protocol.profile import verify_profile
 from ensign.web import read_json
 
-__all__ = ["routes", "content_hash"]
+__all__ = ["routes", "content_hash", "name_of_address", "profile_by_name", "profile_of_address", "register_profile"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _address(raw: str, field: str = "address") -> str:
     try:
         return checksum_address(raw)
     except EncodingError as exc:
-        raise InvalidRequest(f"{field} is not an Ethereum address: {exc.message}", code="invalid_address") from None
+        raise InvalidAddress(f"{field} is not an Ethereum address: {exc.message}") from None
 
 
 @routes.post("/profile/address")
@@ -59,11 +60,9 @@ async def register_profile(request: web.Request) -> web.Response:
         address, domain, stringify(signed.to_json()), content_hash(signed.profile), int(time.time() * 1000)
     )
     if outcome == "superseded":
-        raise Conflict(
+        raise ProfileSuperseded(
             f"this profile was replaced by a newer one for {address} and cannot be registered again; "
-            "sign a new profile",
-            code="profile_superseded",
-        )
+            "sign a new profile")
     if outcome != "unchanged":
         log.info("profile %s for %s", outcome, name.name)
     return web.json_response({"name": name.name, "address": address, "status": outcome})

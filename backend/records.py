@@ -29,7 +29,7 @@ from ensign.protocol.models import SignedUserProfile
 from ensign.protocol.profile import profile_json_data_uri
 from ensign.protocol.records import PROFILE_RECORD_NAME
 
-__all__ = ["Resolved", "resolve_name", "routes"]
+__all__ = ["Resolved", "resolve_name", "routes", "get_records"]
 
 routes = web.RouteTableDef()
 

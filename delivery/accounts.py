@@ -63,12 +63,25 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ensign.errors import Conflict, Forbidden, InvalidRequest, NotFound, SignatureError
+from ensign.errors import InvalidRequest, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import is_address, normalize_name
 from ensign.redis_client import RedisClient
 
+from .errors import (
+    AccountChanged,
+    AccountDeleted,
+    AccountExists,
+    InvalidMessage,
+    InvalidSettings,
+    MessageOutsideWindow,
+    NoAccount,
+    ReplayedMessage,
+    StaleMessage,
+    WrongAccount,
+    WrongDeliveryService,
+)
 from .lua import source
 from .ports import Clock
 from .queue import MessageQueue, account_key, signed_message_key, tombstone_key
@@ -119,10 +132,10 @@ class AccountSettings:
     def from_json(cls, obj: object, *, size_limit: int, ttl_limit: int) -> AccountSettings:
         """Validate settings sent by an owner; :class:`InvalidRequest` names the bad field."""
         if not isinstance(obj, dict):
-            raise InvalidRequest("settings must be a JSON object", code="invalid_settings")
+            raise InvalidSettings("settings must be a JSON object")
         unknown = sorted(set(obj) - {"maxMessageSize", "messageTTL", "spamFilterRules", "notifications"})
         if unknown:
-            raise InvalidRequest(f"settings has unknown field(s): {', '.join(unknown)}", code="invalid_settings")
+            raise InvalidSettings(f"settings has unknown field(s): {', '.join(unknown)}")
         size = obj.get("maxMessageSize")
         if size is not None:
             size = _int_in("settings.maxMessageSize", size, 1024, size_limit)
@@ -146,9 +159,9 @@ class AccountSettings:
 
 def _int_in(what: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{what} must be a whole number", code="invalid_settings")
+        raise InvalidSettings(f"{what} must be a whole number")
     if not low <= value <= high:
-        raise InvalidRequest(f"{what} must be between {low} and {high}", code="invalid_settings")
+        raise InvalidSettings(f"{what} must be between {low} and {high}")
     return value
 
 
@@ -163,17 +176,15 @@ def _amount(what: str, value: object) -> str:
             number = -1
         if number >= 0 and value.strip() == value:
             return str(number)
-    raise InvalidRequest(f"{what} must be a non-negative amount in decimal or 0x hex", code="invalid_settings")
+    raise InvalidSettings(f"{what} must be a non-negative amount in decimal or 0x hex")
 
 
 def _spam_rules(obj: object) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise InvalidRequest("settings.spamFilterRules must be a JSON object", code="invalid_settings")
+        raise InvalidSettings("settings.spamFilterRules must be a JSON object")
     unknown = sorted(set(obj) - {"minNonce", "minBalance", "minTokenBalance"})
     if unknown:
-        raise InvalidRequest(
-            f"settings.spamFilterRules has unknown rule(s): {', '.join(unknown)}", code="invalid_settings"
-        )
+        raise InvalidSettings(f"settings.spamFilterRules has unknown rule(s): {', '.join(unknown)}")
     rules: dict[str, Any] = {}
     if obj.get("minNonce") is not None:
         rules["minNonce"] = _int_in("settings.spamFilterRules.minNonce", obj["minNonce"], 0, 2**64 - 1)
@@ -182,13 +193,9 @@ def _spam_rules(obj: object) -> dict[str, Any]:
     token = obj.get("minTokenBalance")
     if token is not None:
         if not isinstance(token, dict) or set(token) != {"address", "amount"}:
-            raise InvalidRequest(
-                "settings.spamFilterRules.minTokenBalance must be {address, amount}", code="invalid_settings"
-            )
+            raise InvalidSettings("settings.spamFilterRules.minTokenBalance must be {address, amount}")
         if not is_address(token["address"]):
-            raise InvalidRequest(
-                "settings.spamFilterRules.minTokenBalance.address must be an address", code="invalid_settings"
-            )
+            raise InvalidSettings("settings.spamFilterRules.minTokenBalance.address must be an address")
         rules["minTokenBalance"] = {
             "address": token["address"],
             "amount": _amount("settings.spamFilterRules.minTokenBalance.amount", token["amount"]),
@@ -198,21 +205,19 @@ def _spam_rules(obj: object) -> dict[str, Any]:
 
 def _notifications(obj: object) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise InvalidRequest("settings.notifications must be a JSON object", code="invalid_settings")
+        raise InvalidSettings("settings.notifications must be a JSON object")
     unknown = sorted(set(obj) - {"enabled", "channels"})
     if unknown:
-        raise InvalidRequest(
-            f"settings.notifications has unknown field(s): {', '.join(unknown)}", code="invalid_settings"
-        )
+        raise InvalidSettings(f"settings.notifications has unknown field(s): {', '.join(unknown)}")
     result: dict[str, Any] = {}
     if "enabled" in obj:
         if not isinstance(obj["enabled"], bool):
-            raise InvalidRequest("settings.notifications.enabled must be a boolean", code="invalid_settings")
+            raise InvalidSettings("settings.notifications.enabled must be a boolean")
         result["enabled"] = obj["enabled"]
     if "channels" in obj:
         channels = obj["channels"]
         if not isinstance(channels, list) or len(channels) > len(NOTIFICATION_TYPES):
-            raise InvalidRequest("settings.notifications.channels must be a list (one per type)", code="invalid_settings")
+            raise InvalidSettings("settings.notifications.channels must be a list (one per type)")
         seen: set[str] = set()
         clean = []
         for channel in channels:
@@ -224,9 +229,8 @@ def _notifications(obj: object) -> dict[str, Any]:
                 or not isinstance(channel["recipientValue"], str)
                 or not 0 < len(channel["recipientValue"]) <= 2048
             ):
-                raise InvalidRequest(
-                    "each notification channel must be {type: EMAIL|PUSH, recipientValue: string}, one per type",
-                    code="invalid_settings",
+                raise InvalidSettings(
+                    "each notification channel must be {type: EMAIL|PUSH, recipientValue: string}, one per type"
                 )
             seen.add(channel["type"])
             clean.append({"type": channel["type"], "recipientValue": channel["recipientValue"]})
@@ -272,29 +276,27 @@ class SignedAccountMessage:
     def from_body(cls, body: object) -> SignedAccountMessage:
         """Parse ``{"message": {...}, "signature": "..."}``; :class:`InvalidRequest` on bad shape."""
         if not isinstance(body, dict) or set(body) != {"message", "signature"}:
-            raise InvalidRequest('body must be {"message": {...}, "signature": "<base64>"}', code="invalid_message")
+            raise InvalidMessage('body must be {"message": {...}, "signature": "<base64>"}')
         message, signature = body["message"], body["signature"]
         if not isinstance(message, dict) or not isinstance(signature, str):
-            raise InvalidRequest("message must be an object and signature a string", code="invalid_message")
+            raise InvalidMessage("message must be an object and signature a string")
         allowed = {"deliveryService", "ensName", "timestamp", "topic", "settings"}
         unknown = sorted(set(message) - allowed)
         missing = sorted({"deliveryService", "ensName", "timestamp", "topic"} - set(message))
         if unknown or missing:
-            raise InvalidRequest(
-                f"message fields: unknown {unknown or 'none'}, missing {missing or 'none'}", code="invalid_message"
-            )
+            raise InvalidMessage(f"message fields: unknown {unknown or 'none'}, missing {missing or 'none'}")
         if not isinstance(message["deliveryService"], str) or not isinstance(message["ensName"], str):
-            raise InvalidRequest("message.deliveryService and message.ensName must be strings", code="invalid_message")
+            raise InvalidMessage("message.deliveryService and message.ensName must be strings")
         timestamp = message["timestamp"]
         if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
-            raise InvalidRequest("message.timestamp must be milliseconds since the epoch", code="invalid_message")
+            raise InvalidMessage("message.timestamp must be milliseconds since the epoch")
         if message["topic"] not in TOPICS:
-            raise InvalidRequest(f"message.topic must be one of {', '.join(TOPICS)}", code="invalid_message")
+            raise InvalidMessage(f"message.topic must be one of {', '.join(TOPICS)}")
         settings = message.get("settings")
         if settings is not None and message["topic"] == "deleteAccount":
-            raise InvalidRequest("a deleteAccount message carries no settings", code="invalid_message")
+            raise InvalidMessage("a deleteAccount message carries no settings")
         if settings is not None and not isinstance(settings, dict):
-            raise InvalidRequest("message.settings must be an object", code="invalid_message")
+            raise InvalidMessage("message.settings must be an object")
         return cls(
             delivery_service=message["deliveryService"],
             ens_name=message["ensName"],
@@ -369,23 +371,21 @@ class Accounts:
         :param name: the normalised name from the path; the message must carry the same name.
         """
         if message.topic != topic:
-            raise InvalidRequest(f"message.topic must be {topic} on this endpoint", code="invalid_message")
+            raise InvalidMessage(f"message.topic must be {topic} on this endpoint")
         if message.delivery_service != self._service_url:
-            raise Forbidden(
-                f"message.deliveryService names another delivery service; this one is {self._service_url}",
-                code="wrong_delivery_service",
+            raise WrongDeliveryService(
+                f"message.deliveryService names another delivery service; this one is {self._service_url}"
             )
         try:
             claimed = normalize_name(message.ens_name)
         except InvalidRequest:
-            raise InvalidRequest("message.ensName is not a valid name", code="invalid_message") from None
+            raise InvalidMessage("message.ensName is not a valid name") from None
         if claimed != name:
-            raise Forbidden("message.ensName is not the name in the path", code="wrong_account")
+            raise WrongAccount("message.ensName is not the name in the path")
         now_ms = int(self._clock() * 1000)
         if abs(now_ms - message.timestamp) > REPLAY_WINDOW * 1000:
-            raise Forbidden(
-                f"message.timestamp is more than {REPLAY_WINDOW} s away from this service's clock",
-                code="stale_message",
+            raise MessageOutsideWindow(
+                f"message.timestamp is more than {REPLAY_WINDOW} s away from this service's clock"
             )
         if not verify(public_signing_key, message.payload, message.signature):
             raise SignatureError("signature does not verify with the signing key of the profile published in ENS")
@@ -395,7 +395,7 @@ class Accounts:
         ttl = max(1, (message.timestamp + REPLAY_WINDOW * 1000 - now_ms) // 1000 + 1)
         key = signed_message_key(self._prefix, address, message.signature)
         if not await self._redis.set(key, "1", nx=True, ex=ttl):
-            raise Conflict("this signed message was already used", code="replayed_message")
+            raise ReplayedMessage("this signed message was already used")
 
     async def create_signed(
         self, address: str, message: SignedAccountMessage, profile_hash: str
@@ -407,19 +407,19 @@ class Accounts:
         """
         settings = self.parse_settings(message.settings) if message.settings is not None else AccountSettings()
         if await self.exists(address):
-            raise Conflict("the account already exists", code="account_exists")
+            raise AccountExists("the account already exists")
         raw_tomb = await self._tombstone_raw(address)
         tomb = _parse_tombstone(raw_tomb)
         if tomb is not None and message.timestamp <= tomb["deletedAt"]:
-            raise Conflict("the message is older than the account's deletion", code="stale_message")
+            raise StaleMessage("the message is older than the account's deletion")
         await self._use_once(address, message)
         account = Account(address, message.timestamp, "signed", settings, profile_hash)
         created = await self._create_if_absent(account, raw_tomb)
         if created == 0:
-            raise Conflict("the account already exists", code="account_exists")
+            raise AccountExists("the account already exists")
         if created < 0:
             # Deleted (and maybe re-created) between our read and the write: judged on stale data.
-            raise Conflict("the account changed concurrently; try again", code="account_exists")
+            raise AccountExists("the account changed concurrently; try again")
         return account
 
     async def create_from_profile(self, address: str, profile_hash: str) -> tuple[Account, bool]:
@@ -438,9 +438,8 @@ class Accounts:
         raw_tomb = await self._tombstone_raw(address)
         tomb = _parse_tombstone(raw_tomb)
         if tomb is not None and tomb["profile"] == profile_hash:
-            raise Forbidden(
-                "this account was deleted by its owner; re-create it with a signed createAccount message",
-                code="account_deleted",
+            raise AccountDeleted(
+                "this account was deleted by its owner; re-create it with a signed createAccount message"
             )
         account = Account(address, int(self._clock() * 1000), "profile", AccountSettings(), profile_hash)
         created = await self._create_if_absent(account, raw_tomb)
@@ -450,7 +449,7 @@ class Accounts:
             if current is not None:
                 return current, False
         if created <= 0:
-            raise Conflict("the account changed concurrently; try again", code="account_exists")
+            raise AccountExists("the account changed concurrently; try again")
         return account, True
 
     async def delete_signed(self, address: str, message: SignedAccountMessage) -> int:
@@ -461,16 +460,16 @@ class Accounts:
         """
         account = await self.get(address)
         if account is None:
-            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+            raise NoAccount("there is no account for this name on this delivery service")
         if message.timestamp <= account.created:
-            raise Conflict("the message is older than the account's creation", code="stale_message")
+            raise StaleMessage("the message is older than the account's creation")
         await self._use_once(address, message)
         tomb = json.dumps({"deletedAt": message.timestamp, "profile": account.profile_hash})
         # One script: account hash, queue and tombstone at once, and only the generation checked
         # above (a concurrent delete, or delete and re-create, makes it refuse).
         dropped = await self._queue.delete_account(address, generation=account.created, tombstone=tomb)
         if dropped is None:
-            raise Conflict("the account changed concurrently; try again", code="account_changed")
+            raise AccountChanged("the account changed concurrently; try again")
         return dropped
 
     async def update_settings(self, address: str, settings: AccountSettings) -> Account:
@@ -479,19 +478,19 @@ class Accounts:
             keys=[account_key(self._prefix, address)], args=[stringify(settings.to_json())]
         )
         if not updated:
-            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+            raise NoAccount("there is no account for this name on this delivery service")
         account = await self.get(address)
         if account is None:
-            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+            raise NoAccount("there is no account for this name on this delivery service")
         return account
 
     async def update_signed(self, address: str, message: SignedAccountMessage) -> Account:
         """Apply a verified ``updateSettings`` message."""
         account = await self.get(address)
         if account is None:
-            raise NotFound("there is no account for this name on this delivery service", code="no_account")
+            raise NoAccount("there is no account for this name on this delivery service")
         if message.timestamp <= account.created:
-            raise Conflict("the message is older than the account's creation", code="stale_message")
+            raise StaleMessage("the message is older than the account's creation")
         settings = self.parse_settings(message.settings if message.settings is not None else {})
         await self._use_once(address, message)
         return await self.update_settings(address, settings)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ensign.config import DeliverySettings
-from ensign.errors import EnsignError, InvalidRequest, NotFound, PayloadTooLarge, SignatureError
+from ensign.errors import EnsignError, SignatureError
 from ensign.protocol.canonical import canonical_size, stringify
 from ensign.protocol.crypto import EncryptionKeyPair
 from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
@@ -37,60 +37,24 @@ from ensign.protocol.models import EncryptionEnvelop
 from ensign.protocol.postmark import create_postmark
 
 from .accounts import Accounts
+from .errors import (
+    AccountMissingError,
+    DeliveryInformationUnreadable,
+    InvalidEnvelope,
+    MessageTooLarge,
+    ReceiverUnknown,
+    ReceiverWithoutAccount,
+    SenderNotVerified,
+    SenderUnknown,
+)
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
-from .queue import AccountMissingError, MessageQueue
-from .spam import SpamRejected, check_spam_rules
+from .queue import MessageQueue
+from .spam import check_spam_rules
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "Intake",
-    "MessageTooLarge",
-    "ReceiverUnknown",
-    "ReceiverWithoutAccount",
-    "SenderUnknown",
-    "SenderNotVerified",
-    "SpamRejected",
-    "Submitted",
-    "DeliveryInformationUnreadable",
-]
-
-
-class MessageTooLarge(PayloadTooLarge):
-    """Canonical envelope size above the limit (JSON-RPC -32011)."""
-
-    code = "message_too_large"
-
-
-class DeliveryInformationUnreadable(InvalidRequest):
-    """The delivery information is not encrypted to this service (JSON-RPC -32012)."""
-
-    code = "delivery_information_unreadable"
-
-
-class ReceiverUnknown(NotFound):
-    """The receiver's name does not resolve or has no profile (JSON-RPC -32013)."""
-
-    code = "receiver_unknown"
-
-
-class ReceiverWithoutAccount(NotFound):
-    """The receiver has no account on this service (JSON-RPC -32014)."""
-
-    code = "receiver_without_account"
-
-
-class SenderUnknown(InvalidRequest):
-    """The sender's name has no valid profile in ENS (JSON-RPC -32015)."""
-
-    code = "sender_unknown"
-
-
-class SenderNotVerified(SignatureError):
-    """The metadata signature or hash does not verify with the sender's key (JSON-RPC -32016)."""
-
-    code = "sender_not_verified"
+__all__ = ["Intake", "Submitted", "stored_envelope"]
 
 
 @dataclass(frozen=True)
@@ -158,7 +122,7 @@ class Intake:
 
     async def _submit(self, raw: object) -> Submitted:
         if not isinstance(raw, dict):
-            raise InvalidRequest("the envelope must be a JSON object", code="invalid_envelope")
+            raise InvalidEnvelope("the envelope must be a JSON object")
         size = canonical_size(raw)
         limit = self._settings.message_size_limit
         if size > limit:

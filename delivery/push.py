@@ -62,6 +62,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ensign.answers import as_error, socket_refusal
 from ensign.errors import EnsignError
 from ensign.protocol.encoding import normalize_name
 from ensign.redis_client import RedisClient
@@ -127,11 +128,8 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         envelope = data.get("envelop") if isinstance(data, dict) else None
         try:
             await app[intake_key].submit(envelope)
-        except EnsignError as exc:
-            return {"error": exc.message}
-        except Exception:
-            log.exception("socket submitMessage failed")
-            return {"error": "internal server error"}
+        except Exception as exc:
+            return socket_refusal(as_error(exc, "socket submitMessage"))
         return {"response": "success"}
 
     sio.on("connect", connect)

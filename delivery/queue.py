@@ -84,9 +84,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ensign.errors import InvalidRequest, NotFound, TooManyRequests
+from ensign.errors import InvalidRequest
 from ensign.redis_client import RedisClient
 
+from .errors import AccountMissingError, QueueFullError
 from .lua import source
 
 __all__ = [
@@ -96,10 +97,8 @@ __all__ = [
     "KEY_TTL_GRACE_SECONDS",
     "MAX_PAGE_SIZE",
     "MAX_TTL_SECONDS",
-    "AccountMissingError",
     "MessageQueue",
     "Page",
-    "QueueFullError",
     "QueueKeys",
     "StoredMessage",
     "account_key",
@@ -234,19 +233,6 @@ _DELETE_ACCOUNT_LUA = source("delete_account")
 
 
 # -- Public types ----------------------------------------------------------------------------
-
-
-class QueueFullError(TooManyRequests):
-    """The recipient already has ``max_queued`` live messages; nothing was stored."""
-
-    code = "queue_full"
-
-
-class AccountMissingError(NotFound):
-    """The recipient has no account hash (never created, or deleted); nothing was stored."""
-
-    # The intake's own code for a receiver without an account (JSON-RPC -32014).
-    code = "receiver_without_account"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,10 +35,10 @@ from typing import Any
 
 import jwt
 
-from ensign.errors import Unauthorized
 from ensign.protocol.crypto import verify
 from ensign.redis_client import RedisClient
 
+from .errors import ChallengeReplayed, ChallengeSignatureInvalid, ChallengeStale, ChallengeWrongAccount, token_error
 from .ports import Clock
 
 CHALLENGE_TTL = 900  # seconds, as dm3
@@ -103,19 +103,18 @@ class Sessions:
         """
         claims = self._decode(challenge, kind="challenge", claim_set=_CHALLENGE_CLAIMS, what="challenge")
         if claims["account"] != name or claims["addr"] != address:
-            raise Unauthorized("challenge was issued for another account", code="challenge_wrong_account")
+            raise ChallengeWrongAccount("challenge was issued for another account")
         if claims["gen"] != generation:
-            raise Unauthorized("challenge was issued before the account was re-created", code="challenge_stale")
+            raise ChallengeStale("challenge was issued before the account was re-created")
         if not verify(public_signing_key, challenge, signature):
-            raise Unauthorized(
-                "signature does not verify with the signing key of the profile published in ENS",
-                code="invalid_signature",
+            raise ChallengeSignatureInvalid(
+                "signature does not verify with the signing key of the profile published in ENS"
             )
         # Checked last, so a bad signature does not burn someone else's challenge.
         remaining = max(1, int(claims["exp"]) - int(self._clock()))
         fresh = await self._redis.set(challenge_key(self._prefix, str(claims["challenge"])), "1", nx=True, ex=remaining)
         if not fresh:
-            raise Unauthorized("challenge was already redeemed", code="challenge_replayed")
+            raise ChallengeReplayed("challenge was already redeemed")
         return self.issue_session(name, address, generation)
 
     def issue_session(self, name: str, address: str, generation: int) -> str:
@@ -144,7 +143,7 @@ class Sessions:
 
     def _decode(self, token: str, *, kind: str, claim_set: set[str], what: str) -> dict[str, Any]:
         if not isinstance(token, str) or not token:
-            raise Unauthorized(f"{what} is missing", code=f"{kind}_missing")
+            raise token_error(kind, "missing")(f"{what} is missing")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -153,15 +152,15 @@ class Sessions:
                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
             )
         except jwt.InvalidTokenError:
-            raise Unauthorized(f"{what} is not a valid token of this service", code=f"{kind}_invalid") from None
+            raise token_error(kind, "invalid")(f"{what} is not a valid token of this service") from None
         if set(claims) != claim_set or claims.get("kind") != kind:
-            raise Unauthorized(f"{what} is not a {kind} token", code=f"{kind}_invalid")
+            raise token_error(kind, "invalid")(f"{what} is not a {kind} token")
         for field in ("iat", "nbf", "exp", "gen"):
             if not isinstance(claims[field], int) or isinstance(claims[field], bool):
-                raise Unauthorized(f"{what} has a malformed {field} claim", code=f"{kind}_invalid")
+                raise token_error(kind, "invalid")(f"{what} has a malformed {field} claim")
         now = self._clock()
         if now >= claims["exp"]:
-            raise Unauthorized(f"{what} has expired", code=f"{kind}_expired")
+            raise token_error(kind, "expired")(f"{what} has expired")
         if now < claims["nbf"] or claims["iat"] > now + 5:
-            raise Unauthorized(f"{what} is not valid yet", code=f"{kind}_invalid")
+            raise token_error(kind, "invalid")(f"{what} is not valid yet")
         return claims

@@ -16,17 +16,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ensign.errors import InvalidRequest
 
+from .errors import SpamRejected
 from .ports import Chain
 
 log = logging.getLogger(__name__)
-
-
-class SpamRejected(InvalidRequest):
-    """The message fails one of the receiver's spam rules (JSON-RPC -32010)."""
-
-    code = "spam"
 
 
 async def check_spam_rules(chain: Chain, rules: dict[str, Any], sender_address: str) -> None:
@@ -36,7 +30,9 @@ async def check_spam_rules(chain: Chain, rules: dict[str, Any], sender_address: 
     if "minNonce" in rules:
         nonce = await chain.transaction_count(sender_address)
         if nonce < int(rules["minNonce"]):
-            raise SpamRejected("the sender does not meet the receiver's spam rule minNonce", details={"rule": "minNonce"})
+            raise SpamRejected(
+                "the sender does not meet the receiver's spam rule minNonce", details={"rule": "minNonce"}
+            )
     if "minBalance" in rules:
         balance = await chain.balance(sender_address)
         if balance < int(rules["minBalance"]):

@@ -20,11 +20,11 @@ import logging
 
 from aiohttp import web
 
-from ensign.errors import NotFound
 from ensign.protocol.profile import profile_hash
 from ensign.web import read_json
 
 from .accounts import SignedAccountMessage
+from .errors import NoProfile
 from .ports import profile_or_none
 from .state import accounts_key, directory_key
 from .web_auth import address_of, path_name, require_session
@@ -41,7 +41,7 @@ async def _signed(request: web.Request, topic: str) -> tuple[str, SignedAccountM
     address = await address_of(request, name)
     profile = await profile_or_none(request.app[directory_key], name)
     if profile is None:
-        raise NotFound("the name has no valid profile in ENS", code="no_profile")
+        raise NoProfile("the name has no valid profile in ENS")
     request.app[accounts_key].check_signed(message, name, topic, profile.profile.public_signing_key)
     return address, message, profile_hash(profile)
 

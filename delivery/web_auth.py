@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ensign.errors import EnsignError, InvalidRequest, NotFound, SignatureError, Unauthorized
+from ensign.errors import EnsignError, InvalidName, SchemaError, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.models import SignedUserProfile
@@ -17,6 +17,16 @@ from ensign.protocol.profile import profile_hash, verify_profile
 from ensign.web import read_json
 
 from .accounts import Account
+from .errors import (
+    NameUnresolved,
+    NoAccount,
+    NoProfile,
+    NoProfileToVerify,
+    ProfileNotPublished,
+    SessionMissing,
+    SessionStale,
+    SessionWrongAccount,
+)
 from .ports import address_or_none, profile_or_none
 from .sessions import Session
 from .state import accounts_key, directory_key, sessions_key
@@ -31,7 +41,7 @@ def path_name_of(raw: str) -> str:
     try:
         return normalize_name(raw)
     except EnsignError:
-        raise InvalidRequest("the name is not a valid ENS name", code="invalid_name") from None
+        raise InvalidName("the name is not a valid ENS name") from None
 
 
 def path_name(request: web.Request) -> str:
@@ -43,7 +53,7 @@ async def address_of(request: web.Request, name: str) -> str:
     """The account id (EIP-55 address) of ``name``; 404 ``name_unresolved`` when it has none."""
     address = await address_or_none(request.app[directory_key], name)
     if address is None:
-        raise NotFound(f"{name} does not resolve to an address", code="name_unresolved")
+        raise NameUnresolved(f"{name} does not resolve to an address")
     return address
 
 
@@ -57,15 +67,15 @@ async def require_session(request: web.Request) -> tuple[str, Account]:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("an Authorization: Bearer <session token> header is required", code="session_missing")
+        raise SessionMissing("an Authorization: Bearer <session token> header is required")
     session = request.app[sessions_key].check_session(token.strip())
     name = path_name(request)
     address = await address_or_none(request.app[directory_key], name)
     if address is None or address != session.address:
-        raise Unauthorized("the session token belongs to another account", code="session_wrong_account")
+        raise SessionWrongAccount("the session token belongs to another account")
     account = await request.app[accounts_key].get(address)
     if account is None or account.created != session.generation:
-        raise Unauthorized("the account of this session token no longer exists", code="session_stale")
+        raise SessionStale("the account of this session token no longer exists")
     request[session_request_key] = session
     return name, account
 
@@ -74,7 +84,7 @@ async def _account_of(request: web.Request, name: str) -> tuple[str, Account]:
     address = await address_of(request, name)
     account = await request.app[accounts_key].get(address)
     if account is None:
-        raise NotFound("there is no account for this name on this delivery service", code="no_account")
+        raise NoAccount("there is no account for this name on this delivery service")
     return address, account
 
 
@@ -85,7 +95,7 @@ async def get_profile(request: web.Request) -> web.Response:
     await _account_of(request, name)
     profile = await profile_or_none(request.app[directory_key], name)
     if profile is None:
-        raise NotFound("the name has no valid profile in ENS", code="no_profile")
+        raise NoProfile("the name has no valid profile in ENS")
     return web.json_response(profile.to_json())
 
 
@@ -100,9 +110,7 @@ async def post_profile(request: web.Request) -> web.Response:
         raise SignatureError("the profile is not signed by the name's address")
     published = await profile_or_none(request.app[directory_key], name)
     if published is None or stringify(published.to_json()) != stringify(posted.to_json()):
-        raise InvalidRequest(
-            "the profile is not the one ENS publishes for this name; publish it first", code="profile_not_published"
-        )
+        raise ProfileNotPublished("the profile is not the one ENS publishes for this name; publish it first")
     account, _ = await request.app[accounts_key].create_from_profile(address, profile_hash(published))
     challenge = request.app[sessions_key].issue_challenge(name, address, account.created)
     return web.json_response(challenge)
@@ -122,11 +130,11 @@ async def post_challenge(request: web.Request) -> web.Response:
     name = path_name(request)
     body = await read_json(request)
     if set(body) != {"challenge", "signature"} or not all(isinstance(v, str) for v in body.values()):
-        raise InvalidRequest('body must be {"challenge": "<jwt>", "signature": "<base64>"}', code="invalid_schema")
+        raise SchemaError('body must be {"challenge": "<jwt>", "signature": "<base64>"}')
     address, account = await _account_of(request, name)
     profile = await profile_or_none(request.app[directory_key], name)
     if profile is None:
-        raise Unauthorized("the name has no valid profile in ENS to check the signature", code="no_profile")
+        raise NoProfileToVerify("the name has no valid profile in ENS to check the signature")
     token = await request.app[sessions_key].redeem(
         name, address, account.created, body["challenge"], body["signature"], profile.profile.public_signing_key
     )

@@ -22,9 +22,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ensign.errors import InvalidRequest
+from ensign.errors import SchemaError
 from ensign.web import read_json
 
+from .errors import InvalidLimit
 from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .state import clock_key, metrics_key, queue_key
 from .web_auth import require_session
@@ -42,7 +43,7 @@ def _limit(request: web.Request) -> int:
     if raw is None:
         return DEFAULT_PAGE_SIZE
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", code="invalid_limit")
+        raise InvalidLimit(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
 
@@ -72,9 +73,9 @@ async def acknowledge(request: web.Request) -> web.Response:
     body = await read_json(request)
     acks = body.get("acknowledgements")
     if set(body) != {"acknowledgements"} or not isinstance(acks, list):
-        raise InvalidRequest('body must be {"acknowledgements": [{contactAddress, messageHash}]}', code="invalid_schema")
+        raise SchemaError('body must be {"acknowledgements": [{contactAddress, messageHash}]}')
     if len(acks) > MAX_ACKS:
-        raise InvalidRequest(f"at most {MAX_ACKS} acknowledgements per request", code="invalid_schema")
+        raise SchemaError(f"at most {MAX_ACKS} acknowledgements per request")
     hashes = []
     for ack in acks:
         if (
@@ -84,9 +85,7 @@ async def acknowledge(request: web.Request) -> web.Response:
             or not isinstance(ack["messageHash"], str)
             or not 0 < len(ack["messageHash"]) <= 256
         ):
-            raise InvalidRequest(
-                "each acknowledgement must be {contactAddress: string, messageHash: string}", code="invalid_schema"
-            )
+            raise SchemaError("each acknowledgement must be {contactAddress: string, messageHash: string}")
         hashes.append(ack["messageHash"])
     removed = await request.app[queue_key].ack(account.address, hashes) if hashes else 0
     request.app[metrics_key].acks.inc(removed)

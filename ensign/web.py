@@ -12,8 +12,8 @@
   anything else                          500     ``internal`` (logged with traceback)
   =====================================  ======  ==========================================
 
-  The 500 body says nothing about the cause: exception text can hold keys or paths. Which Redis
-  errors mean "unavailable" is :data:`ensign.redis_client.REDIS_UNAVAILABLE`.
+  The translation itself is :mod:`ensign.answers`, which the JSON-RPC endpoint and the socket
+  handshake use too.
 
 * :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise).
 * :func:`cors_middleware` answers pre-flight requests and marks every response readable from
@@ -34,9 +34,9 @@ from typing import Any, TypeVar, overload
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ensign.errors import EnsignError, InvalidRequest
+from ensign.answers import as_error, http_response
+from ensign.errors import EnsignError, InvalidJson
 from ensign.logs import REQUEST_ID_HEADER, install_request_id_factory, new_request_id, request_id_var
-from ensign.redis_client import REDIS_UNAVAILABLE
 
 __all__ = [
     "Handler",
@@ -44,12 +44,10 @@ __all__ = [
     "RequestObserver",
     "cors_middleware",
     "error_middleware",
-    "error_response",
     "read_json",
     "request_log_middleware",
 ]
 
-log = logging.getLogger(__name__)
 
 T = TypeVar("T", dict[str, Any], list[Any])
 
@@ -71,39 +69,25 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    """The JSON error body every Ensign service answers with."""
-    body: dict[str, Any] = {"error": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return web.json_response(body, status=status)
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map exceptions to JSON error responses (see the module docstring for the table)."""
     try:
         return await handler(request)
-    except EnsignError as exc:
-        if exc.status >= 500:
-            log.warning("%s %s -> %d %s: %s", request.method, request.path, exc.status, exc.code, exc.message)
-        return error_response(exc.status, exc.code, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             # Redirects and 2xx raised as exceptions are answers, not errors.
             raise
-        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), _http_message(request, exc))
+        error = EnsignError(_http_message(request, exc), code=_HTTP_CODES.get(exc.status, "http_error"))
+        error.status = exc.status
+        response = http_response(error)
         # Keep headers such as Allow (405) that tell the client what to do instead.
         for name, value in exc.headers.items():
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value
         return response
-    except REDIS_UNAVAILABLE:
-        log.warning("%s %s -> 503: Redis unreachable", request.method, request.path, exc_info=True)
-        return error_response(503, "unavailable", "the data store is unreachable; try again later")
-    except Exception:
-        log.exception("%s %s -> 500: unhandled error", request.method, request.path)
-        return error_response(500, "internal", "internal server error")
+    except Exception as exc:
+        return http_response(as_error(exc, f"{request.method} {request.path}"))
 
 
 def _http_message(request: web.Request, exc: web.HTTPException) -> str:
@@ -129,27 +113,25 @@ async def read_json(request: web.Request, expected: type[T]) -> T: ...
 async def read_json(request: web.Request, expected: type[Any] = dict) -> Any:
     """Read the request body as JSON whose top-level value is ``expected`` (``dict`` by default).
 
-    Raises :class:`InvalidRequest` (400, code ``invalid_json``) for an empty body, bytes that are
+    Raises :class:`~ensign.errors.InvalidJson` (400, code ``invalid_json``) for an empty body, bytes that are
     not UTF-8 JSON, the constants ``NaN``/``Infinity``, and a top-level value of another type. The
     ``Content-Type`` header is not checked: curl users forget it, and the body decides anyway.
     A body over the application's ``client_max_size`` is a 413 raised by aiohttp.
     """
     raw = await request.read()
     if not raw.strip():
-        raise InvalidRequest("request body is empty; expected JSON", code="invalid_json")
+        raise InvalidJson("request body is empty; expected JSON")
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise InvalidRequest("request body is not valid UTF-8", code="invalid_json") from None
+        raise InvalidJson("request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
-        ) from None
+        raise InvalidJson(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except RecursionError:
-        raise InvalidRequest("request body is nested too deeply", code="invalid_json") from None
+        raise InvalidJson("request body is nested too deeply") from None
     if not isinstance(value, expected):
         want = "a JSON object" if expected is dict else "a JSON array" if expected is list else expected.__name__
-        raise InvalidRequest(f"request body must be {want}, got {_json_type(value)}", code="invalid_json")
+        raise InvalidJson(f"request body must be {want}, got {_json_type(value)}")
     return value
 
 

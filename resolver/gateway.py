@@ -55,12 +55,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ensign.config import GatewaySettings
-from ensign.errors import InvalidRequest, NotFound
 from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
 from ensign.ens import ccip
+from resolver.errors import InvalidRequest, NotFound
 from resolver.records import BackendRecordSource, NameRecords, RecordSource
 
-__all__ = ["create_app", "settings_key", "records_key", "signer_key"]
+__all__ = ["create_app", "settings_key", "records_key", "signer_key", "ccip_get", "ccip_post", "health"]
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from ensign.errors import InvalidRequest, ServiceUnavailable
+from resolver.errors import InvalidRequest, ServiceUnavailable
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _HEX = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")

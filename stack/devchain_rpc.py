@@ -52,7 +52,7 @@ from eth_utils.exceptions import ValidationError as EvmValidationError
 
 from stack.devchain import ERROR_STRING_SELECTOR, DevChain, revert_data
 
-__all__ = ["DEFAULT_PORT", "DevChainRpcServer", "create_app", "devchain"]
+__all__ = ["DEFAULT_PORT", "DevChainRpcServer", "create_app", "devchain", "handle_preflight", "handle_rpc"]
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "ensign.protocol": ("ensign.errors", "ensign.protocol"),
     "ensign.ens": ("ensign.errors", "ensign.config", "ensign.protocol", "ensign.ens"),
     "ensign.client": ("ensign.errors", "ensign.config", "ensign.protocol", "ensign.ens", "ensign.client"),
-    # The rest of the ground floor: config, logs, web, Redis client.
-    "ensign": ("ensign.errors", "ensign.config", "ensign.protocol", "ensign.logs", "ensign.redis_client", "ensign.web"),
+    # The rest of the ground floor: config, logs, web, Redis client, the error translation.
+    "ensign": (
+        "ensign.errors",
+        "ensign.config",
+        "ensign.protocol",
+        "ensign.logs",
+        "ensign.redis_client",
+        "ensign.answers",
+        "ensign.web",
+    ),
     "backend": ("ensign", "backend"),
     "resolver": ("ensign", "resolver"),
     "delivery": ("ensign", "delivery"),

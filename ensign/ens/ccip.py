@@ -29,10 +29,8 @@ gateway: ``query((address sender, string[] urls, bytes data)[])`` answered with
 ``abi.encode(bool[] failures, bytes[] responses)``. A gateway serving the UR stand-in of the dev
 chain must answer that call too (:func:`decode_batch_query`, :func:`encode_batch_response`).
 
-Malformed input raises :class:`ensign.errors.InvalidRequest` with one of these codes:
-``invalid_calldata``, ``unsupported_selector``, ``unsupported_record``, ``invalid_dns_name``,
-``invalid_name``, ``name_not_normalized``, ``namehash_mismatch``, ``invalid_hex``,
-``invalid_address``, ``invalid_response``.
+Malformed input raises one of the :class:`ensign.errors.InvalidRequest` subclasses drawn in
+:mod:`ensign.ens.errors` (``invalid_calldata``, ``unsupported_selector``, ``name_not_normalized``, …).
 """
 
 from __future__ import annotations
@@ -57,7 +55,17 @@ from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError as EthKeysValidationError
 
 from ensign.ens.names import ensip15_normalize
-from ensign.errors import InvalidRequest
+from ensign.ens.errors import (
+    InvalidCalldata,
+    InvalidDnsName,
+    InvalidGatewayResponse,
+    InvalidHex,
+    NameNotNormalized,
+    NamehashMismatch,
+    UnsupportedRecord,
+    UnsupportedSelector,
+)
+from ensign.errors import InvalidAddress, InvalidRequest
 
 __all__ = [
     "ADDR_COIN_SELECTOR",
@@ -249,16 +257,14 @@ def dns_encode(name: str) -> bytes:
     for index, label in enumerate(name.split(".")):
         raw = label.encode("utf-8")
         if not raw:
-            raise InvalidRequest(f"name has an empty label at position {index}", code="invalid_dns_name")
+            raise InvalidDnsName(f"name has an empty label at position {index}")
         if len(raw) > 255:
-            raise InvalidRequest(f"label at position {index} is longer than 255 bytes", code="invalid_dns_name")
+            raise InvalidDnsName(f"label at position {index} is longer than 255 bytes")
         encoded.append(len(raw))
         encoded += raw
     encoded.append(0)
     if len(encoded) > MAX_DNS_NAME_LENGTH:
-        raise InvalidRequest(
-            f"DNS-encoded name is {len(encoded)} bytes, longer than {MAX_DNS_NAME_LENGTH}", code="invalid_dns_name"
-        )
+        raise InvalidDnsName(f"DNS-encoded name is {len(encoded)} bytes, longer than {MAX_DNS_NAME_LENGTH}")
     return bytes(encoded)
 
 
@@ -269,36 +275,28 @@ def dns_decode(data: bytes) -> str:
     last byte, UTF-8 labels without dots, and at most :data:`MAX_DNS_NAME_LENGTH` bytes.
     """
     if len(data) > MAX_DNS_NAME_LENGTH:
-        raise InvalidRequest(
-            f"DNS-encoded name is {len(data)} bytes, longer than {MAX_DNS_NAME_LENGTH}", code="invalid_dns_name"
-        )
+        raise InvalidDnsName(f"DNS-encoded name is {len(data)} bytes, longer than {MAX_DNS_NAME_LENGTH}")
     labels: list[str] = []
     position = 0
     while True:
         if position >= len(data):
-            raise InvalidRequest("DNS-encoded name has no terminating zero byte", code="invalid_dns_name")
+            raise InvalidDnsName("DNS-encoded name has no terminating zero byte")
         size = data[position]
         position += 1
         if size == 0:
             break
         if position + size > len(data):
-            raise InvalidRequest(
-                f"DNS label at byte {position - 1} claims {size} bytes but the name ends first",
-                code="invalid_dns_name",
-            )
+            raise InvalidDnsName(f"DNS label at byte {position - 1} claims {size} bytes but the name ends first")
         try:
             label = data[position : position + size].decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidRequest(f"DNS label at byte {position - 1} is not UTF-8", code="invalid_dns_name") from exc
+            raise InvalidDnsName(f"DNS label at byte {position - 1} is not UTF-8") from exc
         if "." in label:
-            raise InvalidRequest(f"DNS label at byte {position - 1} contains a dot", code="invalid_dns_name")
+            raise InvalidDnsName(f"DNS label at byte {position - 1} contains a dot")
         labels.append(label)
         position += size
     if position != len(data):
-        raise InvalidRequest(
-            f"DNS-encoded name has {len(data) - position} bytes after its terminating zero byte",
-            code="invalid_dns_name",
-        )
+        raise InvalidDnsName(f"DNS-encoded name has {len(data) - position} bytes after its terminating zero byte")
     return ".".join(labels)
 
 
@@ -362,7 +360,7 @@ def _decode(types: Sequence[str], data: bytes, what: str) -> tuple[Any, ...]:
         return tuple(abi_decode(list(types), data))
     except (DecodingError, ValueError, OverflowError) as exc:
         # ValueError also covers UnicodeDecodeError from a string that is not UTF-8.
-        raise InvalidRequest(f"malformed {what}: {exc}", code="invalid_calldata") from exc
+        raise InvalidCalldata(f"malformed {what}: {exc}") from exc
 
 
 def _decode_record_call(name: str, record_call: bytes) -> RecordQuery:
@@ -379,7 +377,7 @@ def _decode_record_call(name: str, record_call: bytes) -> RecordQuery:
     if selector == CONTENTHASH_SELECTOR:
         (node,) = _decode(["bytes32"], args, "contenthash(bytes32) call")
         return RecordQuery(name=name, node=node, kind=RecordKind.CONTENTHASH)
-    raise InvalidRequest(f"unsupported record function 0x{selector.hex()}", code="unsupported_record")
+    raise UnsupportedRecord(f"unsupported record function 0x{selector.hex()}")
 
 
 def decode_resolve_request(call_data: bytes) -> ResolveRequest:
@@ -390,7 +388,7 @@ def decode_resolve_request(call_data: bytes) -> ResolveRequest:
     record call's node is the namehash of the name.
     """
     if len(call_data) < 4:
-        raise InvalidRequest("calldata is shorter than a function selector", code="invalid_calldata")
+        raise InvalidCalldata("calldata is shorter than a function selector")
     selector = call_data[:4]
     context: bytes | None = None
     if selector == RESOLVE_SELECTOR:
@@ -400,17 +398,17 @@ def decode_resolve_request(call_data: bytes) -> ResolveRequest:
             ["bytes", "bytes", "bytes"], call_data[4:], "resolveWithContext(bytes,bytes,bytes) call"
         )
     else:
-        raise InvalidRequest(f"no implementation for function with selector 0x{selector.hex()}", code="unsupported_selector")
+        raise UnsupportedSelector(f"no implementation for function with selector 0x{selector.hex()}")
     if len(record_call) < 4:
-        raise InvalidRequest("record call is shorter than a function selector", code="invalid_calldata")
+        raise InvalidCalldata("record call is shorter than a function selector")
 
     name = dns_decode(dns_name)
-    normal = ensip15_normalize(name, code="name_not_normalized")
+    normal = ensip15_normalize(name, error=NameNotNormalized)
     if normal != name:
-        raise InvalidRequest("name is not normalised", code="name_not_normalized")
+        raise NameNotNormalized("name is not normalised")
     query = _decode_record_call(name, record_call)
     if normal_namehash(name) != query.node:
-        raise InvalidRequest("name does not match namehash", code="namehash_mismatch")
+        raise NamehashMismatch("name does not match namehash")
     return ResolveRequest(
         call_data=bytes(call_data),
         selector=selector,
@@ -428,10 +426,10 @@ def parse_address(value: str | bytes) -> str:
     """A checksummed address from 0x-hex or 20 raw bytes; ``InvalidRequest`` (``invalid_address``) otherwise."""
     if isinstance(value, bytes | bytearray):
         if len(value) != 20:
-            raise InvalidRequest(f"an address has 20 bytes, got {len(value)}", code="invalid_address")
+            raise InvalidAddress(f"an address has 20 bytes, got {len(value)}")
         return to_checksum_address(bytes(value))
     if not isinstance(value, str) or not is_address(value):
-        raise InvalidRequest("not an Ethereum address", code="invalid_address")
+        raise InvalidAddress("not an Ethereum address")
     return to_checksum_address(value)
 
 
@@ -455,7 +453,7 @@ def encode_result(
     """
     if query.kind is RecordKind.TEXT:
         if value is not None and not isinstance(value, str):
-            raise InvalidRequest("a text record value is a string", code="invalid_response")
+            raise InvalidGatewayResponse("a text record value is a string")
         return abi_encode(["string"], [value or ""])
     if query.kind is RecordKind.ADDR and query.coin_type is None:
         address = _address_bytes(value)
@@ -469,7 +467,7 @@ def encode_result(
             raw = bytes(value or b"")
         return abi_encode(["bytes"], [raw])
     if value is not None and not isinstance(value, bytes | bytearray):
-        raise InvalidRequest("a contenthash value is bytes", code="invalid_response")
+        raise InvalidGatewayResponse("a contenthash value is bytes")
     return abi_encode(["bytes"], [bytes(value or b"")])
 
 
@@ -483,7 +481,7 @@ def signature_hash(target: str | bytes, expires: int, request: bytes, result: by
     including its selector, ``result`` the encoded record value (ens-ccip.md §1.5).
     """
     if not 0 <= expires < 2**64:
-        raise InvalidRequest("expires does not fit in uint64", code="invalid_response")
+        raise InvalidGatewayResponse("expires does not fit in uint64")
     preimage = b"\x19\x00" + _address_bytes(target) + expires.to_bytes(8, "big") + keccak(request) + keccak(result)
     return keccak(preimage)
 
@@ -498,11 +496,11 @@ def _as_account(private_key: LocalAccount | bytes | str) -> LocalAccount:
 def compact_signature(signature: bytes) -> bytes:
     """EIP-2098 form ``r ‖ (yParity << 255 | s)`` of a 65-byte ``r ‖ s ‖ v`` signature."""
     if len(signature) != 65:
-        raise InvalidRequest(f"expected a 65-byte signature, got {len(signature)} bytes", code="invalid_response")
+        raise InvalidGatewayResponse(f"expected a 65-byte signature, got {len(signature)} bytes")
     r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
     y_parity = v - 27 if v >= 27 else v
     if y_parity not in (0, 1):
-        raise InvalidRequest("signature v is not 27 or 28", code="invalid_response")
+        raise InvalidGatewayResponse("signature v is not 27 or 28")
     return r + ((y_parity << 255) | s).to_bytes(32, "big")
 
 
@@ -514,7 +512,7 @@ def expanded_signature(signature: bytes) -> bytes:
     if len(signature) == 64:
         vs = int.from_bytes(signature[32:], "big")
         return signature[:32] + (vs & _S_MASK).to_bytes(32, "big") + bytes([27 + (vs >> 255)])
-    raise InvalidRequest(f"a signature has 64 or 65 bytes, got {len(signature)}", code="invalid_response")
+    raise InvalidGatewayResponse(f"a signature has 64 or 65 bytes, got {len(signature)}")
 
 
 def sign_digest(
@@ -558,13 +556,13 @@ def recover_signer(
     full = expanded_signature(signature)
     r, s, v = int.from_bytes(full[:32], "big"), int.from_bytes(full[32:64], "big"), full[64]
     if s > _SECP256K1_N // 2:
-        raise InvalidRequest("signature s value is not canonical", code="invalid_response")
+        raise InvalidGatewayResponse("signature s value is not canonical")
     if v not in (27, 28):
-        raise InvalidRequest("signature v is not 27 or 28", code="invalid_response")
+        raise InvalidGatewayResponse("signature v is not 27 or 28")
     try:
         public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
     except (BadSignature, EthKeysValidationError) as exc:
-        raise InvalidRequest("signature does not recover to a key", code="invalid_response") from exc
+        raise InvalidGatewayResponse("signature does not recover to a key") from exc
     return to_checksum_address(public_key.to_canonical_address())
 
 
@@ -578,7 +576,7 @@ def decode_response(data: bytes) -> SignedResponse:
     try:
         result, expires, signature = abi_decode(_RESPONSE_TYPES, data)
     except (DecodingError, ValueError, OverflowError) as exc:
-        raise InvalidRequest(f"malformed gateway response: {exc}", code="invalid_response") from exc
+        raise InvalidGatewayResponse(f"malformed gateway response: {exc}") from exc
     return SignedResponse(result=result, expires=expires, signature=signature)
 
 
@@ -618,7 +616,7 @@ def build_response(
 def decode_offchain_lookup(revert_data: bytes) -> OffchainLookup:
     """Parse ``OffchainLookup(...)`` revert data (selector included)."""
     if revert_data[:4] != OFFCHAIN_LOOKUP_SELECTOR:
-        raise InvalidRequest("revert data is not an OffchainLookup", code="invalid_calldata")
+        raise InvalidCalldata("revert data is not an OffchainLookup")
     sender, urls, call_data, callback, extra_data = _decode(_OFFCHAIN_LOOKUP_TYPES, revert_data[4:], "OffchainLookup")
     return OffchainLookup(
         sender=to_checksum_address(sender), urls=tuple(urls), call_data=call_data, callback=callback, extra_data=extra_data
@@ -641,7 +639,7 @@ def is_batch_query(call_data: bytes) -> bool:
 def decode_batch_query(call_data: bytes) -> list[BatchRequest]:
     """The requests of an ENSIP-21 ``query((address,string[],bytes)[])`` call."""
     if not is_batch_query(call_data):
-        raise InvalidRequest("calldata is not a batch gateway query", code="unsupported_selector")
+        raise UnsupportedSelector("calldata is not a batch gateway query")
     (requests,) = _decode(_BATCH_QUERY_TYPES, call_data[4:], "batch gateway query")
     return [BatchRequest(sender=to_checksum_address(s), urls=tuple(u), data=d) for s, u, d in requests]
 
@@ -698,8 +696,8 @@ def gateway_call(url_template: str, sender: str | bytes, data: bytes) -> Gateway
 def decode_hex(value: Any, field: str) -> bytes:
     """Bytes of a 0x-prefixed hex string from a gateway request; names ``field`` when malformed."""
     if not isinstance(value, str) or not value.startswith(("0x", "0X")) or len(value) % 2:
-        raise InvalidRequest(f"{field} must be 0x-prefixed hex with an even number of digits", code="invalid_hex")
+        raise InvalidHex(f"{field} must be 0x-prefixed hex with an even number of digits")
     try:
         return bytes.fromhex(value[2:])
     except ValueError as exc:
-        raise InvalidRequest(f"{field} is not hex", code="invalid_hex") from exc
+        raise InvalidHex(f"{field} is not hex") from exc

@@ -66,6 +66,7 @@ from eth_utils.crypto import keccak
 from ensign.config import ENS_REGISTRY_ADDRESS, ChainSettings
 from ensign.ens import ccip
 from ensign.ens.cache import CacheSettings, TTLCache
+from ensign.ens.errors import InvalidProfile
 from ensign.ens.names import ensip15_normalize
 from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
@@ -259,17 +260,11 @@ class NameLookup:
             raise NotFound(f"{name} has no dm3 profile (no {PROFILE_RECORD_NAME} record)")
         signed = await self._load_user_profile(name, text)
         if isinstance(address, NotFound):
-            raise InvalidRequest(
-                f"{name} has a dm3 profile but no address record to check its signature against",
-                code="invalid_profile",
-            )
+            raise InvalidProfile(f"{name} has a dm3 profile but no address record to check its signature against")
         if isinstance(address, BaseException):
             raise address
         if not verify_profile(signed, address):
-            raise InvalidRequest(
-                f"the dm3 profile of {name} is not signed by the name's address {address}",
-                code="invalid_profile",
-            )
+            raise InvalidProfile(f"the dm3 profile of {name} is not signed by the name's address {address}")
         return ResolvedUserProfile(name=name, address=address, signed_profile=signed)
 
     async def _load_user_profile(self, name: str, text: str) -> SignedUserProfile:
@@ -280,7 +275,7 @@ class NameLookup:
                 return check_linked_profile(obj, record)
             return load_user_profile(record.value)
         except InvalidRequest as exc:
-            raise InvalidRequest(f"the dm3 profile of {name} is invalid: {exc.message}", code="invalid_profile") from exc
+            raise InvalidProfile(f"the dm3 profile of {name} is invalid: {exc.message}") from exc
 
     async def _delivery_service_profile(self, name: str) -> DeliveryServiceProfile:
         text = await self.text(name, DELIVERY_SERVICE_RECORD_NAME)
@@ -293,9 +288,7 @@ class NameLookup:
                 return check_linked_delivery_service_profile(obj, record)
             return load_delivery_service_profile(record.value)
         except InvalidRequest as exc:
-            raise InvalidRequest(
-                f"the delivery-service profile of {name} is invalid: {exc.message}", code="invalid_profile"
-            ) from exc
+            raise InvalidProfile(f"the delivery-service profile of {name} is invalid: {exc.message}") from exc
 
     async def _fetch_link(self, name: str, link: ProfileLink) -> Any:
         """GET a profile link under the link policy; the JSON body, or an error saying why not."""
@@ -495,7 +488,7 @@ def _normalise(name: str) -> str:
 
 
 def _ensip15(name: str) -> str:
-    normal = ensip15_normalize(name, code="invalid_request")
+    normal = ensip15_normalize(name, error=InvalidRequest)
     if "." not in normal or any(not label for label in normal.split(".")):
         raise InvalidRequest(f"{name!r} is not a full ENS name")
     return normal
@@ -513,7 +506,7 @@ def _parse_record(name: str, key: str, text: str) -> ParsedProfile | ProfileLink
     try:
         return parse_profile_record(text)
     except EnsignError as exc:
-        raise InvalidRequest(f"the {key} record of {name} is malformed: {exc.message}", code="invalid_profile") from exc
+        raise InvalidProfile(f"the {key} record of {name} is malformed: {exc.message}") from exc
 
 
 def production_web3(rpc_url: str) -> Any:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import functools
 
-from ensign.errors import InvalidRequest
+from ensign.errors import InvalidName, InvalidRequest
 
 __all__ = ["ensip15_normalize"]
 
 
-def ensip15_normalize(name: str, *, code: str = "invalid_name") -> str:
-    """``name`` in ENSIP-15 normal form; :class:`InvalidRequest` (``code``) naming why it has none."""
+def ensip15_normalize(name: str, *, error: type[InvalidRequest] = InvalidName) -> str:
+    """``name`` in ENSIP-15 normal form; ``error`` (:class:`~ensign.errors.InvalidName` by default)
+    naming why it has none."""
     try:
         return _normalize(name)
     except ValueError as exc:  # ENSException and InvalidName are ValueErrors too
-        raise InvalidRequest(f"{name!r} is not a valid ENS name: {exc}", code=code) from None
+        raise error(f"{name!r} is not a valid ENS name: {exc}") from None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -8,7 +8,8 @@ import pytest
 from eth_account import Account
 
 from delivery.ports import Web3Chain
-from delivery.spam import SpamRejected, check_spam_rules
+from delivery.errors import SpamRejected
+from delivery.spam import check_spam_rules
 from stack.devchain import DevChain
 
 

@@ -15,13 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from delivery.errors import AccountMissingError, QueueFullError
 from delivery.queue import (
     ACK_CHUNK,
     KEY_TTL_GRACE_SECONDS,
     MAX_PAGE_SIZE,
-    AccountMissingError,
     MessageQueue,
-    QueueFullError,
     account_key,
     queue_keys,
     signed_message_key,

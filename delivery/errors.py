@@ -1,0 +1,365 @@
+"""Every error the delivery service answers with, built on :mod:`ensign.errors`.
+
+    class (base in ensign.errors)           HTTP  code                              JSON-RPC
+    InvalidRequest                           400  invalid_request                   -32600
+    ├── InvalidJson                          400  invalid_json                      -32700
+    ├── InvalidParams                        400  invalid_params                    -32602
+    ├── InvalidEnvelope                      400  invalid_envelope                  -32602
+    ├── InvalidSettings                      400  invalid_settings                  -32602
+    ├── InvalidMessage                       400  invalid_message                   -32602
+    ├── InvalidLimit                         400  invalid_limit                     -32602
+    ├── ProfileNotPublished                  400  profile_not_published             -32602
+    ├── SpamRejected                         400  spam                              -32010
+    ├── DeliveryInformationUnreadable        400  delivery_information_unreadable   -32012
+    ├── SenderUnknown                        400  sender_unknown                    -32015
+    └── SignatureError                       400  invalid_signature                 -32602
+        └── SenderNotVerified                400  sender_not_verified               -32016
+    Unauthorized                             401
+    ├── SessionMissing / ChallengeMissing    401  session_missing / challenge_missing
+    ├── SessionInvalid / ChallengeInvalid    401  session_invalid / challenge_invalid
+    ├── SessionExpired / ChallengeExpired    401  session_expired / challenge_expired
+    ├── SessionWrongAccount                  401  session_wrong_account
+    ├── SessionStale                         401  session_stale
+    ├── ChallengeWrongAccount                401  challenge_wrong_account
+    ├── ChallengeStale                       401  challenge_stale
+    ├── ChallengeReplayed                    401  challenge_replayed
+    ├── ChallengeSignatureInvalid            401  invalid_signature
+    └── NoProfileToVerify                    401  no_profile
+    Forbidden                                403
+    ├── WrongDeliveryService                 403  wrong_delivery_service
+    ├── WrongAccount                         403  wrong_account
+    ├── MessageOutsideWindow                 403  stale_message
+    └── AccountDeleted                       403  account_deleted
+    NotFound                                 404
+    ├── NoAccount                            404  no_account
+    ├── NoProfile                            404  no_profile
+    ├── NameUnresolved                       404  name_unresolved
+    ├── ReceiverUnknown                      404  receiver_unknown                  -32013
+    ├── ReceiverWithoutAccount               404  receiver_without_account          -32014
+    │   └── AccountMissingError              404  receiver_without_account          -32014  (the queue's view)
+    └── UnknownUser                          404  unknown_user                      -32018
+    EnsignError
+    └── MethodNotFound                       405  method_not_found                  -32601
+    Conflict                                 409
+    ├── AccountExists                        409  account_exists
+    ├── AccountChanged                       409  account_changed
+    ├── StaleMessage                         409  stale_message
+    └── ReplayedMessage                      409  replayed_message
+    PayloadTooLarge                          413
+    └── MessageTooLarge                      413  message_too_large                 -32011
+    TooManyRequests                          429
+    └── QueueFullError                       429  queue_full                        -32017
+    ServiceUnavailable                       503  unavailable                       -32000
+
+A JSON-RPC code not shown is the base's (-32600 for a 4xx, -32602 for bad input, -32603 for
+anything else, answered 500 ``internal``). ``specs/delivery.md`` §5 shows the JSON-RPC table;
+tests/delivery/test_ds_errors.py checks it, and the OpenAPI enum, against these classes. The
+translation to HTTP, JSON-RPC and socket.io answers is :mod:`ensign.answers`.
+"""
+
+from __future__ import annotations
+
+from ensign.errors import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    Conflict,
+    EnsignError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    SignatureError,
+    TooManyRequests,
+    Unauthorized,
+)
+
+__all__ = [
+    "AccountChanged",
+    "AccountDeleted",
+    "AccountExists",
+    "AccountMissingError",
+    "ChallengeExpired",
+    "ChallengeInvalid",
+    "ChallengeMissing",
+    "ChallengeReplayed",
+    "ChallengeSignatureInvalid",
+    "ChallengeStale",
+    "ChallengeWrongAccount",
+    "DeliveryInformationUnreadable",
+    "InvalidEnvelope",
+    "InvalidLimit",
+    "InvalidMessage",
+    "InvalidParams",
+    "InvalidSettings",
+    "MessageOutsideWindow",
+    "MessageTooLarge",
+    "MethodNotFound",
+    "NameUnresolved",
+    "NoAccount",
+    "NoProfile",
+    "NoProfileToVerify",
+    "ProfileNotPublished",
+    "QueueFullError",
+    "ReceiverUnknown",
+    "ReceiverWithoutAccount",
+    "ReplayedMessage",
+    "SenderNotVerified",
+    "SenderUnknown",
+    "SessionExpired",
+    "SessionInvalid",
+    "SessionMissing",
+    "SessionStale",
+    "SessionWrongAccount",
+    "SpamRejected",
+    "StaleMessage",
+    "UnknownUser",
+    "WrongAccount",
+    "WrongDeliveryService",
+    "token_error",
+]
+
+# -- 400: bad input ---------------------------------------------------------------------------
+
+
+class InvalidParams(InvalidRequest):
+    """JSON-RPC params of the wrong shape."""
+
+    code = "invalid_params"
+    jsonrpc_code = INVALID_PARAMS
+
+
+class InvalidEnvelope(InvalidRequest):
+    """A submitted envelope that is not a JSON object."""
+
+    code = "invalid_envelope"
+
+
+class InvalidSettings(InvalidRequest):
+    """Account settings with an unknown field or a value out of range (the message names it)."""
+
+    code = "invalid_settings"
+
+
+class InvalidMessage(InvalidRequest):
+    """A signed account message (create, update, delete) of the wrong shape."""
+
+    code = "invalid_message"
+
+
+class InvalidLimit(InvalidRequest):
+    """A fetch ``limit`` that is not a whole number in range."""
+
+    code = "invalid_limit"
+
+
+class ProfileNotPublished(InvalidRequest):
+    """The profile sent is not the one ENS publishes for the name."""
+
+    code = "profile_not_published"
+
+
+class SpamRejected(InvalidRequest):
+    """The message fails one of the receiver's spam rules (``details.rule`` names it)."""
+
+    code = "spam"
+    jsonrpc_code = -32010
+
+
+class DeliveryInformationUnreadable(InvalidRequest):
+    """The delivery information is not encrypted to this service."""
+
+    code = "delivery_information_unreadable"
+    jsonrpc_code = -32012
+
+
+class SenderUnknown(InvalidRequest):
+    """The sender's name has no valid profile in ENS."""
+
+    code = "sender_unknown"
+    jsonrpc_code = -32015
+
+
+class SenderNotVerified(SignatureError):
+    """The metadata signature or hash does not verify with the sender's key."""
+
+    code = "sender_not_verified"
+    jsonrpc_code = -32016
+
+
+# -- 401: sessions and challenges ---------------------------------------------------------------
+
+
+class SessionMissing(Unauthorized):
+    code = "session_missing"
+
+
+class SessionInvalid(Unauthorized):
+    code = "session_invalid"
+
+
+class SessionExpired(Unauthorized):
+    code = "session_expired"
+
+
+class ChallengeMissing(Unauthorized):
+    code = "challenge_missing"
+
+
+class ChallengeInvalid(Unauthorized):
+    code = "challenge_invalid"
+
+
+class ChallengeExpired(Unauthorized):
+    code = "challenge_expired"
+
+
+_TOKEN_ERRORS: dict[tuple[str, str], type[Unauthorized]] = {
+    ("session", "missing"): SessionMissing,
+    ("session", "invalid"): SessionInvalid,
+    ("session", "expired"): SessionExpired,
+    ("challenge", "missing"): ChallengeMissing,
+    ("challenge", "invalid"): ChallengeInvalid,
+    ("challenge", "expired"): ChallengeExpired,
+}
+
+
+def token_error(kind: str, problem: str) -> type[Unauthorized]:
+    """The error for a ``kind`` token (``"session"``, ``"challenge"``) that is ``problem``
+    (``"missing"``, ``"invalid"``, ``"expired"``)."""
+    return _TOKEN_ERRORS[(kind, problem)]
+
+
+class SessionWrongAccount(Unauthorized):
+    code = "session_wrong_account"
+
+
+class SessionStale(Unauthorized):
+    """The session's account was deleted (and maybe created again) since the token was issued."""
+
+    code = "session_stale"
+
+
+class ChallengeWrongAccount(Unauthorized):
+    code = "challenge_wrong_account"
+
+
+class ChallengeStale(Unauthorized):
+    code = "challenge_stale"
+
+
+class ChallengeReplayed(Unauthorized):
+    code = "challenge_replayed"
+
+
+class ChallengeSignatureInvalid(Unauthorized):
+    code = "invalid_signature"
+
+
+class NoProfileToVerify(Unauthorized):
+    """No valid profile in ENS to check a challenge's signature with."""
+
+    code = "no_profile"
+
+
+# -- 403 -------------------------------------------------------------------------------------------
+
+
+class WrongDeliveryService(Forbidden):
+    code = "wrong_delivery_service"
+
+
+class WrongAccount(Forbidden):
+    code = "wrong_account"
+
+
+class MessageOutsideWindow(Forbidden):
+    """A signed account message whose timestamp is too far from this service's clock."""
+
+    code = "stale_message"
+
+
+class AccountDeleted(Forbidden):
+    code = "account_deleted"
+
+
+# -- 404 -------------------------------------------------------------------------------------------
+
+
+class NoAccount(NotFound):
+    code = "no_account"
+
+
+class NoProfile(NotFound):
+    code = "no_profile"
+
+
+class NameUnresolved(NotFound):
+    code = "name_unresolved"
+
+
+class ReceiverUnknown(NotFound):
+    """The receiver's name does not resolve or has no profile."""
+
+    code = "receiver_unknown"
+    jsonrpc_code = -32013
+
+
+class ReceiverWithoutAccount(NotFound):
+    """The receiver has no account on this service."""
+
+    code = "receiver_without_account"
+    jsonrpc_code = -32014
+
+
+class AccountMissingError(ReceiverWithoutAccount):
+    """The queue's view: the recipient has no account hash (never created, or deleted); nothing was stored."""
+
+
+class UnknownUser(NotFound):
+    """``dm3_getProfileExtension`` for a name without an account here."""
+
+    code = "unknown_user"
+    jsonrpc_code = -32018
+
+
+# -- 405, 409, 413, 429 ----------------------------------------------------------------------------
+
+
+class MethodNotFound(EnsignError):
+    """An unknown JSON-RPC method (HTTP 405, as dm3)."""
+
+    status = 405
+    code = "method_not_found"
+    jsonrpc_code = METHOD_NOT_FOUND
+
+
+class AccountExists(Conflict):
+    code = "account_exists"
+
+
+class AccountChanged(Conflict):
+    code = "account_changed"
+
+
+class StaleMessage(Conflict):
+    """A signed account message older than the account's creation or deletion."""
+
+    code = "stale_message"
+
+
+class ReplayedMessage(Conflict):
+    code = "replayed_message"
+
+
+class MessageTooLarge(PayloadTooLarge):
+    """Canonical envelope size (or the request body) above the limit."""
+
+    code = "message_too_large"
+    jsonrpc_code = -32011
+
+
+class QueueFullError(TooManyRequests):
+    """The recipient already has ``max_queued`` live messages; nothing was stored."""
+
+    code = "queue_full"
+    jsonrpc_code = -32017

@@ -1,0 +1,74 @@
+"""The one translation from an error to what a caller is told, for every transport.
+
+:func:`as_error` turns any exception into an :class:`~ensign.errors.EnsignError`:
+
+=====================================  ======  ===============  ==========================================
+raised                                 status  ``code``         logged
+=====================================  ======  ===============  ==========================================
+:class:`ensign.errors.EnsignError`     its     its own          as a warning when its status is ≥ 500
+Redis unreachable or cluster down      503     ``unavailable``  as a warning, with the traceback
+anything else                          500     ``internal``     as an error, with the traceback
+=====================================  ======  ===============  ==========================================
+
+The 500 answer says nothing about the cause: exception text can hold keys or paths. Which Redis
+errors mean "unavailable" is :data:`ensign.redis_client.REDIS_UNAVAILABLE`. The error then gives
+each transport its answer:
+
+* HTTP (:func:`http_response`, used by :func:`ensign.web.error_middleware`): its status and
+  ``{"error": code, "message": text}`` (plus ``details`` when set);
+* JSON-RPC (:func:`jsonrpc_response`, used by ``POST /rpc``): its status and
+  ``{"jsonrpc": "2.0", "id": …, "error": {"code": jsonrpc_code, "message": text, "data": {"error": code}}}``;
+* socket.io (:func:`socket_refusal`, used by the push handshake and its ``submitMessage`` ack):
+  ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ensign.errors import EnsignError, ServiceUnavailable
+from ensign.redis_client import REDIS_UNAVAILABLE
+
+__all__ = ["as_error", "http_response", "jsonrpc_body", "jsonrpc_response", "socket_refusal"]
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_MESSAGE = "the data store is unreachable; try again later"
+INTERNAL_MESSAGE = "internal server error"
+
+
+def as_error(exc: BaseException, where: str) -> EnsignError:
+    """The error to answer ``exc`` with; ``where`` (e.g. ``"GET /inbox/{name}"``) goes in the log line."""
+    if isinstance(exc, EnsignError):
+        if exc.status >= 500:
+            log.warning("%s -> %d %s: %s", where, exc.status, exc.code, exc.message)
+        return exc
+    if isinstance(exc, REDIS_UNAVAILABLE):
+        log.warning("%s -> 503: Redis unreachable", where, exc_info=exc)
+        return ServiceUnavailable(UNAVAILABLE_MESSAGE)
+    log.error("%s -> 500: unhandled error", where, exc_info=exc)
+    return EnsignError(INTERNAL_MESSAGE)
+
+
+def http_response(error: EnsignError) -> web.Response:
+    """The JSON error answer every Ensign HTTP route gives."""
+    return web.json_response(error.to_json(), status=error.status)
+
+
+def jsonrpc_body(error: EnsignError, request_id: Any) -> dict[str, Any]:
+    """A JSON-RPC 2.0 error object for ``error``; ``data.error`` is the stable code."""
+    detail = {"code": error.jsonrpc_code, "message": error.message, "data": {"error": error.code}}
+    return {"jsonrpc": "2.0", "id": request_id, "error": detail}
+
+
+def jsonrpc_response(error: EnsignError, request_id: Any) -> web.Response:
+    """The JSON-RPC error answer, with the error's HTTP status (dm3 clients treat any 2xx as delivered)."""
+    return web.json_response(jsonrpc_body(error, request_id), status=error.status)
+
+
+def socket_refusal(error: EnsignError) -> dict[str, str]:
+    """What a socket.io client is told when its handshake or submission is refused."""
+    return {"error": error.message}
