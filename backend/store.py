@@ -1,59 +1,20 @@
 """Profiles, address names and aliases in Redis: the backend's whole state.
 
-Redis layout. ``P`` is ``RedisSettings.prefix`` followed by ``{backend}:`` (``ensign:{backend}:``
-by default); ``<addr>`` is an address in lowercase hex (``0xab…01``); names are dm3-normalised.
-Only the backend writes these keys.
-
-``P profile:<addr>`` — hash, one per address that registered a profile
-    ``profile``     canonical JSON (:func:`ensign.protocol.canonical.stringify`) of the current
-                    SignedUserProfile, exactly what the records feed publishes
-    ``hash``        content hash: sha256 0x-hex of the canonical JSON of the UserProfile alone
-                    (keys and delivery services, without the signature — see ``superseded``)
-    ``updated_at``  when this profile was stored, ms since the epoch
-    Replaced by a newer profile; never deleted (dm3 has no account deletion).
-
-``P superseded:<addr>`` — set of content hashes of every profile this address has replaced.
-    A profile whose content hash is here is refused, so nobody can roll an address back to old keys
-    by replaying its old profile, which was public in ENS. The hash leaves out the signature on
-    purpose: an ECDSA signature can be re-encoded (high-s, v = 0/1) into another valid one, which
-    must not turn a superseded profile into a "new" one. Grows by one per update; never trimmed.
-
-``P domains:<addr>`` — set of addr domains (``addr.ensign.eth``) under which the address name
-    ``<addr>.<domain>`` is registered. Never shrinks.
-
-``P aliases:<addr>`` — sorted set: alias → claimed_at (ms). The address's aliases, oldest first;
-    the oldest is its primary name (``GET /profile/name/<addr>``). At most ``MAX_ALIASES``.
-
-``P alias:<alias>`` — string: the owner address (lowercase hex). Set on claim, deleted on release.
-    Kept in step with ``aliases:<addr>`` by the claim and release scripts. Aliases belong to the
-    address, not to a profile: replacing the profile keeps them.
-
-``P claim:<digest>`` — string ``"1"``: a signed alias claim or release that has been used.
-    ``digest`` is sha256 hex of ``<public signing key> "\\n" <signed text>`` (independent of the
-    signature bytes). Timestamped claims expire when their time window has passed
-    (``PX`` = window end − now + 1 s); dm3-form claims, which carry no time, are kept for ever.
+Redis layout: :mod:`backend.keys` names every key and documents what each holds. Only this
+module writes them.
 
 Atomicity: registration, claim and release each run as one Lua script (``backend/lua/``), so a
 check and the write it guards can never interleave with another request; claim and release also
 re-check that the owner's profile is still the one whose key verified the signature.
-
-Redis Cluster: every key carries the one hash tag ``{backend}``, so all of them sit in one slot.
-A claim touches an alias key, an address's keys and a claim mark at once — keys that no per-address
-or per-alias tag could put together — and one slot keeps each script atomic without a two-phase
-protocol. The price is that one primary (and its replicas) holds the whole backend: about 1 KiB
-per address with a profile, so a million addresses fit in a few GiB, and the backend's traffic
-(registrations, claims, the gateway's reads) is small next to the delivery service's, whose
-queues are tagged per account and spread over the cluster. ``RedisSettings`` refuses a prefix
-with a brace, which would move the tag.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, cast
 
-from ensign.redis_client import RedisClient
+from backend.keys import alias_key, aliases_key, claim_key, domains_key, profile_key, superseded_key
+from ensign.redis_client import RedisClient, lua_script
 
 __all__ = [
     "MAX_ALIASES",
@@ -62,12 +23,6 @@ __all__ = [
     "RegisterOutcome",
     "ClaimOutcome",
     "ReleaseOutcome",
-    "profile_key",
-    "superseded_key",
-    "domains_key",
-    "aliases_key",
-    "alias_key",
-    "claim_key",
 ]
 
 #: Most aliases one address may hold at once (dm3 allows one; more is harmless and useful).
@@ -76,37 +31,6 @@ MAX_ALIASES = 5
 RegisterOutcome = Literal["created", "replaced", "unchanged", "superseded"]
 ClaimOutcome = Literal["claimed", "unchanged", "taken", "limit", "replayed", "stale_profile"]
 ReleaseOutcome = Literal["released", "not_owner", "replayed", "stale_profile"]
-
-
-# --- key builders: every key the backend writes is named here and nowhere else -------------------
-
-
-# The hash tag that puts every backend key in one cluster slot (see the module docstring).
-_TAG = "{backend}"
-
-
-def profile_key(prefix: str, address: str) -> str:
-    return f"{prefix}{_TAG}:profile:{address.lower()}"
-
-
-def superseded_key(prefix: str, address: str) -> str:
-    return f"{prefix}{_TAG}:superseded:{address.lower()}"
-
-
-def domains_key(prefix: str, address: str) -> str:
-    return f"{prefix}{_TAG}:domains:{address.lower()}"
-
-
-def aliases_key(prefix: str, address: str) -> str:
-    return f"{prefix}{_TAG}:aliases:{address.lower()}"
-
-
-def alias_key(prefix: str, alias: str) -> str:
-    return f"{prefix}{_TAG}:alias:{alias}"
-
-
-def claim_key(prefix: str, digest: str) -> str:
-    return f"{prefix}{_TAG}:claim:{digest}"
 
 
 # --- access ---------------------------------------------------------------------------------------
@@ -120,10 +44,6 @@ class StoredProfile:
     profile_json: str
     content_hash: str
     updated_at: int
-
-
-def _lua(name: str) -> str:
-    return (Path(__file__).parent / "lua" / name).read_text(encoding="utf-8")
 
 
 class ProfileStore:
@@ -143,9 +63,9 @@ class ProfileStore:
         self.prefix = prefix
         self.max_aliases = max_aliases
         # register_script sends nothing now; its Script re-sends the source on NOSCRIPT.
-        self._register = redis.register_script(_lua("register_profile.lua"))
-        self._claim = redis.register_script(_lua("claim_alias.lua"))
-        self._release = redis.register_script(_lua("release_alias.lua"))
+        self._register = redis.register_script(lua_script("backend.lua", "register_profile"))
+        self._claim = redis.register_script(lua_script("backend.lua", "claim_alias"))
+        self._release = redis.register_script(lua_script("backend.lua", "release_alias"))
 
     async def ping(self) -> bool:
         """True when Redis answers; raises redis' ConnectionError/TimeoutError when it cannot."""

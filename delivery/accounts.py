@@ -28,25 +28,11 @@ the account's creation, so a message signed before either event cannot undo it.
 dm3 sign-up (``POST /profile/<name>`` with the SignedUserProfile) also creates an account, since
 dm3 clients know no other way; see :meth:`Accounts.create_from_profile` for what it can and cannot do.
 
-Redis layout
-============
+Redis keys
+==========
 
-Every key carries the queue's hash tag ``{<address>}`` (:func:`delivery.queue.account_tag`), so on
-Redis Cluster an account's keys sit in the slot of its queue. Their names are built in
-:mod:`delivery.queue` (the one place every key of an account is named, listed in its docstring);
-what they hold is defined here.
-
-``{prefix}account:{<tag>}``     HASH, written by create / update, removed by delete:
-    ``created``  creation time in ms (the signed message's timestamp, or the clock for a dm3
-                 sign-up); also the account's *generation*, carried in session tokens
-    ``origin``   ``signed`` or ``profile``
-    ``settings`` canonical JSON of :class:`AccountSettings` (dm3 field names)
-    ``profile``  dm3Hash of the profile that signed the creation
-``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``, written by
-    delete, removed by a creation; no expiry (a few bytes per deleted account). It keeps a
-    replayed public profile from re-creating the account.
-``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, ``SET NX``, expires when the
-    message's timestamp leaves the replay window.
+The account hash, its tombstone and the used-message markers: :mod:`delivery.keys` names them and
+documents what they hold.
 
 Every write is one Lua script, atomic on the server and on Redis Cluster (redis-py's cluster
 client cannot run WATCH transactions): ``create_account.lua`` (only if absent, and only if the
@@ -67,7 +53,7 @@ from ensign.errors import InvalidRequest, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import is_address, normalize_name
-from ensign.redis_client import RedisClient
+from ensign.redis_client import RedisClient, lua_script
 
 from .errors import (
     AccountChanged,
@@ -82,9 +68,9 @@ from .errors import (
     WrongAccount,
     WrongDeliveryService,
 )
-from .lua import source
+from .keys import account_key, signed_message_key, tombstone_key
 from .ports import Clock
-from .queue import MessageQueue, account_key, signed_message_key, tombstone_key
+from .queue import MessageQueue
 
 REPLAY_WINDOW = 300  # seconds either side of the clock a signed account message is accepted
 TOPICS = ("createAccount", "deleteAccount", "updateSettings")
@@ -340,8 +326,8 @@ class Accounts:
         self._clock = clock
         # Scripts, not WATCH/MULTI: one round trip each, and redis-py 8.1's cluster pipeline never
         # sends the commands that follow a WATCH (it returns the pipeline instead of the reply).
-        self._create = redis.register_script(source("create_account"))
-        self._update_settings = redis.register_script(source("update_settings"))
+        self._create = redis.register_script(lua_script("delivery.lua", "create_account"))
+        self._update_settings = redis.register_script(lua_script("delivery.lua", "update_settings"))
 
     async def get(self, address: str) -> Account | None:
         """The account of ``address`` or ``None``."""

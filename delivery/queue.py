@@ -1,64 +1,7 @@
-"""Per-recipient queues of end-to-end-encrypted messages in Redis, and the Redis names of every
-key that belongs to one account (the key builders below are the only place they are made).
+"""Per-recipient queues of end-to-end-encrypted messages in Redis.
 
-Redis layout
-============
-
-Every key of one account carries the hash tag ``{<tag>}``, so on Redis Cluster an account's keys
-(its queue *and* its account hash, tombstone and used-message markers) sit in one slot and each
-Lua script below touches them atomically. ``<tag>`` is the account string
-(the delivery service passes a normalised address) with ``%``, ``{`` and ``}`` percent-escaped
-(``%25``, ``%7B``, ``%7D``): a brace in an account can neither end the tag early nor make two
-accounts share keys. ``prefix`` is passed in (production ``"ensign:"``; tests use one per test).
-
-``{prefix}queue:{<tag>}``   ZSET, member = message id, score = receive sequence.
-    The sequence is the caller's clock in microseconds, raised to one more than the newest queued
-    message when that is not later, so it is unique and increasing within a queue. It orders the
-    queue (oldest first) and is the paging cursor.
-``{prefix}expiry:{<tag>}``  ZSET, member = message id, score = ``expires_at`` in seconds.
-    Per-message expiry: fetch and count ignore members with ``expires_at <= now``; the sweeper
-    removes them (ZRANGEBYSCORE, O(log n) per message).
-``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at> " + envelope``.
-    ``received_at`` is the decimal seconds the caller passed as ``now``; the envelope is stored
-    byte for byte, postmark included.
-
-The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fetch.lua`` (a page) and
-``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
-one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
-it replaces, or expired entries it purges when the queue is at ``max_queued``),
-``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used without accounts).
-Redis deletes a zset or hash when its last member goes, so an empty queue leaves no key behind.
-
-The account's keys, whose content :mod:`delivery.accounts` defines and writes:
-
-``{prefix}account:{<tag>}``    HASH ``created`` (ms, the account's generation), ``origin``,
-    ``settings``, ``profile``. Written by account creation and settings changes.
-``{prefix}tombstone:{<tag>}``  STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``; no expiry,
-    removed by a re-creation (in the same transaction that writes the account hash).
-``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, a used signed account
-    message, ``SET NX EX`` until its timestamp leaves the replay window.
-
-A queue exists only while its account does. ``enqueue.lua`` checks, in the same script as the
-write, that the account hash exists and refuses otherwise (:class:`AccountMissingError`), and
-``delete_account.lua`` removes the account hash and the whole queue and writes the tombstone in
-one script. So a message submitted while its receiver is being deleted is either stored before
-the deletion (and deleted with the queue) or refused after it: nothing is ever queued for a
-deleted account, whatever the order of the two scripts and wherever a process dies. (A
-:class:`MessageQueue` made with ``require_account=False`` skips the check, for a queue used
-without accounts: benchmarks, the queue's own tests.)
-
-TTL: per message, in seconds (``ttl_seconds``; ``expires_at = now + ttl_seconds``). As a backstop
-for a sweeper that never runs, the insert script also sets ``EXPIRE`` on the three keys to
-``ttl_seconds + KEY_TTL_GRACE_SECONDS`` of Redis' own clock, never shortening it, so a queue
-outlives its longest-lived message.
-
-``{prefix}notify:{<tag>}``  pub/sub channel (not a key). ``enqueue.lua`` publishes the message id
-    (UTF-8) when it stores a new message, in the same script as the write, so no subscriber hears
-    of a message that is not stored and no stored message goes unannounced. A duplicate submission
-    publishes nothing. PUBLISH, not SPUBLISH, so Redis 6.2 works; every process may PSUBSCRIBE
-    :attr:`MessageQueue.notify_pattern` and map a channel back with :meth:`account_from_channel`.
-``{prefix}sweeper:claim``   STRING, a random token, ``SET NX EX`` by the sweeper
-    (:mod:`delivery.sweeper`) so one process per interval does the SCAN; removed by its expiry.
+Redis layout: :mod:`delivery.keys` names every key and channel and documents what each holds;
+only the scripts below write the queue's three keys.
 
 Time: every ``now`` is seconds since the epoch on the caller's clock (``time.time()``), passed into
 the scripts so tests control the clock. Redis ``TIME`` is not used.
@@ -76,7 +19,6 @@ acknowledged, a resubmission is a new delivery (clients de-duplicate by message 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
@@ -84,32 +26,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ensign.config import DEFAULT_REDIS_PREFIX
 from ensign.errors import InvalidRequest
-from ensign.redis_client import RedisClient
+from ensign.redis_client import RedisClient, lua_script
 
 from .errors import AccountMissingError, QueueFullError
-from .lua import source
+from .keys import (
+    QueueKeys,
+    account_from_tag,
+    expiry_key_pattern,
+    notify_pattern,
+    queue_keys,
+    queue_keys_from_expiry_key,
+    sweeper_claim_key,
+)
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
-    "DEFAULT_PREFIX",
     "DEFAULT_SWEEP_BATCH",
     "KEY_TTL_GRACE_SECONDS",
     "MAX_PAGE_SIZE",
     "MAX_TTL_SECONDS",
     "MessageQueue",
     "Page",
-    "QueueKeys",
     "StoredMessage",
-    "account_key",
-    "account_tag",
-    "queue_keys",
-    "signed_message_key",
-    "sweeper_claim_key",
-    "tombstone_key",
 ]
 
-DEFAULT_PREFIX = "ensign:"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_SWEEP_BATCH = 500
@@ -117,7 +59,6 @@ MAX_SWEEP_BATCH = 5000
 # Ten years: an upper bound that keeps expires_at and the key EXPIRE far from overflow.
 MAX_TTL_SECONDS = 10 * 365 * 86_400
 KEY_TTL_GRACE_SECONDS = 86_400
-MAX_ACCOUNT_LENGTH = 256
 MAX_MESSAGE_ID_LENGTH = 256
 # Ids per ack.lua call: bounds the time one script holds Redis and the Lua unpack() size.
 ACK_CHUNK = 500
@@ -127,109 +68,16 @@ ENQUEUE_PURGE_BATCH = 100
 _CURSOR = re.compile(r"[0-9]{1,17}")
 
 
-# -- Key builders: the only place key and channel names are made. -----------------------------
-
-
-def account_tag(account: str) -> str:
-    """Return the hash-tag text for ``account``: validated, with ``%``, ``{``, ``}`` escaped."""
-    if not isinstance(account, str) or not account:
-        raise InvalidRequest("account must be a non-empty string")
-    if len(account) > MAX_ACCOUNT_LENGTH:
-        raise InvalidRequest(f"account is longer than {MAX_ACCOUNT_LENGTH} characters")
-    # '%' first, so the escapes added for braces are not escaped again (keeps it reversible).
-    return account.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-
-
-_UNESCAPE = {"%25": "%", "%7B": "{", "%7D": "}"}
-
-
-def _account_from_tag(tag: str) -> str:
-    return re.sub(r"%(?:25|7B|7D)", lambda m: _UNESCAPE[m.group(0)], tag)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueKeys:
-    """The Redis names of one account: its queue's three keys and channel, its account hash and
-    tombstone. All share one hash tag."""
-
-    queue: str
-    expiry: str
-    messages: str
-    channel: str
-    account: str
-    tombstone: str
-
-    @property
-    def keys(self) -> list[str]:
-        """KEYS[1..3] of every script, in that order."""
-        return [self.queue, self.expiry, self.messages]
-
-
-def account_key(prefix: str, account: str) -> str:
-    """``{prefix}account:{<tag>}`` — the account hash (:mod:`delivery.accounts`)."""
-    return queue_keys(prefix, account).account
-
-
-def tombstone_key(prefix: str, account: str) -> str:
-    """``{prefix}tombstone:{<tag>}`` — the account's last deletion."""
-    return queue_keys(prefix, account).tombstone
-
-
-def signed_message_key(prefix: str, account: str, signature: str) -> str:
-    """``{prefix}signed:{<tag>}:<sha256 of signature>`` — a used signed account message."""
-    digest = hashlib.sha256(signature.encode()).hexdigest()
-    return f"{prefix}signed:{{{account_tag(account)}}}:{digest}"
-
-
-def queue_keys(prefix: str, account: str) -> QueueKeys:
-    """Build the key and channel names of ``account``'s queue under ``prefix``."""
-    return _keys_for_tag(prefix, account_tag(account))
-
-
-def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
-    return QueueKeys(
-        queue=f"{prefix}queue:{{{tag}}}",
-        expiry=f"{prefix}expiry:{{{tag}}}",
-        messages=f"{prefix}msg:{{{tag}}}",
-        channel=f"{prefix}notify:{{{tag}}}",
-        account=f"{prefix}account:{{{tag}}}",
-        tombstone=f"{prefix}tombstone:{{{tag}}}",
-    )
-
-
-def _expiry_key_pattern(prefix: str) -> str:
-    """SCAN MATCH pattern for every expiry zset under ``prefix`` (one per non-empty queue)."""
-    return f"{_glob_escape(prefix)}expiry:{{*}}"
-
-
-def _keys_from_expiry_key(prefix: str, expiry_key: str) -> QueueKeys:
-    return _keys_for_tag(prefix, expiry_key[len(prefix) + len("expiry:{") : -1])
-
-
-def _notify_pattern(prefix: str) -> str:
-    return f"{_glob_escape(prefix)}notify:{{*}}"
-
-
-def sweeper_claim_key(prefix: str) -> str:
-    """The key a sweeper run claims with ``SET NX EX`` so one process sweeps per interval."""
-    return f"{prefix}sweeper:claim"
-
-
-def _glob_escape(text: str) -> str:
-    # SCAN MATCH and PSUBSCRIBE patterns are globs; a prefix is literal text.
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
 # -- Scripts ---------------------------------------------------------------------------------
 
 
-_ENQUEUE_LUA = source("enqueue")
-_FETCH_LUA = source("fetch")
-_GET_LUA = source("get")
-_ACK_LUA = source("ack")
-_SWEEP_LUA = source("sweep")
-_DELETE_QUEUE_LUA = source("delete_queue")
-_DELETE_ACCOUNT_LUA = source("delete_account")
+_ENQUEUE_LUA = lua_script("delivery.lua", "enqueue")
+_FETCH_LUA = lua_script("delivery.lua", "fetch")
+_GET_LUA = lua_script("delivery.lua", "get")
+_ACK_LUA = lua_script("delivery.lua", "ack")
+_SWEEP_LUA = lua_script("delivery.lua", "sweep")
+_DELETE_QUEUE_LUA = lua_script("delivery.lua", "delete_queue")
+_DELETE_ACCOUNT_LUA = lua_script("delivery.lua", "delete_account")
 
 
 # -- Public types ----------------------------------------------------------------------------
@@ -262,14 +110,15 @@ class MessageQueue:
 
     :param redis: a single-server or cluster client; ``decode_responses=False`` is recommended
         (envelopes come back as bytes either way).
-    :param prefix: prepended to every key and channel name; default ``"ensign:"``. It must not
+    :param prefix: prepended to every key and channel name; default
+        :data:`ensign.config.DEFAULT_REDIS_PREFIX`. It must not
         contain ``{`` or ``}``, which would move the hash tag.
     :param require_account: store a message only while the account hash
         ``{prefix}account:{<tag>}`` exists (default ``True``, the delivery service); ``False``
         for a queue used without :mod:`delivery.accounts` (benchmarks, the queue's own tests).
     """
 
-    def __init__(self, redis: RedisClient, *, prefix: str = DEFAULT_PREFIX, require_account: bool = True) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str = DEFAULT_REDIS_PREFIX, require_account: bool = True) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
         self._redis = redis
@@ -290,7 +139,7 @@ class MessageQueue:
     @property
     def notify_pattern(self) -> str:
         """PSUBSCRIBE pattern matching the notification channel of every account."""
-        return _notify_pattern(self._prefix)
+        return notify_pattern(self._prefix)
 
     def keys(self, account: str) -> QueueKeys:
         """Key and channel names of ``account``'s queue."""
@@ -306,7 +155,7 @@ class MessageQueue:
         head = f"{self._prefix}notify:{{"
         if not name.startswith(head) or not name.endswith("}"):
             raise ValueError(f"not a notification channel under prefix {self._prefix!r}")
-        return _account_from_tag(name[len(head) : -1])
+        return account_from_tag(name[len(head) : -1])
 
     async def enqueue(
         self,
@@ -500,9 +349,9 @@ class MessageQueue:
         removed = 0
         # On a cluster client, scan_iter walks every primary.
         async for raw in self._redis.scan_iter(
-            match=_expiry_key_pattern(self._prefix), count=scan_count, _type="zset"
+            match=expiry_key_pattern(self._prefix), count=scan_count, _type="zset"
         ):
-            keys = _keys_from_expiry_key(self._prefix, _text(raw))
+            keys = queue_keys_from_expiry_key(self._prefix, _text(raw))
             while True:
                 n = int(await self._sweep(keys=keys.keys, args=[now_arg, batch]))
                 removed += n

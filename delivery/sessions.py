@@ -19,10 +19,7 @@ the name resolved to — the account id — and ``gen`` the account's creation t
 a deleted account stay dead when the account is created again. A token is accepted on any name
 that resolves to the same address (aliases share one account), never on another account.
 
-Redis keys (this module writes only this one)::
-
-    <prefix>challenge:<uuid>   string "1", SET NX, expires with the challenge (≤ 900 s)
-                               — a redeemed challenge id; a second redemption finds it and fails.
+Redis keys: this module writes only the redeemed-challenge marker (:func:`delivery.keys.challenge_key`).
 
 Times come from the injected clock, so PyJWT's own time checks are disabled and done here.
 """
@@ -39,6 +36,7 @@ from ensign.protocol.crypto import verify
 from ensign.redis_client import RedisClient
 
 from .errors import ChallengeReplayed, ChallengeSignatureInvalid, ChallengeStale, ChallengeWrongAccount, token_error
+from .keys import challenge_key
 from .ports import Clock
 
 CHALLENGE_TTL = 900  # seconds, as dm3
@@ -46,11 +44,6 @@ SESSION_TTL = 3600  # seconds, as dm3
 ALGORITHM = "HS256"
 _CHALLENGE_CLAIMS = {"account", "addr", "challenge", "gen", "iat", "nbf", "exp", "kind"}
 _SESSION_CLAIMS = {"account", "addr", "gen", "iat", "nbf", "exp", "kind"}
-
-
-def challenge_key(prefix: str, challenge_id: str) -> str:
-    """``<prefix>challenge:<uuid>`` — marks a redeemed challenge."""
-    return f"{prefix}challenge:{challenge_id}"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 connection comes from the URL. Both clients speak the same commands, so the services take a
 :data:`RedisClient` and never ask which one they hold. What the cluster needs from them lives in
 their key layouts: every key an atomic operation (a Lua script) touches carries one hash tag, so
-the keys share a slot (``backend/store.py``, ``delivery/queue.py``, ``delivery/accounts.py``).
+the keys share a slot (``backend/keys.py``, ``delivery/keys.py``).
 
 Pub/sub works unchanged on a cluster: ``PUBLISH`` reaches the subscribers on every node, so a
 ``PSUBSCRIBE`` sent to any one node hears every account's channel.
@@ -15,11 +15,15 @@ cluster client's ``pubsub()`` cannot pick a node (redis-py raises ``KeyError``),
 reason the client is opened here, awaited, rather than built lazily in each app factory.
 
 URLs may carry a password, so no message or log line here repeats one: they name ``REDIS_URL``.
+
+:func:`lua_script` reads a service's Lua scripts, which live in a ``lua`` package of the service
+(so wheels ship them) and are registered with redis-py ``register_script``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 from typing import Any, TypeAlias
 
@@ -29,7 +33,15 @@ from redis.asyncio import Redis, RedisCluster
 from ensign.config import ConfigError, RedisSettings
 from ensign.errors import ServiceUnavailable
 
-__all__ = ["RedisClient", "REDIS_UNAVAILABLE", "CONNECT_ATTEMPTS", "RETRY_DELAY", "REDIS_TIMEOUT", "open_redis"]
+__all__ = [
+    "RedisClient",
+    "REDIS_UNAVAILABLE",
+    "CONNECT_ATTEMPTS",
+    "RETRY_DELAY",
+    "REDIS_TIMEOUT",
+    "lua_script",
+    "open_redis",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +131,11 @@ async def _connect(client: RedisClient) -> None:
     # On a cluster client PING goes to every node and is true only when all of them answer.
     if not await client.ping():
         raise redis.exceptions.ConnectionError("PING was not answered with PONG")
+
+
+def lua_script(package: str, name: str) -> str:
+    """The text of ``<name>.lua`` in the Python package ``package`` (``"delivery.lua"``, ``"backend.lua"``).
+
+    Each script's header says what it does and returns, then one line per ``KEYS[i]`` / ``ARGV[i]``.
+    """
+    return importlib.resources.files(package).joinpath(f"{name}.lua").read_text(encoding="utf-8")

@@ -48,6 +48,7 @@ from ensign.client import ClientConfig
 from ensign.config import (
     DEFAULT_ADDR_DOMAINS,
     DEFAULT_DELIVERY_NAME,
+    DEFAULT_REDIS_PREFIX,
     DEFAULT_USER_DOMAINS,
     BackendSettings,
     ChainSettings,
@@ -76,7 +77,7 @@ class DevStackSettings:
     host: str = "127.0.0.1"
     data_dir: Path = Path(".ensign")
     redis_url: str | None = None
-    redis_prefix: str = "ensign:"
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     #: ``redis_url`` names a node of a Redis Cluster (``REDIS_CLUSTER``); needs a ``redis_url``.
     redis_cluster: bool = False
     chain_port: int = 8545

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
@@ -10,7 +11,7 @@ from redis.asyncio import Redis, RedisCluster
 import ensign.redis_client
 from ensign.config import ConfigError, RedisSettings
 from ensign.errors import ServiceUnavailable
-from ensign.redis_client import open_redis
+from ensign.redis_client import lua_script, open_redis
 from tests.cluster import Cluster
 
 
@@ -71,3 +72,14 @@ async def test_without_a_url_there_is_nothing_to_open() -> None:
     with pytest.raises(ConfigError, match="REDIS_URL"):
         await open_redis(RedisSettings(url=None))
 
+
+
+@pytest.mark.parametrize("package", ["delivery.lua", "backend.lua"])
+def test_every_lua_script_is_read_from_a_package_that_wheels_ship(package: str) -> None:
+    # package-data ships *.lua only from packages, so each script directory is one.
+    directory = Path(__file__).resolve().parent.parent / package.replace(".", "/")
+    assert (directory / "__init__.py").is_file()
+    scripts = sorted(directory.glob("*.lua"))
+    assert scripts
+    for path in scripts:
+        assert lua_script(package, path.stem) == path.read_text(encoding="utf-8")

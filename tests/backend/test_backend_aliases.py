@@ -8,7 +8,8 @@ import pytest
 from tests.backend.backend_helpers import Wallet, now_ms
 
 from backend.claims import WINDOW_MS, claim_digest, timestamped_claim_text
-from backend.store import MAX_ALIASES, alias_key, aliases_key, claim_key
+from backend.keys import alias_key, aliases_key, claim_key
+from backend.store import MAX_ALIASES
 from ensign.protocol.crypto import sign
 from ensign.protocol.keys import random_signing_key_pair
 

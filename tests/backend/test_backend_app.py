@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from backend.app import create_app
-from backend.store import profile_key
+from backend.keys import profile_key
 from ensign.config import BackendSettings, ConfigError, RedisSettings
 
 

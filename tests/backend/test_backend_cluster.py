@@ -11,7 +11,8 @@ from tests.backend.backend_helpers import ADDR_DOMAIN, Wallet
 from tests.cluster import Cluster
 
 from backend.app import create_app
-from backend.store import ProfileStore, alias_key, aliases_key, claim_key, profile_key
+from backend.keys import alias_key, aliases_key, claim_key, profile_key
+from backend.store import ProfileStore
 from ensign.config import BackendSettings
 
 ALIAS = "alice.user.ensign.eth"

@@ -7,7 +7,7 @@ import json
 import pytest
 from tests.backend.backend_helpers import ADDR_DOMAIN, Wallet
 
-from backend.store import profile_key, superseded_key
+from backend.keys import profile_key, superseded_key
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import sha256_hex
 from ensign.protocol.keys import random_signing_key_pair

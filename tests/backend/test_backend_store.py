@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.store import (
-    ProfileStore,
-    alias_key,
-    aliases_key,
-    claim_key,
-    domains_key,
-    profile_key,
-    superseded_key,
-)
+from backend.keys import alias_key, aliases_key, claim_key, domains_key, profile_key, superseded_key
+from backend.store import ProfileStore
 
 A = "0x" + "ab" * 20
 B = "0x" + "cd" * 20

@@ -24,10 +24,10 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     users,
 )
 
-from delivery.accounts import REPLAY_WINDOW, account_key, signed_message_key, tombstone_key
-from delivery.lua import source
-from delivery.queue import queue_keys
+from delivery.accounts import REPLAY_WINDOW
+from delivery.keys import account_key, queue_keys, signed_message_key, tombstone_key
 from delivery.state import queue_key
+from ensign.redis_client import lua_script
 
 
 async def test_signed_creation_makes_an_account_with_settings(ds_client, users, clock, redis, redis_prefix) -> None:
@@ -289,7 +289,7 @@ async def test_submission_racing_its_receivers_deletion_leaves_nothing_queued(
 
 
 async def test_create_account_script_refuses_when_the_tombstone_changed_since_it_was_read(redis, redis_prefix) -> None:
-    create = redis.register_script(source("create_account"))
+    create = redis.register_script(lua_script("delivery.lua", "create_account"))
     keys = [account_key(redis_prefix, "0xA"), tombstone_key(redis_prefix, "0xA")]
     # The caller read "no tombstone"; a deletion wrote one before the create ran.
     await redis.set(keys[1], '{"deletedAt": 5}')
@@ -306,7 +306,7 @@ async def test_create_account_script_refuses_when_the_tombstone_changed_since_it
 
 
 async def test_update_settings_script_never_recreates_a_deleted_account(redis, redis_prefix) -> None:
-    update = redis.register_script(source("update_settings"))
+    update = redis.register_script(lua_script("delivery.lua", "update_settings"))
     key = account_key(redis_prefix, "0xA")
 
     assert await update(keys=[key], args=['{"messageTTL":60}']) == 0

@@ -31,7 +31,7 @@ from tests.delivery.test_ds_push import Socket
 
 from delivery.app import create_app
 from delivery.push import push_listener_key
-from delivery.queue import account_tag, queue_keys
+from delivery.keys import account_tag, queue_keys
 from ensign.config import DeliverySettings
 from ensign.protocol.envelope import open_envelope
 from ensign.protocol.models import EncryptionEnvelop

@@ -22,7 +22,7 @@ from tests.stack import Stack
 
 from delivery.app import create_app
 from delivery.ports import Web3Chain
-from delivery.queue import queue_keys
+from delivery.keys import queue_keys
 
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "specs" / "vectors"
 DRIVER = VECTORS_DIR / "ds-client.mjs"

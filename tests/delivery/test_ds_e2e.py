@@ -14,10 +14,9 @@ from tests.delivery.ds_helpers import envelope as build
 from tests.stack import Stack
 from tests.delivery.test_ds_push import Socket
 
-from delivery.accounts import account_key, tombstone_key
 from delivery.app import create_app
+from delivery.keys import account_key, queue_keys, tombstone_key
 from delivery.ports import Web3Chain
-from delivery.queue import queue_keys
 from delivery.state import queue_key
 from delivery.sweeper import run_sweep
 from ensign.protocol.crypto import sign

@@ -23,7 +23,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.app import create_app
-from delivery.queue import queue_keys
+from delivery.keys import queue_keys
 from delivery.sweeper import run_sweep
 from delivery.state import queue_key
 from ensign.protocol.canonical import canonical_size

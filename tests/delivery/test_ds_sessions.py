@@ -18,8 +18,8 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     users,
 )
 
-from delivery.accounts import account_key
-from delivery.sessions import SESSION_TTL, challenge_key
+from delivery.keys import account_key, challenge_key
+from delivery.sessions import SESSION_TTL
 from ensign.protocol.crypto import sign
 
 

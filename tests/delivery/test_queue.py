@@ -16,15 +16,12 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from delivery.errors import AccountMissingError, QueueFullError
+from delivery.keys import account_key, queue_keys, signed_message_key, tombstone_key
 from delivery.queue import (
     ACK_CHUNK,
     KEY_TTL_GRACE_SECONDS,
     MAX_PAGE_SIZE,
     MessageQueue,
-    account_key,
-    queue_keys,
-    signed_message_key,
-    tombstone_key,
 )
 from stack.embedded_redis import EmbeddedRedis
 from ensign.errors import InvalidRequest

@@ -10,7 +10,8 @@ from redis.asyncio import RedisCluster
 from tests.cluster import Cluster
 from tests.delivery.test_queue import TRICKY_ACCOUNTS, envelope, mid
 
-from delivery.queue import MessageQueue, account_tag
+from delivery.keys import account_tag
+from delivery.queue import MessageQueue
 
 NOW = 1_700_000_000.0
 DAY = 86_400

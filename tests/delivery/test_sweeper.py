@@ -9,7 +9,8 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from delivery.queue import MessageQueue, sweeper_claim_key
+from delivery.keys import sweeper_claim_key
+from delivery.queue import MessageQueue
 from delivery.sweeper import JOB_ID, add_sweeper_job, run_sweep
 from ensign.errors import InvalidRequest
 

@@ -1,0 +1,81 @@
+"""The profile backend's Redis layout: every key it uses is named here, and only here.
+
+``P`` is ``RedisSettings.prefix`` followed by ``{backend}:`` (``ensign:{backend}:``
+by default); ``<addr>`` is an address in lowercase hex (``0xab…01``); names are dm3-normalised.
+Only :mod:`backend.store` writes these keys.
+
+``P profile:<addr>`` — hash, one per address that registered a profile
+    ``profile``     canonical JSON (:func:`ensign.protocol.canonical.stringify`) of the current
+                    SignedUserProfile, exactly what the records feed publishes
+    ``hash``        content hash: sha256 0x-hex of the canonical JSON of the UserProfile alone
+                    (keys and delivery services, without the signature — see ``superseded``)
+    ``updated_at``  when this profile was stored, ms since the epoch
+    Replaced by a newer profile; never deleted (dm3 has no account deletion).
+
+``P superseded:<addr>`` — set of content hashes of every profile this address has replaced.
+    A profile whose content hash is here is refused, so nobody can roll an address back to old keys
+    by replaying its old profile, which was public in ENS. The hash leaves out the signature on
+    purpose: an ECDSA signature can be re-encoded (high-s, v = 0/1) into another valid one, which
+    must not turn a superseded profile into a "new" one. Grows by one per update; never trimmed.
+
+``P domains:<addr>`` — set of addr domains (``addr.ensign.eth``) under which the address name
+    ``<addr>.<domain>`` is registered. Never shrinks.
+
+``P aliases:<addr>`` — sorted set: alias → claimed_at (ms). The address's aliases, oldest first;
+    the oldest is its primary name (``GET /profile/name/<addr>``). At most ``MAX_ALIASES``.
+
+``P alias:<alias>`` — string: the owner address (lowercase hex). Set on claim, deleted on release.
+    Kept in step with ``aliases:<addr>`` by the claim and release scripts. Aliases belong to the
+    address, not to a profile: replacing the profile keeps them.
+
+``P claim:<digest>`` — string ``"1"``: a signed alias claim or release that has been used.
+    ``digest`` is sha256 hex of ``<public signing key> "\\n" <signed text>`` (independent of the
+    signature bytes). Timestamped claims expire when their time window has passed
+    (``PX`` = window end − now + 1 s); dm3-form claims, which carry no time, are kept for ever.
+
+Redis Cluster: every key carries the one hash tag ``{backend}``, so all of them sit in one slot.
+A claim touches an alias key, an address's keys and a claim mark at once — keys that no per-address
+or per-alias tag could put together — and one slot keeps each script atomic without a two-phase
+protocol. The price is that one primary (and its replicas) holds the whole backend: about 1 KiB
+per address with a profile, so a million addresses fit in a few GiB, and the backend's traffic
+(registrations, claims, the gateway's reads) is small next to the delivery service's, whose
+queues are tagged per account and spread over the cluster. ``RedisSettings`` refuses a prefix
+with a brace, which would move the tag.
+"""
+
+from __future__ import annotations
+
+__all__ = ["alias_key", "aliases_key", "claim_key", "domains_key", "profile_key", "superseded_key"]
+
+# The hash tag that puts every backend key in one cluster slot (see the module docstring).
+_TAG = "{backend}"
+
+
+def profile_key(prefix: str, address: str) -> str:
+    """``P profile:<addr>`` — the address's current profile."""
+    return f"{prefix}{_TAG}:profile:{address.lower()}"
+
+
+def superseded_key(prefix: str, address: str) -> str:
+    """``P superseded:<addr>`` — content hashes of the profiles the address has replaced."""
+    return f"{prefix}{_TAG}:superseded:{address.lower()}"
+
+
+def domains_key(prefix: str, address: str) -> str:
+    """``P domains:<addr>`` — the addr domains the address name is registered under."""
+    return f"{prefix}{_TAG}:domains:{address.lower()}"
+
+
+def aliases_key(prefix: str, address: str) -> str:
+    """``P aliases:<addr>`` — the address's aliases, oldest first."""
+    return f"{prefix}{_TAG}:aliases:{address.lower()}"
+
+
+def alias_key(prefix: str, alias: str) -> str:
+    """``P alias:<alias>`` — the alias's owner."""
+    return f"{prefix}{_TAG}:alias:{alias}"
+
+
+def claim_key(prefix: str, digest: str) -> str:
+    """``P claim:<digest>`` — a used signed alias claim or release."""
+    return f"{prefix}{_TAG}:claim:{digest}"

@@ -1,0 +1,201 @@
+"""The delivery service's Redis layout: every key and channel it uses is named here, and only here.
+
+``prefix`` is passed in (``RedisSettings.prefix``, by default :data:`ensign.config.DEFAULT_REDIS_PREFIX`;
+tests use one per test). Every key of one account carries the hash tag ``{<tag>}``, so on Redis
+Cluster an account's keys (its queue *and* its account hash, tombstone and used-message markers)
+sit in one slot and each Lua script touches them atomically. ``<tag>`` is the account string (the
+delivery service passes a normalised address) with ``%``, ``{`` and ``}`` percent-escaped (``%25``,
+``%7B``, ``%7D``): a brace in an account can neither end the tag early nor make two accounts share
+keys (:func:`account_tag`).
+
+The queue (:mod:`delivery.queue`)
+---------------------------------
+
+``{prefix}queue:{<tag>}``   ZSET, member = message id, score = receive sequence.
+    The sequence is the caller's clock in microseconds, raised to one more than the newest queued
+    message when that is not later, so it is unique and increasing within a queue. It orders the
+    queue (oldest first) and is the paging cursor.
+``{prefix}expiry:{<tag>}``  ZSET, member = message id, score = ``expires_at`` in seconds.
+    Per-message expiry: fetch and count ignore members with ``expires_at <= now``; the sweeper
+    removes them (ZRANGEBYSCORE, O(log n) per message).
+``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at> " + envelope``.
+    ``received_at`` is the decimal seconds the caller passed as ``now``; the envelope is stored
+    byte for byte, postmark included.
+
+The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fetch.lua`` (a page) and
+``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
+one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
+it replaces, or expired entries it purges when the queue is at ``max_queued``),
+``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used without accounts).
+Redis deletes a zset or hash when its last member goes, so an empty queue leaves no key behind.
+
+TTL: per message, in seconds (``ttl_seconds``; ``expires_at = now + ttl_seconds``). As a backstop
+for a sweeper that never runs, the insert script also sets ``EXPIRE`` on the three keys to
+``ttl_seconds + KEY_TTL_GRACE_SECONDS`` of Redis' own clock, never shortening it, so a queue
+outlives its longest-lived message.
+
+``{prefix}notify:{<tag>}``  pub/sub channel (not a key). ``enqueue.lua`` publishes the message id
+    (UTF-8) when it stores a new message, in the same script as the write, so no subscriber hears
+    of a message that is not stored and no stored message goes unannounced. A duplicate submission
+    publishes nothing. PUBLISH, not SPUBLISH, so Redis 6.2 works; every process may PSUBSCRIBE
+    :func:`notify_pattern` and map a channel back with
+    :meth:`delivery.queue.MessageQueue.account_from_channel`.
+``{prefix}sweeper:claim``   STRING, a random token, ``SET NX EX`` by the sweeper
+    (:mod:`delivery.sweeper`) so one process per interval does the SCAN; removed by its expiry.
+
+The account (:mod:`delivery.accounts`)
+--------------------------------------
+
+``{prefix}account:{<tag>}``     HASH, written by create / update, removed by delete:
+    ``created``  creation time in ms (the signed message's timestamp, or the clock for a dm3
+                 sign-up); also the account's *generation*, carried in session tokens
+    ``origin``   ``signed`` or ``profile``
+    ``settings`` canonical JSON of :class:`delivery.accounts.AccountSettings` (dm3 field names)
+    ``profile``  dm3Hash of the profile that signed the creation
+``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``, written by
+    delete, removed by a creation (in the same script that writes the account hash); no expiry (a
+    few bytes per deleted account). It keeps a replayed public profile from re-creating the account.
+``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, a used signed account
+    message, ``SET NX EX`` until its timestamp leaves the replay window (≤ 601 s).
+
+A queue exists only while its account does. ``enqueue.lua`` checks, in the same script as the
+write, that the account hash exists and refuses otherwise
+(:class:`delivery.errors.AccountMissingError`), and ``delete_account.lua`` removes the account
+hash and the whole queue and writes the tombstone in one script. So a message submitted while its
+receiver is being deleted is either stored before the deletion (and deleted with the queue) or
+refused after it: nothing is ever queued for a deleted account, whatever the order of the two
+scripts and wherever a process dies. (A :class:`delivery.queue.MessageQueue` made with
+``require_account=False`` skips the check, for a queue used without accounts: benchmarks, the
+queue's own tests.)
+
+Sessions (:mod:`delivery.sessions`)
+-----------------------------------
+
+``{prefix}challenge:<uuid>``   STRING ``"1"``, ``SET NX``, expires with the challenge (≤ 900 s):
+    a redeemed challenge id; a second redemption finds it and fails. It belongs to no account, so
+    it carries no account tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from ensign.errors import InvalidRequest
+
+__all__ = [
+    "MAX_ACCOUNT_LENGTH",
+    "QueueKeys",
+    "account_from_tag",
+    "account_key",
+    "account_tag",
+    "challenge_key",
+    "expiry_key_pattern",
+    "notify_pattern",
+    "queue_keys",
+    "queue_keys_from_expiry_key",
+    "signed_message_key",
+    "sweeper_claim_key",
+    "tombstone_key",
+]
+
+MAX_ACCOUNT_LENGTH = 256
+
+
+def account_tag(account: str) -> str:
+    """Return the hash-tag text for ``account``: validated, with ``%``, ``{``, ``}`` escaped."""
+    if not isinstance(account, str) or not account:
+        raise InvalidRequest("account must be a non-empty string")
+    if len(account) > MAX_ACCOUNT_LENGTH:
+        raise InvalidRequest(f"account is longer than {MAX_ACCOUNT_LENGTH} characters")
+    # '%' first, so the escapes added for braces are not escaped again (keeps it reversible).
+    return account.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+_UNESCAPE = {"%25": "%", "%7B": "{", "%7D": "}"}
+
+
+def account_from_tag(tag: str) -> str:
+    """The account string a hash tag was made from (the inverse of :func:`account_tag`)."""
+    return re.sub(r"%(?:25|7B|7D)", lambda m: _UNESCAPE[m.group(0)], tag)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The Redis names of one account: its queue's three keys and channel, its account hash and
+    tombstone. All share one hash tag."""
+
+    queue: str
+    expiry: str
+    messages: str
+    channel: str
+    account: str
+    tombstone: str
+
+    @property
+    def keys(self) -> list[str]:
+        """KEYS[1..3] of every script, in that order."""
+        return [self.queue, self.expiry, self.messages]
+
+
+def account_key(prefix: str, account: str) -> str:
+    """``{prefix}account:{<tag>}`` — the account hash (:mod:`delivery.accounts`)."""
+    return queue_keys(prefix, account).account
+
+
+def tombstone_key(prefix: str, account: str) -> str:
+    """``{prefix}tombstone:{<tag>}`` — the account's last deletion."""
+    return queue_keys(prefix, account).tombstone
+
+
+def signed_message_key(prefix: str, account: str, signature: str) -> str:
+    """``{prefix}signed:{<tag>}:<sha256 of signature>`` — a used signed account message."""
+    digest = hashlib.sha256(signature.encode()).hexdigest()
+    return f"{prefix}signed:{{{account_tag(account)}}}:{digest}"
+
+
+def queue_keys(prefix: str, account: str) -> QueueKeys:
+    """Build the key and channel names of ``account``'s queue under ``prefix``."""
+    return _keys_for_tag(prefix, account_tag(account))
+
+
+def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
+    return QueueKeys(
+        queue=f"{prefix}queue:{{{tag}}}",
+        expiry=f"{prefix}expiry:{{{tag}}}",
+        messages=f"{prefix}msg:{{{tag}}}",
+        channel=f"{prefix}notify:{{{tag}}}",
+        account=f"{prefix}account:{{{tag}}}",
+        tombstone=f"{prefix}tombstone:{{{tag}}}",
+    )
+
+
+def expiry_key_pattern(prefix: str) -> str:
+    """SCAN MATCH pattern for every expiry zset under ``prefix`` (one per non-empty queue)."""
+    return f"{_glob_escape(prefix)}expiry:{{*}}"
+
+
+def queue_keys_from_expiry_key(prefix: str, expiry_key: str) -> QueueKeys:
+    """The names of the queue whose expiry zset is ``expiry_key`` (a SCAN result)."""
+    return _keys_for_tag(prefix, expiry_key[len(prefix) + len("expiry:{") : -1])
+
+
+def notify_pattern(prefix: str) -> str:
+    """PSUBSCRIBE pattern for every account's notification channel under ``prefix``."""
+    return f"{_glob_escape(prefix)}notify:{{*}}"
+
+
+def sweeper_claim_key(prefix: str) -> str:
+    """The key a sweeper run claims with ``SET NX EX`` so one process sweeps per interval."""
+    return f"{prefix}sweeper:claim"
+
+
+def _glob_escape(text: str) -> str:
+    # SCAN MATCH and PSUBSCRIBE patterns are globs; a prefix is literal text.
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def challenge_key(prefix: str, challenge_id: str) -> str:
+    """``{prefix}challenge:<uuid>`` — marks a redeemed challenge."""
+    return f"{prefix}challenge:{challenge_id}"
