@@ -19,14 +19,15 @@ import time
 from aiohttp import web
 
 from backend.appkeys import domains_key, store_key
-from backend.bodies import check_fields, optional_int_field, string_field
 from backend.claims import claim_digest, claim_text, release_text
 from backend.errors import AliasLimit, AliasTaken, Replayed
 from backend.records import Resolved, resolve_name
+from backend.schemas import AliasClaim, AliasRelease
 from backend.store import ClaimOutcome, ReleaseOutcome
 from ensign.errors import Conflict, NotFound, SignatureError
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import checksum_address
+from ensign.protocol.schema import load
 from ensign.web import read_json
 
 __all__ = ["routes", "claim_alias", "release_alias"]
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-_MAX_NAME = 255
-_MAX_SIGNATURE = 200  # base64 of 64 bytes is 88 characters
+_CLAIM = AliasClaim()
+_RELEASE = AliasRelease()
 
 
 def _now_ms() -> int:
@@ -47,11 +48,9 @@ def _now_ms() -> int:
 async def claim_alias(request: web.Request) -> web.Response:
     """Claim ``dm3Name`` for the address behind ``addressName``."""
     store, domains = request.app[store_key], request.app[domains_key]
-    body = await _read_body(request, ("signature", "addressName", "dm3Name"))
-    signature = string_field(body, "signature", max_length=_MAX_SIGNATURE)
-    raw_alias = string_field(body, "dm3Name", max_length=_MAX_NAME)
-    raw_owner_name = string_field(body, "addressName", max_length=_MAX_NAME)
-    timestamp = optional_int_field(body, "timestamp")
+    body = load(_CLAIM, await read_json(request))
+    signature, raw_alias, raw_owner_name = body["signature"], body["dm3Name"], body["addressName"]
+    timestamp = body.get("timestamp")
     alias = domains.alias(raw_alias)
     owner_name = domains.normalize(raw_owner_name, field="addressName")
     now = _now_ms()
@@ -82,10 +81,9 @@ async def claim_alias(request: web.Request) -> web.Response:
 async def release_alias(request: web.Request) -> web.Response:
     """Release ``dm3Name``; signed by its owner's current profile key."""
     store, domains = request.app[store_key], request.app[domains_key]
-    body = await _read_body(request, ("signature", "dm3Name"))
-    signature = string_field(body, "signature", max_length=_MAX_SIGNATURE)
-    raw_alias = string_field(body, "dm3Name", max_length=_MAX_NAME)
-    timestamp = optional_int_field(body, "timestamp")
+    body = load(_RELEASE, await read_json(request))
+    signature, raw_alias = body["signature"], body["dm3Name"]
+    timestamp = body.get("timestamp")
     alias = domains.alias(raw_alias)
     signed = release_text(raw_alias, timestamp, _now_ms())
 
@@ -108,13 +106,6 @@ async def release_alias(request: web.Request) -> web.Response:
     _raise_for_release(outcome, alias.name)
     log.info("alias %s released by %s (%s form)", alias.name, owner.address, _form(signed.timestamped))
     return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
-
-
-async def _read_body(request: web.Request, required: tuple[str, ...]) -> dict[str, object]:
-    """The JSON object body with ``required`` fields and optionally ``timestamp``."""
-    body = await read_json(request)
-    check_fields(body, required, ("timestamp",))
-    return body
 
 
 def _form(timestamped: bool) -> str:

@@ -15,19 +15,22 @@ import time
 from aiohttp import web
 
 from backend.appkeys import domains_key, store_key
-from backend.bodies import check_fields, object_field, string_field
 from backend.errors import ProfileSuperseded
 from backend.records import resolve_name
+from backend.schemas import ProfileRegistration
 from ensign.errors import EncodingError, InvalidAddress, NotFound, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import checksum_address, sha256_hex
 from ensign.protocol.models import SignedUserProfile, UserProfile
 from ensign.protocol.profile import verify_profile
+from ensign.protocol.schema import load
 from ensign.web import read_json
 
 __all__ = ["routes", "content_hash", "name_of_address", "profile_by_name", "profile_of_address", "register_profile"]
 
 log = logging.getLogger(__name__)
+
+_REGISTRATION = ProfileRegistration()
 
 routes = web.RouteTableDef()
 
@@ -48,11 +51,10 @@ def _address(raw: str, field: str = "address") -> str:
 async def register_profile(request: web.Request) -> web.Response:
     """Register or update the profile of ``address`` and its address name under ``subdomain``."""
     store, domains = request.app[store_key], request.app[domains_key]
-    body = await read_json(request)
-    check_fields(body, ("signedUserProfile", "address", "subdomain"))
-    signed = SignedUserProfile.from_json(object_field(body, "signedUserProfile"))
-    address = _address(string_field(body, "address", max_length=64))
-    domain = domains.addr_domain(string_field(body, "subdomain", max_length=255))
+    body = load(_REGISTRATION, await read_json(request))
+    signed = SignedUserProfile.from_json(body["signedUserProfile"])
+    address = _address(body["address"])
+    domain = domains.addr_domain(body["subdomain"])
     if not verify_profile(signed, address):
         raise SignatureError(f"signedUserProfile is not signed by {address}")
     name = domains.address_name(address, domain)

@@ -135,7 +135,14 @@ class Intake:
                 f"the delivery information cannot be opened with this service's key ({exc.code})"
             ) from None
 
-        receiver = await address_or_none(self._directory, info.to)
+        # One lookup per name: the profile comes with its address. A receiver without a valid
+        # profile is still told apart from one that does not resolve (and from one without an
+        # account here), so only then is its address asked for alone.
+        receiver_profile = await profile_or_none(self._directory, info.to)
+        if receiver_profile is not None:
+            receiver: str | None = receiver_profile.address
+        else:
+            receiver = await address_or_none(self._directory, info.to)
         if receiver is None:
             raise ReceiverUnknown("the receiver's name does not resolve to an address")
         account = await self._accounts.get(receiver)
@@ -145,17 +152,15 @@ class Intake:
         if own_limit is not None and size > own_limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
 
-        sender_profile = await profile_or_none(self._directory, info.from_)
-        sender = await address_or_none(self._directory, info.from_)
-        if sender_profile is None or sender is None:
+        sender = await profile_or_none(self._directory, info.from_)
+        if sender is None:
             raise SenderUnknown("the sender's name has no valid profile in ENS")
         try:
-            verify_envelope(envelope, sender_profile.profile.public_signing_key)
+            verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
         except SignatureError as exc:
             raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
 
-        await check_spam_rules(self._chain, account.settings.spam_filter_rules, sender)
-        receiver_profile = await profile_or_none(self._directory, info.to)
+        await check_spam_rules(self._chain, account.settings.spam_filter_rules, sender.address)
         if receiver_profile is None:
             raise ReceiverUnknown("the receiver's name has no valid profile in ENS to encrypt the postmark to")
 
@@ -163,7 +168,7 @@ class Intake:
         postmark = create_postmark(
             envelope.message,
             self._settings.keys.signing_private_key,
-            receiver_profile.profile.public_encryption_key,
+            receiver_profile.signed_profile.profile.public_encryption_key,
             int(now * 1000),
         )
         stored = stored_envelope(envelope.to_json(), info.to_json(), postmark)

@@ -1,7 +1,8 @@
 """What the delivery service needs from the outside world, as protocols the app gets injected.
 
-* :class:`Directory` — ENS reads: a name's address, its validated user profile. ``ensign.ens.lookup``'s
-  class satisfies it in production; tests may pass the same class wired to the embedded chain.
+* :class:`Directory` — ENS reads: a name's address, its validated user profile together with that
+  address (:class:`ResolvedProfile`, so one lookup answers both). ``ensign.ens.lookup``'s class
+  satisfies it in production; tests may pass the same class wired to the embedded chain.
 * :class:`Chain` — the few chain reads the spam filters and ``/health`` need.
 * :data:`Clock` — seconds since the epoch as a float. Every time-dependent decision (replay windows,
   token expiry, postmark timestamps, message TTLs) reads this one clock, so tests can move time.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ensign.errors import InvalidRequest, NotFound
+from ensign.protocol.models import SignedUserProfile
 
 Clock = Callable[[], float]
 
@@ -21,6 +23,16 @@ Clock = Callable[[], float]
 def system_clock() -> float:
     """The wall clock, seconds since the epoch."""
     return time.time()
+
+
+class ResolvedProfile(Protocol):
+    """A name's validated profile and the address it was found under (its signature recovers to it)."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def signed_profile(self) -> SignedUserProfile: ...
 
 
 @runtime_checkable
@@ -36,7 +48,7 @@ class Directory(Protocol):
 
     async def address(self, name: str) -> str: ...
 
-    async def user_profile(self, name: str) -> Any: ...
+    async def user_profile(self, name: str) -> ResolvedProfile: ...
 
 
 async def address_or_none(directory: Directory, name: str) -> str | None:
@@ -47,16 +59,15 @@ async def address_or_none(directory: Directory, name: str) -> str | None:
         return None
 
 
-async def profile_or_none(directory: Directory, name: str) -> Any | None:
-    """The name's ``SignedUserProfile`` if ENS publishes a valid one, else ``None``.
+async def profile_or_none(directory: Directory, name: str) -> ResolvedProfile | None:
+    """The name's profile and address if ENS publishes a valid profile, else ``None``.
 
     An invalid profile (bad signature, malformed record) counts as none: it cannot vouch for keys.
     """
     try:
-        resolved = await directory.user_profile(name)
+        return await directory.user_profile(name)
     except (NotFound, InvalidRequest):
         return None
-    return resolved.signed_profile
 
 
 @runtime_checkable

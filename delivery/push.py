@@ -1,9 +1,11 @@
 """Realtime push over socket.io (dm3 reference §5.8), across every process of the service.
 
 Handshake: the client connects to ``/socket.io`` with ``auth = {"account": {"ensName": <name>},
-"token": <session JWT>}``. The token is checked as on the REST routes (same account, account still
-exists); the socket then joins the room named after the account's address and gets the event
-``authorized``. Otherwise it gets ``unauthorized`` and is disconnected. Every socket of an account
+"token": <session JWT>}``. The token is checked by the REST routes' own check
+(:func:`delivery.web_auth.authorize`: same account, account still exists); the socket then joins
+the room named after the account's address and gets the event ``authorized``. Otherwise it gets
+``unauthorized`` with ``{"error": <why>}`` (:func:`ensign.answers.socket_refusal`) and is
+disconnected. Every socket of an account
 sits in the same room, whichever alias it logged in with, so every device gets every push (dm3
 pushes only to the last socket).
 
@@ -63,23 +65,19 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ensign.answers import as_error, socket_refusal
-from ensign.errors import EnsignError
-from ensign.protocol.encoding import normalize_name
 from ensign.redis_client import RedisClient
 
+from .errors import SessionMissing
 from .metrics import DeliveryMetrics
-from .ports import address_or_none
 from .queue import StoredMessage
 from .state import (
-    accounts_key,
     clock_key,
-    directory_key,
     intake_key,
     metrics_key,
     queue_key,
     redis_key,
-    sessions_key,
 )
+from .web_auth import authorize
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +106,12 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     app[socket_server_key] = sio
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-        address = await _authorize(app, auth)
-        if address is None:
-            await sio.emit("unauthorized", to=sid)
+        try:
+            _, account = await authorize(app, *_credentials(auth))
+        except Exception as exc:
+            await sio.emit("unauthorized", socket_refusal(as_error(exc, "socket handshake")), to=sid)
             return False
+        address = account.address
         await sio.save_session(sid, {"account": address})
         await sio.enter_room(sid, address)
         app[metrics_key].sockets.inc()
@@ -140,21 +140,14 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     return sio
 
 
-async def _authorize(app: web.Application, auth: Any) -> str | None:
-    """The account address for a socket's handshake ``auth``, or ``None`` when it does not check."""
-    try:
-        name = normalize_name(auth["account"]["ensName"])
-        token = auth["token"]
-        session = app[sessions_key].check_session(token)
-        address = await address_or_none(app[directory_key], name)
-        if address is None or address != session.address:
-            return None
-        account = await app[accounts_key].get(address)
-        if account is None or account.created != session.generation:
-            return None
-        return address
-    except (KeyError, TypeError, EnsignError):
-        return None
+def _credentials(auth: Any) -> tuple[str, str]:
+    """(name, token) from a handshake's ``auth = {"account": {"ensName": …}, "token": …}``."""
+    account = auth.get("account") if isinstance(auth, dict) else None
+    name = account.get("ensName") if isinstance(account, dict) else None
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if not isinstance(name, str) or not isinstance(token, str):
+        raise SessionMissing('the handshake needs auth = {"account": {"ensName": <name>}, "token": <session token>}')
+    return name, token
 
 
 class PushListener:

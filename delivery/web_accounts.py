@@ -39,9 +39,10 @@ async def _signed(request: web.Request, topic: str) -> tuple[str, SignedAccountM
     name = path_name(request)
     message = SignedAccountMessage.from_body(await read_json(request))
     address = await address_of(request, name)
-    profile = await profile_or_none(request.app[directory_key], name)
-    if profile is None:
+    resolved = await profile_or_none(request.app[directory_key], name)
+    if resolved is None:
         raise NoProfile("the name has no valid profile in ENS")
+    profile = resolved.signed_profile
     request.app[accounts_key].check_signed(message, name, topic, profile.profile.public_signing_key)
     return address, message, profile_hash(profile)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ensign.errors import EnsignError, InvalidName, SchemaError, SignatureError
+from ensign.errors import EnsignError, InvalidName, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.models import SignedUserProfile
 from ensign.protocol.profile import profile_hash, verify_profile
+from ensign.protocol.schema import load
 from ensign.web import read_json
 
 from .accounts import Account
@@ -28,12 +29,15 @@ from .errors import (
     SessionWrongAccount,
 )
 from .ports import address_or_none, profile_or_none
+from .schemas import ChallengeAnswer
 from .sessions import Session
 from .state import accounts_key, directory_key, sessions_key
 
 routes = web.RouteTableDef()
 
 session_request_key = web.RequestKey("session_request_key", Session)
+
+_CHALLENGE_ANSWER = ChallengeAnswer()
 
 
 def path_name_of(raw: str) -> str:
@@ -57,27 +61,34 @@ async def address_of(request: web.Request, name: str) -> str:
     return address
 
 
-async def require_session(request: web.Request) -> tuple[str, Account]:
-    """Check the bearer token against the account of the path's name; return (name, account).
+async def authorize(app: web.Application, name: str, token: str) -> tuple[Session, Account]:
+    """The one session check, for every account route and the socket.io handshake.
 
-    401 with a code saying why: ``session_missing``, ``session_invalid``, ``session_expired``,
-    ``session_wrong_account`` (a token of another account), ``session_stale`` (the account was
-    deleted or re-created since the token was issued).
+    ``name`` is the (raw) name the caller claims, ``token`` its session JWT. Returns the verified
+    session and the account; raises 400 ``invalid_name`` or 401 with a code saying why:
+    ``session_missing``, ``session_invalid``, ``session_expired``, ``session_wrong_account`` (a
+    token of another account), ``session_stale`` (the account was deleted or re-created since the
+    token was issued).
     """
+    session = app[sessions_key].check_session(token)
+    address = await address_or_none(app[directory_key], path_name_of(name))
+    if address is None or address != session.address:
+        raise SessionWrongAccount("the session token belongs to another account")
+    account = await app[accounts_key].get(address)
+    if account is None or account.created != session.generation:
+        raise SessionStale("the account of this session token no longer exists")
+    return session, account
+
+
+async def require_session(request: web.Request) -> tuple[str, Account]:
+    """:func:`authorize` the bearer token for the account of the path's name; return (name, account)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise SessionMissing("an Authorization: Bearer <session token> header is required")
-    session = request.app[sessions_key].check_session(token.strip())
-    name = path_name(request)
-    address = await address_or_none(request.app[directory_key], name)
-    if address is None or address != session.address:
-        raise SessionWrongAccount("the session token belongs to another account")
-    account = await request.app[accounts_key].get(address)
-    if account is None or account.created != session.generation:
-        raise SessionStale("the account of this session token no longer exists")
+    session, account = await authorize(request.app, request.match_info["ensName"], token.strip())
     request[session_request_key] = session
-    return name, account
+    return path_name(request), account
 
 
 async def _account_of(request: web.Request, name: str) -> tuple[str, Account]:
@@ -93,10 +104,10 @@ async def get_profile(request: web.Request) -> web.Response:
     """The profile ENS publishes for the name, if the name's address has an account here."""
     name = path_name(request)
     await _account_of(request, name)
-    profile = await profile_or_none(request.app[directory_key], name)
-    if profile is None:
+    resolved = await profile_or_none(request.app[directory_key], name)
+    if resolved is None:
         raise NoProfile("the name has no valid profile in ENS")
-    return web.json_response(profile.to_json())
+    return web.json_response(resolved.signed_profile.to_json())
 
 
 @routes.post("/profile/{ensName}")
@@ -108,10 +119,10 @@ async def post_profile(request: web.Request) -> web.Response:
     address = await address_of(request, name)
     if not verify_profile(posted, address):
         raise SignatureError("the profile is not signed by the name's address")
-    published = await profile_or_none(request.app[directory_key], name)
-    if published is None or stringify(published.to_json()) != stringify(posted.to_json()):
+    resolved = await profile_or_none(request.app[directory_key], name)
+    if resolved is None or stringify(resolved.signed_profile.to_json()) != stringify(posted.to_json()):
         raise ProfileNotPublished("the profile is not the one ENS publishes for this name; publish it first")
-    account, _ = await request.app[accounts_key].create_from_profile(address, profile_hash(published))
+    account, _ = await request.app[accounts_key].create_from_profile(address, profile_hash(resolved.signed_profile))
     challenge = request.app[sessions_key].issue_challenge(name, address, account.created)
     return web.json_response(challenge)
 
@@ -128,14 +139,13 @@ async def get_challenge(request: web.Request) -> web.Response:
 async def post_challenge(request: web.Request) -> web.Response:
     """Redeem a signed challenge for a session JWT (1 h)."""
     name = path_name(request)
-    body = await read_json(request)
-    if set(body) != {"challenge", "signature"} or not all(isinstance(v, str) for v in body.values()):
-        raise SchemaError('body must be {"challenge": "<jwt>", "signature": "<base64>"}')
+    body = load(_CHALLENGE_ANSWER, await read_json(request))
     address, account = await _account_of(request, name)
-    profile = await profile_or_none(request.app[directory_key], name)
-    if profile is None:
+    resolved = await profile_or_none(request.app[directory_key], name)
+    if resolved is None:
         raise NoProfileToVerify("the name has no valid profile in ENS to check the signature")
+    signing_key = resolved.signed_profile.profile.public_signing_key
     token = await request.app[sessions_key].redeem(
-        name, address, account.created, body["challenge"], body["signature"], profile.profile.public_signing_key
+        name, address, account.created, body["challenge"], body["signature"], signing_key
     )
     return web.json_response(token)

@@ -22,11 +22,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ensign.errors import SchemaError
+from ensign.protocol.schema import load
 from ensign.web import read_json
 
 from .errors import InvalidLimit
 from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from .schemas import Acknowledgements
 from .state import clock_key, metrics_key, queue_key
 from .web_auth import require_session
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
-MAX_ACKS = 10_000
+_ACKNOWLEDGEMENTS = Acknowledgements()
 
 
 def _limit(request: web.Request) -> int:
@@ -70,23 +71,8 @@ async def incoming(request: web.Request) -> web.Response:
 @routes.post("/delivery/messages/{ensName}/syncAcknowledgements")
 async def acknowledge(request: web.Request) -> web.Response:
     _, account = await require_session(request)
-    body = await read_json(request)
-    acks = body.get("acknowledgements")
-    if set(body) != {"acknowledgements"} or not isinstance(acks, list):
-        raise SchemaError('body must be {"acknowledgements": [{contactAddress, messageHash}]}')
-    if len(acks) > MAX_ACKS:
-        raise SchemaError(f"at most {MAX_ACKS} acknowledgements per request")
-    hashes = []
-    for ack in acks:
-        if (
-            not isinstance(ack, dict)
-            or set(ack) != {"contactAddress", "messageHash"}
-            or not isinstance(ack["contactAddress"], str)
-            or not isinstance(ack["messageHash"], str)
-            or not 0 < len(ack["messageHash"]) <= 256
-        ):
-            raise SchemaError("each acknowledgement must be {contactAddress: string, messageHash: string}")
-        hashes.append(ack["messageHash"])
+    body = load(_ACKNOWLEDGEMENTS, await read_json(request))
+    hashes = [ack["messageHash"] for ack in body["acknowledgements"]]
     removed = await request.app[queue_key].ack(account.address, hashes) if hashes else 0
     request.app[metrics_key].acks.inc(removed)
     log.info("acknowledged", extra={"account": account.address, "removed": removed})

@@ -18,13 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ensign.errors import EncodingError, SchemaError
 from ensign.protocol.canonical import MAX_SAFE_INTEGER
 from ensign.protocol.encoding import b64decode
+from ensign.protocol.schema import SURROGATE as _SURROGATE
+from ensign.protocol.schema import Strict as _Strict
+from ensign.protocol.schema import Text as _Text
+from ensign.protocol.schema import load as _load
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -52,23 +56,11 @@ MESSAGE_TYPES = (
     "RESEND_REQUEST",
 )
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _WALLET_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
 
 
 # --- fields ------------------------------------------------------------------------------------
-
-
-class _Text(fields.String):
-    """A JSON string that can be put into canonical JSON (no lone surrogates)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationError("must be a string")
-        if not value.isascii() and _SURROGATE.search(value):
-            raise ValidationError("contains a lone UTF-16 surrogate")
-        return value
 
 
 class _Base64(_Text):
@@ -117,54 +109,6 @@ def _hash(name: str, *, required: bool = False) -> _Pattern:
 
 def _ed25519_signature() -> _Base64:
     return _Base64(64, required=True)
-
-
-# --- loading and errors ---------------------------------------------------------------------------
-
-_M = TypeVar("_M")
-
-
-def _flatten(messages: Any, path: str, out: list[str]) -> None:
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            if key == "_schema":
-                _flatten(value, path, out)
-            elif isinstance(key, int):
-                _flatten(value, f"{path}[{key}]", out)
-            else:
-                _flatten(value, f"{path}.{key}" if path else str(key), out)
-    elif isinstance(messages, (list, tuple)):
-        for item in messages:
-            if isinstance(item, (Mapping, list, tuple)):
-                _flatten(item, path, out)
-            else:
-                text = str(item).rstrip(".")
-                # marshmallow's stock messages are capitalised sentences; lower-case their start so
-                # they read as a continuation of "<field>: ".
-                if text[:1].isupper() and text[1:2].islower():
-                    text = text[0].lower() + text[1:]
-                out.append(f"{path}: {text}" if path else text)
-
-
-def _load(schema: Schema, obj: Any, what: str) -> Any:
-    if not isinstance(obj, Mapping):
-        raise SchemaError(f"{what} must be a JSON object, got {type(obj).__name__}")
-    try:
-        return schema.load(obj)
-    except ValidationError as exc:
-        problems: list[str] = []
-        _flatten(exc.messages, "", problems)
-        fields_named = sorted({p.split(":", 1)[0] for p in problems if ":" in p})
-        raise SchemaError(
-            f"invalid {what}: " + "; ".join(problems), details={"fields": fields_named}
-        ) from None
-
-
-class _Strict(Schema):
-    """Unknown fields are refused (dm3's schemas are generated with additionalProperties false)."""
-
-    class Meta:
-        unknown = "raise"
 
 
 # --- profiles -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
@@ -280,3 +281,23 @@ async def test_malformed_ack_is_400_and_unknown_hash_is_ignored(ds_client, users
                                 headers=bearer(token))
     assert await resp.json() == {"acknowledged": 0}
     assert await dump(redis, redis_prefix) == before
+
+
+async def test_a_submission_looks_each_name_up_once(ds_client, users, accounts, ds_settings, directory) -> None:
+    # The directory port answers a profile with its address, so intake needs one lookup per name.
+    asked: list[tuple[str, str]] = []
+    address, user_profile = directory.address, directory.user_profile
+
+    async def counted_address(name: str) -> str:
+        asked.append(("address", name))
+        return await address(name)
+
+    async def counted_profile(name: str) -> Any:
+        asked.append(("user_profile", name))
+        return await user_profile(name)
+
+    directory.address, directory.user_profile = counted_address, counted_profile
+    alice, bob = users[0], users[1]
+    resp = await ds_client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings)))
+    assert resp.status == 200
+    assert sorted(asked) == sorted([("user_profile", alice.name), ("user_profile", bob.name)])

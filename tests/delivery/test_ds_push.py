@@ -98,11 +98,16 @@ async def test_socket_with_a_bad_token_is_told_unauthorized(ds_client, users, cl
     await signup(ds_client, alice)
     await signup(ds_client, bob)
     alice_token = await login(ds_client, alice)
-    for name, token in ((bob.name, alice_token), (alice.name, "not-a-token")):
+    # The handshake runs the REST routes' session check, and is told why it failed.
+    cases = (
+        (bob.name, alice_token, "the session token belongs to another account"),
+        (alice.name, "not-a-token", "session token is not a valid token of this service"),
+    )
+    for name, token, reason in cases:
         s = Socket()
         try:
             await s.connect(str(ds_client.make_url("/")), name, token)
-            assert (await s.next_event())[0] == "unauthorized"
+            assert await s.next_event() == ("unauthorized", {"error": reason})
         finally:
             await s.close()
 

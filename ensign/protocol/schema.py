@@ -1,0 +1,84 @@
+"""Validation of JSON objects in one style, for the wire types and every request body: a
+marshmallow schema that refuses unknown fields, loaded by :func:`load`, which raises
+:class:`~ensign.errors.SchemaError` (400 ``invalid_schema``) naming every offending field by its
+path (``metadata.timestamp: must be a string``) and listing them in ``details.fields``.
+
+The wire types (:mod:`ensign.protocol.models`) and the services' request bodies
+(``delivery/schemas.py``, ``backend/schemas.py``) are all declared with these pieces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ensign.errors import SchemaError
+
+__all__ = ["SURROGATE", "Strict", "Text", "load"]
+
+#: A lone UTF-16 surrogate, which canonical JSON cannot encode.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Strict(Schema):
+    """Unknown fields are refused (dm3's schemas are generated with additionalProperties false)."""
+
+    class Meta:
+        unknown = "raise"
+
+
+class Text(fields.String):
+    """A JSON string that can be put into canonical JSON (no lone surrogates).
+
+    :param max_length: when given, the string must have 1 to ``max_length`` characters.
+    """
+
+    def __init__(self, *, max_length: int | None = None, **kwargs: Any) -> None:
+        if max_length is not None:
+            kwargs["validate"] = validate.Length(min=1, max=max_length)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError("must be a string")
+        if not value.isascii() and SURROGATE.search(value):
+            raise ValidationError("contains a lone UTF-16 surrogate")
+        return value
+
+
+def load(schema: Schema, obj: Any, what: str = "request body") -> Any:
+    """``schema.load(obj)``; :class:`SchemaError` naming ``what`` and every failing field otherwise."""
+    if not isinstance(obj, Mapping):
+        raise SchemaError(f"{what} must be a JSON object, got {type(obj).__name__}")
+    try:
+        return schema.load(obj)
+    except ValidationError as exc:
+        problems: list[str] = []
+        _flatten(exc.messages, "", problems)
+        fields_named = sorted({p.split(":", 1)[0] for p in problems if ":" in p})
+        raise SchemaError(f"invalid {what}: " + "; ".join(problems), details={"fields": fields_named}) from None
+
+
+def _flatten(messages: Any, path: str, out: list[str]) -> None:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if key == "_schema":
+                _flatten(value, path, out)
+            elif isinstance(key, int):
+                _flatten(value, f"{path}[{key}]", out)
+            else:
+                _flatten(value, f"{path}.{key}" if path else str(key), out)
+    elif isinstance(messages, (list, tuple)):
+        for item in messages:
+            if isinstance(item, (Mapping, list, tuple)):
+                _flatten(item, path, out)
+            else:
+                text = str(item).rstrip(".")
+                # marshmallow's stock messages are capitalised sentences; lower-case their start so
+                # they read as a continuation of "<field>: ".
+                if text[:1].isupper() and text[1:2].islower():
+                    text = text[0].lower() + text[1:]
+                out.append(f"{path}: {text}" if path else text)
