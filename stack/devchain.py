@@ -15,6 +15,9 @@ What :class:`DevChain` builds on :meth:`DevChain.start`:
 - The UR's batch gateway URLs (ENSIP-21), by default the gateway URL itself: **the gateway must also
   answer ``query((address,string[],bytes)[])``** (see ``ensign.ens.ccip``), because web3 reaches
   offchain resolvers only through the UR.
+- Our ``ReverseRegistrar`` as the owner of ``addr.reverse`` (and resolver of its subnames), so an
+  address can have a primary name: :meth:`DevChain.set_primary_name`, or ``setName(string)`` sent
+  by the address itself (web3.py's ``ENS.setup_name`` does that).
 - Optional on-chain records through ENS's bundled ``PublicResolver`` (``ens.contract_data``).
 
 web3 adjustments, all scoped to this chain (dev and tests only):
@@ -272,6 +275,7 @@ class DevChain:
         self._w3: AsyncWeb3[Any] | None = None
         self._ens: AsyncENS | None = None
         self._offchain_resolver: AsyncContract | None = None
+        self._reverse_registrar: AsyncContract | None = None
         self._public_resolver: AsyncContract | None = None
         self._keys: tuple[Any, ...] = ()
 
@@ -316,6 +320,11 @@ class DevChain:
 
         if self.batch_gateway_urls:
             await self.set_batch_gateway_urls(self.batch_gateway_urls)
+        self._reverse_registrar = await self._deploy("ReverseRegistrar")
+        reverse_node = await self.ensure_name("reverse")
+        await self._transact(
+            self.registry.functions.setSubnodeOwner(reverse_node, bytes(label_to_hash("addr")), self._reverse_registrar.address)
+        )
         if self.gateway_url is not None:
             self._offchain_resolver = await self.deploy_offchain_resolver(self.gateway_url, self.signers)
             for name in self.offchain_names:
@@ -394,6 +403,13 @@ class DevChain:
         return self.w3.eth.contract(address=UNIVERSAL_RESOLVER_ADDRESS, abi=artifact("UniversalResolver").abi)
 
     @property
+    def reverse_registrar(self) -> AsyncContract:
+        """The reverse registrar that owns ``addr.reverse`` (primary names)."""
+        if self._reverse_registrar is None:
+            raise RuntimeError("DevChain is not started")
+        return self._reverse_registrar
+
+    @property
     def offchain_resolver(self) -> AsyncContract:
         """The offchain resolver deployed at start (``gateway_url`` must have been given)."""
         if self._offchain_resolver is None:
@@ -409,13 +425,24 @@ class DevChain:
             raise RuntimeError(f"dev chain transaction {tx_hash.hex()} failed")
         return receipt
 
-    async def deploy_offchain_resolver(self, url: str, signers: Sequence[str]) -> AsyncContract:
-        """Deploy another ``OffchainResolver`` with gateway ``url`` and ``signers``; returns it."""
-        compiled = artifact("OffchainResolver")
+    async def _deploy(self, name: str, *args: Any) -> AsyncContract:
+        compiled = artifact(name)
         factory = self.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
-        receipt = await self._transact(factory.constructor(url, [to_checksum_address(s) for s in signers]))
+        receipt = await self._transact(factory.constructor(*args))
         deployed: AsyncContract = self.w3.eth.contract(address=receipt["contractAddress"], abi=compiled.abi)
         return deployed
+
+    async def deploy_offchain_resolver(self, url: str, signers: Sequence[str]) -> AsyncContract:
+        """Deploy another ``OffchainResolver`` with gateway ``url`` and ``signers``; returns it."""
+        return await self._deploy("OffchainResolver", url, [to_checksum_address(s) for s in signers])
+
+    async def set_primary_name(self, address: str, name: str) -> None:
+        """Make ``name`` the primary name of ``address`` ("" clears it), as the registrar's owner.
+
+        Clients return it only while ``name`` resolves forward to ``address`` (ENS's check).
+        """
+        normal = normalize_name(name) if name else ""
+        await self._transact(self.reverse_registrar.functions.setNameForAddr(to_checksum_address(address), normal))
 
     async def public_resolver(self) -> AsyncContract:
         """ENS's bundled PublicResolver, deployed on first use, for plain on-chain records."""

@@ -285,6 +285,7 @@ class DevStack:
             ("Redis", self.redis_url),
             ("ENS registry", self.chain.registry.address),
             ("OffchainResolver", self.chain.offchain_resolver.address),
+            ("reverse registrar", self.chain.reverse_registrar.address),
             ("gateway signer", self.gateway_signer),
             ("chain id", str(self.chain.chain_id)),
         ]

@@ -12,10 +12,15 @@ Contracts:
 ``OffchainResolver``
     ENSIP-10 + EIP-3668 resolver in the ensdomains/offchain-resolver wire format.
     Constructor ``(string url, address[] signers)``.
+``ReverseRegistrar``
+    Owner of ``addr.reverse`` and resolver of its subnames: ``setName(string)`` sets the caller's
+    primary name (ENS's call), ``setNameForAddr(address, string)`` lets the owner set anyone's,
+    ``name(bytes32)`` answers it.
 ``UniversalResolver``
-    A Universal Resolver stand-in (``resolve``, ``findResolver``, ``resolveCallback``) for web3.py 8
-    on local chains; offchain lookups go through an ENSIP-21 batch gateway. Storage: ``owner`` at
-    slot 0.
+    A Universal Resolver with the interface of ENS's deployed one (``resolve``,
+    ``resolveWithGateways``, ``reverse``, ``reverseWithGateways``, ``findResolver`` and their
+    callbacks, ENS's errors) for web3.py 8, viem 2 and other clients on local chains; offchain
+    lookups go through an ENSIP-21 batch gateway. Storage: ``owner`` at slot 0.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from hexbytes import HexBytes
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_PATH = CONTRACTS_DIR / "artifacts.json"
-CONTRACT_NAMES = ("ENSRegistry", "OffchainResolver", "UniversalResolver")
+CONTRACT_NAMES = ("ENSRegistry", "OffchainResolver", "ReverseRegistrar", "UniversalResolver")
 
 
 @dataclass(frozen=True)
