@@ -3,7 +3,10 @@
 - ENSRegistry: the ENS registry interface and events.
 - OffchainResolver: the ensdomains/offchain-resolver lookup and proof check, against answers
   signed by ensign.ens.ccip (64- and 65-byte signatures, expiry, unknown signers, tampering).
-- UniversalResolver: findResolver, the ENSIP-21 wrapping of offchain lookups, resolveCallback.
+- UniversalResolver: findResolver, requireResolver, resolve/resolveWithGateways with the ENSIP-21
+  wrapping of offchain lookups and resolveCallback, reverse/reverseWithGateways (ENSIP-19 names,
+  forward check), ENS's errors.
+- ReverseRegistrar: owns addr.reverse; setName, setNameForAddr, node, name.
 """
 
 from __future__ import annotations
@@ -380,3 +383,117 @@ async def test_only_the_owner_sets_batch_gateway_urls(chain):
     message = await revert_message(ur.functions.setBatchGatewayURLs(["https://evil.example/"]).call({"from": chain.accounts[1]}))
     assert "not owner" in message
     assert await ur.functions.batchGateways().call() == [BATCH_GATEWAY]
+
+
+# -- UniversalResolver: ENS's current interface -------------------------------------------------------
+
+
+def ur_error(info: pytest.ExceptionInfo[ContractLogicError], signature: str, types: list[str]) -> tuple:
+    """The arguments of the UR's custom error ``signature`` behind ``info`` (asserting it is that one)."""
+    data = bytes.fromhex(str(info.value.data)[2:])
+    assert data[:4] == keccak(text=signature)[:4], data[:4].hex()
+    return tuple(abi_decode(types, data[4:]))
+
+
+async def test_resolve_with_gateways_wraps_the_lookup_for_the_callers_gateways(chain):
+    name = "bob.user.ensign.eth"
+    with pytest.raises(OffchainLookup) as info:
+        await chain.universal_resolver.functions.resolveWithGateways(
+            ccip.dns_encode(name), text_call(name, "email"), ["x-batch-gateway:true"]
+        ).call(ccip_read_enabled=False)
+    payload = info.value.payload
+    assert to_checksum_address(payload["sender"]) == UNIVERSAL_RESOLVER_ADDRESS
+    assert list(payload["urls"]) == ["x-batch-gateway:true"]
+    (request,) = ccip.decode_batch_query(bytes(payload["callData"]))
+    assert request.sender == chain.offchain_resolver.address and request.urls == (GATEWAY,)
+    # The callback answers as resolve does.
+    result = ccip.encode_result(ccip.decode_resolve_request(request.data).query, "bob@example.com")
+    answer = ccip.build_response(SIGNER, sender=request.sender, call_data=request.data, result=result)
+    value, resolver = await chain.universal_resolver.functions.resolveCallback(
+        ccip.encode_batch_response([False], [answer]), bytes(payload["extraData"])
+    ).call()
+    assert (value, resolver) == (result, chain.offchain_resolver.address)
+
+
+async def test_resolver_errors_are_ens_errors(chain):
+    ur = chain.universal_resolver
+    # An answer signed by a key the resolver does not trust: ResolverError(the resolver's revert).
+    payload = await lookup_of(ur, "bob.user.ensign.eth", text_call("bob.user.ensign.eth", "email"))
+    (request,) = ccip.decode_batch_query(bytes(payload["callData"]))
+    result = ccip.encode_result(ccip.decode_resolve_request(request.data).query, "forged")
+    forged = ccip.build_response(OTHER_KEY, sender=request.sender, call_data=request.data, result=result)
+    with pytest.raises(ContractLogicError) as info:
+        await ur.functions.resolveCallback(ccip.encode_batch_response([False], [forged]), bytes(payload["extraData"])).call()
+    (inner,) = ur_error(info, "ResolverError(bytes)", ["bytes"])
+    assert inner[:4] == keccak(text="Error(string)")[:4]
+    # A resolver that is not a contract.
+    await chain.set_resolver("eoa.ensign.eth", chain.accounts[3])
+    with pytest.raises(ContractLogicError) as info:
+        await ur.functions.resolve(ccip.dns_encode("eoa.ensign.eth"), text_call("eoa.ensign.eth", "k")).call()
+    assert ur_error(info, "ResolverNotContract(bytes,address)", ["bytes", "address"]) == (
+        ccip.dns_encode("eoa.ensign.eth"),
+        chain.accounts[3].lower(),
+    )
+    # A call the resolver does not implement reverts in it: ResolverError with the empty revert.
+    await chain.set_text("plain.ensign.eth", "url", "https://ensign.example")
+    with pytest.raises(ContractLogicError) as info:
+        await ur.functions.resolve(ccip.dns_encode("plain.ensign.eth"), keccak(text="nothing(bytes32)")[:4] + ROOT).call()
+    assert ur_error(info, "ResolverError(bytes)", ["bytes"]) == (b"",)
+
+
+async def test_require_resolver_describes_the_resolver(chain):
+    name = ccip.dns_encode("bob.user.ensign.eth")
+    info = await chain.universal_resolver.functions.requireResolver(name).call()
+    assert tuple(info) == (name, len(b"\x03bob"), ccip.namehash("bob.user.ensign.eth"), chain.offchain_resolver.address, True)
+
+
+async def test_reverse_returns_the_primary_name_checked_forward(chain):
+    ur = chain.universal_resolver
+    owner, liar, nobody = chain.accounts[1], chain.accounts[2], chain.accounts[3]
+    await chain.set_addr("owner.ensign.eth", owner)
+    await chain.set_primary_name(owner, "owner.ensign.eth")
+    await chain.set_primary_name(liar, "owner.ensign.eth")
+    registrar = chain.reverse_registrar.address
+    resolver = (await chain.public_resolver()).address
+    for call in (ur.functions.reverse(bytes.fromhex(owner[2:]), 60), ur.functions.reverseWithGateways(bytes.fromhex(owner[2:]), 60, [])):
+        assert tuple(await call.call()) == ("owner.ensign.eth", resolver, registrar)
+    # A claim the name does not confirm.
+    with pytest.raises(ContractLogicError) as info:
+        await ur.functions.reverse(bytes.fromhex(liar[2:]), 60).call()
+    assert ur_error(info, "ReverseAddressMismatch(string,bytes)", ["string", "bytes"]) == (
+        "owner.ensign.eth",
+        bytes.fromhex(owner[2:]),
+    )
+    # An address whose reverse node exists but names nothing, and one that never set a name.
+    await chain.set_primary_name(owner, "")
+    assert tuple(await ur.functions.reverse(bytes.fromhex(owner[2:]), 60).call()) == ("", ZERO, registrar)
+    with pytest.raises(ContractLogicError) as info:
+        await ur.functions.reverse(bytes.fromhex(nobody[2:]), 60).call()
+    (reverse_name,) = ur_error(info, "ResolverNotFound(bytes)", ["bytes"])
+    assert reverse_name == ccip.dns_encode(f"{nobody[2:].lower()}.addr.reverse")
+
+
+async def test_reverse_names_follow_ensip19(chain):
+    ur = chain.universal_resolver
+    address = bytes.fromhex("00ab" * 10)
+    for coin_type, suffix in ((2**31, "default.reverse"), (2**31 | 10, "8000000a.reverse"), (0, "0.reverse")):
+        with pytest.raises(ContractLogicError) as info:
+            await ur.functions.reverse(address, coin_type).call()
+        assert ur_error(info, "ResolverNotFound(bytes)", ["bytes"]) == (ccip.dns_encode(f"{address.hex()}.{suffix}"),)
+    with pytest.raises(ContractLogicError) as info:
+        await ur.functions.reverse(b"", 60).call()
+    assert ur_error(info, "EmptyAddress()", []) == ()
+
+
+async def test_reverse_registrar_owns_addr_reverse_and_users_set_their_own_name(chain):
+    registrar = chain.reverse_registrar
+    user, other = chain.accounts[1], chain.accounts[2]
+    assert await chain.registry.functions.owner(ccip.namehash("addr.reverse")).call() == registrar.address
+    node = ccip.namehash(f"{user[2:].lower()}.addr.reverse")
+    assert await registrar.functions.node(user).call() == node
+    await registrar.functions.setName("me.ensign.eth").transact({"from": user})
+    assert await registrar.functions.name(node).call() == "me.ensign.eth"
+    assert await chain.registry.functions.owner(node).call() == user
+    assert await chain.registry.functions.resolver(node).call() == registrar.address
+    message = await revert_message(registrar.functions.setNameForAddr(user, "x.ensign.eth").call({"from": other}))
+    assert "not authorised" in message
