@@ -285,7 +285,7 @@ async def test_js_client_refuses_expired_and_wrongly_signed_answers(names: Names
         assert {js_results[client]["refused"][name]["strict"]["error"] for name in names.refused} == {"ResolverError"}
 
 
-def test_js_clients_are_the_pinned_versions(js_results: dict[str, Any]) -> None:
+async def test_js_clients_are_the_pinned_versions(js_results: dict[str, Any]) -> None:
     lock = json.loads((VECTORS_DIR / "package-lock.json").read_text())["packages"]
     assert js_results["viem"]["version"] == "viem/" + lock["node_modules/viem"]["version"]
     assert js_results["ethers6"]["version"] == "ethers/" + lock["node_modules/ethers6"]["version"]
@@ -331,7 +331,7 @@ def _readme_snippet(marker: str) -> str:
 
 
 @pytest.mark.parametrize("marker", ["viem", "ethers 6"])
-async def test_readme_snippet_resolves_the_delivery_service(names: Names, tmp_path: Path, marker: str) -> None:
+async def test_readme_snippet_resolves_the_delivery_service(names: Names, marker: str) -> None:
     snippet = _readme_snippet(marker)
     assert README_RPC in snippet and README_ADDRESS in snippet
     address, address_name = names.user
