@@ -36,9 +36,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from ens import AsyncENS
 from ens.exceptions import ResolverNotFound
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
