@@ -4,8 +4,9 @@ What :class:`DevChain` builds on :meth:`DevChain.start`:
 
 - Genesis state holds our ``ENSRegistry`` runtime at ENS's canonical registry address
   ``0x00000000000C2E074eC69A0dFb2997BA6C7d2e1e`` with the root node owned by the deployer, and our
-  ``UniversalResolver`` stand-in at ``0xeEeEEEeE14D718C2B47D9923Deab1335E144EeEe`` owned by the
-  deployer, so web3.py 8's own ENS API (``AsyncENS.address``, ``get_text``) works unchanged.
+  ``UniversalResolver`` (ENS's current interface) at ``0xeEeEEEeE14D718C2B47D9923Deab1335E144EeEe``
+  owned by the deployer, so web3.py 8's own ENS API (``AsyncENS.address``, ``get_text``, ``name``)
+  and viem 2's (``getEnsText``, ``getEnsAddress``, ``getEnsName``) work unchanged.
   Genesis storage is written by slot: Vyper lays out ``HashMap`` entries at
   ``keccak256(slot ‖ key)`` (slot first, unlike Solidity) and a struct's members in consecutive
   slots from there, so the registry's root owner lives at ``keccak256(uint256(0) ‖ bytes32(0))``.

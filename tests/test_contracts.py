@@ -497,3 +497,44 @@ async def test_reverse_registrar_owns_addr_reverse_and_users_set_their_own_name(
     assert await chain.registry.functions.resolver(node).call() == registrar.address
     message = await revert_message(registrar.functions.setNameForAddr(user, "x.ensign.eth").call({"from": other}))
     assert "not authorised" in message
+
+
+async def test_reverse_follows_offchain_lookups_in_both_steps(chain):
+    # Both the reverse name and the primary name resolve offchain: the UR asks its batch gateway
+    # twice and reverseCallback carries on from each answer.
+    ur = chain.universal_resolver
+    resolver = chain.offchain_resolver.address
+    await chain.set_resolver("default.reverse", resolver)
+    address = bytes.fromhex(chain.accounts[1][2:])
+    primary = "bob.user.ensign.eth"
+
+    def signed_batch(payload: dict, result: bytes) -> bytes:
+        (request,) = ccip.decode_batch_query(bytes(payload["callData"]))
+        assert request.sender == resolver
+        return ccip.encode_batch_response([False], [ccip.build_response(SIGNER, sender=resolver, call_data=request.data, result=result)])
+
+    def inner_call(payload: dict) -> tuple[str, bytes]:
+        (request,) = ccip.decode_batch_query(bytes(payload["callData"]))
+        dns_name, record_call = abi_decode(["bytes", "bytes"], request.data[4:])
+        return ccip.dns_decode(dns_name), record_call
+
+    with pytest.raises(OffchainLookup) as info:
+        await ur.functions.reverse(address, 2**31).call(ccip_read_enabled=False)
+    first = info.value.payload
+    assert bytes(first["callbackFunction"]) == keccak(text="reverseCallback(bytes,bytes)")[:4]
+    reverse_name = f"{address.hex()}.default.reverse"
+    assert inner_call(first) == (reverse_name, keccak(text="name(bytes32)")[:4] + ccip.namehash(reverse_name))
+
+    with pytest.raises(OffchainLookup) as info:
+        await ur.functions.reverseCallback(signed_batch(first, abi_encode(["string"], [primary])), bytes(first["extraData"])).call(
+            ccip_read_enabled=False
+        )
+    second = info.value.payload
+    assert inner_call(second) == (primary, ccip.encode_addr_call(ccip.namehash(primary), 2**31))
+
+    answer = await ur.functions.reverseCallback(signed_batch(second, abi_encode(["bytes"], [address])), bytes(second["extraData"])).call()
+    assert tuple(answer) == (primary, resolver, resolver)
+    # The same flow with the primary name pointing elsewhere is refused.
+    with pytest.raises(ContractLogicError) as mismatch:
+        await ur.functions.reverseCallback(signed_batch(second, abi_encode(["bytes"], [b"\x01" * 20])), bytes(second["extraData"])).call()
+    assert ur_error(mismatch, "ReverseAddressMismatch(string,bytes)", ["string", "bytes"]) == (primary, b"\x01" * 20)
