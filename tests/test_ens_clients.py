@@ -142,13 +142,16 @@ async def names(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Asy
             bob_alias: (*await _record(stack, bob_alias, PROFILE_RECORD_NAME), bob),
         }
 
-        # Primary names: set by the registrar's owner (the stack), and by a user's own transaction
-        # through web3.py's ENS.setup_name, as a user would. A claim that does not resolve back is
-        # worthless: liar claims bob's alias.
+        # Primary names: set by the registrar's owner (in process and over JSON-RPC), and by a
+        # user's own transaction through web3.py's ENS.setup_name, as a user would. A claim that
+        # does not resolve back is worthless: liar claims bob's alias.
         await chain.set_primary_name(operator, ds_name)
-        await chain.set_primary_name(alice, alice_name)
         async with _http_ens(stack) as ens:
             await ens.setup_name(bob_alias, bob)
+            # Over JSON-RPC, the chain's deployer (the first unlocked account) sets anyone's.
+            registrar = ens.w3.eth.contract(address=chain.reverse_registrar.address, abi=chain.reverse_registrar.abi)
+            deployer = (await ens.w3.eth.accounts)[0]
+            await registrar.functions.setNameForAddr(alice, alice_name).transact({"from": deployer})
         await chain.set_primary_name(liar, bob_alias)
         primary: dict[str, str | None] = {operator: ds_name, alice: alice_name, bob: bob_alias, liar: None}
 
