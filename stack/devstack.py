@@ -259,6 +259,10 @@ class DevStack:
             url=self.delivery_url,
         )
         await chain.set_text(settings.delivery_name, DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri(profile))
+        # The name belongs to the chain's deployer, who runs the service here: with an address and a
+        # primary name, every ENS client (getEnsAddress, getEnsName) answers for it as for any name.
+        await chain.set_addr(settings.delivery_name, chain.deployer)
+        await chain.set_primary_name(chain.deployer, settings.delivery_name)
 
     async def _serve(self, app: web.Application, port: int, what: str) -> str:
         runner = web.AppRunner(app, access_log=None)

@@ -131,11 +131,10 @@ async def names(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Asy
         bob, bob_name, bob_alias = await _user(stack, chain.private_keys[2], f"bob{uuid.uuid4().hex[:6]}.user.ensign.eth")
         carol, carol_name, carol_alias = await _user(stack, chain.private_keys[3], f"carol{uuid.uuid4().hex[:6]}.user.ensign.eth")
         assert bob_alias is not None and carol_alias is not None
-        operator = chain.accounts[4]
+        # `ensign dev` gives its delivery service's name the deployer's address and primary name.
+        operator = chain.deployer
         liar = chain.accounts[5]
 
-        # The delivery service's name gets an address too, so it can be a primary name.
-        await chain.set_addr(ds_name, operator)
         expected = {
             ds_name: (*await _record(stack, ds_name, DELIVERY_SERVICE_RECORD_NAME), operator),
             alice_name: (*await _record(stack, alice_name, PROFILE_RECORD_NAME), alice),
@@ -145,7 +144,6 @@ async def names(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Asy
         # Primary names: set by the registrar's owner (in process and over JSON-RPC), and by a
         # user's own transaction through web3.py's ENS.setup_name, as a user would. A claim that
         # does not resolve back is worthless: liar claims bob's alias.
-        await chain.set_primary_name(operator, ds_name)
         async with _http_ens(stack) as ens:
             await ens.setup_name(bob_alias, bob)
             # Over JSON-RPC, the chain's deployer (the first unlocked account) sets anyone's.
