@@ -103,7 +103,7 @@ async def test_body_over_the_limit_is_413_json_rpc(ds_client, ds_settings, redis
     assert (await resp.json())["error"] == "payload_too_large"
 
 
-async def test_without_clients_the_app_opens_and_closes_its_own(aiohttp_client, redis_url, redis_prefix) -> None:
+async def test_without_clients_the_app_opens_its_own_from_the_settings(aiohttp_client, redis_url, redis_prefix) -> None:
     # As the backend and the gateway: the factory opens Redis and the chain from the settings in a
     # cleanup context and serves with them.
     async with DevChain() as chain, DevChainRpcServer(chain, port=0) as rpc:
