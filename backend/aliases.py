@@ -14,11 +14,10 @@ when its profile is replaced; claims and releases are then verified with the new
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
 
-from backend.appkeys import domains_key, store_key
+from backend.appkeys import clock_key, domains_key, store_key
 from backend.claims import claim_digest, claim_text, release_text
 from backend.errors import AliasLimit, AliasTaken, Replayed
 from backend.records import Resolved, resolve_name
@@ -40,8 +39,8 @@ _CLAIM = AliasClaim()
 _RELEASE = AliasRelease()
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def _now_ms(request: web.Request) -> int:
+    return int(request.app[clock_key]() * 1000)
 
 
 @routes.post("/profile/name")
@@ -53,7 +52,7 @@ async def claim_alias(request: web.Request) -> web.Response:
     timestamp = body.get("timestamp")
     alias = domains.alias(raw_alias)
     owner_name = domains.normalize(raw_owner_name, field="addressName")
-    now = _now_ms()
+    now = _now_ms(request)
     signed = claim_text(raw_alias, raw_owner_name, timestamp, now)
 
     owner = await resolve_name(store, domains, owner_name)
@@ -85,7 +84,7 @@ async def release_alias(request: web.Request) -> web.Response:
     signature, raw_alias = body["signature"], body["dm3Name"]
     timestamp = body.get("timestamp")
     alias = domains.alias(raw_alias)
-    signed = release_text(raw_alias, timestamp, _now_ms())
+    signed = release_text(raw_alias, timestamp, _now_ms(request))
 
     owner_hex = await store.alias_owner(alias.name)
     profile = None if owner_hex is None else await store.profile(owner_hex)

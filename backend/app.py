@@ -1,6 +1,8 @@
 """The profile backend's aiohttp application: the one source of truth for profiles and names.
 
-``create_app(settings)`` builds the service used in production and in tests; ``specs/backend.md``
+``create_app(settings, redis=…, clock=…)`` builds the service used in production and in tests (like
+the delivery service and the gateway: settings, optional clients it otherwise opens and closes in a
+cleanup context, typed keys in :mod:`backend.appkeys`, an injected clock); ``specs/backend.md``
 documents every route. Routes live in one module per concept:
 
 * :mod:`backend.profiles` — register a profile (``POST /profile/address``) and read profiles/names;
@@ -16,9 +18,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from backend import aliases, profiles, records
-from backend.appkeys import domains_key, redis_key, settings_key, store_key
+from backend.appkeys import clock_key, domains_key, redis_key, settings_key, store_key
 from backend.names import Domains
 from backend.store import ProfileStore
+from ensign.clock import Clock, system_clock
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
@@ -42,7 +45,9 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "redis": "ok"})
 
 
-def create_app(settings: BackendSettings, *, redis: RedisClient | None = None) -> web.Application:
+def create_app(
+    settings: BackendSettings, *, redis: RedisClient | None = None, clock: Clock = system_clock
+) -> web.Application:
     """Build the backend application.
 
     :param settings: the backend's settings; ``addr_domains`` / ``user_domains`` are the parents
@@ -52,6 +57,7 @@ def create_app(settings: BackendSettings, *, redis: RedisClient | None = None) -
         client at start-up with :func:`ensign.redis_client.open_redis` (``REDIS_CLUSTER`` picks
         the kind) and closes it on cleanup. ``settings.redis.url`` of ``None`` (the embedded Redis)
         needs this argument: the process that starts the embedded server passes a client or a URL.
+    :param clock: seconds since the epoch (claim time windows, profile times); default the wall clock.
     """
     domains = Domains(settings.addr_domains, settings.user_domains)
     app = web.Application(
@@ -60,6 +66,7 @@ def create_app(settings: BackendSettings, *, redis: RedisClient | None = None) -
     )
     app[settings_key] = settings
     app[domains_key] = domains
+    app[clock_key] = clock
     if redis is None:
         if settings.redis.url is None:
             raise ConfigError("the backend needs REDIS_URL (or a Redis client passed to create_app)")

@@ -10,11 +10,10 @@ is 200, because dm3's clients test for exactly that status.
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
 
-from backend.appkeys import domains_key, store_key
+from backend.appkeys import clock_key, domains_key, store_key
 from backend.errors import ProfileSuperseded
 from backend.records import resolve_name
 from backend.schemas import ProfileRegistration
@@ -59,7 +58,7 @@ async def register_profile(request: web.Request) -> web.Response:
         raise SignatureError(f"signedUserProfile is not signed by {address}")
     name = domains.address_name(address, domain)
     outcome = await store.register(
-        address, domain, stringify(signed.to_json()), content_hash(signed.profile), int(time.time() * 1000)
+        address, domain, stringify(signed.to_json()), content_hash(signed.profile), int(request.app[clock_key]() * 1000)
     )
     if outcome == "superseded":
         raise ProfileSuperseded(

@@ -52,7 +52,8 @@ from typing import Any
 from ensign.errors import InvalidRequest, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
-from ensign.protocol.encoding import is_address, normalize_name
+from ensign.protocol.encoding import normalize_name
+from ensign.protocol.schema import load
 from ensign.redis_client import RedisClient, lua_script
 
 from .errors import (
@@ -71,11 +72,9 @@ from .errors import (
 from .keys import account_key, signed_message_key, tombstone_key
 from .ports import Clock
 from .queue import MessageQueue
+from .schemas import SIGNED_ACCOUNT_MESSAGE, settings_schema
 
 REPLAY_WINDOW = 300  # seconds either side of the clock a signed account message is accepted
-TOPICS = ("createAccount", "deleteAccount", "updateSettings")
-MAX_SPAM_AMOUNT_DIGITS = 78  # a uint256 has at most 78 decimal digits
-NOTIFICATION_TYPES = ("EMAIL", "PUSH")
 
 
 # -- Settings -----------------------------------------------------------------------------------
@@ -116,21 +115,16 @@ class AccountSettings:
 
     @classmethod
     def from_json(cls, obj: object, *, size_limit: int, ttl_limit: int) -> AccountSettings:
-        """Validate settings sent by an owner; :class:`InvalidRequest` names the bad field."""
-        if not isinstance(obj, dict):
-            raise InvalidSettings("settings must be a JSON object")
-        unknown = sorted(set(obj) - {"maxMessageSize", "messageTTL", "spamFilterRules", "notifications"})
-        if unknown:
-            raise InvalidSettings(f"settings has unknown field(s): {', '.join(unknown)}")
-        size = obj.get("maxMessageSize")
-        if size is not None:
-            size = _int_in("settings.maxMessageSize", size, 1024, size_limit)
-        ttl = obj.get("messageTTL")
-        if ttl is not None:
-            ttl = _int_in("settings.messageTTL", ttl, 60, ttl_limit)
-        rules = _spam_rules(obj.get("spamFilterRules", {}))
-        notifications = _notifications(obj.get("notifications", {}))
-        return cls(max_message_size=size, message_ttl=ttl, spam_filter_rules=rules, notifications=notifications)
+        """Validate settings sent by an owner (:func:`delivery.schemas.settings_schema`);
+        :class:`~delivery.errors.InvalidSettings` names every bad field."""
+        loaded = load(settings_schema(size_limit, ttl_limit), obj, "settings", error=InvalidSettings)
+        rules = {rule: value for rule, value in loaded.get("spamFilterRules", {}).items() if value is not None}
+        return cls(
+            max_message_size=loaded.get("maxMessageSize"),
+            message_ttl=loaded.get("messageTTL"),
+            spam_filter_rules=rules,
+            notifications=loaded.get("notifications", {}),
+        )
 
     @classmethod
     def from_stored(cls, text: str) -> AccountSettings:
@@ -141,87 +135,6 @@ class AccountSettings:
             spam_filter_rules=obj.get("spamFilterRules", {}),
             notifications=obj.get("notifications", {}),
         )
-
-
-def _int_in(what: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidSettings(f"{what} must be a whole number")
-    if not low <= value <= high:
-        raise InvalidSettings(f"{what} must be between {low} and {high}")
-    return value
-
-
-def _amount(what: str, value: object) -> str:
-    """A non-negative wei amount as dm3 writes it: decimal or ``0x`` hex string (or an integer)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str) and 0 < len(value) <= MAX_SPAM_AMOUNT_DIGITS + 2:
-        try:
-            number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
-        except ValueError:
-            number = -1
-        if number >= 0 and value.strip() == value:
-            return str(number)
-    raise InvalidSettings(f"{what} must be a non-negative amount in decimal or 0x hex")
-
-
-def _spam_rules(obj: object) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise InvalidSettings("settings.spamFilterRules must be a JSON object")
-    unknown = sorted(set(obj) - {"minNonce", "minBalance", "minTokenBalance"})
-    if unknown:
-        raise InvalidSettings(f"settings.spamFilterRules has unknown rule(s): {', '.join(unknown)}")
-    rules: dict[str, Any] = {}
-    if obj.get("minNonce") is not None:
-        rules["minNonce"] = _int_in("settings.spamFilterRules.minNonce", obj["minNonce"], 0, 2**64 - 1)
-    if obj.get("minBalance") is not None:
-        rules["minBalance"] = _amount("settings.spamFilterRules.minBalance", obj["minBalance"])
-    token = obj.get("minTokenBalance")
-    if token is not None:
-        if not isinstance(token, dict) or set(token) != {"address", "amount"}:
-            raise InvalidSettings("settings.spamFilterRules.minTokenBalance must be {address, amount}")
-        if not is_address(token["address"]):
-            raise InvalidSettings("settings.spamFilterRules.minTokenBalance.address must be an address")
-        rules["minTokenBalance"] = {
-            "address": token["address"],
-            "amount": _amount("settings.spamFilterRules.minTokenBalance.amount", token["amount"]),
-        }
-    return rules
-
-
-def _notifications(obj: object) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise InvalidSettings("settings.notifications must be a JSON object")
-    unknown = sorted(set(obj) - {"enabled", "channels"})
-    if unknown:
-        raise InvalidSettings(f"settings.notifications has unknown field(s): {', '.join(unknown)}")
-    result: dict[str, Any] = {}
-    if "enabled" in obj:
-        if not isinstance(obj["enabled"], bool):
-            raise InvalidSettings("settings.notifications.enabled must be a boolean")
-        result["enabled"] = obj["enabled"]
-    if "channels" in obj:
-        channels = obj["channels"]
-        if not isinstance(channels, list) or len(channels) > len(NOTIFICATION_TYPES):
-            raise InvalidSettings("settings.notifications.channels must be a list (one per type)")
-        seen: set[str] = set()
-        clean = []
-        for channel in channels:
-            if (
-                not isinstance(channel, dict)
-                or set(channel) != {"type", "recipientValue"}
-                or channel["type"] not in NOTIFICATION_TYPES
-                or channel["type"] in seen
-                or not isinstance(channel["recipientValue"], str)
-                or not 0 < len(channel["recipientValue"]) <= 2048
-            ):
-                raise InvalidSettings(
-                    "each notification channel must be {type: EMAIL|PUSH, recipientValue: string}, one per type"
-                )
-            seen.add(channel["type"])
-            clean.append({"type": channel["type"], "recipientValue": channel["recipientValue"]})
-        result["channels"] = clean
-    return result
 
 
 # -- Accounts -----------------------------------------------------------------------------------
@@ -260,37 +173,19 @@ class SignedAccountMessage:
 
     @classmethod
     def from_body(cls, body: object) -> SignedAccountMessage:
-        """Parse ``{"message": {...}, "signature": "..."}``; :class:`InvalidRequest` on bad shape."""
-        if not isinstance(body, dict) or set(body) != {"message", "signature"}:
-            raise InvalidMessage('body must be {"message": {...}, "signature": "<base64>"}')
-        message, signature = body["message"], body["signature"]
-        if not isinstance(message, dict) or not isinstance(signature, str):
-            raise InvalidMessage("message must be an object and signature a string")
-        allowed = {"deliveryService", "ensName", "timestamp", "topic", "settings"}
-        unknown = sorted(set(message) - allowed)
-        missing = sorted({"deliveryService", "ensName", "timestamp", "topic"} - set(message))
-        if unknown or missing:
-            raise InvalidMessage(f"message fields: unknown {unknown or 'none'}, missing {missing or 'none'}")
-        if not isinstance(message["deliveryService"], str) or not isinstance(message["ensName"], str):
-            raise InvalidMessage("message.deliveryService and message.ensName must be strings")
-        timestamp = message["timestamp"]
-        if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
-            raise InvalidMessage("message.timestamp must be milliseconds since the epoch")
-        if message["topic"] not in TOPICS:
-            raise InvalidMessage(f"message.topic must be one of {', '.join(TOPICS)}")
-        settings = message.get("settings")
-        if settings is not None and message["topic"] == "deleteAccount":
-            raise InvalidMessage("a deleteAccount message carries no settings")
-        if settings is not None and not isinstance(settings, dict):
-            raise InvalidMessage("message.settings must be an object")
+        """Parse ``{"message": {...}, "signature": "..."}`` (:data:`delivery.schemas.SIGNED_ACCOUNT_MESSAGE`);
+        :class:`~delivery.errors.InvalidMessage` names every bad field."""
+        loaded = load(SIGNED_ACCOUNT_MESSAGE, body, "account message", error=InvalidMessage)
+        message = loaded["message"]
         return cls(
             delivery_service=message["deliveryService"],
             ens_name=message["ensName"],
-            timestamp=timestamp,
+            timestamp=message["timestamp"],
             topic=message["topic"],
-            settings=settings,
-            payload=stringify(message),
-            signature=signature,
+            settings=message.get("settings"),
+            # The signature covers the message exactly as sent.
+            payload=stringify(body["message"]),  # type: ignore[index]
+            signature=loaded["signature"],
         )
 
 

@@ -1,8 +1,9 @@
 """The delivery-service aiohttp application.
 
-``create_app(settings, redis=…, directory=…, chain=…)`` builds the whole service: dm3's REST and
-JSON-RPC API, account routes, socket.io push, ``/health`` and ``/metrics``. Everything it talks to
-is passed in, so tests build the production app against real Redis and the embedded chain::
+``create_app(settings, redis=…, directory=…, chain=…, clock=…)`` builds the whole service: dm3's
+REST and JSON-RPC API, account routes, socket.io push, ``/health`` and ``/metrics``. Everything it
+talks to can be passed in, so tests build the production app against real Redis and the embedded
+chain; without clients it opens its own from the settings (as the backend and the gateway do)::
 
     app = create_app(settings, redis=redis, directory=lookup, chain=Web3Chain(w3), clock=clock)
 
@@ -13,23 +14,19 @@ markers and queues live in Redis, and pushes cross processes through Redis pub/s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
-from ensign.config import DeliverySettings
-from ensign.redis_client import RedisClient
+from ensign.config import ConfigError, DeliverySettings
+from ensign.ens.lookup import open_lookup
+from ensign.redis_client import RedisClient, open_redis
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
 from . import web_accounts, web_auth, web_inbox, web_ops, web_rpc
 from .accounts import Accounts
-from .intake import Intake
-from .metrics import DeliveryMetrics
-from .ports import Chain, Clock, Directory, system_clock
-from .push import attach_socket_server
-from .queue import MessageQueue
-from .sessions import Sessions
-from .state import (
+from .appkeys import (
     accounts_key,
     chain_key,
     clock_key,
@@ -41,6 +38,12 @@ from .state import (
     sessions_key,
     settings_key,
 )
+from .intake import Intake
+from .metrics import DeliveryMetrics
+from .ports import Chain, Clock, Directory, Web3Chain, system_clock
+from .push import attach_socket_server
+from .queue import MessageQueue
+from .sessions import Sessions
 from .sweeper import add_sweeper_job
 
 # The envelope arrives as a JSON string inside the JSON-RPC body, so escaping can double it; leave
@@ -51,22 +54,29 @@ BODY_OVERHEAD = 64 * 1024
 def create_app(
     settings: DeliverySettings,
     *,
-    redis: RedisClient,
-    directory: Directory,
-    chain: Chain,
+    redis: RedisClient | None = None,
+    directory: Directory | None = None,
+    chain: Chain | None = None,
     clock: Clock = system_clock,
     sweep_interval: float | None = 60.0,
 ) -> web.Application:
     """Build the delivery service.
 
-    :param settings: the service's settings (keys, JWT secret, limits, Redis prefix).
-    :param redis: Redis client, single server or cluster (:func:`ensign.redis_client.open_redis`);
-        the caller owns and closes it.
+    :param settings: the service's settings (keys, JWT secret, limits, Redis prefix, chain).
+    :param redis: Redis client, single server or cluster (:func:`ensign.redis_client.open_redis`).
     :param directory: ENS lookups (``ensign.ens.lookup.NameLookup``).
     :param chain: chain reads for spam filters and ``/health`` (:class:`delivery.ports.Web3Chain`).
     :param clock: seconds since the epoch; default the wall clock.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.
+
+    Clients passed in stay the caller's to close. Without them the app opens its own at start-up
+    from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
+    ``ETH_RPC_URL``), in a cleanup context that closes them, as the backend and the gateway do;
+    pass all three or none.
     """
+    given = (redis, directory, chain)
+    if any(client is None for client in given) and any(client is not None for client in given):
+        raise ConfigError("pass the delivery service's redis, directory and chain together, or none of them")
     metrics = DeliveryMetrics()
 
     def observe(method: str, route: str, status: int, seconds: float) -> None:
@@ -76,6 +86,35 @@ def create_app(
         middlewares=[request_log_middleware(observe), cors_middleware(), error_middleware],
         client_max_size=2 * settings.message_size_limit + BODY_OVERHEAD,
     )
+    app[settings_key] = settings
+    app[clock_key] = clock
+    app[metrics_key] = metrics
+    if redis is not None and directory is not None and chain is not None:
+        _use_clients(app, redis, directory, chain)
+    else:
+        if settings.redis.url is None or settings.chain.rpc_url is None:
+            raise ConfigError("the delivery service needs REDIS_URL and ETH_RPC_URL (or clients passed to create_app)")
+        app.cleanup_ctx.append(_own_clients)
+    for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops):
+        app.router.add_routes(module.routes)
+    attach_socket_server(app)
+    if sweep_interval is not None:
+        interval = sweep_interval
+
+        async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+            scheduler = AsyncIOScheduler()
+            add_sweeper_job(scheduler, app[queue_key], interval_seconds=interval, clock=clock)
+            scheduler.start()
+            yield
+            scheduler.shutdown(wait=False)
+
+        app.cleanup_ctx.append(sweeper_ctx)
+    return app
+
+
+def _use_clients(app: web.Application, redis: RedisClient, directory: Directory, chain: Chain) -> None:
+    """Build the service's parts on its clients."""
+    settings, clock = app[settings_key], app[clock_key]
     prefix = settings.redis.prefix
     queue = MessageQueue(redis, prefix=prefix)
     accounts = Accounts(
@@ -87,30 +126,30 @@ def create_app(
         ttl_limit=settings.message_ttl,
         clock=clock,
     )
-    app[settings_key] = settings
     app[redis_key] = redis
     app[directory_key] = directory
     app[chain_key] = chain
-    app[clock_key] = clock
     app[queue_key] = queue
-    app[metrics_key] = metrics
     app[accounts_key] = accounts
     app[sessions_key] = Sessions(redis, prefix=prefix, secret=settings.jwt_secret, clock=clock)
     app[intake_key] = Intake(
-        settings, accounts=accounts, queue=queue, directory=directory, chain=chain, metrics=metrics, clock=clock
+        settings,
+        accounts=accounts,
+        queue=queue,
+        directory=directory,
+        chain=chain,
+        metrics=app[metrics_key],
+        clock=clock,
     )
-    for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops):
-        app.router.add_routes(module.routes)
-    attach_socket_server(app)
-    if sweep_interval is not None:
-        interval = sweep_interval
 
-        async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-            scheduler = AsyncIOScheduler()
-            add_sweeper_job(scheduler, queue, interval_seconds=interval, clock=clock)
-            scheduler.start()
-            yield
-            scheduler.shutdown(wait=False)
 
-        app.cleanup_ctx.append(sweeper_ctx)
-    return app
+async def _own_clients(app: web.Application) -> AsyncIterator[None]:
+    """Open the clients from the settings, and close them when the app is cleaned up."""
+    settings = app[settings_key]
+    async with AsyncExitStack() as owned:
+        redis = await open_redis(settings.redis)
+        owned.push_async_callback(redis.aclose)
+        lookup = await open_lookup(settings.chain)
+        owned.push_async_callback(lookup.close)
+        _use_clients(app, redis, lookup, Web3Chain(lookup.w3))
+        yield

@@ -4,26 +4,29 @@
   address (:class:`ResolvedProfile`, so one lookup answers both). ``ensign.ens.lookup``'s class
   satisfies it in production; tests may pass the same class wired to the embedded chain.
 * :class:`Chain` — the few chain reads the spam filters and ``/health`` need.
-* :data:`Clock` — seconds since the epoch as a float. Every time-dependent decision (replay windows,
-  token expiry, postmark timestamps, message TTLs) reads this one clock, so tests can move time.
+* :data:`Clock` — seconds since the epoch as a float (:mod:`ensign.clock`, shared by the three
+  services). Every time-dependent decision (replay windows, token expiry, postmark timestamps,
+  message TTLs) reads this one clock, so tests can move time.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from ensign.clock import Clock, system_clock
 from ensign.errors import InvalidRequest, NotFound
 from ensign.protocol.models import SignedUserProfile
 
-Clock = Callable[[], float]
-
-
-def system_clock() -> float:
-    """The wall clock, seconds since the epoch."""
-    return time.time()
-
+__all__ = [
+    "Chain",
+    "Clock",
+    "Directory",
+    "ResolvedProfile",
+    "Web3Chain",
+    "address_or_none",
+    "profile_or_none",
+    "system_clock",
+]
 
 class ResolvedProfile(Protocol):
     """A name's validated profile and the address it was found under (its signature recovers to it)."""

@@ -67,16 +67,16 @@ from redis.exceptions import RedisError
 from ensign.answers import as_error, socket_refusal
 from ensign.redis_client import RedisClient
 
-from .errors import SessionMissing
-from .metrics import DeliveryMetrics
-from .queue import StoredMessage
-from .state import (
+from .appkeys import (
     clock_key,
     intake_key,
     metrics_key,
     queue_key,
     redis_key,
 )
+from .errors import SessionMissing
+from .metrics import DeliveryMetrics
+from .queue import StoredMessage
 from .web_auth import authorize
 
 log = logging.getLogger(__name__)

@@ -8,19 +8,50 @@ names its field (400 ``invalid_schema``).
                                                     messageHash: string (1–256)}]}``, at most
                                                     :data:`MAX_ACKS`
 
-Envelopes are checked by :mod:`ensign.protocol.models`, signed account messages and settings by
-:mod:`delivery.accounts` (their own codes, ``invalid_message`` and ``invalid_settings``).
+``POST|DELETE /account/<name>``, ``PUT …/settings``  ``{message: {deliveryService, ensName, timestamp,
+                                                    topic, settings?}, signature}``
+                                                    (:data:`SIGNED_ACCOUNT_MESSAGE`, 400
+                                                    ``invalid_message``)
+account settings                                    :func:`settings_schema` (400 ``invalid_settings``)
+
+Envelopes are checked by :mod:`ensign.protocol.models`.
 """
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+import functools
+from typing import Any, cast
 
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from ensign.protocol.encoding import is_address
 from ensign.protocol.schema import Strict, Text
 
-__all__ = ["MAX_ACKS", "Acknowledgement", "Acknowledgements", "ChallengeAnswer"]
+__all__ = [
+    "MAX_ACKS",
+    "MAX_SPAM_AMOUNT_DIGITS",
+    "NOTIFICATION_TYPES",
+    "SIGNED_ACCOUNT_MESSAGE",
+    "TOPICS",
+    "AccountMessage",
+    "Acknowledgement",
+    "Acknowledgements",
+    "Amount",
+    "ChallengeAnswer",
+    "NotificationChannel",
+    "Notifications",
+    "SignedAccountMessageBody",
+    "SpamFilterRules",
+    "StrictBool",
+    "TokenBalance",
+    "settings_schema",
+]
 
 MAX_ACKS = 10_000  # acknowledgements per request
+TOPICS = ("createAccount", "deleteAccount", "updateSettings")
+MAX_SPAM_AMOUNT_DIGITS = 78  # a uint256 has at most 78 decimal digits
+NOTIFICATION_TYPES = ("EMAIL", "PUSH")
+MAX_RECIPIENT_VALUE = 2048  # characters of a notification channel's address
 
 
 class ChallengeAnswer(Strict):
@@ -40,3 +71,103 @@ class Acknowledgements(Strict):
         validate=validate.Length(max=MAX_ACKS, error=f"at most {MAX_ACKS} acknowledgements per request"),
     )
 
+
+# -- signed account messages and settings --------------------------------------------------------
+
+
+class StrictBool(fields.Boolean):
+    """A JSON ``true`` or ``false``, nothing that merely looks like one."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("must be a boolean")
+        return value
+
+
+class Amount(fields.Field[str]):
+    """A non-negative wei amount as dm3 writes it: a decimal or ``0x`` hex string, or an integer;
+    loaded as its decimal string."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        if isinstance(value, str) and 0 < len(value) <= MAX_SPAM_AMOUNT_DIGITS + 2:
+            try:
+                number = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+            except ValueError:
+                number = -1
+            if number >= 0 and value.strip() == value:
+                return str(number)
+        raise ValidationError("must be a non-negative amount in decimal or 0x hex")
+
+
+def _address(value: str) -> None:
+    if not is_address(value):
+        raise ValidationError("must be an address")
+
+
+def _one_per_type(channels: list[dict[str, Any]]) -> None:
+    types = [channel["type"] for channel in channels]
+    if len(set(types)) != len(types):
+        raise ValidationError("one channel per type")
+
+
+class TokenBalance(Strict):
+    address = Text(required=True, validate=_address)
+    amount = Amount(required=True)
+
+
+class SpamFilterRules(Strict):
+    minNonce = fields.Integer(strict=True, allow_none=True, validate=validate.Range(0, 2**64 - 1))  # noqa: N815
+    minBalance = Amount(allow_none=True)  # noqa: N815
+    minTokenBalance = fields.Nested(TokenBalance, allow_none=True)  # noqa: N815
+
+
+class NotificationChannel(Strict):
+    type = Text(required=True, validate=validate.OneOf(NOTIFICATION_TYPES))
+    recipientValue = Text(required=True, max_length=MAX_RECIPIENT_VALUE)  # noqa: N815
+
+
+class Notifications(Strict):
+    enabled = StrictBool()
+    channels = fields.List(
+        fields.Nested(NotificationChannel),
+        validate=[validate.Length(max=len(NOTIFICATION_TYPES)), _one_per_type],
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def settings_schema(size_limit: int, ttl_limit: int) -> Strict:
+    """The schema of an account's settings under this service's limits (every key optional;
+    ``null`` for a limit means the service default)."""
+    schema = Strict.from_dict(
+        {
+            "maxMessageSize": fields.Integer(strict=True, allow_none=True, validate=validate.Range(1024, size_limit)),
+            "messageTTL": fields.Integer(strict=True, allow_none=True, validate=validate.Range(60, ttl_limit)),
+            "spamFilterRules": fields.Nested(SpamFilterRules),
+            "notifications": fields.Nested(Notifications),
+        },
+        name="AccountSettings",
+    )
+    return cast(Strict, schema())
+
+
+class AccountMessage(Strict):
+    deliveryService = Text(required=True)  # noqa: N815
+    ensName = Text(required=True)  # noqa: N815
+    timestamp = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    topic = Text(required=True, validate=validate.OneOf(TOPICS))
+    settings = fields.Dict(allow_none=True)
+
+    @validates_schema
+    def _no_settings_on_delete(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("topic") == "deleteAccount" and data.get("settings") is not None:
+            raise ValidationError("a deleteAccount message carries no settings", "settings")
+
+
+class SignedAccountMessageBody(Strict):
+    message = fields.Nested(AccountMessage, required=True)
+    signature = Text(required=True)
+
+
+SIGNED_ACCOUNT_MESSAGE = SignedAccountMessageBody()

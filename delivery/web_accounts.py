@@ -24,9 +24,9 @@ from ensign.protocol.profile import profile_hash
 from ensign.web import read_json
 
 from .accounts import SignedAccountMessage
+from .appkeys import accounts_key, directory_key
 from .errors import NoProfile
 from .ports import profile_or_none
-from .state import accounts_key, directory_key
 from .web_auth import address_of, path_name, require_session
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from ensign.protocol.schema import load
 from ensign.web import read_json
 
 from .accounts import Account
+from .appkeys import accounts_key, directory_key, sessions_key
 from .errors import (
     NameUnresolved,
     NoAccount,
@@ -31,7 +32,6 @@ from .errors import (
 from .ports import address_or_none, profile_or_none
 from .schemas import ChallengeAnswer
 from .sessions import Session
-from .state import accounts_key, directory_key, sessions_key
 
 routes = web.RouteTableDef()
 

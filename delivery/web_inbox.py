@@ -25,10 +25,10 @@ from aiohttp import web
 from ensign.protocol.schema import load
 from ensign.web import read_json
 
+from .appkeys import clock_key, metrics_key, queue_key
 from .errors import InvalidLimit
 from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .schemas import Acknowledgements
-from .state import clock_key, metrics_key, queue_key
 from .web_auth import require_session
 
 log = logging.getLogger(__name__)

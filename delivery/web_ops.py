@@ -9,8 +9,8 @@ import redis.exceptions
 from aiohttp import web
 
 
+from .appkeys import chain_key, metrics_key, redis_key
 from .metrics import CONTENT_TYPE_LATEST
-from .state import chain_key, metrics_key, redis_key
 
 log = logging.getLogger(__name__)
 

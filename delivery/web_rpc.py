@@ -19,9 +19,9 @@ from ensign.answers import as_error, jsonrpc_response
 from ensign.errors import InvalidJson, InvalidRequest
 from ensign.protocol.canonical import parse_json, stringify
 
+from .appkeys import accounts_key, directory_key, intake_key, settings_key
 from .errors import InvalidParams, MessageTooLarge, MethodNotFound, UnknownUser
 from .ports import address_or_none
-from .state import accounts_key, directory_key, intake_key, settings_key
 from .web_auth import path_name_of
 
 routes = web.RouteTableDef()

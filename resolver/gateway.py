@@ -54,21 +54,18 @@ from aiohttp import web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from ensign.clock import Clock, system_clock
 from ensign.config import GatewaySettings
 from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
 from ensign.ens import ccip
+from resolver.appkeys import batch_session_key, clock_key, records_key, settings_key, signer_key, variant_key
 from resolver.errors import InvalidRequest, NotFound
 from resolver.records import BackendRecordSource, NameRecords, RecordSource
 
-__all__ = ["create_app", "settings_key", "records_key", "signer_key", "ccip_get", "ccip_post", "health"]
+__all__ = ["create_app", "ccip_get", "ccip_post", "health"]
 
 log = logging.getLogger(__name__)
 
-settings_key = web.AppKey("settings_key", GatewaySettings)
-records_key = web.AppKey("records_key", RecordSource)
-signer_key = web.AppKey("signer_key", LocalAccount)
-variant_key = web.AppKey("variant_key", ccip.CcipVariant)
-batch_session_key = web.AppKey("batch_session_key", aiohttp.ClientSession)
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _HEX = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
@@ -144,6 +141,7 @@ async def _resolve(app: web.Application, sender: str, call_data: bytes) -> bytes
         call_data=call_data,
         result=result,
         ttl=app[settings_key].signature_ttl,
+        now=app[clock_key](),
         variant=variant,
     )
 
@@ -224,6 +222,7 @@ def create_app(
     *,
     records: RecordSource | None = None,
     batch_gateway: bool = False,
+    clock: Clock = system_clock,
 ) -> web.Application:
     """The gateway application.
 
@@ -233,11 +232,13 @@ def create_app(
         caller's to close.
     :param batch_gateway: also answer ENSIP-21 ``query(...)`` calls (default off). The handler
         fetches whatever URLs the query names, so enable it only for the embedded dev stack.
+    :param clock: seconds since the epoch, which signature expiries count from; default the wall clock.
     """
     signer: LocalAccount = Account.from_key(settings.signer_key)
     app = web.Application(middlewares=[request_log_middleware(), cors_middleware("*"), error_middleware], client_max_size=MAX_BODY_BYTES)
     app[settings_key] = settings
     app[signer_key] = signer
+    app[clock_key] = clock
     app[variant_key] = ccip.CcipVariant(settings.answer_format)
     app.add_routes(routes)
     app.on_response_prepare.append(_always_allow_origin)

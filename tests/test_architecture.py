@@ -28,6 +28,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The rest of the ground floor: config, logs, web, Redis client, the error translation.
     "ensign": (
         "ensign.errors",
+        "ensign.clock",
         "ensign.config",
         "ensign.protocol",
         "ensign.logs",

@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ensign.errors import SchemaError
+from ensign.errors import InvalidRequest, SchemaError
 
 __all__ = ["SURROGATE", "Strict", "Text", "load"]
 
@@ -49,17 +49,18 @@ class Text(fields.String):
         return value
 
 
-def load(schema: Schema, obj: Any, what: str = "request body") -> Any:
-    """``schema.load(obj)``; :class:`SchemaError` naming ``what`` and every failing field otherwise."""
+def load(schema: Schema, obj: Any, what: str = "request body", *, error: type[InvalidRequest] = SchemaError) -> Any:
+    """``schema.load(obj)``; otherwise ``error`` (:class:`SchemaError` by default) naming ``what``
+    and every failing field."""
     if not isinstance(obj, Mapping):
-        raise SchemaError(f"{what} must be a JSON object, got {type(obj).__name__}")
+        raise error(f"{what} must be a JSON object, got {type(obj).__name__}")
     try:
         return schema.load(obj)
     except ValidationError as exc:
         problems: list[str] = []
         _flatten(exc.messages, "", problems)
         fields_named = sorted({p.split(":", 1)[0] for p in problems if ":" in p})
-        raise SchemaError(f"invalid {what}: " + "; ".join(problems), details={"fields": fields_named}) from None
+        raise error(f"invalid {what}: " + "; ".join(problems), details={"fields": fields_named}) from None
 
 
 def _flatten(messages: Any, path: str, out: list[str]) -> None:

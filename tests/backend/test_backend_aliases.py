@@ -7,6 +7,7 @@ import json
 import pytest
 from tests.backend.backend_helpers import Wallet, now_ms
 
+from backend.app import create_app
 from backend.claims import WINDOW_MS, claim_digest, timestamped_claim_text
 from backend.keys import alias_key, aliases_key, claim_key
 from backend.store import MAX_ALIASES
@@ -380,3 +381,13 @@ async def test_alias_endpoints_refuse_non_object_json(client, store_snapshot, al
     assert response.status == 400
     assert (await response.json())["error"] == "invalid_json"
     assert await store_snapshot() == before
+
+
+async def test_the_claim_window_is_read_from_the_injected_clock(aiohttp_client, settings, redis, alice):
+    # A claim timestamped at the app's clock is fresh, whatever the wall clock says.
+    long_ago_ms = 1_600_000_000_000
+    client = await aiohttp_client(create_app(settings, redis=redis, clock=lambda: long_ago_ms / 1000))
+    await register(client, alice)
+    assert (await claim(client, alice.timed_claim(ALIAS, timestamp=long_ago_ms))).status == 200
+    stale = await claim(client, alice.timed_claim("other.user.ensign.eth", timestamp=now_ms()))
+    assert (stale.status, (await stale.json())["error"]) == (400, "stale_timestamp")

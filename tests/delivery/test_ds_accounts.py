@@ -26,7 +26,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 
 from delivery.accounts import REPLAY_WINDOW
 from delivery.keys import account_key, queue_keys, signed_message_key, tombstone_key
-from delivery.state import queue_key
+from delivery.appkeys import queue_key
 from ensign.redis_client import lua_script
 
 

@@ -17,7 +17,7 @@ from tests.delivery.test_ds_push import Socket
 from delivery.app import create_app
 from delivery.keys import account_key, queue_keys, tombstone_key
 from delivery.ports import Web3Chain
-from delivery.state import queue_key
+from delivery.appkeys import queue_key
 from delivery.sweeper import run_sweep
 from ensign.protocol.crypto import sign
 from ensign.protocol.envelope import open_envelope

@@ -26,7 +26,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 from delivery.app import create_app
 from delivery.keys import queue_keys
 from delivery.sweeper import run_sweep
-from delivery.state import queue_key
+from delivery.appkeys import queue_key
 from ensign.protocol.canonical import canonical_size
 from ensign.protocol.crypto import EncryptionKeyPair, verify
 from ensign.protocol.encoding import sha256_hex

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 import redis.asyncio as aioredis
+from stack.devchain import DevChain
+from stack.devchain_rpc import DevChainRpcServer
 from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     MemoryChain,
     chain,
@@ -14,11 +17,13 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     ds_client,
     ds_settings,
     login,
+    make_settings,
     signup,
     users,
 )
 
 from delivery.app import create_app
+from ensign.config import ChainSettings, ConfigError, RedisSettings
 from ensign.logs import JsonFormatter
 
 
@@ -96,3 +101,24 @@ async def test_body_over_the_limit_is_413_json_rpc(ds_client, ds_settings, redis
     resp = await ds_client.post("/auth/x.eth", data=padding)
     assert resp.status == 413
     assert (await resp.json())["error"] == "payload_too_large"
+
+
+async def test_without_clients_the_app_opens_its_own_from_the_settings(aiohttp_client, redis_url, redis_prefix) -> None:
+    # As the backend and the gateway: the factory opens Redis and the chain from the settings in a
+    # cleanup context and serves with them.
+    async with DevChain() as chain, DevChainRpcServer(chain, port=0) as rpc:
+        settings = make_settings(
+            redis_prefix, redis=RedisSettings(url=redis_url, prefix=redis_prefix), chain=ChainSettings(rpc_url=rpc.url)
+        )
+        app = create_app(settings, sweep_interval=None)
+        client = await aiohttp_client(app)
+        resp = await client.get("/health")
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"status": "ok", "redis": "ok", "chain": "ok"}
+
+
+def test_clients_come_together_or_not_at_all(redis_prefix) -> None:
+    with pytest.raises(ConfigError, match="together"):
+        create_app(make_settings(redis_prefix), redis=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="REDIS_URL and ETH_RPC_URL"):
+        create_app(make_settings(redis_prefix))

@@ -127,6 +127,12 @@ async def test_signature_ttl_comes_from_the_settings(aiohttp_client: Any) -> Non
     assert abs(signed.expires - (time.time() + 30)) <= 2
 
 
+async def test_signature_expiry_counts_from_the_injected_clock(aiohttp_client: Any) -> None:
+    app = create_app(settings(signature_ttl=30), records=InMemoryRecordSource([ALICE]), clock=lambda: 1_700_000_000.5)
+    signed = await answer(await aiohttp_client(app), text_call("alice.user.ensign.eth", "email"))
+    assert signed.expires == 1_700_000_030
+
+
 async def test_post_and_get_without_json_suffix_give_the_same_answer(client: TestClient) -> None:
     call_data = text_call("alice.user.ensign.eth", "email")
     response = await client.post("/", json={"sender": RESOLVER, "data": "0x" + call_data.hex()})

@@ -1,16 +1,18 @@
-"""Typed keys for what the delivery app holds (aiohttp ``AppKey``) and per-request data."""
+"""Typed keys for what the delivery app holds (aiohttp ``AppKey``): its settings, the clients it
+was given, its clock and the objects it builds on them."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from ensign.clock import Clock
 from ensign.config import DeliverySettings
 from ensign.redis_client import RedisClient
 
 from .accounts import Accounts
 from .intake import Intake
 from .metrics import DeliveryMetrics
-from .ports import Chain, Clock, Directory
+from .ports import Chain, Directory
 from .queue import MessageQueue
 from .sessions import Sessions
 
