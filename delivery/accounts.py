@@ -93,7 +93,8 @@ class AccountSettings:
          "notifications": {"enabled": true,
                            "channels": [{"type": "EMAIL", "recipientValue": "a@b.example"}]}}
 
-    Notification settings are stored for the owner; this service does not send notifications.
+    ``notifications`` is stored for the owner's own use; what this service sends goes to the
+    channels managed through dm3's ``/notifications`` routes (:mod:`delivery.notifications`).
     """
 
     max_message_size: int | None = None
@@ -149,14 +150,21 @@ class Account:
     origin: str
     settings: AccountSettings
     profile_hash: str
+    #: ``notify`` field: notifications on with an enabled, verified channel (delivery.notifications).
+    notify: bool = False
+    #: ``suspended`` field: set by an operator (``ensign admin suspend``); refuses incoming messages.
+    suspended: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "account": self.address,
             "createdAt": self.created,
             "origin": self.origin,
             "settings": self.settings.to_json(),
         }
+        if self.suspended:
+            body["suspended"] = True
+        return body
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,8 @@ class Accounts:
             origin=fields["origin"],
             settings=AccountSettings.from_stored(fields["settings"]),
             profile_hash=fields.get("profile", ""),
+            notify=fields.get("notify") == "1",
+            suspended="suspended" in fields,
         )
 
     async def exists(self, address: str) -> bool:

@@ -24,7 +24,7 @@ from ensign.ens.lookup import open_lookup
 from ensign.redis_client import RedisClient, open_redis
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
-from . import web_accounts, web_auth, web_inbox, web_ops, web_rpc
+from . import web_accounts, web_auth, web_inbox, web_notifications, web_ops, web_rpc
 from .accounts import Accounts
 from .appkeys import (
     accounts_key,
@@ -40,6 +40,8 @@ from .appkeys import (
 )
 from .intake import Intake
 from .metrics import DeliveryMetrics
+from .notifications import NotificationStore
+from .notify_worker import Notifier, notifier_ctx, notifier_key
 from .ports import Chain, Clock, Directory, Web3Chain, system_clock
 from .push import attach_socket_server
 from .queue import MessageQueue
@@ -59,6 +61,7 @@ def create_app(
     chain: Chain | None = None,
     clock: Clock = system_clock,
     sweep_interval: float | None = 60.0,
+    notify_worker: bool = True,
 ) -> web.Application:
     """Build the delivery service.
 
@@ -68,6 +71,7 @@ def create_app(
     :param chain: chain reads for spam filters and ``/health`` (:class:`delivery.ports.Web3Chain`).
     :param clock: seconds since the epoch; default the wall clock.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.
+    :param notify_worker: run the notification worker in this app (tests may drive it by hand).
 
     Clients passed in stay the caller's to close. Without them the app opens its own at start-up
     from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
@@ -95,7 +99,8 @@ def create_app(
         if settings.redis.url is None or settings.chain.rpc_url is None:
             raise ConfigError("the delivery service needs REDIS_URL and ETH_RPC_URL (or clients passed to create_app)")
         app.cleanup_ctx.append(_own_clients)
-    for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops):
+    app.cleanup_ctx.append(notifier_ctx(run_worker=notify_worker))
+    for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops, web_notifications):
         app.router.add_routes(module.routes)
     attach_socket_server(app)
     if sweep_interval is not None:
@@ -132,6 +137,18 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     app[queue_key] = queue
     app[accounts_key] = accounts
     app[sessions_key] = Sessions(redis, prefix=prefix, secret=settings.jwt_secret, clock=clock)
+    notifications = settings.notifications
+    notifier = Notifier(
+        redis,
+        prefix=prefix,
+        settings=notifications,
+        service_name=settings.name,
+        accounts=accounts,
+        store=NotificationStore(redis, prefix=prefix, settings=notifications),
+        metrics=app[metrics_key],
+        clock=clock,
+    )
+    app[notifier_key] = notifier
     app[intake_key] = Intake(
         settings,
         accounts=accounts,
@@ -140,6 +157,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         chain=chain,
         metrics=app[metrics_key],
         clock=clock,
+        on_notify=notifier.message_stored,
     )
 
 

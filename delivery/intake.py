@@ -7,8 +7,8 @@ written):
 1. size — canonical size of the submitted envelope (dm3 ``getSize``) ≤ the service limit;
 2. schema — the envelope, in either form (npm ``encryptedMessageHash`` or source ``messageHash``);
 3. delivery information — decrypted with this service's X25519 key;
-4. receiver — the ``to`` name resolves to an address that has an account here; then the size
-   again against the account's own (lower) limit;
+4. receiver — the ``to`` name resolves to an address that has an account here, not suspended by
+   the operator; then the size again against the account's own (lower) limit;
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
    spoofed);
@@ -16,7 +16,8 @@ written):
 7. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
 8. store — ``MessageQueue.enqueue`` keyed by the envelope's hash, so a resubmission is stored once
    (the first postmark stays). The queue's script publishes the id, which :mod:`delivery.push`
-   turns into socket.io pushes on every process.
+   turns into socket.io pushes on every process. When the account wants notifications, the
+   notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
 The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
 ``postmark`` the encrypted postmark string, so dm3 clients read it unchanged.
@@ -25,6 +26,7 @@ The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the dec
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,7 @@ from .errors import (
     SenderNotVerified,
     SenderUnknown,
 )
+from .admin import AccountSuspended
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
 from .queue import MessageQueue
@@ -77,6 +80,7 @@ class Intake:
     :param chain: chain reads for the spam filters.
     :param metrics: counters to update.
     :param clock: seconds since the epoch (postmark time, queue time).
+    :param on_notify: told the receiver's address when a new message needs a notification.
     """
 
     def __init__(
@@ -89,8 +93,12 @@ class Intake:
         chain: Chain,
         metrics: DeliveryMetrics,
         clock: Clock,
+        on_notify: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
+        # Called (must not block or raise) with the receiver's address after a new message is
+        # stored for an account that wants notifications: delivery.notify_worker.Notifier.
+        self._on_notify = on_notify
         self._accounts = accounts
         self._queue = queue
         self._directory = directory
@@ -148,6 +156,8 @@ class Intake:
         account = await self._accounts.get(receiver)
         if account is None:
             raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
+        if account.suspended:
+            raise AccountSuspended("the receiver's account is suspended on this delivery service")
         own_limit = account.settings.max_message_size
         if own_limit is not None and size > own_limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
@@ -181,6 +191,8 @@ class Intake:
             new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
         except AccountMissingError:
             raise ReceiverWithoutAccount("the receiver has no account on this delivery service") from None
+        if new and account.notify and self._on_notify is not None:
+            self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
 
 

@@ -76,6 +76,7 @@ from .appkeys import (
 )
 from .errors import SessionMissing
 from .metrics import DeliveryMetrics
+from .notify_worker import presence_joined, presence_left
 from .queue import StoredMessage
 from .web_auth import authorize
 
@@ -114,6 +115,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         address = account.address
         await sio.save_session(sid, {"account": address})
         await sio.enter_room(sid, address)
+        await presence_joined(app, address)  # seen online by every process (notify_worker)
         app[metrics_key].sockets.inc()
         await sio.emit("authorized", to=sid)
         return True
@@ -123,6 +125,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
             session = await sio.get_session(sid)
             if session.get("account"):
                 app[metrics_key].sockets.dec()
+                await presence_left(app, session["account"])
 
     async def submit_message(sid: str, data: Any = None) -> dict[str, str]:
         envelope = data.get("envelop") if isinstance(data, dict) else None

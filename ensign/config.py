@@ -15,6 +15,7 @@ README.md ("Configuration"); a test checks that table against what this module r
 from __future__ import annotations
 
 import base64
+import getpass
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -268,6 +269,88 @@ class DeliveryKeys:
     encryption_private_key: str = field(repr=False)
 
 
+SMTP_TLS_MODES = ("starttls", "tls", "none")
+
+
+def _check_vapid_key(value: str) -> None:
+    """A VAPID private key: the raw 32-byte P-256 scalar, base64url (as ``vapid --gen`` and
+    web-push tools print it), padding optional."""
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    if len(raw) != 32 or not 0 < int.from_bytes(raw, "big"):
+        raise ValueError("not a 32-byte P-256 scalar")
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """Notifications the delivery service sends (dm3's ``/notifications`` routes).
+
+    Email is on when ``smtp_host`` is set, web push when ``vapid_private_key`` is set; a channel
+    type that is off is refused when a user adds it (as dm3 does for a type the service lacks).
+    Neither carries message content: only that a message arrived, and at which service.
+    """
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = ""
+    smtp_tls: str = "starttls"
+    smtp_timeout: float = 10.0
+    vapid_private_key: str | None = field(default=None, repr=False)
+    vapid_subject: str = ""
+    #: Seconds an email one-time password stays valid, and wrong guesses allowed per password.
+    otp_ttl: int = 600
+    otp_max_attempts: int = 5
+    #: Seconds between two one-time-password emails to an account, and most such emails a day.
+    otp_resend_interval: int = 60
+    otp_daily_limit: int = 10
+    #: Seconds between two new-message notifications to one channel of an account.
+    notify_interval: int = 300
+    #: Sending attempts per notification, and the first retry's delay (doubling, at most an hour).
+    max_attempts: int = 5
+    retry_delay: float = 10.0
+    #: Web-push endpoints on loopback or private addresses (development and tests only).
+    allow_private_push: bool = False
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.smtp_host is not None
+
+    @property
+    def push_enabled(self) -> bool:
+        return self.vapid_private_key is not None
+
+    @classmethod
+    def from_env(cls, env: Env) -> NotificationSettings:
+        host = env.optional("SMTP_HOST")
+        vapid = env.optional("VAPID_PRIVATE_KEY")
+        smtp_from = env.text("SMTP_FROM", "")
+        if host is not None and not smtp_from:
+            raise ConfigError("SMTP_FROM is required when SMTP_HOST is set (the notifications' sender address)")
+        subject = env.text("VAPID_SUBJECT", "")
+        if vapid is not None:
+            env.secret("VAPID_PRIVATE_KEY", _check_vapid_key, "base64url of a 32-byte P-256 private key")
+            if not subject.startswith(("mailto:", "https://")):
+                raise ConfigError("VAPID_SUBJECT must be a mailto: or https:// contact when VAPID_PRIVATE_KEY is set")
+        return cls(
+            smtp_host=host,
+            smtp_port=env.port("SMTP_PORT", 587),
+            smtp_user=env.optional("SMTP_USER"),
+            smtp_password=env.optional("SMTP_PASSWORD"),
+            smtp_from=smtp_from,
+            smtp_tls=env.choice("SMTP_TLS", "starttls", SMTP_TLS_MODES),
+            vapid_private_key=vapid,
+            vapid_subject=subject,
+            otp_ttl=env.integer("OTP_TTL", 600, minimum=60, maximum=86400),
+            otp_max_attempts=env.integer("OTP_MAX_ATTEMPTS", 5, minimum=1, maximum=100),
+            otp_resend_interval=env.integer("OTP_RESEND_INTERVAL", 60, minimum=1, maximum=86400),
+            otp_daily_limit=env.integer("OTP_DAILY_LIMIT", 10, minimum=1, maximum=1000),
+            notify_interval=env.integer("NOTIFY_INTERVAL", 300, minimum=0, maximum=86400),
+            max_attempts=env.integer("NOTIFY_MAX_ATTEMPTS", 5, minimum=1, maximum=50),
+            allow_private_push=env.flag("PUSH_ALLOW_PRIVATE", False),
+        )
+
+
 @dataclass(frozen=True)
 class DeliverySettings:
     """A delivery-service process. Several processes share one Redis and the same settings."""
@@ -283,6 +366,7 @@ class DeliverySettings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     chain: ChainSettings = field(default_factory=ChainSettings)
     log_level: str = "INFO"
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
@@ -315,4 +399,29 @@ class DeliverySettings:
             redis=RedisSettings.from_env(env),
             chain=ChainSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+            notifications=NotificationSettings.from_env(env),
+        )
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """``ensign admin``: the delivery service's Redis and limits, and who is acting (audit log)."""
+
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    operator: str = "unknown"
+    message_size_limit: int = 100_000
+    message_ttl: int = 30 * 24 * 3600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AdminSettings:
+        env = Env(environ)
+        try:
+            login = getpass.getuser()
+        except (KeyError, OSError):
+            login = "unknown"
+        return cls(
+            redis=RedisSettings.from_env(env),
+            operator=env.text("ADMIN_OPERATOR", login),
+            message_size_limit=env.integer("MESSAGE_SIZE_LIMIT", 100_000, minimum=1024),
+            message_ttl=env.integer("MESSAGE_TTL", 30 * 24 * 3600, minimum=60),
         )
