@@ -296,7 +296,10 @@ class Notifier:
                 await self._sleep(POLL)
 
     async def run_once(self) -> int:
-        """Claim the jobs due now and handle them; returns how many were claimed."""
+        """Claim the jobs due now and handle them; returns how many were claimed. Jobs this
+        process is still adding (:meth:`message_stored`) are added first."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         jobs = await self.jobs.claim(self._clock())
         await asyncio.gather(*(self._handle(job_id, job) for job_id, job in jobs))
         return len(jobs)

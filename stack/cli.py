@@ -9,6 +9,7 @@ command                what it does
 ``ensign delivery``    the delivery service (production; settings from the environment)
 ``ensign keys derive`` a dm3 profile's keys from a wallet key or signature on standard input
 ``ensign keys new``    a delivery service's key set, as environment lines and its ENS record
+``ensign admin …``     operator actions on delivery accounts, audited (:mod:`stack.cli_admin`)
 =====================  ==========================================================================
 
 Secrets (wallet keys, signatures) are read from standard input, never from arguments, so they do
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from stack.cli_admin import add_commands as add_admin_commands
 from stack.cli_client import add_commands as add_client_commands
 from ensign.errors import EnsignError
 from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME
@@ -198,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     add_client_commands(commands)
+    add_admin_commands(commands)
 
     keys = commands.add_parser("keys", help="derive or create dm3 keys")
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND")
