@@ -233,7 +233,7 @@ class Notifier:
         try:
             await self.jobs.add(f"new:{address}", {"account": address, "channel": None, "attempt": 0}, self._clock())
         except Exception:
-            log.warning("notification not queued", exc_info=True, extra={"account": address})
+            log.warning("notification not queued", exc_info=True)
 
     # -- from the routes -----------------------------------------------------------------------
 
@@ -349,14 +349,14 @@ class Notifier:
             attempt += 1
             if exc.permanent or attempt >= self._s.max_attempts:
                 self.sent.labels(kind, "failed").inc()
-                log.warning("notification dropped after %d attempt(s): %s", attempt, exc, extra={"account": address})
+                log.warning("notification dropped after %d attempt(s): %s", attempt, exc, extra={"channel": kind})
                 return True  # nothing more to do for it
             delay = min(MAX_RETRY_DELAY, self._s.retry_delay * 2 ** (attempt - 1))
             await self.jobs.retry(
                 f"new:{address}:{kind}", {"account": address, "channel": kind, "attempt": attempt}, self._clock() + delay
             )
             self.sent.labels(kind, "retried").inc()
-            log.info("notification failed (%s); retry %d in %.0f s", exc, attempt, delay, extra={"account": address})
+            log.info("notification failed (%s); retry %d in %.0f s", exc, attempt, delay, extra={"channel": kind})
             return False
         self.sent.labels(kind, "sent").inc()
         return True

@@ -137,7 +137,7 @@ async def add_channel(request: web.Request) -> web.Response:
     # A web-push subscription comes from the owner's own browser: nothing to prove. An address
     # is proved by the password mailed to it.
     await notifier.store.put_channel(address, Channel(kind, recipient, enabled=True, verified=kind == "PUSH"))
-    log.info("notification channel added", extra={"account": address, "channel": kind})
+    log.info("notification channel added", extra={"channel": kind})
     return await _send_otp(notifier, address, recipient) if kind == "EMAIL" else _ok()
 
 
@@ -174,7 +174,7 @@ async def verify_otp(request: web.Request) -> web.Response:
     if not same_recipient(sent_to, channel.recipient):
         raise OtpMissing("Otp not found, please resend the OTP for verification")
     await notifier.store.put_channel(address, Channel(kind, channel.recipient, enabled=True, verified=True))
-    log.info("notification channel verified", extra={"account": address, "channel": kind})
+    log.info("notification channel verified", extra={"channel": kind})
     return _ok()
 
 

@@ -48,6 +48,7 @@ from ensign.config import (
     DeliveryKeys,
     DeliverySettings,
     GatewaySettings,
+    NotificationSettings,
     RedisSettings,
 )
 from ensign.protocol.crypto import (
@@ -100,6 +101,11 @@ def example_delivery_settings(prefix: str) -> DeliverySettings:
         jwt_secret=hashlib.sha256(b"ensign openapi example JWT secret").hexdigest(),
         url=EXAMPLE_DS_URL,
         redis=RedisSettings(prefix=prefix),
+        # Web push is offered (a VAPID key from a fixed label); email is not (no SMTP server).
+        notifications=NotificationSettings(
+            vapid_private_key=base64.urlsafe_b64encode(_seed("ensign openapi example: VAPID key")).decode().rstrip("="),
+            vapid_subject="mailto:ops@example.com",
+        ),
     )
 
 
@@ -461,6 +467,18 @@ FLOW: tuple[Step, ...] = (
     Step("delivery", "get", "/delivery/messages/incoming/{ensName}", check=lambda b: len(b) == 1),
     Step("delivery", "post", "/delivery/messages/{ensName}/syncAcknowledgements/", "one",
          check=lambda b: b == {"acknowledged": 1}),
+    # Notifications, after the messages: no message arrives while alice has a channel, so the
+    # example push endpoint (not reachable from a test) is never called.
+    Step("delivery", "post", "/notifications/global/{ensName}", "on", check=lambda b: b == "OK"),
+    Step("delivery", "get", "/notifications/global/{ensName}", check=lambda b: b == {"isEnabled": True}),
+    Step("delivery", "post", "/notifications/{ensName}", "push", check=lambda b: b == "OK"),
+    Step("delivery", "post", "/notifications/{ensName}", "email", 400, check=lambda b: b["error"] == "channel_not_supported"),
+    Step("delivery", "get", "/notifications/{ensName}", check=lambda b: b["notificationChannels"][0]["config"]["isVerified"]),
+    Step("delivery", "post", "/notifications/channel/{ensName}", "off", check=lambda b: b == "OK"),
+    Step("delivery", "post", "/notifications/otp/{ensName}", "email", 400, check=lambda b: b["error"] == "channel_not_configured"),
+    Step("delivery", "post", "/notifications/otp/verify/{ensName}", "email", 400,
+         check=lambda b: b["error"] == "channel_not_configured"),
+    Step("delivery", "delete", "/notifications/channel/{channelType}/{ensName}"),
     # Refusals: documented statuses, codes in the documented enums.
     Step("backend", "get", "/profile/{addressOrName}", status=400, url="/profile/0x123"),
     Step("backend", "post", "/profile/address", status=400, url="/profile/address", body={}),
