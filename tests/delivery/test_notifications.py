@@ -74,10 +74,19 @@ def settings(ds_settings, mail, vapid):
 
 
 @pytest.fixture
-async def client(aiohttp_client, redis, settings, directory, chain, clock):
-    app = create_app(settings, redis=redis, directory=directory, chain=chain, clock=clock, sweep_interval=None,
-                     notify_worker=False)
-    return await aiohttp_client(app)
+def serve(aiohttp_client, redis, directory, chain, clock):
+    """``await serve(settings)``: a client of the production app (worker driven by hand unless ``worker``)."""
+
+    async def start(settings, *, worker: bool = False):
+        return await aiohttp_client(create_app(settings, redis=redis, directory=directory, chain=chain, clock=clock,
+                                               sweep_interval=None, notify_worker=worker))
+
+    return start
+
+
+@pytest.fixture
+async def client(serve, settings):
+    return await serve(settings)
 
 
 def notifier(client: Any) -> Notifier:
@@ -110,6 +119,20 @@ def otp_of(mail: MailServer) -> str:
     found = re.search(r"\b(\d{5})\b", mail.text())
     assert found, mail.text()
     return found.group(1)
+
+
+async def with_push_channel(client, users, push_service: PushService, name: str = "bob") -> str:
+    """alice and bob signed up; bob's notifications on with a push subscription: bob's token."""
+    alice, bob = users[0], users[1]
+    await signup(client, alice)
+    await signup(client, bob)
+    token = await login(client, bob)
+    await turn_on(client, bob, token)
+    subscription = push_service.subscribe(name)
+    resp = await post(client, f"/notifications/{bob.name}", token,
+                      {"recipientValue": json.dumps(subscription.to_json()), "notificationChannelType": "PUSH"})
+    assert resp.status == 200, await resp.text()
+    return token
 
 
 async def send(client, sender, receiver, settings, text: str) -> None:
@@ -147,14 +170,7 @@ async def test_an_offline_receiver_gets_a_web_push_checked_and_decrypted(
     client, users, settings, push_service
 ) -> None:
     alice, bob = users[0], users[1]
-    await signup(client, alice)
-    await signup(client, bob)
-    token = await login(client, bob)
-    await turn_on(client, bob, token)
-    subscription = push_service.subscribe("bob-browser")
-    resp = await post(client, f"/notifications/{bob.name}", token,
-                      {"recipientValue": json.dumps(subscription.to_json()), "notificationChannelType": "PUSH"})
-    assert resp.status == 200, await resp.text()
+    token = await with_push_channel(client, users, push_service, "bob-browser")
     channels = (await (await client.get(f"/notifications/{bob.name}", headers=bearer(token))).json())["notificationChannels"]
     assert [(c["type"], c["config"]["isVerified"]) for c in channels] == [("PUSH", True)]
 
@@ -168,18 +184,11 @@ async def test_an_offline_receiver_gets_a_web_push_checked_and_decrypted(
 
 
 async def test_a_receiver_with_a_socket_on_another_process_gets_no_notification(
-    aiohttp_client, client, redis, settings, directory, chain, clock, users, push_service
+    serve, client, settings, users, push_service
 ) -> None:
     alice, bob = users[0], users[1]
-    other = await aiohttp_client(create_app(settings, redis=redis, directory=directory, chain=chain, clock=clock,
-                                            sweep_interval=None, notify_worker=False))
-    await signup(client, alice)
-    await signup(client, bob)
-    token = await login(client, bob)
-    await turn_on(client, bob, token)
-    subscription = push_service.subscribe("bob")
-    await post(client, f"/notifications/{bob.name}", token,
-               {"recipientValue": json.dumps(subscription.to_json()), "notificationChannelType": "PUSH"})
+    other = await serve(settings)
+    token = await with_push_channel(client, users, push_service)
     socket = Socket()
     try:
         await socket.connect(str(other.make_url("/")), bob.name, token)
@@ -201,19 +210,12 @@ async def test_a_receiver_with_a_socket_on_another_process_gets_no_notification(
 
 
 async def test_a_failed_push_is_retried_with_backoff_and_then_given_up(
-    aiohttp_client, redis, redis_prefix, ds_settings, mail, vapid, directory, chain, clock, users, push_service
+    serve, redis, redis_prefix, ds_settings, mail, vapid, clock, users, push_service
 ) -> None:
     settings = dataclasses.replace(ds_settings, notifications=notify_settings(mail, vapid, max_attempts=3, notify_interval=0))
-    client = await aiohttp_client(create_app(settings, redis=redis, directory=directory, chain=chain, clock=clock,
-                                             sweep_interval=None, notify_worker=False))
+    client = await serve(settings)
     alice, bob = users[0], users[1]
-    await signup(client, alice)
-    await signup(client, bob)
-    token = await login(client, bob)
-    await turn_on(client, bob, token)
-    subscription = push_service.subscribe("bob")
-    await post(client, f"/notifications/{bob.name}", token,
-               {"recipientValue": json.dumps(subscription.to_json()), "notificationChannelType": "PUSH"})
+    token = await with_push_channel(client, users, push_service)
     push_service.statuses = [503, 500]
     await send(client, alice, bob, settings, "one")
     await notifier(client).run_once()
@@ -246,13 +248,7 @@ async def test_a_failed_push_is_retried_with_backoff_and_then_given_up(
 
 async def test_a_gone_subscription_is_not_retried(client, users, settings, push_service, redis, redis_prefix) -> None:
     alice, bob = users[0], users[1]
-    await signup(client, alice)
-    await signup(client, bob)
-    token = await login(client, bob)
-    await turn_on(client, bob, token)
-    subscription = push_service.subscribe("bob")
-    await post(client, f"/notifications/{bob.name}", token,
-               {"recipientValue": json.dumps(subscription.to_json()), "notificationChannelType": "PUSH"})
+    token = await with_push_channel(client, users, push_service)
     push_service.statuses = [410]
     await send(client, alice, bob, settings, "one")
     await notifier(client).run_once()
@@ -338,11 +334,10 @@ async def test_notification_routes_need_the_owners_session_and_refuse_bad_input(
 
 
 async def test_push_endpoints_inside_the_network_are_refused(
-    aiohttp_client, redis, ds_settings, mail, vapid, directory, chain, clock, users
+    serve, ds_settings, mail, vapid, users
 ) -> None:
     settings = dataclasses.replace(ds_settings, notifications=notify_settings(mail, vapid, allow_private_push=False))
-    client = await aiohttp_client(create_app(settings, redis=redis, directory=directory, chain=chain, clock=clock,
-                                             sweep_interval=None, notify_worker=False))
+    client = await serve(settings)
     bob = users[1]
     await signup(client, bob)
     token = await login(client, bob)
@@ -354,10 +349,8 @@ async def test_push_endpoints_inside_the_network_are_refused(
         assert (resp.status, (await resp.json())["error"]) == (400, "invalid_recipient"), endpoint
 
 
-async def test_a_channel_type_without_a_sender_is_not_supported(client, users, ds_settings, aiohttp_client,
-                                                                redis, directory, chain, clock) -> None:
-    plain = await aiohttp_client(create_app(ds_settings, redis=redis, directory=directory, chain=chain, clock=clock,
-                                            sweep_interval=None, notify_worker=False))
+async def test_a_channel_type_without_a_sender_is_not_supported(serve, users, ds_settings) -> None:
+    plain = await serve(ds_settings)
     bob = users[1]
     await signup(plain, bob)
     token = await login(plain, bob)
@@ -387,9 +380,8 @@ async def test_toggle_and_remove_a_channel(client, users, settings, mail) -> Non
     assert await resp.json() == {"isEnabled": True}
 
 
-async def test_the_worker_runs_with_the_app(aiohttp_client, redis, settings, directory, chain, clock, users, mail) -> None:
-    client = await aiohttp_client(create_app(settings, redis=redis, directory=directory, chain=chain, clock=clock,
-                                             sweep_interval=None))
+async def test_the_worker_runs_with_the_app(serve, settings, users, mail) -> None:
+    client = await serve(settings, worker=True)
     alice, bob = users[0], users[1]
     await signup(client, alice)
     await signup(client, bob)
