@@ -261,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Serves the dm3 delivery service until SIGTERM or SIGINT. Needs REDIS_URL, ETH_RPC_URL, the "
             "keys and JWT_SECRET (make them with `ensign keys new`); reads DELIVERY_HOST, DELIVERY_PORT, "
-            "DELIVERY_URL, DELIVERY_NAME, MESSAGE_SIZE_LIMIT, MESSAGE_TTL, ENS_REGISTRY, REDIS_PREFIX "
-            "and LOG_LEVEL."
+            "DELIVERY_URL, DELIVERY_NAME, MESSAGE_SIZE_LIMIT, MESSAGE_TTL, ENS_REGISTRY, REDIS_PREFIX, "
+            "LOG_LEVEL and the notification settings (SMTP_*, VAPID_*, OTP_*, NOTIFY_*, PUSH_ALLOW_PRIVATE)."
         ),
         epilog=service_epilog,
     )

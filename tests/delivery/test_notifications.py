@@ -408,3 +408,25 @@ def test_settings_read_from_the_environment() -> None:
         NotificationSettings.from_env(Env({"VAPID_PRIVATE_KEY": "c2VjcmV0", "VAPID_SUBJECT": "mailto:a@b.c"}))
     assert "c2VjcmV0" not in str(info.value)
     assert not NotificationSettings.from_env(Env({})).email_enabled
+
+
+async def test_notifications_and_admin_on_a_cluster(
+    aiohttp_client, cluster_redis, redis_prefix, settings, directory, chain, clock, users, push_service
+) -> None:
+    from delivery.admin import Admin
+    from ensign.config import AdminSettings, RedisSettings
+
+    client = await aiohttp_client(create_app(settings, redis=cluster_redis, directory=directory, chain=chain,
+                                             clock=clock, sweep_interval=None, notify_worker=False))
+    alice, bob = users[0], users[1]
+    await with_push_channel(client, users, push_service)
+    await send(client, alice, bob, settings, "on a cluster")
+    await notifier(client).run_once()
+    assert len(push_service.received) == 1
+    admin = Admin(cluster_redis, AdminSettings(redis=RedisSettings(prefix=redis_prefix), operator="ops"), clock=clock)
+    assert (await admin.usage(bob.address)).messages == 1
+    await admin.suspend(bob.address)
+    resp = await client.post("/rpc", json=rpc_submit(envelope(alice, bob, settings, "refused")))
+    assert (await resp.json())["error"]["code"] == -32019
+    assert await admin.purge(bob.address) == 1
+    assert [e["action"] for e in await admin.audit()] == ["usage", "suspend", "purge"]
