@@ -26,7 +26,7 @@ import http_ece
 import jwt
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -47,9 +47,11 @@ def new_vapid_key() -> tuple[str, str]:
 
 
 class MailServer:
-    """An SMTP server keeping what it receives in :attr:`messages`."""
+    """An SMTP server keeping what it receives in :attr:`messages`; with ``login`` it requires
+    SMTP AUTH with that (user, password) before it takes mail."""
 
-    def __init__(self) -> None:
+    def __init__(self, login: tuple[str, str] | None = None) -> None:
+        self.login = login
         self.messages: list[Message] = []
         self.recipients: list[list[str]] = []
         self.arrived = asyncio.Event()
@@ -63,9 +65,21 @@ class MailServer:
         self.arrived.set()
         return "250 Message accepted for delivery"
 
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        assert self.login is not None
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self.login
+        return AuthResult(success=ok)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(self, hostname="mail.test"), "127.0.0.1", 0)
+
+        def protocol() -> SMTP:
+            if self.login is None:
+                return SMTP(self, hostname="mail.test")
+            return SMTP(self, hostname="mail.test", authenticator=self._authenticate, auth_required=True,
+                        auth_require_tls=False)
+
+        self._server = await loop.create_server(protocol, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -109,6 +123,11 @@ class PushService:
         app = web.Application()
         app.router.add_post("/push/{id}", self._push)
         self._server = TestServer(app, host="127.0.0.1")
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        assert self.login is not None
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self.login
+        return AuthResult(success=ok)
 
     async def start(self) -> None:
         await self._server.start_server()

@@ -272,6 +272,35 @@ async def test_intake_answers_while_the_mail_server_is_down(client, users, setti
     assert len(await resp.json()) == 1
 
 
+async def test_smtp_auth_is_used_and_its_password_never_logged(serve, ds_settings, vapid, users, caplog) -> None:
+    password = "pw-" + "x7" * 8
+    server = MailServer(login=("ds", password))
+    await server.start()
+    try:
+        good = notify_settings(server, vapid, smtp_user="ds", smtp_password=password)
+        client = await serve(dataclasses.replace(ds_settings, notifications=good))
+        bob = users[1]
+        await signup(client, bob)
+        token = await login(client, bob)
+        await add_verified_email(client, bob, token, server)
+        # A wrong password: the code email cannot go, 503, and the password appears nowhere.
+        bad = notify_settings(server, vapid, smtp_user="ds", smtp_password=password + "-wrong", smtp_timeout=2.0)
+        client = await serve(dataclasses.replace(ds_settings, notifications=bad))
+        carol = users[2]
+        await signup(client, carol)
+        token = await login(client, carol)
+        await turn_on(client, carol, token)
+        caplog.set_level("DEBUG")
+        resp = await post(client, f"/notifications/{carol.name}", token,
+                          {"recipientValue": "other@mail.test", "notificationChannelType": "EMAIL"})
+        assert (resp.status, (await resp.json())["error"]) == (503, "notification_unavailable")
+        assert password not in await resp.text()
+        assert all(password not in record.getMessage() and password not in str(record.__dict__)
+                   for record in caplog.records)
+    finally:
+        await server.stop()
+
+
 async def test_otp_wrong_guesses_resend_limit_and_expiry(client, users, mail, redis, redis_prefix, settings) -> None:
     bob = users[1]
     await signup(client, bob)
