@@ -13,6 +13,9 @@ metric                                 type       labels
 ``ensign_ds_acks_total``               counter    —  (messages removed by acknowledgement)
 ``ensign_ds_pushes_total``             counter    —  (envelopes emitted to sockets)
 ``ensign_ds_sockets``                  gauge      —  (connected, authorised sockets)
+``ensign_ds_notifications_total``      counter    ``channel`` (EMAIL, PUSH), ``outcome`` (sent, otp,
+                                                  retried, failed) — registered by
+                                                  :mod:`delivery.notify_worker`
 ``ensign_ds_request_seconds``          histogram  ``method``, ``route`` (the route template),
                                                   ``status``
 =====================================  =========  ============================================

@@ -322,6 +322,11 @@ class Notifier:
         except (RedisError, OSError):
             # The lease brings the job back; nothing to do but say so.
             log.warning("notifier: Redis failed during a job", exc_info=True)
+        except Exception:
+            # A job that cannot be handled (a bug, a corrupt record) must not come back forever.
+            log.exception("notifier: dropping a job that failed")
+            with contextlib.suppress(RedisError, OSError):
+                await self.jobs.done(job_id)
 
     async def _wanted(self, address: str) -> bool:
         account = await self._accounts.get(address)

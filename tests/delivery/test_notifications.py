@@ -272,6 +272,7 @@ async def test_intake_answers_while_the_mail_server_is_down(client, users, setti
     assert len(await resp.json()) == 1
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_smtp_auth_is_used_and_its_password_never_logged(serve, ds_settings, vapid, users, caplog) -> None:
     password = "pw-" + "x7" * 8
     server = MailServer(login=("ds", password))
@@ -459,3 +460,18 @@ async def test_notifications_and_admin_on_a_cluster(
     assert (await resp.json())["error"]["code"] == -32019
     assert await admin.purge(bob.address) == 1
     assert [e["action"] for e in await admin.audit()] == ["usage", "suspend", "purge"]
+
+
+async def test_a_job_that_cannot_be_handled_is_dropped_not_repeated(client, users, redis, redis_prefix, clock) -> None:
+    bob = users[1]
+    await signup(client, bob)
+    # A corrupt channel record (written behind the service's back) makes the job fail.
+    from delivery.accounts import account_key
+
+    await redis.hset(account_key(redis_prefix, bob.address), mapping={"notify": "1", "notify:global": "1",
+                                                                      "notify:EMAIL": "not json"})
+    await notifier(client).jobs.add(f"new:{bob.address}", {"account": bob.address, "channel": None, "attempt": 0},
+                                    clock())
+    assert await notifier(client).run_once() == 1
+    clock.advance(3600)
+    assert await notifier(client).run_once() == 0
