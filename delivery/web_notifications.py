@@ -62,13 +62,17 @@ def _ok() -> web.Response:
     return web.Response(text="OK")
 
 
-async def _owner(request: web.Request, *, needs_global: bool = True) -> tuple[str, Notifier, NotificationState]:
+async def _owner(request: web.Request) -> tuple[str, Notifier, NotificationState]:
+    """The session's account (checked first, as on every account route) and its channels."""
     _, account = await require_session(request)
     notifier = request.app[notifier_key]
-    state = await notifier.store.state(account.address)
-    if needs_global and not state.enabled:
+    return account.address, notifier, await notifier.store.state(account.address)
+
+
+def _global_on(state: NotificationState) -> None:
+    # Checked after the body, as dm3 does, so a malformed request is told what is wrong with it.
+    if not state.enabled:
         raise NotificationsOff("Global notifications is off")
-    return account.address, notifier, state
 
 
 def _configured(state: NotificationState, kind: str) -> Channel:
@@ -115,14 +119,14 @@ async def set_global(request: web.Request) -> web.Response:
 
 @routes.get("/notifications/global/{ensName}")
 async def get_global(request: web.Request) -> web.Response:
-    _, _, state = await _owner(request, needs_global=False)
+    _, _, state = await _owner(request)
     return web.json_response({"isEnabled": state.enabled})
 
 
 @routes.post("/notifications/{ensName}")
 async def add_channel(request: web.Request) -> web.Response:
+    address, notifier, state = await _owner(request)
     body = await read_json(request)
-    address, notifier, _ = await _owner(request)
     kind = channel_type(body.get("notificationChannelType"))
     recipient = body.get("recipientValue")
     if not isinstance(recipient, str) or not recipient:
@@ -132,6 +136,7 @@ async def add_channel(request: web.Request) -> web.Response:
         recipient = check_email(recipient)
     else:
         recipient = stringify(check_subscription(recipient, allow_private=allow_private))
+    _global_on(state)
     if not notifier.supports(kind):
         raise ChannelNotSupported(f"Notification channel {kind} is currently not supported by the DS")
     # A web-push subscription comes from the owner's own browser: nothing to prove. An address
@@ -143,16 +148,17 @@ async def add_channel(request: web.Request) -> web.Response:
 
 @routes.get("/notifications/{ensName}")
 async def get_channels(request: web.Request) -> web.Response:
-    _, _, state = await _owner(request, needs_global=False)
+    _, _, state = await _owner(request)
     channels = [c.to_json() for c in state.channels.values()] if state.enabled else []
     return web.json_response({"notificationChannels": channels})
 
 
 @routes.post("/notifications/otp/{ensName}")
 async def resend_otp(request: web.Request) -> web.Response:
-    body = await read_json(request)
     address, notifier, state = await _owner(request)
+    body = await read_json(request)
     kind = channel_type(body.get("notificationChannelType"))
+    _global_on(state)
     channel = _unverified(state, kind)
     if kind != "EMAIL":
         raise ChannelNotSupported(f"Notification channel {kind} needs no OTP")
@@ -161,14 +167,15 @@ async def resend_otp(request: web.Request) -> web.Response:
 
 @routes.post("/notifications/otp/verify/{ensName}")
 async def verify_otp(request: web.Request) -> web.Response:
+    address, notifier, state = await _owner(request)
     body = await read_json(request)
     otp = body.get("otp")
     if not otp:
         raise NotificationError("OTP is missing", code="otp_missing")
     if not isinstance(otp, str) or len(otp) > MAX_OTP_LENGTH:
         raise NotificationError("Invalid OTP", code="otp_invalid")
-    address, notifier, state = await _owner(request)
     kind = channel_type(body.get("notificationChannelType"))
+    _global_on(state)
     channel = _unverified(state, kind)
     sent_to = await notifier.store.check_otp(address, otp)
     if not same_recipient(sent_to, channel.recipient):
@@ -180,10 +187,11 @@ async def verify_otp(request: web.Request) -> web.Response:
 
 @routes.post("/notifications/channel/{ensName}")
 async def toggle_channel(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    enabled = _boolean(body)
     address, notifier, state = await _owner(request)
+    body = await read_json(request)
     kind = channel_type(body.get("notificationChannelType"))
+    enabled = _boolean(body)
+    _global_on(state)
     channel = _configured(state, kind)
     if channel.enabled != enabled:
         await notifier.store.put_channel(address, Channel(kind, channel.recipient, enabled, channel.verified))
@@ -194,6 +202,7 @@ async def toggle_channel(request: web.Request) -> web.Response:
 async def remove_channel(request: web.Request) -> web.Response:
     address, notifier, state = await _owner(request)
     kind = channel_type(request.match_info["channelType"])
+    _global_on(state)
     _configured(state, kind)
     await notifier.store.remove_channel(address, kind)
     return web.json_response({"message": f"Notification channel {kind} has been removed successfully"})
