@@ -37,13 +37,13 @@ from typing import Any, TypeVar
 
 from ensign.config import AdminSettings, NotificationSettings
 from ensign.errors import EnsignError, Forbidden, NotFound
-from ensign.protocol.encoding import is_address
+from ensign.protocol.encoding import checksum_address, is_address, normalize_name
 from ensign.redis_client import RedisClient
 
 from .accounts import Account, Accounts
 from .notifications import NotificationStore
+from .ports import Directory, address_or_none, system_clock
 from .queue import MessageQueue
-from .ports import system_clock
 
 T = TypeVar("T")
 
@@ -85,6 +85,26 @@ class Usage:
             "oldestReceivedAt": self.oldest_received_at,
             "limits": self.limits,
         }
+
+
+async def account_of(directory: Directory | None, name_or_address: str) -> str:
+    """The account id for an operator's argument: an address (any case), or an ENS name resolved
+    through ``directory`` (``None``: no chain configured, so names cannot be used)."""
+    if is_address(name_or_address):
+        return checksum_address(name_or_address)
+    if directory is None:
+        raise EnsignError(
+            f"{name_or_address!r} is not an address; set ETH_RPC_URL to name accounts by ENS name",
+            code="invalid_account",
+        )
+    try:
+        name = normalize_name(name_or_address)
+    except EnsignError:
+        raise EnsignError(f"{name_or_address!r} is neither an address nor an ENS name", code="invalid_account") from None
+    address = await address_or_none(directory, name)
+    if address is None:
+        raise NotFound(f"{name} does not resolve to an address", code="name_unresolved")
+    return address
 
 
 class Admin:

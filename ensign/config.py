@@ -408,6 +408,8 @@ class AdminSettings:
     """``ensign admin``: the delivery service's Redis and limits, and who is acting (audit log)."""
 
     redis: RedisSettings = field(default_factory=RedisSettings)
+    #: ``ETH_RPC_URL``, optional here: with it, accounts can be named by ENS name.
+    chain: ChainSettings = field(default_factory=ChainSettings)
     operator: str = "unknown"
     message_size_limit: int = 100_000
     message_ttl: int = 30 * 24 * 3600
@@ -421,6 +423,7 @@ class AdminSettings:
             login = "unknown"
         return cls(
             redis=RedisSettings.from_env(env),
+            chain=ChainSettings.from_env(env),
             operator=env.text("ADMIN_OPERATOR", login),
             message_size_limit=env.integer("MESSAGE_SIZE_LIMIT", 100_000, minimum=1024),
             message_ttl=env.integer("MESSAGE_TTL", 30 * 24 * 3600, minimum=60),

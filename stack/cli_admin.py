@@ -3,11 +3,11 @@
 =========================================  ===================================================
 command                                    what it does
 =========================================  ===================================================
-``ensign admin suspend ADDRESS [--reason]``  refuse messages to the account (JSON-RPC -32019)
-``ensign admin unsuspend ADDRESS``           accept them again
-``ensign admin delete ADDRESS``              delete the account and its queue
-``ensign admin purge ADDRESS``               delete the queued messages, keep the account
-``ensign admin usage ADDRESS``               messages and bytes queued, against the limits (JSON)
+``ensign admin suspend ACCOUNT [--reason]``  refuse messages to the account (JSON-RPC -32019)
+``ensign admin unsuspend ACCOUNT``           accept them again
+``ensign admin delete ACCOUNT``              delete the account and its queue
+``ensign admin purge ACCOUNT``               delete the queued messages, keep the account
+``ensign admin usage ACCOUNT``               messages and bytes queued, against the limits (JSON)
 ``ensign admin audit [--count N]``           the audit log, oldest first (JSON lines)
 ``ensign admin vapid-key``                   a fresh VAPID key pair for web push
 =========================================  ===================================================
@@ -15,8 +15,8 @@ command                                    what it does
 They connect to the delivery service's Redis with its own settings (``REDIS_URL``,
 ``REDIS_PREFIX``, ``REDIS_CLUSTER``; ``MESSAGE_SIZE_LIMIT`` and ``MESSAGE_TTL`` for the limits
 ``usage`` shows) and record every action, with ``ADMIN_OPERATOR`` (default: the login name) as
-who, in the audit stream ``<prefix>audit``. An account is named by its address, the id every
-name of it resolves to.
+who, in the audit stream ``<prefix>audit``. An account is named by its address (the id every
+name of it resolves to) or, when ``ETH_RPC_URL`` is set, by any ENS name of it.
 """
 
 from __future__ import annotations
@@ -30,13 +30,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ensign.errors import EnsignError
+from ensign.protocol.encoding import is_address
 
 T = TypeVar("T")
 
 
-def _with_admin(work: Callable[[Any], Awaitable[T]]) -> T:
-    from delivery.admin import Admin
+def _with_admin(work: Callable[[Any, str], Awaitable[T]], account: str = "") -> T:
+    """Run ``work(admin, address)`` with the account argument resolved (an ENS name through
+    ``ETH_RPC_URL`` when it is set)."""
+    from delivery.admin import Admin, account_of
     from ensign.config import AdminSettings
+    from ensign.ens.lookup import open_lookup
     from ensign.redis_client import open_redis
 
     settings = AdminSettings.from_env()
@@ -44,13 +48,30 @@ def _with_admin(work: Callable[[Any], Awaitable[T]]) -> T:
         raise EnsignError("REDIS_URL is required: ensign admin works on the delivery service's Redis")
 
     async def run() -> T:
+        address = ""
+        if account:
+            lookup = None if settings.chain.rpc_url is None or is_address(account) else await open_lookup(settings.chain)
+            try:
+                address = await account_of(lookup, account)
+            finally:
+                if lookup is not None:
+                    await lookup.close()
         redis = await open_redis(settings.redis)
         try:
-            return await work(Admin(redis, settings))
+            return await work(Admin(redis, settings), address)
         finally:
             await redis.aclose()
 
     return asyncio.run(run())
+
+
+async def _then(work: Awaitable[None], address: str) -> str:
+    await work
+    return address
+
+
+async def _with(work: Awaitable[T], address: str) -> tuple[str, T]:
+    return address, await work
 
 
 def _print(obj: Any) -> int:
@@ -60,32 +81,32 @@ def _print(obj: Any) -> int:
 
 
 def _suspend(args: argparse.Namespace) -> int:
-    _with_admin(lambda admin: admin.suspend(args.address, args.reason))
-    return _print({"account": args.address, "suspended": True})
+    address = _with_admin(lambda admin, a: _then(admin.suspend(a, args.reason), a), args.address)
+    return _print({"account": address, "suspended": True})
 
 
 def _unsuspend(args: argparse.Namespace) -> int:
-    _with_admin(lambda admin: admin.unsuspend(args.address))
-    return _print({"account": args.address, "suspended": False})
+    address = _with_admin(lambda admin, a: _then(admin.unsuspend(a), a), args.address)
+    return _print({"account": address, "suspended": False})
 
 
 def _delete(args: argparse.Namespace) -> int:
-    dropped = _with_admin(lambda admin: admin.delete(args.address))
-    return _print({"deleted": args.address, "droppedMessages": dropped})
+    address, dropped = _with_admin(lambda admin, a: _with(admin.delete(a), a), args.address)
+    return _print({"deleted": address, "droppedMessages": dropped})
 
 
 def _purge(args: argparse.Namespace) -> int:
-    dropped = _with_admin(lambda admin: admin.purge(args.address))
-    return _print({"account": args.address, "droppedMessages": dropped})
+    address, dropped = _with_admin(lambda admin, a: _with(admin.purge(a), a), args.address)
+    return _print({"account": address, "droppedMessages": dropped})
 
 
 def _usage(args: argparse.Namespace) -> int:
-    usage = _with_admin(lambda admin: admin.usage(args.address))
+    usage = _with_admin(lambda admin, a: admin.usage(a), args.address)
     return _print(usage.to_json())
 
 
 def _audit(args: argparse.Namespace) -> int:
-    for entry in _with_admin(lambda admin: admin.audit(args.count)):
+    for entry in _with_admin(lambda admin, _: admin.audit(args.count)):
         _print(entry)
     return 0
 
@@ -122,7 +143,9 @@ def add_commands(subparsers: Any) -> None:
 
     def account_command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("address", metavar="ADDRESS", help="the account's 0x address")
+        parser.add_argument(
+            "address", metavar="ACCOUNT", help="the account's 0x address, or an ENS name of it (needs ETH_RPC_URL)"
+        )
         parser.set_defaults(handler=handler)
         return parser
 

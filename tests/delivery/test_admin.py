@@ -22,7 +22,8 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.accounts import account_key, tombstone_key
-from delivery.admin import Admin, audit_key
+from delivery.admin import Admin, account_of, audit_key
+from ensign.errors import EnsignError, NotFound
 from ensign.config import AdminSettings, RedisSettings
 from stack.cli import main
 
@@ -93,14 +94,28 @@ async def test_ensign_admin_on_the_command_line(
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("REDIS_PREFIX", redis_prefix)
     monkeypatch.setenv("ADMIN_OPERATOR", "dana")
-    # main() runs its own event loop: give it a thread.
-    assert await asyncio.to_thread(main, ["admin", "suspend", bob.address, "--reason", "test"]) == 0
+    monkeypatch.delenv("ETH_RPC_URL", raising=False)
+    # main() runs its own event loop: give it a thread. An address in any case names the account.
+    assert await asyncio.to_thread(main, ["admin", "suspend", bob.address.lower(), "--reason", "test"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"account": bob.address, "suspended": True}
     assert (await submit(ds_client, alice, bob, ds_settings, "x"))[0] == 403
     assert await asyncio.to_thread(main, ["admin", "usage", bob.address]) == 0
-    assert await asyncio.to_thread(main, ["admin", "suspend", "0x1234"]) == 2
-    capsys.readouterr()
+    assert json.loads(capsys.readouterr().out)["limits"]["suspended"] is True
+    # Not an address, and no ETH_RPC_URL to resolve a name: refused before any action.
+    assert await asyncio.to_thread(main, ["admin", "suspend", "bob.user.ensign.eth"]) == 2
+    assert "ETH_RPC_URL" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["admin", "audit"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(e["operator"], e["action"], e["outcome"]) for e in lines] == [
-        ("dana", "suspend", "ok"), ("dana", "usage", "ok"), ("dana", "suspend", "invalid_account")]
-    assert await redis.xlen(audit_key(redis_prefix)) == 3
+    assert [(e["operator"], e["action"], e["account"], e["outcome"]) for e in lines] == [
+        ("dana", "suspend", bob.address, "ok"), ("dana", "usage", bob.address, "ok")]
+    assert await redis.xlen(audit_key(redis_prefix)) == 2
+
+
+async def test_accounts_are_named_by_address_or_ens_name(directory, users) -> None:
+    bob = users[1]
+    assert await account_of(directory, bob.address.lower()) == bob.address
+    assert await account_of(directory, "Bob.User.Ensign.Eth") == bob.address
+    with pytest.raises(NotFound):
+        await account_of(directory, "nobody.user.ensign.eth")
+    with pytest.raises(EnsignError, match="ETH_RPC_URL"):
+        await account_of(None, "bob.user.ensign.eth")
