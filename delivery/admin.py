@@ -10,7 +10,7 @@ by who can reach Redis, which an operator controls already.
 action         effect
 =============  ===================================================================================
 ``suspend``    field ``suspended`` (JSON ``{at, by, reason}``) in the account hash: intake refuses
-               messages to the account (:class:`AccountSuspended`, JSON-RPC -32019, HTTP 403) and
+               messages to the account (:class:`delivery.errors.AccountSuspended`, JSON-RPC -32019, HTTP 403) and
                no notification is sent; login, fetch and acknowledge keep working, so the owner
                can still read what is queued
 ``unsuspend``  removes the field
@@ -21,7 +21,7 @@ action         effect
 ``usage``      live and expired messages queued, bytes stored, oldest message, against the limits
 =============  ===================================================================================
 
-Audit log: the Redis stream ``{prefix}audit`` (XADD, never trimmed by Ensign: operator actions
+Audit log: the Redis stream ``{prefix}audit`` (:func:`delivery.keys.audit_key`; XADD, never trimmed by Ensign: operator actions
 are rare, and an operator who wants a cap trims it with ``XTRIM``), one entry per action with
 ``at`` (ms), ``operator`` (``ADMIN_OPERATOR``, default the login name), ``action``, ``account``,
 ``outcome`` (``ok`` or the error code) and ``detail`` (JSON). A failed action is logged too.
@@ -36,33 +36,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ensign.config import AdminSettings, NotificationSettings
-from ensign.errors import EnsignError, Forbidden, NotFound
+from ensign.errors import EnsignError
 from ensign.protocol.encoding import checksum_address, is_address, normalize_name
 from ensign.redis_client import RedisClient
 
 from .accounts import Account, Accounts
+from .errors import AccountChanged, InvalidAccount, NameUnresolved, NoAccount
+from .keys import audit_key
 from .notifications import NotificationStore
 from .ports import Directory, address_or_none, system_clock
 from .queue import MessageQueue
 
 T = TypeVar("T")
-
-# -- Errors (move to delivery/errors.py when it exists) ------------------------------------------
-
-
-class AccountSuspended(Forbidden):
-    """The receiver's account is suspended by the operator (JSON-RPC -32019, HTTP 403)."""
-
-    code = "account_suspended"
-
-
-# -- Keys (move to delivery/keys.py when it exists) ----------------------------------------------
-
-
-def audit_key(prefix: str) -> str:
-    """``{prefix}audit`` — STREAM of operator actions."""
-    return f"{prefix}audit"
-
 
 SUSPENDED_FIELD = "suspended"
 
@@ -93,17 +78,14 @@ async def account_of(directory: Directory | None, name_or_address: str) -> str:
     if is_address(name_or_address):
         return checksum_address(name_or_address)
     if directory is None:
-        raise EnsignError(
-            f"{name_or_address!r} is not an address; set ETH_RPC_URL to name accounts by ENS name",
-            code="invalid_account",
-        )
+        raise InvalidAccount(f"{name_or_address!r} is not an address; set ETH_RPC_URL to name accounts by ENS name")
     try:
         name = normalize_name(name_or_address)
     except EnsignError:
-        raise EnsignError(f"{name_or_address!r} is neither an address nor an ENS name", code="invalid_account") from None
+        raise InvalidAccount(f"{name_or_address!r} is neither an address nor an ENS name") from None
     address = await address_or_none(directory, name)
     if address is None:
-        raise NotFound(f"{name} does not resolve to an address", code="name_unresolved")
+        raise NameUnresolved(f"{name} does not resolve to an address")
     return address
 
 
@@ -128,10 +110,10 @@ class Admin:
 
     async def _account(self, address: str) -> Account:
         if not is_address(address):
-            raise EnsignError("give the account as its 0x address (the name's addr record)", code="invalid_account")
+            raise InvalidAccount("give the account as its 0x address (the name's addr record)")
         account = await self.accounts.get(address)
         if account is None:
-            raise NotFound(f"there is no account {address}", code="no_account")
+            raise NoAccount(f"there is no account {address}")
         return account
 
     async def _audited(self, action: str, address: str, detail: dict[str, Any], work: Awaitable[T]) -> T:
@@ -162,7 +144,7 @@ class Admin:
             await self._account(address)
             value = json.dumps({"at": int(self._clock() * 1000), "by": self._settings.operator, "reason": reason})
             if not await self._fields.write(address, {SUSPENDED_FIELD: value}):
-                raise NotFound(f"there is no account {address}", code="no_account")
+                raise NoAccount(f"there is no account {address}")
 
         await self._audited("suspend", address, {"reason": reason}, work())
 
@@ -179,7 +161,7 @@ class Admin:
             tomb = json.dumps({"deletedAt": int(self._clock() * 1000), "profile": account.profile_hash, "by": "operator"})
             dropped = await self.queue.delete_account(address, generation=account.created, tombstone=tomb)
             if dropped is None:
-                raise EnsignError("the account changed meanwhile; run the command again", code="account_changed")
+                raise AccountChanged("the account changed meanwhile; run the command again")
             return dropped
 
         return await self._audited("delete", address, {}, work())
@@ -244,4 +226,4 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["AccountSuspended", "Admin", "Usage", "audit_key"]
+__all__ = ["SUSPENDED_FIELD", "Admin", "Usage", "account_of"]

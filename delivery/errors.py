@@ -9,6 +9,18 @@
     ├── InvalidMessage                       400  invalid_message                   -32602
     ├── InvalidLimit                         400  invalid_limit                     -32602
     ├── ProfileNotPublished                  400  profile_not_published             -32602
+    ├── InvalidAccount                       400  invalid_account                   -32602  (ensign admin's argument)
+    ├── InvalidValue                         400  invalid_value                     -32602  (notifications, below)
+    ├── InvalidChannelType                   400  invalid_channel_type              -32602
+    ├── InvalidRecipient                     400  invalid_recipient                 -32602
+    ├── NotificationsOff                     400  notifications_off                 -32602
+    ├── ChannelNotSupported                  400  channel_not_supported             -32602
+    ├── ChannelNotConfigured                 400  channel_not_configured            -32602
+    ├── ChannelNotEnabled                    400  channel_not_enabled               -32602
+    ├── ChannelAlreadyVerified               400  channel_already_verified          -32602
+    ├── OtpMissing                           400  otp_missing                       -32602
+    ├── OtpInvalid                           400  otp_invalid                       -32602
+    ├── OtpAttemptsExceeded                  400  otp_attempts_exceeded             -32602
     ├── SpamRejected                         400  spam                              -32010
     ├── DeliveryInformationUnreadable        400  delivery_information_unreadable   -32012
     ├── SenderUnknown                        400  sender_unknown                    -32015
@@ -29,7 +41,8 @@
     ├── WrongDeliveryService                 403  wrong_delivery_service
     ├── WrongAccount                         403  wrong_account
     ├── MessageOutsideWindow                 403  stale_message
-    └── AccountDeleted                       403  account_deleted
+    ├── AccountDeleted                       403  account_deleted
+    └── AccountSuspended                     403  account_suspended                 -32019
     NotFound                                 404
     ├── NoAccount                            404  no_account
     ├── NoProfile                            404  no_profile
@@ -48,8 +61,10 @@
     PayloadTooLarge                          413
     └── MessageTooLarge                      413  message_too_large                 -32011
     TooManyRequests                          429
-    └── QueueFullError                       429  queue_full                        -32017
+    ├── QueueFullError                       429  queue_full                        -32017
+    └── OtpRateLimited                       429  otp_rate_limited
     ServiceUnavailable                       503  unavailable                       -32000
+    └── NotificationUnavailable              503  notification_unavailable          -32000
 
 A JSON-RPC code not shown is the base's (-32600 for a 4xx, -32602 for bad input, -32603 for
 anything else, answered 500 ``internal``). ``specs/delivery.md`` §5 shows the JSON-RPC table;
@@ -68,6 +83,7 @@ from ensign.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     SignatureError,
     TooManyRequests,
     Unauthorized,
@@ -78,6 +94,7 @@ __all__ = [
     "AccountDeleted",
     "AccountExists",
     "AccountMissingError",
+    "AccountSuspended",
     "ChallengeExpired",
     "ChallengeInvalid",
     "ChallengeMissing",
@@ -85,12 +102,20 @@ __all__ = [
     "ChallengeSignatureInvalid",
     "ChallengeStale",
     "ChallengeWrongAccount",
+    "ChannelAlreadyVerified",
+    "ChannelNotConfigured",
+    "ChannelNotEnabled",
+    "ChannelNotSupported",
     "DeliveryInformationUnreadable",
+    "InvalidAccount",
+    "InvalidChannelType",
     "InvalidEnvelope",
     "InvalidLimit",
     "InvalidMessage",
     "InvalidParams",
+    "InvalidRecipient",
     "InvalidSettings",
+    "InvalidValue",
     "MessageOutsideWindow",
     "MessageTooLarge",
     "MethodNotFound",
@@ -98,6 +123,12 @@ __all__ = [
     "NoAccount",
     "NoProfile",
     "NoProfileToVerify",
+    "NotificationUnavailable",
+    "NotificationsOff",
+    "OtpAttemptsExceeded",
+    "OtpInvalid",
+    "OtpMissing",
+    "OtpRateLimited",
     "ProfileNotPublished",
     "QueueFullError",
     "ReceiverUnknown",
@@ -363,3 +394,93 @@ class QueueFullError(TooManyRequests):
 
     code = "queue_full"
     jsonrpc_code = -32017
+
+
+# -- operator actions (delivery.admin) -------------------------------------------------------------
+
+
+class InvalidAccount(InvalidRequest):
+    """``ensign admin`` was given neither an address nor (with ``ETH_RPC_URL``) an ENS name."""
+
+    code = "invalid_account"
+
+
+class AccountSuspended(Forbidden):
+    """The receiver's account is suspended by the operator (``ensign admin suspend``)."""
+
+    code = "account_suspended"
+    jsonrpc_code = -32019
+
+
+# -- notifications (delivery.notifications, dm3's /notifications routes) ---------------------------
+# dm3 answers every refusal of these routes with 400 {error: <text>}; so do these (with dm3's text
+# as the message where dm3 has one), except the sending limit (429) and a mail server that cannot
+# be reached (503).
+
+
+class InvalidValue(InvalidRequest):
+    """``isEnabled`` is not a boolean (dm3: ``Invalid value``)."""
+
+    code = "invalid_value"
+
+
+class InvalidChannelType(InvalidRequest):
+    """The channel type is missing or not ``EMAIL`` / ``PUSH``."""
+
+    code = "invalid_channel_type"
+
+
+class InvalidRecipient(InvalidRequest):
+    """Not an email address, not a web-push subscription, or a push endpoint that is not public."""
+
+    code = "invalid_recipient"
+
+
+class NotificationsOff(InvalidRequest):
+    """The account's global switch is off (dm3: ``Global notifications is off``)."""
+
+    code = "notifications_off"
+
+
+class ChannelNotSupported(InvalidRequest):
+    """This service has no sender for the type (no SMTP server / no VAPID key configured)."""
+
+    code = "channel_not_supported"
+
+
+class ChannelNotConfigured(InvalidRequest):
+    code = "channel_not_configured"
+
+
+class ChannelNotEnabled(InvalidRequest):
+    code = "channel_not_enabled"
+
+
+class ChannelAlreadyVerified(InvalidRequest):
+    code = "channel_already_verified"
+
+
+class OtpMissing(InvalidRequest):
+    """No password is pending (never sent, expired, used, or its attempts used up), or none was sent."""
+
+    code = "otp_missing"
+
+
+class OtpInvalid(InvalidRequest):
+    code = "otp_invalid"
+
+
+class OtpAttemptsExceeded(InvalidRequest):
+    code = "otp_attempts_exceeded"
+
+
+class OtpRateLimited(TooManyRequests):
+    """A password email was sent too recently, or too many today (``details.retryAfter``)."""
+
+    code = "otp_rate_limited"
+
+
+class NotificationUnavailable(ServiceUnavailable):
+    """The mail server could not take the password email."""
+
+    code = "notification_unavailable"

@@ -41,6 +41,7 @@ from ensign.protocol.postmark import create_postmark
 from .accounts import Accounts
 from .errors import (
     AccountMissingError,
+    AccountSuspended,
     DeliveryInformationUnreadable,
     InvalidEnvelope,
     MessageTooLarge,
@@ -49,7 +50,6 @@ from .errors import (
     SenderNotVerified,
     SenderUnknown,
 )
-from .admin import AccountSuspended
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
 from .queue import MessageQueue

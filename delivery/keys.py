@@ -52,6 +52,11 @@ The account (:mod:`delivery.accounts`)
     ``origin``   ``signed`` or ``profile``
     ``settings`` canonical JSON of :class:`delivery.accounts.AccountSettings` (dm3 field names)
     ``profile``  dm3Hash of the profile that signed the creation
+    ``notify:global``, ``notify:EMAIL``, ``notify:PUSH``, ``notify``  the notification switch, the
+                 channels (JSON ``{recipientValue, isEnabled, isVerified}``) and their summary
+                 (:mod:`delivery.notifications`), so deleting the account deletes them
+    ``suspended``  JSON ``{at, by, reason}`` while an operator has suspended the account
+                 (:mod:`delivery.admin`)
 ``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``, written by
     delete, removed by a creation (in the same script that writes the account hash); no expiry (a
     few bytes per deleted account). It keeps a replayed public profile from re-creating the account.
@@ -67,6 +72,32 @@ refused after it: nothing is ever queued for a deleted account, whatever the ord
 scripts and wherever a process dies. (A :class:`delivery.queue.MessageQueue` made with
 ``require_account=False`` skips the check, for a queue used without accounts: benchmarks, the
 queue's own tests.)
+
+Notifications (:mod:`delivery.notifications`, :mod:`delivery.notify_worker`)
+----------------------------------------------------------------------------
+
+``{prefix}otp:{<tag>}``          HASH ``code`` (SHA-256 hex of the one-time password), ``recipient``
+    (the address it was sent to), ``attempts``; EX ``OTP_TTL``. Deleted when used or when the
+    attempts run out (``otp_check.lua``).
+``{prefix}otp-wait:{<tag>}``     STRING, present for ``OTP_RESEND_INTERVAL`` seconds after a password
+    email; ``{prefix}otp-day:{<tag>}`` STRING, password emails in the current day (EX 86400). Both
+    written by ``send_limit.lua``.
+``{prefix}notified:{<tag>}:<TYPE>``  STRING, ``SET NX EX NOTIFY_INTERVAL`` per new-message
+    notification sent to the channel: at most one per interval.
+``{prefix}online:{<tag>}``       ZSET process id -> time (app clock, seconds) until which that
+    process has a socket of the account; written on the first socket's connect, refreshed every
+    30 s, removed on the last one's disconnect; EXPIRE backstop. The account is online while any
+    entry is valid.
+``{prefix}notify-due:{jobs}``    ZSET job id -> due time (seconds); ``{prefix}notify-job:{jobs}``
+    HASH job id -> JSON ``{account, channel, attempt}``. The notification job queue
+    (``notify_jobs.lua``); the two share the tag ``{jobs}``, one slot for the whole queue on a
+    cluster (notifications are rare next to messages).
+
+Operators (:mod:`delivery.admin`)
+---------------------------------
+
+``{prefix}audit``   STREAM, one entry per ``ensign admin`` action: ``at`` (ms), ``operator``,
+    ``action``, ``account``, ``outcome``, ``detail`` (JSON). Never trimmed by Ensign.
 
 Sessions (:mod:`delivery.sessions`)
 -----------------------------------
@@ -90,9 +121,16 @@ __all__ = [
     "account_from_tag",
     "account_key",
     "account_tag",
+    "audit_key",
     "challenge_key",
     "expiry_key_pattern",
+    "notified_key",
+    "notify_job_keys",
     "notify_pattern",
+    "online_key",
+    "otp_day_key",
+    "otp_key",
+    "otp_wait_key",
     "queue_keys",
     "queue_keys_from_expiry_key",
     "signed_message_key",
@@ -199,3 +237,38 @@ def _glob_escape(text: str) -> str:
 def challenge_key(prefix: str, challenge_id: str) -> str:
     """``{prefix}challenge:<uuid>`` — marks a redeemed challenge."""
     return f"{prefix}challenge:{challenge_id}"
+
+
+def otp_key(prefix: str, account: str) -> str:
+    """``{prefix}otp:{<tag>}`` — the pending one-time password of the account's email channel."""
+    return f"{prefix}otp:{{{account_tag(account)}}}"
+
+
+def otp_wait_key(prefix: str, account: str) -> str:
+    """``{prefix}otp-wait:{<tag>}`` — present while the account may not be sent another password."""
+    return f"{prefix}otp-wait:{{{account_tag(account)}}}"
+
+
+def otp_day_key(prefix: str, account: str) -> str:
+    """``{prefix}otp-day:{<tag>}`` — password emails sent to the account in the current day."""
+    return f"{prefix}otp-day:{{{account_tag(account)}}}"
+
+
+def notified_key(prefix: str, account: str, kind: str) -> str:
+    """``{prefix}notified:{<tag>}:<TYPE>`` — a notification went to the channel this interval."""
+    return f"{prefix}notified:{{{account_tag(account)}}}:{kind}"
+
+
+def online_key(prefix: str, account: str) -> str:
+    """``{prefix}online:{<tag>}`` — the processes with a socket of the account, and until when."""
+    return f"{prefix}online:{{{account_tag(account)}}}"
+
+
+def notify_job_keys(prefix: str) -> list[str]:
+    """KEYS of ``notify_jobs.lua``: the due zset and the payload hash (tag ``{jobs}``)."""
+    return [f"{prefix}notify-due:{{jobs}}", f"{prefix}notify-job:{{jobs}}"]
+
+
+def audit_key(prefix: str) -> str:
+    """``{prefix}audit`` — the stream of operator actions."""
+    return f"{prefix}audit"

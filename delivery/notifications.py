@@ -52,11 +52,30 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ensign.config import NotificationSettings
-from ensign.errors import InvalidRequest, ServiceUnavailable, TooManyRequests
-from ensign.redis_client import RedisClient
+from ensign.redis_client import RedisClient, lua_script
 
-from .lua import source
-from .queue import account_key, account_tag
+from .errors import (
+    InvalidChannelType,
+    InvalidRecipient,
+    OtpAttemptsExceeded,
+    OtpInvalid,
+    OtpMissing,
+    OtpRateLimited,
+)
+from .keys import account_key, otp_day_key, otp_key, otp_wait_key
+
+__all__ = [
+    "CHANNEL_TYPES",
+    "Channel",
+    "NotificationState",
+    "NotificationStore",
+    "channel_type",
+    "check_email",
+    "check_endpoint",
+    "check_subscription",
+    "new_otp",
+    "same_recipient",
+]
 
 CHANNEL_TYPES = ("EMAIL", "PUSH")
 OTP_DIGITS = 5
@@ -67,82 +86,6 @@ GLOBAL_FIELD = "notify:global"
 
 # A practical address check, not RFC 5322: one @, no spaces or angle brackets, a dotted domain.
 _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
-
-
-# -- Errors (move to delivery/errors.py when it exists) ------------------------------------------
-# dm3 answers every notification refusal with 400 {error: <text>}; so do these (our body adds the
-# code), except the rate limit (429) and an unreachable mail server (503).
-
-
-class NotificationError(InvalidRequest):
-    code = "notification_error"
-
-
-class NotificationsOff(NotificationError):
-    """The account's global switch is off (dm3: ``Global notifications is off``)."""
-
-    code = "notifications_off"
-
-
-class ChannelNotSupported(NotificationError):
-    """This service has no sender for the type (no SMTP server / no VAPID key configured)."""
-
-    code = "channel_not_supported"
-
-
-class ChannelNotConfigured(NotificationError):
-    code = "channel_not_configured"
-
-
-class ChannelNotEnabled(NotificationError):
-    code = "channel_not_enabled"
-
-
-class ChannelAlreadyVerified(NotificationError):
-    code = "channel_already_verified"
-
-
-class OtpMissing(NotificationError):
-    """No password is pending: never sent, expired, used, or its attempts used up."""
-
-    code = "otp_missing"
-
-
-class OtpInvalid(NotificationError):
-    code = "otp_invalid"
-
-
-class OtpAttemptsExceeded(NotificationError):
-    code = "otp_attempts_exceeded"
-
-
-class OtpRateLimited(TooManyRequests):
-    code = "otp_rate_limited"
-
-
-class NotificationUnavailable(ServiceUnavailable):
-    """The mail server could not take the password email; nothing was stored as sent."""
-
-    code = "notification_unavailable"
-
-
-# -- Keys (move to delivery/keys.py when it exists) ----------------------------------------------
-# Each carries the account's hash tag, so a script's keys share one slot on Redis Cluster.
-
-
-def otp_key(prefix: str, account: str) -> str:
-    """``{prefix}otp:{<tag>}`` — HASH ``code`` (sha256 hex), ``recipient``, ``attempts``; EX otp_ttl."""
-    return f"{prefix}otp:{{{account_tag(account)}}}"
-
-
-def otp_wait_key(prefix: str, account: str) -> str:
-    """``{prefix}otp-wait:{<tag>}`` — STRING, present for ``otp_resend_interval`` after a send."""
-    return f"{prefix}otp-wait:{{{account_tag(account)}}}"
-
-
-def otp_day_key(prefix: str, account: str) -> str:
-    """``{prefix}otp-day:{<tag>}`` — STRING, password emails in the current day window (EX 86400)."""
-    return f"{prefix}otp-day:{{{account_tag(account)}}}"
 
 
 # -- Channels --------------------------------------------------------------------------------------
@@ -178,15 +121,15 @@ class NotificationState:
 def channel_type(value: object) -> str:
     """A channel type from a request; dm3's messages for a missing or unknown one."""
     if value is None or value == "":
-        raise NotificationError("Notification Channel Type is missing", code="invalid_channel_type")
+        raise InvalidChannelType("Notification Channel Type is missing")
     if value not in CHANNEL_TYPES:
-        raise NotificationError("Invalid notification channel type", code="invalid_channel_type")
+        raise InvalidChannelType("Invalid notification channel type")
     return str(value)
 
 
 def check_email(value: str) -> str:
     if len(value) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(value):
-        raise NotificationError("Invalid Email Id", code="invalid_recipient")
+        raise InvalidRecipient("Invalid Email Id")
     return value
 
 
@@ -206,7 +149,7 @@ def check_subscription(value: str, *, allow_private: bool) -> dict[str, Any]:
     try:
         sub = json.loads(value)
     except (json.JSONDecodeError, RecursionError):
-        raise NotificationError("Invalid subscription data", code="invalid_recipient") from None
+        raise InvalidRecipient("Invalid subscription data") from None
     if (
         not isinstance(sub, dict)
         or not set(sub) <= {"endpoint", "keys", "expirationTime"}
@@ -216,9 +159,7 @@ def check_subscription(value: str, *, allow_private: bool) -> dict[str, Any]:
         or not _b64url(sub["keys"]["p256dh"], 65)
         or not _b64url(sub["keys"]["auth"], 16)
     ):
-        raise NotificationError(
-            "Invalid subscription data: expected {endpoint, keys: {p256dh, auth}}", code="invalid_recipient"
-        )
+        raise InvalidRecipient("Invalid subscription data: expected {endpoint, keys: {p256dh, auth}}")
     check_endpoint(sub["endpoint"], allow_private=allow_private)
     return {"endpoint": sub["endpoint"], "keys": dict(sub["keys"])}
 
@@ -228,18 +169,18 @@ def check_endpoint(endpoint: str, *, allow_private: bool) -> None:
     literal that is not a public address. Host names are checked again when connecting
     (:class:`delivery.notify_senders.PublicResolver`), so DNS cannot point them inside."""
     if len(endpoint) > MAX_ENDPOINT_LENGTH:
-        raise NotificationError("the push endpoint is too long", code="invalid_recipient")
+        raise InvalidRecipient("the push endpoint is too long")
     parts = urlsplit(endpoint)
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password:
-        raise NotificationError("the push endpoint must be an https:// URL", code="invalid_recipient")
+        raise InvalidRecipient("the push endpoint must be an https:// URL")
     if not allow_private:
         try:
             address = ipaddress.ip_address(parts.hostname)
         except ValueError:
             return
         if not address.is_global:
-            raise NotificationError("the push endpoint must be on a public address", code="invalid_recipient")
+            raise InvalidRecipient("the push endpoint must be on a public address")
 
 
 def new_otp() -> str:
@@ -265,9 +206,9 @@ class NotificationStore:
         self._redis = redis
         self._prefix = prefix
         self._settings = settings
-        self._fields = redis.register_script(source("account_fields"))
-        self._otp_check = redis.register_script(source("otp_check"))
-        self._send_limit = redis.register_script(source("send_limit"))
+        self._fields = redis.register_script(lua_script("delivery.lua", "account_fields"))
+        self._otp_check = redis.register_script(lua_script("delivery.lua", "otp_check"))
+        self._send_limit = redis.register_script(lua_script("delivery.lua", "send_limit"))
 
     async def state(self, address: str) -> NotificationState:
         fields = ["created", GLOBAL_FIELD, *(f"notify:{kind}" for kind in CHANNEL_TYPES)]

@@ -33,7 +33,10 @@ from pywebpush import WebPushException, webpush_async  # type: ignore[import-unt
 
 from ensign.config import NotificationSettings
 
-from .notifications import NotificationError, check_endpoint
+from .errors import InvalidRecipient
+from .notifications import check_endpoint
+
+__all__ = ["EmailSender", "PublicResolver", "PushSender", "SendFailed", "new_message_text"]
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ class PushSender:
         try:
             # Checked again at send time: the rules may have tightened since the channel was added.
             check_endpoint(subscription["endpoint"], allow_private=self._s.allow_private_push)
-        except NotificationError as exc:
+        except InvalidRecipient as exc:
             raise SendFailed(exc.message, permanent=True) from None
         try:
             await webpush_async(

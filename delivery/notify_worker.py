@@ -29,15 +29,8 @@ seconds past its last refresh, so a process that dies without cleaning up makes 
 online for at most that long (they then miss notifications, never get extra ones). The check is
 one ``ZCOUNT`` of entries still valid.
 
-Redis keys (move to delivery/keys.py when it exists)
-=====================================================
-
-``{prefix}online:{<tag>}``            ZSET process id -> valid until (seconds); EXPIRE backstop
-``{prefix}notified:{<tag>}:<TYPE>``   STRING, ``SET NX EX NOTIFY_INTERVAL`` per sent notification
-``{prefix}notify-due:{jobs}``         ZSET job id -> due time (seconds)
-``{prefix}notify-job:{jobs}``         HASH job id -> JSON ``{account, channel, attempt}``
-    The two job keys share the hash tag ``{jobs}``: one slot for the whole queue on a cluster
-    (notifications are rare next to messages).
+Redis keys: ``online:``, ``notified:``, ``notify-due:``, ``notify-job:``, named and described in
+:mod:`delivery.keys`.
 """
 
 from __future__ import annotations
@@ -58,20 +51,29 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from ensign.config import NotificationSettings
-from ensign.redis_client import RedisClient
+from ensign.redis_client import RedisClient, lua_script
 
 from .accounts import Accounts
-from .lua import source
+from .errors import ChannelNotSupported, InvalidRecipient, NotificationUnavailable
+from .keys import notified_key, notify_job_keys, online_key
 from .metrics import DeliveryMetrics
-from .notifications import (
-    ChannelNotSupported,
-    NotificationError,
-    NotificationStore,
-    NotificationUnavailable,
-)
+from .notifications import NotificationStore
 from .notify_senders import NEW_MESSAGE_TITLE, EmailSender, PushSender, SendFailed, new_message_text
 from .ports import Clock
-from .queue import account_tag
+
+__all__ = [
+    "BATCH",
+    "LEASE",
+    "PRESENCE_REFRESH",
+    "PRESENCE_TTL",
+    "NotificationJobs",
+    "Notifier",
+    "Presence",
+    "attach_notifier",
+    "notifier_key",
+    "presence_joined",
+    "presence_left",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +83,6 @@ LEASE = 120  # seconds a claimed job is held before it is due again
 BATCH = 16  # jobs claimed and sent concurrently per round
 POLL = 1.0  # seconds between rounds when no job is due
 MAX_RETRY_DELAY = 3600.0
-
-
-# -- Keys (move to delivery/keys.py when it exists) ----------------------------------------------
-
-
-def online_key(prefix: str, account: str) -> str:
-    return f"{prefix}online:{{{account_tag(account)}}}"
-
-
-def notified_key(prefix: str, account: str, kind: str) -> str:
-    return f"{prefix}notified:{{{account_tag(account)}}}:{kind}"
-
-
-def job_keys(prefix: str) -> list[str]:
-    """KEYS of ``notify_jobs.lua``: the due zset and the payload hash."""
-    return [f"{prefix}notify-due:{{jobs}}", f"{prefix}notify-job:{{jobs}}"]
 
 
 # -- Presence ----------------------------------------------------------------------------------
@@ -156,8 +142,8 @@ class NotificationJobs:
     """The Redis job queue (``notify_jobs.lua``)."""
 
     def __init__(self, redis: RedisClient, *, prefix: str) -> None:
-        self._keys = job_keys(prefix)
-        self._script = redis.register_script(source("notify_jobs"))
+        self._keys = notify_job_keys(prefix)
+        self._script = redis.register_script(lua_script("delivery.lua", "notify_jobs"))
 
     async def add(self, job_id: str, payload: dict[str, Any], due: float) -> bool:
         return bool(await self._script(keys=self._keys, args=["add", job_id, json.dumps(payload), repr(due)]))
@@ -252,7 +238,7 @@ class Notifier:
         except SendFailed as exc:
             self.sent.labels("EMAIL", "failed").inc()
             if exc.permanent:
-                raise NotificationError("the mail server refused this address", code="invalid_recipient") from None
+                raise InvalidRecipient("the mail server refused this address") from None
             raise NotificationUnavailable("the verification email could not be sent; try again later") from None
         self.sent.labels("EMAIL", "otp").inc()
 

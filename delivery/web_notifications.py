@@ -28,20 +28,25 @@ from typing import Any
 
 from aiohttp import web
 
+from ensign.answers import http_response
 from ensign.errors import TooManyRequests
 from ensign.protocol.canonical import stringify
-from ensign.web import error_response, read_json
+from ensign.web import read_json
 
-from .notifications import (
-    Channel,
+from .errors import (
     ChannelAlreadyVerified,
     ChannelNotConfigured,
     ChannelNotEnabled,
     ChannelNotSupported,
-    NotificationError,
+    InvalidRecipient,
+    InvalidValue,
     NotificationsOff,
-    NotificationState,
+    OtpInvalid,
     OtpMissing,
+)
+from .notifications import (
+    Channel,
+    NotificationState,
     channel_type,
     check_email,
     check_subscription,
@@ -52,6 +57,18 @@ from .appkeys import settings_key
 from .web_auth import require_session
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "add_channel",
+    "get_channels",
+    "get_global",
+    "remove_channel",
+    "resend_otp",
+    "routes",
+    "set_global",
+    "toggle_channel",
+    "verify_otp",
+]
 
 routes = web.RouteTableDef()
 
@@ -94,7 +111,7 @@ def _unverified(state: NotificationState, kind: str) -> Channel:
 def _boolean(body: dict[str, Any]) -> bool:
     value = body.get("isEnabled")
     if not isinstance(value, bool):
-        raise NotificationError("Invalid value", code="invalid_value")
+        raise InvalidValue("Invalid value")
     return value
 
 
@@ -103,7 +120,7 @@ async def _send_otp(notifier: Notifier, address: str, recipient: str) -> web.Res
     try:
         await notifier.send_otp(address, recipient)
     except TooManyRequests as exc:
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response = http_response(exc)
         response.headers["Retry-After"] = str((exc.details or {}).get("retryAfter", 60))
         return response
     return _ok()
@@ -130,7 +147,7 @@ async def add_channel(request: web.Request) -> web.Response:
     kind = channel_type(body.get("notificationChannelType"))
     recipient = body.get("recipientValue")
     if not isinstance(recipient, str) or not recipient:
-        raise NotificationError("Recipient value is missing", code="invalid_recipient")
+        raise InvalidRecipient("Recipient value is missing")
     allow_private = request.app[settings_key].notifications.allow_private_push
     if kind == "EMAIL":
         recipient = check_email(recipient)
@@ -171,9 +188,9 @@ async def verify_otp(request: web.Request) -> web.Response:
     body = await read_json(request)
     otp = body.get("otp")
     if not otp:
-        raise NotificationError("OTP is missing", code="otp_missing")
+        raise OtpMissing("OTP is missing")
     if not isinstance(otp, str) or len(otp) > MAX_OTP_LENGTH:
-        raise NotificationError("Invalid OTP", code="otp_invalid")
+        raise OtpInvalid("Invalid OTP")
     kind = channel_type(body.get("notificationChannelType"))
     _global_on(state)
     channel = _unverified(state, kind)

@@ -21,8 +21,8 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     users,
 )
 
-from delivery.accounts import account_key, tombstone_key
-from delivery.admin import Admin, account_of, audit_key
+from delivery.admin import Admin, account_of
+from delivery.keys import account_key, audit_key, tombstone_key
 from ensign.errors import EnsignError, NotFound
 from ensign.config import AdminSettings, RedisSettings
 from stack.cli import main

@@ -31,8 +31,8 @@ from tests.delivery.notify_helpers import MailServer, PushService, new_vapid_key
 from tests.delivery.test_ds_push import Socket
 
 from delivery.app import create_app
-from delivery.notifications import otp_key
-from delivery.notify_worker import Notifier, job_keys, notifier_key
+from delivery.keys import account_key, notify_job_keys, otp_key
+from delivery.notify_worker import Notifier, notifier_key
 from ensign.config import NotificationSettings
 
 SUBJECT = "mailto:ops@ds.test.invalid"
@@ -230,7 +230,7 @@ async def test_a_failed_push_is_retried_with_backoff_and_then_given_up(
     clock.advance(10)
     await notifier(client).run_once()
     assert push_service.requests == 3 and len(push_service.received) == 1
-    assert await redis.zcard(job_keys(redis_prefix)[0]) == 0
+    assert await redis.zcard(notify_job_keys(redis_prefix)[0]) == 0
 
     # Failing every time: dropped after max_attempts (3), nothing left queued.
     push_service.statuses = [500] * 10
@@ -240,8 +240,8 @@ async def test_a_failed_push_is_retried_with_backoff_and_then_given_up(
         await notifier(client).run_once()
         clock.advance(3600)
     assert push_service.requests == 6
-    assert await redis.zcard(job_keys(redis_prefix)[0]) == 0
-    assert await redis.hlen(job_keys(redis_prefix)[1]) == 0
+    assert await redis.zcard(notify_job_keys(redis_prefix)[0]) == 0
+    assert await redis.hlen(notify_job_keys(redis_prefix)[1]) == 0
     metrics = await (await client.get("/metrics")).text()
     assert 'ensign_ds_notifications_total{channel="PUSH",outcome="failed"} 1.0' in metrics
 
@@ -253,7 +253,7 @@ async def test_a_gone_subscription_is_not_retried(client, users, settings, push_
     await send(client, alice, bob, settings, "one")
     await notifier(client).run_once()
     assert push_service.requests == 1
-    assert await redis.zcard(job_keys(redis_prefix)[0]) == 0
+    assert await redis.zcard(notify_job_keys(redis_prefix)[0]) == 0
 
 
 async def test_intake_answers_while_the_mail_server_is_down(client, users, settings, mail, redis, redis_prefix) -> None:
@@ -266,7 +266,7 @@ async def test_intake_answers_while_the_mail_server_is_down(client, users, setti
     await send(client, alice, bob, settings, "stored anyway")
     # The failed send becomes a retry job; nothing was raised.
     await notifier(client).run_once()
-    due = await redis.zrange(job_keys(redis_prefix)[0], 0, -1)
+    due = await redis.zrange(notify_job_keys(redis_prefix)[0], 0, -1)
     assert due == [f"new:{bob.address}:EMAIL".encode()]
     resp = await client.get(f"/delivery/messages/incoming/{bob.name}", headers=bearer(token))
     assert len(await resp.json()) == 1
@@ -466,8 +466,6 @@ async def test_a_job_that_cannot_be_handled_is_dropped_not_repeated(client, user
     bob = users[1]
     await signup(client, bob)
     # A corrupt channel record (written behind the service's back) makes the job fail.
-    from delivery.accounts import account_key
-
     await redis.hset(account_key(redis_prefix, bob.address), mapping={"notify": "1", "notify:global": "1",
                                                                       "notify:EMAIL": "not json"})
     await notifier(client).jobs.add(f"new:{bob.address}", {"account": bob.address, "channel": None, "attempt": 0},
