@@ -19,6 +19,10 @@ replaces the one of its type, enabled and unverified; ``PUSH`` is verified at on
 a one-time password (:mod:`delivery.notifications`). Refusals are 400 with the error body, whose
 ``message`` is dm3's error text where dm3 has one; the password sending limit answers 429 (with
 ``Retry-After``) and a mail server that cannot be reached 503.
+
+The bodies are checked here rather than with a schema of :mod:`delivery.schemas`: dm3 ignores
+fields it does not know and answers each problem with its own text, in its own order (the type,
+then the value, then the switch), and dm3's clients show that text.
 """
 
 from __future__ import annotations
