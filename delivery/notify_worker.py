@@ -69,7 +69,7 @@ __all__ = [
     "NotificationJobs",
     "Notifier",
     "Presence",
-    "attach_notifier",
+    "notifier_ctx",
     "notifier_key",
     "presence_joined",
     "presence_left",
