@@ -478,7 +478,7 @@ def signature_hash(target: str | bytes, expires: int, request: bytes, result: by
     """``keccak256(0x1900 ‖ target ‖ uint64 expires ‖ keccak256(request) ‖ keccak256(result))``.
 
     ``target`` is the resolver (the ``sender`` of the lookup), ``request`` the whole outer calldata
-    including its selector, ``result`` the encoded record value (ens-ccip.md §1.5).
+    including its selector, ``result`` the encoded record value (ENS OffchainResolver's signed-answer layout).
     """
     if not 0 <= expires < 2**64:
         raise InvalidGatewayResponse("expires does not fit in uint64")
