@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from functools import partial
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
@@ -22,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from ensign.config import ConfigError, DeliverySettings
 from ensign.ens.lookup import open_lookup
 from ensign.redis_client import RedisClient, open_redis
+from ensign.sessions import Sessions
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
 from . import web_accounts, web_auth, web_inbox, web_notifications, web_ops, web_rpc
@@ -39,13 +41,13 @@ from .appkeys import (
     settings_key,
 )
 from .intake import Intake
+from .keys import challenge_key
 from .metrics import DeliveryMetrics
 from .notifications import NotificationStore
 from .notify_worker import Notifier, notifier_ctx, notifier_key
 from .ports import Chain, Clock, Directory, Web3Chain, system_clock
 from .push import attach_socket_server
 from .queue import MessageQueue
-from .sessions import Sessions
 from .sweeper import add_sweeper_job
 
 # The envelope arrives as a JSON string inside the JSON-RPC body, so escaping can double it; leave
@@ -136,7 +138,9 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     app[chain_key] = chain
     app[queue_key] = queue
     app[accounts_key] = accounts
-    app[sessions_key] = Sessions(redis, prefix=prefix, secret=settings.jwt_secret, clock=clock)
+    app[sessions_key] = Sessions(
+        redis, challenge_key=partial(challenge_key, prefix), secret=settings.jwt_secret, clock=clock
+    )
     notifications = settings.notifications
     notifier = Notifier(
         redis,

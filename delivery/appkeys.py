@@ -14,7 +14,7 @@ from .intake import Intake
 from .metrics import DeliveryMetrics
 from .ports import Chain, Directory
 from .queue import MessageQueue
-from .sessions import Sessions
+from ensign.sessions import Sessions
 
 settings_key = web.AppKey("settings_key", DeliverySettings)
 # A single server or a cluster (``REDIS_CLUSTER``); a union is no class, so the type is a parameter.

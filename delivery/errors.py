@@ -26,7 +26,7 @@
     ├── SenderUnknown                        400  sender_unknown                    -32015
     └── SignatureError                       400  invalid_signature                 -32602
         └── SenderNotVerified                400  sender_not_verified               -32016
-    Unauthorized                             401
+    Unauthorized                             401  (the session classes come from ensign.sessions)
     ├── SessionMissing / ChallengeMissing    401  session_missing / challenge_missing
     ├── SessionInvalid / ChallengeInvalid    401  session_invalid / challenge_invalid
     ├── SessionExpired / ChallengeExpired    401  session_expired / challenge_expired
@@ -87,6 +87,21 @@ from ensign.errors import (
     SignatureError,
     TooManyRequests,
     Unauthorized,
+)
+from ensign.sessions import (
+    ChallengeExpired,
+    ChallengeInvalid,
+    ChallengeMissing,
+    ChallengeReplayed,
+    ChallengeSignatureInvalid,
+    ChallengeStale,
+    ChallengeWrongAccount,
+    SessionExpired,
+    SessionInvalid,
+    SessionMissing,
+    SessionStale,
+    SessionWrongAccount,
+    token_error,
 )
 
 __all__ = [
@@ -217,73 +232,7 @@ class SenderNotVerified(SignatureError):
     jsonrpc_code = -32016
 
 
-# -- 401: sessions and challenges ---------------------------------------------------------------
-
-
-class SessionMissing(Unauthorized):
-    code = "session_missing"
-
-
-class SessionInvalid(Unauthorized):
-    code = "session_invalid"
-
-
-class SessionExpired(Unauthorized):
-    code = "session_expired"
-
-
-class ChallengeMissing(Unauthorized):
-    code = "challenge_missing"
-
-
-class ChallengeInvalid(Unauthorized):
-    code = "challenge_invalid"
-
-
-class ChallengeExpired(Unauthorized):
-    code = "challenge_expired"
-
-
-_TOKEN_ERRORS: dict[tuple[str, str], type[Unauthorized]] = {
-    ("session", "missing"): SessionMissing,
-    ("session", "invalid"): SessionInvalid,
-    ("session", "expired"): SessionExpired,
-    ("challenge", "missing"): ChallengeMissing,
-    ("challenge", "invalid"): ChallengeInvalid,
-    ("challenge", "expired"): ChallengeExpired,
-}
-
-
-def token_error(kind: str, problem: str) -> type[Unauthorized]:
-    """The error for a ``kind`` token (``"session"``, ``"challenge"``) that is ``problem``
-    (``"missing"``, ``"invalid"``, ``"expired"``)."""
-    return _TOKEN_ERRORS[(kind, problem)]
-
-
-class SessionWrongAccount(Unauthorized):
-    code = "session_wrong_account"
-
-
-class SessionStale(Unauthorized):
-    """The session's account was deleted (and maybe created again) since the token was issued."""
-
-    code = "session_stale"
-
-
-class ChallengeWrongAccount(Unauthorized):
-    code = "challenge_wrong_account"
-
-
-class ChallengeStale(Unauthorized):
-    code = "challenge_stale"
-
-
-class ChallengeReplayed(Unauthorized):
-    code = "challenge_replayed"
-
-
-class ChallengeSignatureInvalid(Unauthorized):
-    code = "invalid_signature"
+# -- 401: sessions and challenges (defined with the login both services share, ensign.sessions) ----
 
 
 class NoProfileToVerify(Unauthorized):

@@ -99,8 +99,8 @@ Operators (:mod:`delivery.admin`)
 ``{prefix}audit``   STREAM, one entry per ``ensign admin`` action: ``at`` (ms), ``operator``,
     ``action``, ``account``, ``outcome``, ``detail`` (JSON). Never trimmed by Ensign.
 
-Sessions (:mod:`delivery.sessions`)
------------------------------------
+Sessions (:mod:`ensign.sessions`)
+---------------------------------
 
 ``{prefix}challenge:<uuid>``   STRING ``"1"``, ``SET NX``, expires with the challenge (≤ 900 s):
     a redeemed challenge id; a second redemption finds it and fails. It belongs to no account, so

@@ -15,6 +15,7 @@ from ensign.protocol.encoding import normalize_name
 from ensign.protocol.models import SignedUserProfile
 from ensign.protocol.profile import profile_hash, verify_profile
 from ensign.protocol.schema import load
+from ensign.sessions import Session
 from ensign.web import read_json
 
 from .accounts import Account
@@ -31,7 +32,6 @@ from .errors import (
 )
 from .ports import address_or_none, profile_or_none
 from .schemas import ChallengeAnswer
-from .sessions import Session
 
 routes = web.RouteTableDef()
 

@@ -19,7 +19,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.keys import account_key, challenge_key
-from delivery.sessions import SESSION_TTL
+from ensign.sessions import SESSION_TTL
 from ensign.protocol.crypto import sign
 
 

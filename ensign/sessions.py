@@ -1,4 +1,7 @@
-"""Stateless JWT sessions (dm3 reference §5.4), bound to the account and with single-use challenges.
+"""Stateless JWT sessions as dm3 clients log in, bound to the account and with single-use challenges.
+
+The delivery service and the backend (the user's storage) both log users in this way, each with
+its own secret and its own key for the redeemed-challenge markers.
 
 Flow::
 
@@ -15,11 +18,27 @@ other service can mint them). Claims:
 * session   ``{account, addr, gen, iat, nbf, exp, kind:"session"}``
 
 ``account`` is the normalised name in the path (dm3 clients read it), ``addr`` the EIP-55 address
-the name resolved to — the account id — and ``gen`` the account's creation time in ms, so tokens of
-a deleted account stay dead when the account is created again. A token is accepted on any name
-that resolves to the same address (aliases share one account), never on another account.
+the name resolved to — the account id — and ``gen`` a generation of the account the service chooses
+(the delivery service: the account's creation time in ms, so tokens of a deleted account stay dead
+when the account is created again; the backend: when the profile was last replaced, so a key
+rotation ends older sessions). A token is accepted on any name that resolves to the same address
+(aliases share one account), never on another account.
 
-Redis keys: this module writes only the redeemed-challenge marker (:func:`delivery.keys.challenge_key`).
+Redis keys: this module writes only the redeemed-challenge marker, under the key the service's
+layout names (``delivery.keys.challenge_key``, ``backend.keys.challenge_key``).
+
+The refusals, all 401, are defined here for both services::
+
+    Unauthorized (ensign.errors)
+    ├── SessionMissing / ChallengeMissing    401  session_missing / challenge_missing
+    ├── SessionInvalid / ChallengeInvalid    401  session_invalid / challenge_invalid
+    ├── SessionExpired / ChallengeExpired    401  session_expired / challenge_expired
+    ├── SessionWrongAccount                  401  session_wrong_account
+    ├── SessionStale                         401  session_stale
+    ├── ChallengeWrongAccount                401  challenge_wrong_account
+    ├── ChallengeStale                       401  challenge_stale
+    ├── ChallengeReplayed                    401  challenge_replayed
+    └── ChallengeSignatureInvalid            401  invalid_signature
 
 Times come from the injected clock, so PyJWT's own time checks are disabled and done here.
 """
@@ -27,23 +46,107 @@ Times come from the injected clock, so PyJWT's own time checks are disabled and 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+from ensign.errors import Unauthorized
 from ensign.protocol.crypto import verify
 from ensign.redis_client import RedisClient
 
-from .errors import ChallengeReplayed, ChallengeSignatureInvalid, ChallengeStale, ChallengeWrongAccount, token_error
-from .keys import challenge_key
-from .ports import Clock
+__all__ = [
+    "CHALLENGE_TTL",
+    "SESSION_TTL",
+    "Session",
+    "Sessions",
+    "SessionMissing",
+    "SessionInvalid",
+    "SessionExpired",
+    "SessionWrongAccount",
+    "SessionStale",
+    "ChallengeMissing",
+    "ChallengeInvalid",
+    "ChallengeExpired",
+    "ChallengeWrongAccount",
+    "ChallengeStale",
+    "ChallengeReplayed",
+    "ChallengeSignatureInvalid",
+    "token_error",
+]
 
 CHALLENGE_TTL = 900  # seconds, as dm3
 SESSION_TTL = 3600  # seconds, as dm3
 ALGORITHM = "HS256"
 _CHALLENGE_CLAIMS = {"account", "addr", "challenge", "gen", "iat", "nbf", "exp", "kind"}
 _SESSION_CLAIMS = {"account", "addr", "gen", "iat", "nbf", "exp", "kind"}
+
+
+class SessionMissing(Unauthorized):
+    code = "session_missing"
+
+
+class SessionInvalid(Unauthorized):
+    code = "session_invalid"
+
+
+class SessionExpired(Unauthorized):
+    code = "session_expired"
+
+
+class SessionWrongAccount(Unauthorized):
+    code = "session_wrong_account"
+
+
+class SessionStale(Unauthorized):
+    """The session's account (or its profile) changed since the token was issued."""
+
+    code = "session_stale"
+
+
+class ChallengeMissing(Unauthorized):
+    code = "challenge_missing"
+
+
+class ChallengeInvalid(Unauthorized):
+    code = "challenge_invalid"
+
+
+class ChallengeExpired(Unauthorized):
+    code = "challenge_expired"
+
+
+class ChallengeWrongAccount(Unauthorized):
+    code = "challenge_wrong_account"
+
+
+class ChallengeStale(Unauthorized):
+    code = "challenge_stale"
+
+
+class ChallengeReplayed(Unauthorized):
+    code = "challenge_replayed"
+
+
+class ChallengeSignatureInvalid(Unauthorized):
+    code = "invalid_signature"
+
+
+_TOKEN_ERRORS: dict[tuple[str, str], type[Unauthorized]] = {
+    ("session", "missing"): SessionMissing,
+    ("session", "invalid"): SessionInvalid,
+    ("session", "expired"): SessionExpired,
+    ("challenge", "missing"): ChallengeMissing,
+    ("challenge", "invalid"): ChallengeInvalid,
+    ("challenge", "expired"): ChallengeExpired,
+}
+
+
+def token_error(kind: str, problem: str) -> type[Unauthorized]:
+    """The error for a ``kind`` token (``"session"``, ``"challenge"``) that is ``problem``
+    (``"missing"``, ``"invalid"``, ``"expired"``)."""
+    return _TOKEN_ERRORS[(kind, problem)]
 
 
 @dataclass(frozen=True)
@@ -60,14 +163,21 @@ class Sessions:
     """Issues and checks challenge and session JWTs.
 
     :param redis: client for the redeemed-challenge keys.
-    :param prefix: Redis key prefix (``settings.redis.prefix``).
-    :param secret: HMAC secret (``settings.jwt_secret``).
+    :param challenge_key: the Redis key marking a redeemed challenge id, from the service's layout.
+    :param secret: HMAC secret (the service's own).
     :param clock: seconds since the epoch.
     """
 
-    def __init__(self, redis: RedisClient, *, prefix: str, secret: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        challenge_key: Callable[[str], str],
+        secret: str,
+        clock: Callable[[], float],
+    ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._challenge_key = challenge_key
         self._secret = secret
         self._clock = clock
 
@@ -105,7 +215,7 @@ class Sessions:
             )
         # Checked last, so a bad signature does not burn someone else's challenge.
         remaining = max(1, int(claims["exp"]) - int(self._clock()))
-        fresh = await self._redis.set(challenge_key(self._prefix, str(claims["challenge"])), "1", nx=True, ex=remaining)
+        fresh = await self._redis.set(self._challenge_key(str(claims["challenge"])), "1", nx=True, ex=remaining)
         if not fresh:
             raise ChallengeReplayed("challenge was already redeemed")
         return self.issue_session(name, address, generation)
