@@ -8,29 +8,55 @@ documents every route. Routes live in one module per concept:
 * :mod:`backend.profiles` — register a profile (``POST /profile/address``) and read profiles/names;
 * :mod:`backend.aliases`  — claim and release aliases (``POST /profile/name``, ``/profile/deleteName``);
 * :mod:`backend.records`  — the gateway's feed ``GET /records/{name}``;
+* :mod:`backend.storage_auth` — logging in to the user's storage (``/auth``, dm3's sign-up);
+* :mod:`backend.documents` — signed documents and read grants (``/storage/docs``, ``/storage/grants``);
+* :mod:`backend.conversations` — dm3's conversation storage (``/storage/new/{ensName}/…``);
+* :mod:`backend.blobs` — content-addressed blobs, streamed (``/storage/blobs``);
 * ``GET /health`` here — 200 when Redis answers, 503 otherwise.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from backend import aliases, profiles, records
-from backend.appkeys import clock_key, domains_key, redis_key, settings_key, store_key
+from backend import aliases, blobs, conversations, documents, profiles, records, storage_auth
+from backend.appkeys import (
+    blobs_key,
+    clock_key,
+    conversations_key,
+    documents_key,
+    domains_key,
+    redis_key,
+    sessions_key,
+    settings_key,
+    store_key,
+)
+from backend.blobstore import BlobStore
+from backend.convstore import ConversationStore
+from backend.docstore import DocumentStore
+from backend.keys import challenge_key
 from backend.names import Domains
 from backend.store import ProfileStore
 from ensign.clock import Clock, system_clock
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
+from ensign.sessions import Sessions
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
 
-__all__ = ["create_app", "CLIENT_MAX_SIZE", "health"]
+__all__ = ["create_app", "PROFILE_MAX_SIZE", "health"]
 
-#: Largest request body accepted, bytes (a signed profile is well under 1 KiB).
-CLIENT_MAX_SIZE = 64 * 1024
+log = logging.getLogger(__name__)
+
+#: Largest request body of the profile and alias routes, bytes (a signed profile is under 1 KiB).
+#: The storage routes (``/storage/…``) take up to ``settings.storage.max_request``.
+PROFILE_MAX_SIZE = 64 * 1024
 
 routes = web.RouteTableDef()
 
@@ -57,12 +83,16 @@ def create_app(
         client at start-up with :func:`ensign.redis_client.open_redis` (``REDIS_CLUSTER`` picks
         the kind) and closes it on cleanup. ``settings.redis.url`` of ``None`` (the embedded Redis)
         needs this argument: the process that starts the embedded server passes a client or a URL.
-    :param clock: seconds since the epoch (claim time windows, profile times); default the wall clock.
+    :param clock: seconds since the epoch (claim time windows, profile times, storage sessions,
+        grants and stored times); default the wall clock.
+
+    The largest request body is ``settings.storage.max_request`` (a dm3 message batch) on the
+    storage routes; every other route keeps :data:`PROFILE_MAX_SIZE`.
     """
     domains = Domains(settings.addr_domains, settings.user_domains)
     app = web.Application(
-        middlewares=[request_log_middleware(), cors_middleware(), error_middleware],
-        client_max_size=CLIENT_MAX_SIZE,
+        middlewares=[request_log_middleware(), cors_middleware(), error_middleware, _body_limit],
+        client_max_size=settings.storage.max_request,
     )
     app[settings_key] = settings
     app[domains_key] = domains
@@ -77,12 +107,36 @@ def create_app(
     app.add_routes(profiles.routes)
     app.add_routes(aliases.routes)
     app.add_routes(records.routes)
+    app.add_routes(storage_auth.routes)
+    app.add_routes(documents.routes)
+    app.add_routes(conversations.routes)
+    app.add_routes(blobs.routes)
     return app
 
 
+@web.middleware
+async def _body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only the storage routes take large bodies; every other route keeps the small limit."""
+    if not request.path.startswith("/storage/"):
+        request = request.clone(client_max_size=PROFILE_MAX_SIZE)
+    return await handler(request)
+
+
 def _use_redis(app: web.Application, redis: RedisClient) -> None:
+    settings = app[settings_key]
+    prefix = settings.redis.prefix
     app[redis_key] = redis
-    app[store_key] = ProfileStore(redis, app[settings_key].redis.prefix)
+    app[store_key] = ProfileStore(redis, prefix)
+    app[documents_key] = DocumentStore(redis, prefix)
+    app[conversations_key] = ConversationStore(redis, prefix)
+    app[blobs_key] = BlobStore(redis, prefix)
+    secret = settings.storage.jwt_secret
+    if secret is None:
+        log.warning("BACKEND_JWT_SECRET is not set: storage sessions end when this process stops")
+        secret = secrets.token_hex(32)
+    app[sessions_key] = Sessions(
+        redis, challenge_key=partial(challenge_key, prefix), secret=secret, clock=app[clock_key]
+    )
 
 
 async def _own_redis(app: web.Application) -> AsyncIterator[None]:

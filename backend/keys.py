@@ -33,7 +33,13 @@ Only :mod:`backend.store` writes these keys.
     signature bytes). Timestamped claims expire when their time window has passed
     (``PX`` = window end − now + 1 s); dm3-form claims, which carry no time, are kept for ever.
 
-Redis Cluster: every key carries the one hash tag ``{backend}``, so all of them sit in one slot.
+``P challenge:<uuid>`` — string ``"1"``: a redeemed storage-login challenge (:mod:`ensign.sessions`),
+    set once (``NX``) and expiring with the challenge (≤ 900 s).
+
+The user's storage (documents, grants, dm3's conversations, blobs) is not under ``{backend}``: each
+account's keys carry its own tag ``{st:<addr>}`` (``specs/storage.md``; builders at the end).
+
+Redis Cluster: every key above carries the one hash tag ``{backend}``, so all of them sit in one slot.
 A claim touches an alias key, an address's keys and a claim mark at once — keys that no per-address
 or per-alias tag could put together — and one slot keeps each script atomic without a two-phase
 protocol. The price is that one primary (and its replicas) holds the whole backend: about 1 KiB
@@ -45,7 +51,18 @@ with a brace, which would move the tag.
 
 from __future__ import annotations
 
-__all__ = ["alias_key", "aliases_key", "claim_key", "domains_key", "profile_key", "superseded_key"]
+__all__ = [
+    "alias_key",
+    "aliases_key",
+    "challenge_key",
+    "claim_key",
+    "domains_key",
+    "profile_key",
+    "storage_key",
+    "storage_tag",
+    "superseded_key",
+    "usage_key",
+]
 
 # The hash tag that puts every backend key in one cluster slot (see the module docstring).
 _TAG = "{backend}"
@@ -79,3 +96,30 @@ def alias_key(prefix: str, alias: str) -> str:
 def claim_key(prefix: str, digest: str) -> str:
     """``P claim:<digest>`` — a used signed alias claim or release."""
     return f"{prefix}{_TAG}:claim:{digest}"
+
+
+# --- the user's storage and its login ---------------------------------------------------------------
+#
+# Each account's storage keys carry the account's own tag ``{st:<addr>}`` (one slot per account, so
+# each storage script is atomic and accounts spread over a cluster); the rest of each key is named
+# in the layout docstrings of backend/docstore.py, backend/convstore.py and backend/blobstore.py.
+
+
+def storage_tag(prefix: str, address: str) -> str:
+    """``<prefix>{st:<addr>}`` — the start of every storage key of one account."""
+    return f"{prefix}{{st:{address.lower()}}}"
+
+
+def storage_key(prefix: str, address: str, rest: str) -> str:
+    """``<prefix>{st:<addr>}:<rest>`` — one storage key of the account (``rest`` from a store's layout)."""
+    return f"{storage_tag(prefix, address)}:{rest}"
+
+
+def usage_key(prefix: str, address: str) -> str:
+    """``<prefix>{st:<addr>}:usage`` — bytes the account keeps, shared by every kind of storage."""
+    return storage_key(prefix, address, "usage")
+
+
+def challenge_key(prefix: str, challenge_id: str) -> str:
+    """``P challenge:<uuid>`` — a redeemed storage-login challenge (``SET NX``, expires with it)."""
+    return f"{prefix}{_TAG}:challenge:{challenge_id}"

@@ -95,10 +95,19 @@ async def profile_by_name(request: web.Request) -> web.Response:
 
 @routes.get("/profile/{address}")
 async def profile_of_address(request: web.Request) -> web.Response:
-    """dm3's profile lookup: the stored SignedUserProfile of ``address``."""
+    """dm3's profile lookup: the stored SignedUserProfile of an address, or of a name (anything
+    with a dot; dm3's storage client asks by name whether the account exists)."""
     store = request.app[store_key]
-    address = _address(request.match_info["address"])
-    profile = await store.profile(address)
-    if profile is None:
-        raise NotFound(f"no profile is registered for {address}")
-    return web.Response(text=profile.profile_json, content_type="application/json")
+    raw = request.match_info["address"]
+    if "." not in raw:
+        address = _address(raw)
+        profile = await store.profile(address)
+        if profile is None:
+            raise NotFound(f"no profile is registered for {address}")
+        return web.Response(text=profile.profile_json, content_type="application/json")
+    domains = request.app[domains_key]
+    name = domains.normalize(raw)
+    resolved = await resolve_name(store, domains, name)
+    if resolved is None:
+        raise NotFound(f"no profile is registered for {name!r}")
+    return web.Response(text=resolved.profile.profile_json, content_type="application/json")

@@ -26,16 +26,8 @@
     ├── SenderUnknown                        400  sender_unknown                    -32015
     └── SignatureError                       400  invalid_signature                 -32602
         └── SenderNotVerified                400  sender_not_verified               -32016
-    Unauthorized                             401  (the session classes come from ensign.sessions)
-    ├── SessionMissing / ChallengeMissing    401  session_missing / challenge_missing
-    ├── SessionInvalid / ChallengeInvalid    401  session_invalid / challenge_invalid
-    ├── SessionExpired / ChallengeExpired    401  session_expired / challenge_expired
-    ├── SessionWrongAccount                  401  session_wrong_account
-    ├── SessionStale                         401  session_stale
-    ├── ChallengeWrongAccount                401  challenge_wrong_account
-    ├── ChallengeStale                       401  challenge_stale
-    ├── ChallengeReplayed                    401  challenge_replayed
-    ├── ChallengeSignatureInvalid            401  invalid_signature
+    Unauthorized                             401
+    ├── Session* / Challenge*                401  session_… / challenge_…    (drawn in ensign.sessions, shared with the backend)
     └── NoProfileToVerify                    401  no_profile
     Forbidden                                403
     ├── WrongDeliveryService                 403  wrong_delivery_service

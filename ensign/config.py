@@ -202,6 +202,45 @@ class ChainSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """A user's own storage in the backend: session login and the limits on what one account keeps.
+
+    ``jwt_secret`` signs the backend's session tokens (its own, never the delivery service's);
+    ``None`` draws a random one per process, which is fine for one process and ``ensign dev`` but
+    logs everyone out on restart and does not work behind a load balancer.
+    """
+
+    jwt_secret: str | None = field(default=None, repr=False)
+    #: Bytes one account may keep: documents with their whole history, conversations and messages.
+    quota_bytes: int = 50 * 1024 * 1024
+    #: Largest ``data`` of one document revision, in characters.
+    max_document: int = 64 * 1024
+    #: Largest single message container (dm3 ``encryptedEnvelopContainer``), in characters.
+    max_message: int = 100_000
+    #: Largest request body of the storage routes, bytes (a dm3 message batch).
+    max_request: int = 4 * 1024 * 1024
+    #: Most documents one namespace may hold (removed ones count until written again).
+    max_documents: int = 10_000
+    #: Largest blob, bytes.
+    max_blob: int = 16 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Env) -> StorageSettings:
+        secret = env.optional("BACKEND_JWT_SECRET")
+        if secret is not None and len(secret.encode()) < 32:
+            raise ConfigError("BACKEND_JWT_SECRET must be at least 32 bytes long")
+        return cls(
+            jwt_secret=secret,
+            quota_bytes=env.integer("STORAGE_QUOTA_BYTES", 50 * 1024 * 1024, minimum=64 * 1024),
+            max_document=env.integer("STORAGE_MAX_DOCUMENT", 64 * 1024, minimum=1024),
+            max_message=env.integer("STORAGE_MAX_MESSAGE", 100_000, minimum=1024),
+            max_request=env.integer("STORAGE_MAX_REQUEST", 4 * 1024 * 1024, minimum=64 * 1024),
+            max_documents=env.integer("STORAGE_MAX_DOCUMENTS", 10_000, minimum=1),
+            max_blob=env.integer("STORAGE_MAX_BLOB", 16 * 1024 * 1024, minimum=1024, maximum=256 * 1024 * 1024),
+        )
+
+
+@dataclass(frozen=True)
 class BackendSettings:
     """The profile backend: accepts signed profiles and registers names under its domains."""
 
@@ -211,6 +250,7 @@ class BackendSettings:
     user_domains: tuple[str, ...] = DEFAULT_USER_DOMAINS
     redis: RedisSettings = field(default_factory=RedisSettings)
     chain: ChainSettings = field(default_factory=ChainSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     log_level: str = "INFO"
 
     @classmethod
@@ -223,6 +263,7 @@ class BackendSettings:
             user_domains=env.names("USER_DOMAINS", DEFAULT_USER_DOMAINS),
             redis=RedisSettings.from_env(env),
             chain=ChainSettings.from_env(env),
+            storage=StorageSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         )
 

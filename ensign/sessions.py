@@ -52,6 +52,7 @@ from typing import Any
 
 import jwt
 
+from ensign.clock import Clock
 from ensign.errors import Unauthorized
 from ensign.protocol.crypto import verify
 from ensign.redis_client import RedisClient
@@ -174,7 +175,7 @@ class Sessions:
         *,
         challenge_key: Callable[[str], str],
         secret: str,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self._redis = redis
         self._challenge_key = challenge_key

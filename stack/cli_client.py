@@ -1,6 +1,6 @@
-"""``ensign send`` and ``ensign inbox``: the Python SDK (:mod:`ensign.client`) on the command line.
+"""``ensign send``, ``ensign inbox`` and ``ensign store``: the Python SDK (:mod:`ensign.client`) on the command line.
 
-:func:`add_commands` adds both commands to the ``ensign`` parser's sub-commands. Each reads the
+:func:`add_commands` adds the commands to the ``ensign`` parser's sub-commands. Each reads the
 wallet's private key from the first line of standard input, never from an argument, so it stays
 out of shell history and ``ps``::
 
@@ -8,6 +8,11 @@ out of shell history and ``ps``::
     printf '0x<key>\\nhello\\nsecond line\\n' | ensign send bob.user.ensign.eth   # text from stdin
     echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
     echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
+    printf '0x<key>\n["carol"]\n' | ensign store set contacts list   # value from stdin
+    echo 0x<key> | ensign store get contacts list [--owner alice.user.ensign.eth]
+    echo 0x<key> | ensign store history contacts list    # every revision, chain checked
+    echo 0x<key> | ensign store share contacts bob.user.ensign.eth --days 7
+    echo 0x<key> | ensign store upload photo.enc          # then: store download <hash> copy.enc
 
 ``--setup`` first publishes the wallet's profile and creates its account at its delivery
 services (safe to repeat). Settings come from flags, else the environment, else ``make dev``:
@@ -26,6 +31,11 @@ flag                   variable                default
 in that order, and ``inbox`` reads the first. Messages are printed one JSON object per line:
 ``{"id", "from", "to", "type", "text", "timestamp", "receivedAt", "deliveryService"}``; envelopes
 that fail verification are reported on standard error.
+
+``ensign store`` prints one JSON object per document or revision: ``{"namespace", "key", "value",
+"rev", "lastrev", "storedAt"}`` (``value`` null for a removal); ``set``/``remove`` print
+``{"rev"}``, ``share`` the grant. ``history`` reports its progress on standard error. A write onto a
+head that moved is refused (exit 2, ``revision_conflict``): read again and pass ``--lastrev``.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ensign.config import (
@@ -48,7 +59,7 @@ from ensign.errors import EnsignError
 
 if TYPE_CHECKING:
     # The SDK pulls in web3; it is imported when a command runs, so `ensign --help` stays light.
-    from ensign.client import Client, ClientConfig, ReceivedMessage, RejectedEnvelope
+    from ensign.client import Client, ClientConfig, ReceivedMessage, RejectedEnvelope, StoredDocument
 
 __all__ = ["add_commands", "client_config"]
 
@@ -90,6 +101,50 @@ def add_commands(subparsers: Any) -> None:
     inbox.add_argument("--limit", type=int, default=100, help="messages per page, 1 to 1000 (default 100)")
     _add_settings(inbox)
     inbox.set_defaults(handler=_inbox)
+    _add_store(subparsers)
+
+
+def _add_store(subparsers: Any) -> None:
+    store = subparsers.add_parser(
+        "store",
+        help="your encrypted storage at the backend: get, set, history, share (wallet key on standard input)",
+        description="Documents encrypted on this machine, kept with their signed history by the backend.",
+    )
+    commands = store.add_subparsers(dest="store_command", required=True)
+
+    def document(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("namespace", metavar="NAMESPACE", help="application namespace, e.g. contacts")
+        if name != "list":
+            parser.add_argument("key", metavar="KEY", help="document key")
+        return parser
+
+    get = document("get", "print a document's current value")
+    get.add_argument("--owner", help="another account's name that shared it with you")
+    listing = document("list", "print every document of a namespace")
+    listing.add_argument("--owner", help="another account's name that shared it with you")
+    history = document("history", "print every revision of a document, oldest first, after checking the chain")
+    history.add_argument("--owner", help="another account's name that shared it with you")
+    set_ = document("set", "write a document (VALUE, else the rest of standard input)")
+    set_.add_argument("value", metavar="VALUE", nargs="?", help="the value (default: the rest of standard input)")
+    for parser in (set_, document("remove", "remove a document (a signed removal; history is kept)")):
+        parser.add_argument("--lastrev", help="the head this write replaces (default: read it first); 'none' for new")
+    share = commands.add_parser("share", help="let another account read a namespace (or one document)")
+    share.add_argument("namespace", metavar="NAMESPACE")
+    share.add_argument("reader", metavar="READER", help="the reader's ENS name")
+    share.add_argument("--key", help="share only this document")
+    share.add_argument("--days", type=float, default=30.0, help="days until the grant expires (default 30)")
+    revoke = commands.add_parser("revoke", help="revoke a grant by its id")
+    revoke.add_argument("grant_id", metavar="GRANT_ID")
+    upload = commands.add_parser("upload", help="upload a file as a content-addressed blob (progress on stderr)")
+    upload.add_argument("file", metavar="FILE")
+    download = commands.add_parser("download", help="download a blob by its hash into FILE, hash checked")
+    download.add_argument("hash", metavar="HASH")
+    download.add_argument("file", metavar="FILE")
+    download.add_argument("--owner", help="another account's name that shared with you")
+    for parser in commands.choices.values():
+        _add_settings(parser)
+        parser.set_defaults(handler=_store)
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +243,74 @@ async def _inbox_async(client: Client, args: argparse.Namespace) -> int:
                     if args.ack:
                         await client.ack(message)
     return 0
+
+
+def _store(args: argparse.Namespace) -> int:
+    client = _client(args)
+    value = None
+    if args.store_command == "set":
+        value = args.value if args.value is not None else sys.stdin.read().rstrip("\n")
+    if args.store_command == "share" and not 0 < args.days <= 3650:
+        raise EnsignError("--days must be more than 0 and at most 3650")
+    return asyncio.run(_store_async(client, args, value))
+
+
+async def _store_async(client: Client, args: argparse.Namespace, value: str | None) -> int:
+    async with client:
+        if args.setup:
+            await client.setup()
+        storage = client.storage
+        command = args.store_command
+        lastrev: dict[str, Any] = {}
+        if getattr(args, "lastrev", None) is not None:
+            lastrev["lastrev"] = None if args.lastrev.lower() == "none" else args.lastrev
+        if command == "get":
+            doc = await storage.get(args.namespace, args.key, owner=args.owner)
+            if doc is None:
+                raise EnsignError(f"no document {args.namespace}/{args.key}")
+            _print(_document_json(doc))
+        elif command == "list":
+            for doc in await storage.get_all(args.namespace, owner=args.owner):
+                _print(_document_json(doc))
+        elif command == "history":
+            for doc in await storage.history(args.namespace, args.key, owner=args.owner, progress=_progress):
+                _print(_document_json(doc))
+        elif command == "set":
+            assert value is not None
+            _print({"rev": await storage.set(args.namespace, args.key, value, **lastrev)})
+        elif command == "remove":
+            _print({"rev": await storage.remove(args.namespace, args.key, **lastrev)})
+        elif command == "share":
+            grant = await storage.share(args.namespace, args.reader, key=args.key, expires_in=args.days * 86400)
+            _print({"id": grant.id, "reader": grant.reader, "namespace": grant.namespace, "key": grant.key,
+                    "expires": grant.expires})
+        elif command == "upload":
+            blob = await storage.put_blob(args.file, progress=_bytes_progress("sent"))
+            _print({"hash": blob.hash, "size": blob.size, "status": blob.status})
+        elif command == "download":
+            await storage.get_blob(args.hash, owner=args.owner, to=args.file, progress=_bytes_progress("received"))
+            _print({"hash": args.hash, "file": args.file})
+        else:
+            await storage.revoke(args.grant_id)
+            _print({"id": args.grant_id, "status": "revoked"})
+    return 0
+
+
+def _bytes_progress(verb: str) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        share = f" ({100 * done // total} %)" if total else ""
+        print(f"ensign: {verb} {done}/{total} bytes{share}", file=sys.stderr)
+
+    return report
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"ensign: {done}/{total} revisions", file=sys.stderr)
+
+
+def _document_json(doc: StoredDocument) -> dict[str, Any]:
+    return {"namespace": doc.namespace, "key": doc.key, "value": doc.value, "rev": doc.rev, "lastrev": doc.lastrev,
+            "storedAt": doc.stored_at}
 
 
 def _message_json(message: ReceivedMessage) -> dict[str, Any]:

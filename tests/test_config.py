@@ -124,3 +124,18 @@ def test_cluster_accepts_a_tcp_url_of_database_0(url: str) -> None:
 def test_redis_prefix_with_a_brace_is_refused() -> None:
     with pytest.raises(ConfigError, match="REDIS_PREFIX must not contain"):
         BackendSettings.from_env({"REDIS_PREFIX": "ensign{x}:"})
+
+
+def test_storage_settings_from_env() -> None:
+    from ensign.config import StorageSettings
+
+    assert BackendSettings.from_env({}).storage == StorageSettings()
+    storage = BackendSettings.from_env(
+        {"BACKEND_JWT_SECRET": "s" * 32, "STORAGE_QUOTA_BYTES": "100000", "STORAGE_MAX_DOCUMENT": "2048"}
+    ).storage
+    assert (storage.jwt_secret, storage.quota_bytes, storage.max_document) == ("s" * 32, 100000, 2048)
+    assert "s" * 32 not in repr(storage)
+    with pytest.raises(ConfigError, match="BACKEND_JWT_SECRET"):
+        BackendSettings.from_env({"BACKEND_JWT_SECRET": "short"})
+    with pytest.raises(ConfigError, match="STORAGE_QUOTA_BYTES"):
+        BackendSettings.from_env({"STORAGE_QUOTA_BYTES": "10"})

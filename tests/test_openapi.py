@@ -50,6 +50,7 @@ from ensign.config import (
     GatewaySettings,
     NotificationSettings,
     RedisSettings,
+    StorageSettings,
 )
 from ensign.protocol.crypto import (
     encryption_key_pair_from_seed,
@@ -92,13 +93,23 @@ def example_user(name: str) -> User:
     return User(private_key, EthAccount.from_key(private_key).address, keys, profile)
 
 
+EXAMPLE_JWT_SECRET = hashlib.sha256(b"ensign openapi example JWT secret").hexdigest()
+
+
+def example_backend_settings(prefix: str) -> BackendSettings:
+    """The backend the examples were made against: its storage sessions use the example secret
+    (the delivery service's, so one signed challenge example redeems on both; in production each
+    service has its own)."""
+    return BackendSettings(redis=RedisSettings(prefix=prefix), storage=StorageSettings(jwt_secret=EXAMPLE_JWT_SECRET))
+
+
 def example_delivery_settings(prefix: str) -> DeliverySettings:
     """The delivery service the examples were made against (its keys and JWT secret are examples)."""
     signing = signing_key_pair_from_seed(_seed("ensign openapi example: delivery service signing key"))
     encryption = encryption_key_pair_from_seed(_seed("ensign openapi example: delivery service encryption key"))
     return DeliverySettings(
         keys=DeliveryKeys(signing.public_key, signing.secret_key, encryption.public_key, encryption.secret_key),
-        jwt_secret=hashlib.sha256(b"ensign openapi example JWT secret").hexdigest(),
+        jwt_secret=EXAMPLE_JWT_SECRET,
         url=EXAMPLE_DS_URL,
         redis=RedisSettings(prefix=prefix),
         # Web push is offered (a VAPID key from a fixed label); email is not (no SMTP server).
@@ -431,6 +442,10 @@ class Step:
     url: str | None = None
     body: Any = None
     check: Callable[[Any], bool] | None = None
+    #: Sets the backend's clock before the step (seconds). The backend starts 60 s before the
+    #: examples' time (alice's profile is registered when her delivery account was created, the
+    #: ``gen`` of the challenge example both services redeem).
+    backend_clock: float | None = None
 
 
 SENDER = "0x5404e7Eb5f9279af7D2A305f46E1baBA5DCACAC1"  # the resolver address of the gateway examples
@@ -441,9 +456,51 @@ FLOW: tuple[Step, ...] = (
     Step("backend", "post", "/profile/address", "bob", check=lambda b: b["status"] == "created"),
     Step("backend", "get", "/profile/{addressOrName}"),
     Step("backend", "post", "/profile/name", "dm3", check=lambda b: b["status"] == "claimed"),
-    Step("backend", "post", "/profile/name", "timestamped", 400, check=lambda b: b["error"] == "stale_timestamp"),
+    # An hour after the examples were signed, the timestamped claim is outside its window.
+    Step("backend", "post", "/profile/name", "timestamped", 400, check=lambda b: b["error"] == "stale_timestamp",
+         backend_clock=EXAMPLE_CLOCK + 3600),
     Step("backend", "get", "/profile/name/{address}", check=lambda b: b["name"] == ALIAS),
     Step("backend", "get", "/profile/by-name/{name}"),
+    # The user's storage, logged in with alice's alias while she holds it.
+    Step("backend", "post", "/profile/{addressOrName}", "alice", backend_clock=EXAMPLE_CLOCK),
+    Step("backend", "get", "/auth/{ensName}"),
+    Step("backend", "post", "/auth/{ensName}", "signed"),
+    Step("backend", "put", "/storage/docs/{ensName}/{namespace}/{key}", "first"),
+    Step("backend", "put", "/storage/docs/{ensName}/{namespace}/{key}", "next"),
+    Step("backend", "put", "/storage/docs/{ensName}/{namespace}/{key}", "first", 409,
+         check=lambda b: b["error"] == "revision_exists"),
+    Step("backend", "get", "/storage/docs/{ensName}/{namespace}/{key}"),
+    Step("backend", "get", "/storage/docs/{ensName}/{namespace}", check=lambda b: len(b["documents"]) == 1),
+    Step("backend", "get", "/storage/docs/{ensName}/{namespace}/{key}/history", check=lambda b: b["total"] == 2),
+    Step("backend", "get", "/storage/docs/{ensName}/{namespace}/{key}/revisions/{rev}"),
+    Step("backend", "post", "/storage/docs/{ensName}/{namespace}/{key}/revisions/{rev}/cosignatures", "notary",
+         check=lambda b: b["status"] == "added"),
+    Step("backend", "post", "/storage/grants/{ensName}", "bob", check=lambda b: b["status"] == "added"),
+    Step("backend", "get", "/storage/grants/{ensName}/to/{readerName}", check=lambda b: len(b["grants"]) == 1),
+    Step("backend", "delete", "/storage/grants/{ensName}/{grantId}"),
+    Step("backend", "post", "/storage/grants/{ensName}", "bob", 409, check=lambda b: b["error"] == "grant_revoked"),
+    Step("backend", "put", "/storage/blobs/{ensName}/{hash}", check=lambda b: b["status"] == "stored"),
+    Step("backend", "get", "/storage/blobs/{ensName}/{hash}", check=lambda b: b == ""),
+    Step("backend", "delete", "/storage/blobs/{ensName}/{hash}"),
+    Step("backend", "put", "/storage/blobs/{ensName}/{hash}", status=400,
+         url=f"/storage/blobs/{ALIAS}/0x{'00' * 32}", body=b"not the named content"),
+    Step("backend", "get", "/storage/usage/{ensName}"),
+    Step("backend", "post", "/storage/new/{ensName}/addConversation", "dm3", check=lambda b: b["status"] == "created"),
+    Step("backend", "post", "/storage/new/{ensName}/addMessage", "dm3"),
+    Step("backend", "post", "/storage/new/{ensName}/addMessageBatch", "dm3"),
+    Step("backend", "post", "/storage/new/{ensName}/addMessage", "dm3", 400,
+         check=lambda b: b["error"] == "duplicate_message"),
+    Step("backend", "post", "/storage/new/{ensName}/editMessageBatch", "dm3"),
+    Step("backend", "get", "/storage/new/{ensName}/getConversations", check=lambda b: len(b) == 1),
+    Step("backend", "get", "/storage/new/{ensName}/getMessages/{encryptedContactName}", check=lambda b: len(b) == 3),
+    Step("backend", "get", "/storage/new/{ensName}/getNumberOfMessages/{encryptedContactName}", check=lambda b: b == 3),
+    Step("backend", "get", "/storage/new/{ensName}/getNumberOfConversations", check=lambda b: b == 1),
+    Step("backend", "get", "/storage/new/{ensName}/getHaltedMessages", check=lambda b: len(b) == 1),
+    Step("backend", "post", "/storage/new/{ensName}/clearHaltedMessage", "dm3"),
+    Step("backend", "post", "/storage/new/{ensName}/toggleHideConversation", "dm3",
+         check=lambda b: b["status"] == "no_conversation"),
+    Step("backend", "get", "/storage/new/{ensName}/getConversations", status=400,
+         url=f"/storage/new/{ALIAS}/getConversations?pageSize=0"),
     Step("backend", "get", "/records/{name}"),
     Step("gateway", "get", "/health"),
     Step("gateway", "get", "/{sender}/{data}"),
@@ -552,8 +609,9 @@ async def test_the_examples_against_the_running_apps(
     directory.add(bob, BOB_ALIAS)
     # bob passes the spam rules of alice's updateSettings example.
     chain = MemoryChain(nonces={bob.address: 3}, balances={bob.address: 10**18})
+    backend_clock = Clock(EXAMPLE_CLOCK - 60)
     backend = TestServer(
-        create_backend(BackendSettings(redis=RedisSettings(prefix=redis_prefix + "backend:")), redis=redis),
+        create_backend(example_backend_settings(redis_prefix + "backend:"), redis=redis, clock=backend_clock),
         host="127.0.0.1",
     )
     await backend.start_server()
@@ -572,15 +630,17 @@ async def test_the_examples_against_the_running_apps(
         )
         await servers["gateway"].start_server()
         await servers["delivery"].start_server()
-        token: str | None = None
+        tokens: dict[str, str] = {}
         async with aiohttp.ClientSession() as http:
             for step in FLOW:
+                if step.backend_clock is not None:
+                    backend_clock.now = step.backend_clock
                 op = operation(spec, step.method, step.path)
                 url = step.url or _url(spec, op, step.service)
                 body = step.body if step.url is not None else _body(op, step.example)
                 headers = {}
-                if op.obj.get("security") and token is not None:
-                    headers["Authorization"] = f"Bearer {token}"
+                if op.obj.get("security") and step.service in tokens:
+                    headers["Authorization"] = f"Bearer {tokens[step.service]}"
                 kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}
                 if body is None:
                     kwargs = {}
@@ -590,8 +650,8 @@ async def test_the_examples_against_the_running_apps(
                     text = await response.text()
                     answer = _check_answer(spec, schemas, op, step, response.status, response.content_type, text)
                 if op.obj["operationId"] == "redeemChallenge" and response.status == 200:
-                    token = answer
-        assert token is not None
+                    tokens[step.service] = answer
+        assert set(tokens) == {"backend", "delivery"}
     finally:
         for server in servers.values():
             await server.close()

@@ -28,6 +28,10 @@ name                     what
 ``InboxPage``            one page of :meth:`Client.fetch`
 ``DeliveryAccount``      an account at a delivery service
 ``NameRegistration``     the backend's answer to a profile or alias
+``Storage``              ``client.storage``: encrypted documents with signed history, sharing
+``StoredDocument``       one decrypted revision of a document
+``StorageGrant``         a read grant to another account
+``StoredBlob``           an uploaded or downloaded content-addressed blob
 ``ClientError`` …        errors: ``ApiError``, ``ClientConnectionError``, ``ClientStateError``,
                          ``DeliveryError`` (with ``DeliveryAttempt``\\ s)
 =======================  ================================================================
@@ -40,6 +44,7 @@ from ._config import DEV_BACKEND_URL, DEV_RPC_URL, ClientConfig
 from ._errors import ApiError, ClientConnectionError, ClientError, ClientStateError, DeliveryAttempt, DeliveryError
 from ._models import DeliveryAccount, InboxPage, NameRegistration, ReceivedMessage, RejectedEnvelope, SentMessage
 from ._push import Subscription
+from ._storage import Storage, StorageGrant, StoredBlob, StoredDocument
 from ._wallet import Signer, Wallet, derive_keys, sign_profile
 
 __all__ = [
@@ -60,6 +65,10 @@ __all__ = [
     "RejectedEnvelope",
     "SentMessage",
     "Signer",
+    "Storage",
+    "StorageGrant",
+    "StoredBlob",
+    "StoredDocument",
     "Subscription",
     "Wallet",
     "derive_keys",

@@ -23,9 +23,9 @@ import asyncio
 import enum
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -42,17 +42,21 @@ from ensign.ens.lookup import NameLookup
 from ._config import ClientConfig
 from ._directory import open_directory
 from ._errors import ApiError, ClientConnectionError, ClientStateError, DeliveryAttempt, DeliveryError
-from ._http import JsonHttp
+from ._http import JsonHttp, error_code
 from ._models import DeliveryAccount, InboxPage, NameRegistration, ReceivedMessage, RejectedEnvelope, SentMessage
 from ._push import Subscription
 from ._receive import Receiver
 from ._session import Sessions
+from ._storage import Storage
 from ._wallet import Wallet, derive_keys, sign_profile
 
 __all__ = ["Client"]
 
 #: Messages per page when fetching (the delivery service allows 1 … 1000).
 DEFAULT_PAGE_SIZE = 100
+
+
+T = TypeVar("T")
 
 
 class _State(enum.Enum):
@@ -100,6 +104,9 @@ class Client:
         self._clock = clock
         self._state = _State.UNOPENED
         self._sessions = Sessions(self._login, clock)
+        # The backend's storage logs in like a delivery service, with its own token.
+        self._storage_sessions = Sessions(self._storage_login, clock)
+        self._storage: Storage | None = None
         self._subscriptions: set[Subscription] = set()
         self._receiver_cache: Receiver | None = None
 
@@ -226,6 +233,71 @@ class Client:
             raise ApiError(200, "invalid_response", answer, "the backend answered with something other than an object")
         return answer
 
+    # -- the user's own storage (backend) ---------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        """The account's encrypted storage at the backend: documents with signed history, grants.
+
+        The profile must be published (:meth:`publish_profile` or :meth:`setup`) first.
+        """
+        if self._storage is None:
+            self._storage = Storage(self, self._storage_request, self._storage_stream)
+        return self._storage
+
+    async def _storage_login(self, service: str) -> str:
+        """The same login as at a delivery service, at the backend (``specs/storage.md``)."""
+        return await self._challenge_login(self.config.backend_url)
+
+    async def _storage_request(
+        self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, str] | None = None
+    ) -> Any:
+        http = await self._open()
+        url = self.config.backend_url.rstrip("/") + path
+
+        async def request(token: str) -> Any:
+            answer, _ = await http.request(
+                method, url, json_body=json_body, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+            return answer
+
+        return await self._storage_sessions.call("backend", request)
+
+    async def _storage_stream(
+        self,
+        method: str,
+        path: str,
+        consume: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        *,
+        body: Callable[[], AsyncIterator[bytes]] | None = None,
+    ) -> T:
+        """A streamed request to the backend with the storage session: ``body()`` makes the upload
+        (called again for the retry after a 401), ``consume`` reads a 2xx answer as it arrives."""
+        await self._open()
+        assert self._session is not None
+        session = self._session
+        url = self.config.backend_url.rstrip("/") + path
+
+        async def request(token: str) -> T:
+            headers = {"Authorization": f"Bearer {token}"}
+            try:
+                async with session.request(
+                    method, url, data=None if body is None else body(), headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=self.config.timeout),
+                ) as response:
+                    if not 200 <= response.status < 300:
+                        raw = await response.read()
+                        try:
+                            answer = json.loads(raw) if raw else None
+                        except ValueError:
+                            answer = None
+                        raise ApiError(response.status, error_code(response.status, answer), answer, url=url)
+                    return await consume(response)
+            except aiohttp.ClientError as exc:
+                raise ClientConnectionError(f"{url} failed during a streamed request ({type(exc).__name__})") from exc
+
+        return await self._storage_sessions.call("backend", request)
+
     # -- delivery-service accounts ---------------------------------------------------------------
 
     def _service(self, delivery_service: str | None) -> str:
@@ -326,9 +398,12 @@ class Client:
     async def _login(self, service: str) -> str:
         """Challenge → signature with the profile key → session token (``specs/delivery.md`` §3)."""
         profile = await self._delivery_service_profile(service)
+        return await self._challenge_login(profile.url)
+
+    async def _challenge_login(self, base_url: str) -> str:
         keys = await self.keys()
         http = await self._open()
-        url = f"{profile.url.rstrip('/')}/auth/{quote(self.name, safe='')}"
+        url = f"{base_url.rstrip('/')}/auth/{quote(self.name, safe='')}"
         challenge, _ = await http.request("GET", url)
         if not isinstance(challenge, str):
             raise ApiError(200, "invalid_response", challenge, "the challenge is not a string", url=url)

@@ -27,6 +27,9 @@ from ensign.protocol.canonical import MAX_SAFE_INTEGER
 from ensign.protocol.encoding import b64decode
 from ensign.protocol.schema import SURROGATE as _SURROGATE
 from ensign.protocol.schema import Strict as _Strict
+from ensign.protocol.schema import Base64 as _Base64
+from ensign.protocol.schema import Pattern as _Pattern
+from ensign.protocol.schema import SafeInt as _Int
 from ensign.protocol.schema import Text as _Text
 from ensign.protocol.schema import load as _load
 
@@ -61,42 +64,6 @@ _WALLET_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
 
 
 # --- fields ------------------------------------------------------------------------------------
-
-
-class _Base64(_Text):
-    """Base64 of exactly ``length`` bytes (keys, signatures)."""
-
-    def __init__(self, length: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.length = length
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            b64decode(text, length=self.length)
-        except EncodingError:
-            raise ValidationError(f"must be base64 of exactly {self.length} bytes") from None
-        return text
-
-
-class _Pattern(_Text):
-    def __init__(self, pattern: re.Pattern[str], description: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pattern = pattern
-        self.description = description
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not self.pattern.fullmatch(text):
-            raise ValidationError(f"must be {self.description}")
-        return text
-
-
-class _Int(fields.Integer):
-    """A JSON integer (not a bool, not a float) within JavaScript's safe range, non-negative."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, validate=validate.Range(min=0, max=MAX_SAFE_INTEGER), **kwargs)
 
 
 def _key(name: str) -> _Base64:

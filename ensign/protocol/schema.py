@@ -15,9 +15,11 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ensign.errors import InvalidRequest, SchemaError
+from ensign.errors import EncodingError, InvalidRequest, SchemaError
+from ensign.protocol.canonical import MAX_SAFE_INTEGER
+from ensign.protocol.encoding import b64decode
 
-__all__ = ["SURROGATE", "Strict", "Text", "load"]
+__all__ = ["SURROGATE", "Base64", "Pattern", "SafeInt", "Strict", "Text", "load"]
 
 #: A lone UTF-16 surrogate, which canonical JSON cannot encode.
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -47,6 +49,44 @@ class Text(fields.String):
         if not value.isascii() and SURROGATE.search(value):
             raise ValidationError("contains a lone UTF-16 surrogate")
         return value
+
+
+class Base64(Text):
+    """Base64 of exactly ``length`` bytes (keys, signatures)."""
+
+    def __init__(self, length: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.length = length
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            b64decode(text, length=self.length)
+        except EncodingError:
+            raise ValidationError(f"must be base64 of exactly {self.length} bytes") from None
+        return text
+
+
+class Pattern(Text):
+    """A string matching ``pattern`` in full; the error says it must be ``description``."""
+
+    def __init__(self, pattern: re.Pattern[str], description: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pattern = pattern
+        self.description = description
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not self.pattern.fullmatch(text):
+            raise ValidationError(f"must be {self.description}")
+        return text
+
+
+class SafeInt(fields.Integer):
+    """A JSON integer (not a bool, not a float) within JavaScript's safe range, non-negative."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, validate=validate.Range(min=0, max=MAX_SAFE_INTEGER), **kwargs)
 
 
 def load(schema: Schema, obj: Any, what: str = "request body", *, error: type[InvalidRequest] = SchemaError) -> Any:

@@ -3,17 +3,21 @@ multi-key script, through the production app, and the slot of every key it write
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import RedisCluster
-from tests.backend.backend_helpers import ADDR_DOMAIN, Wallet
+from tests.backend.backend_helpers import ADDR_DOMAIN, Wallet, now_ms
+from tests.backend.storage_helpers import grant, login, revision
 from tests.cluster import Cluster
 
 from backend.app import create_app
-from backend.keys import alias_key, aliases_key, claim_key, profile_key
+from backend.keys import alias_key, aliases_key, claim_key, profile_key, storage_tag
 from backend.store import ProfileStore
 from ensign.config import BackendSettings
+from ensign.protocol.revisions import cosign
 
 ALIAS = "alice.user.ensign.eth"
 
@@ -95,3 +99,41 @@ async def test_app_opens_its_own_cluster_client_from_settings(
     assert await (await client.get("/health")).json() == {"status": "ok", "redis": "ok"}
     await post(client, "/profile/address", alice.register_body(subdomain=ADDR_DOMAIN))
     assert await cluster_redis.hget(profile_key(redis_prefix, alice.address), "hash") is not None
+
+
+async def test_storage_scripts_on_a_cluster_keep_each_account_in_its_own_slot(
+    aiohttp_client: Any, settings: BackendSettings, cluster_redis: RedisCluster, redis_prefix: str,
+    alice: Wallet, bob: Wallet,
+) -> None:
+    client = await aiohttp_client(create_app(settings, redis=cluster_redis))
+    await post(client, "/profile/address", alice.register_body())
+    await post(client, "/profile/address", bob.register_body())
+    ha, hb = await login(client, alice), await login(client, bob)
+    base = f"/storage/docs/{alice.address_name}/notes/todo"
+    first = revision(alice, "notes", "todo", "c1", None)
+    assert (await client.put(base, json=first.to_json(), headers=ha)).status == 200  # set_revision.lua
+    stale = revision(alice, "notes", "todo", "c2", None)
+    assert (await client.put(base, json=stale.to_json(), headers=ha)).status == 409
+    notary = cosign(bob.keys.signing.secret_key, bob.keys.signing.public_key, first.rev)
+    assert (await client.post(base + f"/revisions/{first.rev}/cosignatures", json=notary.to_json(), headers=ha)).status == 200
+    signed = grant(alice, bob, "notes", None, expires=now_ms() + 60_000, secret=os.urandom(32))
+    assert (await client.post(f"/storage/grants/{alice.address_name}", json=signed.to_json(), headers=ha)).status == 200
+    assert (await client.get(base, headers=hb)).status == 200
+    assert (await client.delete(f"/storage/grants/{alice.address_name}/{signed.id}", headers=ha)).status == 200
+    dm3 = f"/storage/new/{bob.address_name}"
+    body = {"encryptedContactName": "c", "messageBatch": [{"messageId": "m", "createdAt": 1,
+                                                           "encryptedEnvelopContainer": "x", "isHalted": True}]}
+    assert (await client.post(dm3 + "/addMessageBatch", json=body, headers=hb)).status == 200
+    [halted] = await (await client.get(dm3 + "/getHaltedMessages", headers=hb)).json()
+    cleared = await client.post(dm3 + "/clearHaltedMessage", json={"messageId": halted["messageId"], "aliasName": "a"},
+                                headers=hb)
+    assert cleared.status == 200
+    data = os.urandom(300_000)
+    blob = f"/storage/blobs/{alice.address_name}/0x{hashlib.sha256(data).hexdigest()}"
+    assert (await client.put(blob, data=data, headers=ha)).status == 200  # commit_blob.lua
+    assert await (await client.get(blob, headers=ha)).read() == data
+    assert (await client.delete(blob, headers=ha)).status == 200  # delete_blob.lua
+
+    for wallet in (alice, bob):
+        tag = storage_tag(redis_prefix, wallet.address)
+        assert len(await slots_of_keys_under(cluster_redis, tag)) == 1

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 import pytest
 
 from stack.cli_client import add_commands, client_config
@@ -155,3 +156,49 @@ def _address(key: str) -> str:
 
     return address_of_private_key(key)
 
+
+
+async def test_store_commands_set_get_history_share(sdk_stack: SdkStack) -> None:
+    alice_key, bob_key = new_private_key(), new_private_key()
+    bob = sdk_stack.client(bob_key)
+    await bob.publish_profile()
+
+    code, out, err = await run_cli(sdk_stack, "store", "set", "--setup", "notes", "todo", stdin=f"{alice_key}\nbuy milk\n")
+    assert code == 0, err
+    first = json.loads(out)["rev"]
+    code, out, err = await run_cli(sdk_stack, "store", "set", "notes", "todo", "buy oat milk", "--lastrev", first,
+                                   stdin=alice_key + "\n")
+    assert code == 0, err
+    # A write onto an old head is refused, and says why.
+    code, out, err = await run_cli(sdk_stack, "store", "set", "notes", "todo", "stale", "--lastrev", first,
+                                   stdin=alice_key + "\n")
+    assert code == 2 and "revision_conflict" in err
+
+    code, out, err = await run_cli(sdk_stack, "store", "history", "notes", "todo", stdin=alice_key + "\n")
+    assert code == 0, err
+    revisions = [json.loads(line) for line in out.splitlines()]
+    assert [r["value"] for r in revisions] == ["buy milk", "buy oat milk"] and revisions[1]["lastrev"] == first
+    assert "2/2 revisions" in err
+
+    alice_name = f"{_address(alice_key).lower()}.addr.ensign.eth"
+    code, out, err = await run_cli(sdk_stack, "store", "share", "notes", bob.name, "--days", "1", stdin=alice_key + "\n")
+    assert code == 0, err
+    code, out, err = await run_cli(sdk_stack, "store", "get", "notes", "todo", "--owner", alice_name,
+                                   stdin=bob_key + "\n")
+    assert code == 0, err
+    assert json.loads(out)["value"] == "buy oat milk"
+
+
+async def test_store_upload_and_download_show_progress(sdk_stack: SdkStack, tmp_path: Any) -> None:
+    key = new_private_key()
+    source = tmp_path / "blob.bin"
+    source.write_bytes(os.urandom(600_000))
+    code, out, err = await run_cli(sdk_stack, "store", "upload", "--setup", str(source), stdin=key + "\n")
+    assert code == 0, err
+    uploaded = json.loads(out)
+    assert uploaded["status"] == "stored" and uploaded["size"] == 600_000
+    assert "sent 600000/600000 bytes (100 %)" in err
+    target = tmp_path / "copy.bin"
+    code, out, err = await run_cli(sdk_stack, "store", "download", uploaded["hash"], str(target), stdin=key + "\n")
+    assert code == 0, err
+    assert target.read_bytes() == source.read_bytes() and "received 600000/600000 bytes" in err
