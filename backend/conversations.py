@@ -23,24 +23,30 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema
 
 from backend.appkeys import conversations_key, now_ms, settings_key
 from backend.convstore import Conversation, NewMessage, StoredMessage
-from backend.records import Resolved
-from backend.storage_auth import require_owner
 from backend.errors import DuplicateMessage, MessageTooLarge, NoMessage, QuotaExceeded
-from ensign.errors import InvalidRequest
-from ensign.protocol.canonical import MAX_SAFE_INTEGER, stringify
+from backend.records import Resolved
+from backend.schemas import (
+    Dm3AddConversation,
+    Dm3AddMessage,
+    Dm3AddMessageBatch,
+    Dm3ClearHalted,
+    Dm3EditMessageBatch,
+    Dm3Page,
+    Dm3ToggleHide,
+)
+from backend.storage_auth import require_owner
+from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import sha256_hex
 from ensign.protocol.schema import load
 from ensign.web import read_json
 
 __all__ = [
     "routes",
-    "MAX_PAGE",
-    "MAX_BATCH",
-    "stored_message_id",
+            "stored_message_id",
     "iso_time",
     "add_conversation",
     "add_message",
@@ -57,11 +63,6 @@ __all__ = [
 
 routes = web.RouteTableDef()
 
-#: Largest page of conversations or messages.
-MAX_PAGE = 1000
-#: Most messages in one addMessageBatch or editMessageBatch.
-MAX_BATCH = 1000
-_MAX_NAME = 4096  # an encrypted contact name or message id, characters
 _BASE = "/storage/new/{ensName}"
 
 
@@ -75,70 +76,8 @@ def iso_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# --- request schemas (dm3's JSON schemas, additionalProperties false) -------------------------------
-
-
-class _StrictBoolean(fields.Boolean):
-    """A JSON boolean only: marshmallow's own also takes ``"true"``, ``1`` and the like."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationError("must be a boolean")
-        return value
-
-
-def _text(max_length: int = _MAX_NAME) -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=max_length))
-
-
-class _MessageRecord(Schema):
-    messageId = _text()
-    createdAt = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_SAFE_INTEGER))
-    encryptedEnvelopContainer = fields.String(required=True)
-    isHalted = _StrictBoolean(required=True)
-
-
-class _AddConversation(Schema):
-    encryptedContactName = _text()
-    encryptedProfileLocation = fields.String(load_default="", validate=validate.Length(max=_MAX_NAME))
-
-
-class _AddMessage(_MessageRecord):
-    encryptedContactName = _text()
-
-
-class _AddMessageBatch(Schema):
-    encryptedContactName = _text()
-    messageBatch = fields.List(fields.Nested(_MessageRecord), required=True, validate=validate.Length(max=MAX_BATCH))
-
-
-class _EditMessageBatch(Schema):
-    encryptedContactName = _text()
-    editMessageBatchPayload = fields.List(
-        fields.Nested(_MessageRecord), required=True, validate=validate.Length(max=MAX_BATCH)
-    )
-
-
-class _ToggleHide(Schema):
-    encryptedContactName = _text()
-    hide = _StrictBoolean(required=True)
-
-
-class _ClearHalted(Schema):
-    messageId = _text()
-    aliasName = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=_MAX_NAME))
-
-
-def _page_schema(default_size: int) -> Schema:
-    class _Page(Schema):
-        pageSize = fields.Integer(load_default=default_size, validate=validate.Range(min=1, max=MAX_PAGE))
-        offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SAFE_INTEGER))
-
-    return _Page()
-
-
-_CONVERSATION_PAGE = _page_schema(10)  # dm3's defaults
-_MESSAGE_PAGE = _page_schema(100)
+_CONVERSATION_PAGE = Dm3Page(10)  # dm3's defaults
+_MESSAGE_PAGE = Dm3Page(100)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -203,7 +142,7 @@ def _both(path: str) -> list[str]:
 
 @routes.post(_BASE + "/addConversation")
 async def add_conversation(request: web.Request) -> web.Response:
-    owner, body = await _body(request, _AddConversation(), "addConversation body")
+    owner, body = await _body(request, Dm3AddConversation(), "addConversation body")
     quota = request.app[settings_key].storage.quota_bytes
     outcome = await request.app[conversations_key].add_conversation(
         owner.address, body["encryptedContactName"], body["encryptedProfileLocation"], now_ms=now_ms(request), quota=quota
@@ -223,7 +162,7 @@ async def get_conversations(request: web.Request) -> web.Response:
 
 @routes.post(_BASE + "/toggleHideConversation")
 async def toggle_hide(request: web.Request) -> web.Response:
-    owner, body = await _body(request, _ToggleHide(), "toggleHideConversation body")
+    owner, body = await _body(request, Dm3ToggleHide(), "toggleHideConversation body")
     outcome = await request.app[conversations_key].toggle_hide(owner.address, body["encryptedContactName"], body["hide"])
     return web.json_response({"status": outcome})
 
@@ -244,19 +183,19 @@ async def _store_messages(request: web.Request, schema: Schema, field: str | Non
 
 @routes.post(_BASE + "/addMessage")
 async def add_message(request: web.Request) -> web.Response:
-    await _store_messages(request, _AddMessage(), None, "addMessage")
+    await _store_messages(request, Dm3AddMessage(), None, "addMessage")
     return web.json_response({"status": "added"})
 
 
 @routes.post(_BASE + "/addMessageBatch")
 async def add_message_batch(request: web.Request) -> web.Response:
-    count = await _store_messages(request, _AddMessageBatch(), "messageBatch", "addMessageBatch")
+    count = await _store_messages(request, Dm3AddMessageBatch(), "messageBatch", "addMessageBatch")
     return web.json_response({"status": "added", "added": count})
 
 
 @routes.post(_BASE + "/editMessageBatch")
 async def edit_message_batch(request: web.Request) -> web.Response:
-    count = await _store_messages(request, _EditMessageBatch(), "editMessageBatchPayload", "editMessageBatch")
+    count = await _store_messages(request, Dm3EditMessageBatch(), "editMessageBatchPayload", "editMessageBatch")
     return web.json_response({"status": "edited", "edited": count})
 
 
@@ -297,7 +236,7 @@ async def get_halted_messages(request: web.Request) -> web.Response:
 
 
 async def clear_halted_message(request: web.Request) -> web.Response:
-    owner, body = await _body(request, _ClearHalted(), "clearHaltedMessage body")
+    owner, body = await _body(request, Dm3ClearHalted(), "clearHaltedMessage body")
     outcome = await request.app[conversations_key].clear_halted(
         owner.address, body["messageId"], body["aliasName"], now_ms=now_ms(request)
     )

@@ -12,12 +12,9 @@ revision is not stored already (409 ``revision_exists``: a replay). Formats: ``s
 from __future__ import annotations
 
 from aiohttp import web
-from marshmallow import Schema, fields, validate
 
 from backend.appkeys import documents_key, now_ms, settings_key
 from backend.docstore import MAX_COSIGNATURES, StoredRevision
-from backend.records import Resolved
-from backend.storage_auth import require_owner, require_viewer, resolve_path_name
 from backend.errors import (
     CosignatureLimit,
     DocumentRemoved,
@@ -35,10 +32,11 @@ from backend.errors import (
     WrongDocument,
     WrongOwner,
 )
+from backend.records import Resolved
+from backend.schemas import HistoryPage
+from backend.storage_auth import require_owner, require_viewer, resolve_path_name
 from ensign.errors import InvalidName, NotFound, SignatureError
-from ensign.protocol.canonical import MAX_SAFE_INTEGER
 from ensign.protocol.grants import Grant, verify_grant
-from ensign.protocol.schema import load
 from ensign.protocol.revisions import (
     HASH_PATTERN,
     NAME_PATTERN,
@@ -47,11 +45,11 @@ from ensign.protocol.revisions import (
     verify_cosignature,
     verify_revision,
 )
+from ensign.protocol.schema import load
 from ensign.web import read_json
 
 __all__ = [
     "routes",
-    "MAX_HISTORY_PAGE",
     "delete_grant",
     "get_all",
     "get_document",
@@ -66,16 +64,10 @@ __all__ = [
 
 routes = web.RouteTableDef()
 
-#: Most revisions one history page returns.
-MAX_HISTORY_PAGE = 100
+_HISTORY_PAGE = HistoryPage()
 
 _DOCS = "/storage/docs/{ensName}/{namespace}"
 _DOC = _DOCS + "/{key}"
-
-
-class _Page(Schema):
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SAFE_INTEGER))
-    limit = fields.Integer(load_default=MAX_HISTORY_PAGE, validate=validate.Range(min=1, max=MAX_HISTORY_PAGE))
 
 
 def _name(request: web.Request, field: str) -> str:
@@ -172,7 +164,7 @@ async def get_all(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     """The document's revisions, oldest first: ``{total, offset, revisions}``; ``limit`` ≤ 100."""
     namespace, key = _name(request, "namespace"), _name(request, "key")
-    page = load(_Page(), dict(request.query), "query")
+    page = load(_HISTORY_PAGE, dict(request.query), "query")
     owner = await _reader(request, namespace, key)
     docs = request.app[documents_key]
     total, revs = await docs.history(owner.address, namespace, key, page["offset"], page["limit"])

@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from marshmallow import Schema, fields
 
 from backend.appkeys import domains_key, sessions_key, store_key
 from backend.errors import NoAccount, ProfileNotRegistered
 from backend.records import Resolved, resolve_name
+from backend.schemas import ChallengeAnswer
 from ensign.errors import EnsignError, InvalidName
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import normalize_name
@@ -47,17 +47,14 @@ __all__ = [
 
 routes = web.RouteTableDef()
 
+_CHALLENGE_ANSWER = ChallengeAnswer()
+
 
 @dataclass(frozen=True)
 class Viewer:
     """The logged-in caller: the account (lowercase address) their session token belongs to."""
 
     address: str
-
-
-class _ChallengeBody(Schema):
-    challenge = fields.String(required=True)
-    signature = fields.String(required=True)
 
 
 async def resolve_path_name(request: web.Request, field: str = "ensName") -> Resolved:
@@ -107,7 +104,7 @@ async def get_challenge(request: web.Request) -> web.Response:
 @routes.post("/auth/{ensName}")
 async def post_challenge(request: web.Request) -> web.Response:
     """Redeem a signed challenge for a session JWT (1 h)."""
-    body = load(_ChallengeBody(), await read_json(request), "login body")
+    body = load(_CHALLENGE_ANSWER, await read_json(request), "login body")
     owner = await resolve_path_name(request)
     token = await request.app[sessions_key].redeem(
         owner.name,

@@ -170,7 +170,10 @@ async def test_bad_paging_is_a_400_naming_the_parameter(client: Any, alice: Wall
      {"encryptedContactName": "x", "messageId": "m", "createdAt": 1, "encryptedEnvelopContainer": "c", "isHalted": "no"},
      {"encryptedContactName": "x", "messageId": "m", "createdAt": 1.5, "encryptedEnvelopContainer": "c", "isHalted": False},
      {"encryptedContactName": "x", "messageId": "m", "createdAt": 1, "encryptedEnvelopContainer": "c", "isHalted": False,
-      "extra": 1}],
+      "extra": 1},
+     # A lone surrogate could not be stored as UTF-8: refused, never a 500.
+     {"encryptedContactName": "x\ud800", "messageId": "m", "createdAt": 1, "encryptedEnvelopContainer": "c",
+      "isHalted": False}],
 )
 async def test_add_message_refuses_what_dm3s_schema_refuses(client: Any, alice: Wallet, body: dict[str, Any]) -> None:
     await register(client, alice)
