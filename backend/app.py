@@ -46,6 +46,7 @@ from backend.store import ProfileStore
 from ensign.clock import Clock, system_clock
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
+from ensign.metrics import ServiceMetrics, metrics_route
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
 from ensign.sessions import Sessions
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
@@ -90,8 +91,10 @@ def create_app(
     storage routes; every other route keeps :data:`PROFILE_MAX_SIZE`.
     """
     domains = Domains(settings.addr_domains, settings.user_domains)
+    # GET /metrics: ensign_backend_request_seconds{method,route,status}.
+    metrics = ServiceMetrics("ensign_backend")
     app = web.Application(
-        middlewares=[request_log_middleware(), cors_middleware(), error_middleware, _body_limit],
+        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware(), error_middleware, _body_limit],
         client_max_size=settings.storage.max_request,
     )
     app[settings_key] = settings
@@ -104,6 +107,7 @@ def create_app(
     else:
         _use_redis(app, redis)
     app.add_routes(routes)
+    app.add_routes([metrics_route(metrics)])
     app.add_routes(profiles.routes)
     app.add_routes(aliases.routes)
     app.add_routes(records.routes)

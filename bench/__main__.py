@@ -18,7 +18,7 @@ floor      the per-message work without HTTP, in this process, right after the m
            service's CPU per message over it
 push       submit → socket.io ``message`` latency
 inbox      fetch and ack throughput; one ack at 1,000 vs 100,000 queued; memory per message
-scale      one process, then two behind the same Redis; the ratio and who used the CPU
+scale      one process, then ``--workers N`` (every core) on one port; the ratio and who used the CPU
 profile    a delivery process sampled by py-spy under load (skipped without py-spy)
 resolver   ``ensign backend`` + ``ensign resolver``: gateway answers/s; lookups cold and warm
 =========  ================================================================================

@@ -1,19 +1,20 @@
 """One delivery-service process for the benchmarks, run as production runs ``ensign delivery``.
 
-    python -m bench.server SPEC_JSON PORT
+    python -m bench.server SPEC_JSON PORT [--workers N]
 
 Same app (:func:`delivery.app.create_app`), same Redis client
 (:func:`ensign.redis_client.open_redis`), same logging (:func:`ensign.logs.configure_logging`: JSON
 lines at INFO on stderr, one per request from the app's middleware plus the app's own), same
-serving loop (:func:`stack.serve.serve`, stops on SIGTERM). Only the directory differs:
-:class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every name lookup is a cache
-hit.
+serving loop (:func:`stack.serve.serve` on uvloop, stops on SIGTERM) and, with ``--workers``, the
+same worker processes (:func:`stack.workers.run_workers`: ``SO_REUSEPORT``, metrics summed). Only
+the directory differs: :class:`bench.fixtures.FixedNameLookup`, warmed before serving, so every
+name lookup is a cache hit.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import functools
 from pathlib import Path
 
 from aiohttp import web
@@ -21,17 +22,12 @@ from aiohttp import web
 from bench.fixtures import FixedNameLookup, NullChain, ServiceSpec
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("spec", type=Path)
-    parser.add_argument("port", type=int)
-    args = parser.parse_args()
-
+def serve_one(spec_path: Path, port: int, *, metrics_dir: str | None = None, reuse_port: bool = False) -> None:
     from ensign.logs import configure_logging
-    from stack.serve import serve
+    from stack.serve import run, serve
 
-    spec = ServiceSpec.load(args.spec)
-    settings = spec.settings(args.port)
+    spec = ServiceSpec.load(spec_path)
+    settings = spec.settings(port)
     configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url})
 
     async def build() -> web.Application:
@@ -42,7 +38,7 @@ def main() -> None:
         redis = await open_redis(settings.redis)
         lookup = FixedNameLookup(spec.users)
         await lookup.warm()
-        app = create_app(settings, redis=redis, directory=lookup, chain=NullChain())
+        app = create_app(settings, redis=redis, directory=lookup, chain=NullChain(), metrics_dir=metrics_dir)
 
         async def close(app: web.Application) -> None:
             await lookup.close()
@@ -51,9 +47,29 @@ def main() -> None:
         app.on_cleanup.append(close)
         return app
 
-    asyncio.run(
-        serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT")
-    )
+    run(serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT",
+              reuse_port=reuse_port))
+
+
+def _worker(spec_path: Path, index: int, port: int, metrics_dir: str) -> None:
+    serve_one(spec_path, port, metrics_dir=metrics_dir, reuse_port=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("port", type=int)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    if args.workers == 1:
+        serve_one(args.spec, args.port)
+        return
+    from ensign.logs import configure_logging
+    from stack.workers import run_workers
+
+    configure_logging("INFO")
+    raise SystemExit(run_workers(functools.partial(_worker, args.spec), count=args.workers, host="127.0.0.1",
+                                 port=args.port, port_variable="DELIVERY_PORT"))
 
 
 if __name__ == "__main__":

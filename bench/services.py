@@ -48,8 +48,8 @@ class ServiceProcess:
     _log: IO[bytes] | None = None
 
     @classmethod
-    def delivery(cls, spec: Path, port: int, workdir: Path) -> ServiceProcess:
-        argv = [sys.executable, "-m", "bench.server", str(spec), str(port)]
+    def delivery(cls, spec: Path, port: int, workdir: Path, workers: int = 1) -> ServiceProcess:
+        argv = [sys.executable, "-m", "bench.server", str(spec), str(port), "--workers", str(workers)]
         return cls(f"delivery:{port}", argv, port, workdir / f"delivery-{port}.log", ready_path="/hello")
 
     @property
@@ -76,6 +76,22 @@ class ServiceProcess:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.name} did not answer within {READY_TIMEOUT:.0f} s:\n{self.tail()}")
                 await asyncio.sleep(0.1)
+
+    def children(self) -> list[int]:
+        """Pids of the workers of ``--workers`` (children spawned by multiprocessing; its resource
+        tracker, a child too, is left out)."""
+        try:
+            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        workers = []
+        for pid in text.split():
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    workers.append(int(pid))
+            except OSError:
+                continue
+        return workers
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -6,11 +6,13 @@
   :data:`DISTURBED` of a core is repeated (up to :data:`TRIES` runs; the least disturbed counts).
 * **offered load** — open loop at 25, 50, 75 and 100 % of that maximum, latency from the
   scheduled send time (see :mod:`bench.httpload`).
+* **crypto floor** — the cryptography alone, serially: decrypt the delivery information, verify
+  the sender, sign and encrypt the postmark (no JSON of the stored form, no Redis, no HTTP).
 * **floor** — the same per-message work without HTTP, in one process: decrypt the delivery
   information, verify the metadata signature and hash, sign and encrypt the postmark, build the
   stored envelope, insert it with the queue's script (``connections`` inserts in flight).
   Parsing the envelope and its schema are left out: they are the service's overhead too.
-* **scale** — two service processes behind the same Redis, the load spread over both.
+* **scale** — every core: ``--workers N`` (N = the cores) on one port, against one process.
 * **profile** — a third process sampled with py-spy under the closed loop.
 
 Between runs the queues are emptied, so the pool's envelopes are new deliveries again (a message
@@ -36,6 +38,8 @@ from delivery.intake import stored_envelope
 
 from . import profiling
 from .httpload import LoadResult, closed_loop, open_connections, open_loop
+from stack.workers import default_workers
+
 from .procstat import CpuMeter, calibrate
 from .services import ServiceProcess, signup
 from .suite import Suite
@@ -65,8 +69,11 @@ def _summary(result: LoadResult, cpu: dict[str, float | None] | None = None, ser
     return out
 
 
-def _meter(suite: Suite, servers: list[ServiceProcess]) -> CpuMeter:
-    pids = {("server" if len(servers) == 1 else f"server{i + 1}"): s.pid for i, s in enumerate(servers)}
+def _meter(suite: Suite, servers: list[ServiceProcess], workers: list[int] | None = None) -> CpuMeter:
+    if workers:
+        pids = {f"worker{i + 1}": pid for i, pid in enumerate(workers)}
+    else:
+        pids = {("server" if len(servers) == 1 else f"server{i + 1}"): s.pid for i, s in enumerate(servers)}
     if suite.redis_pid is not None:
         pids["redis"] = suite.redis_pid
     pids["loadgen"] = os.getpid()
@@ -89,11 +96,12 @@ async def sign_up_all(suite: Suite, server: ServiceProcess) -> None:
 
 
 async def _closed(
-    suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int
+    suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int,
+    workers: list[int] | None = None,
 ) -> tuple[LoadResult, dict[str, float | None]]:
     conns = await open_connections([("127.0.0.1", s.port) for s in servers], connections)
     try:
-        meter = _meter(suite, servers)
+        meter = _meter(suite, servers, workers)
         meter.start()
         result = await closed_loop(conns, requests.__getitem__, duration=seconds, limit=len(requests))
         return result, meter.stop()
@@ -118,13 +126,14 @@ def disturbance(cpu: dict[str, float | None], seconds: float) -> float:
 
 
 async def _closed_calm(
-    suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int
+    suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int,
+    workers: list[int] | None = None,
 ) -> tuple[LoadResult, dict[str, float | None], int]:
     """:func:`_closed`, repeated (up to :data:`TRIES` runs) while other processes took more than
     :data:`DISTURBED` of a core; the least disturbed run and how many were made."""
     runs = []
     for attempt in range(1, TRIES + 1):
-        result, cpu = await _closed(suite, servers, requests, seconds, connections)
+        result, cpu = await _closed(suite, servers, requests, seconds, connections, workers)
         await suite.clear_queues()
         runs.append((disturbance(cpu, result.elapsed), result, cpu))
         if runs[-1][0] <= DISTURBED:
@@ -264,6 +273,15 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
             account, message_id, stored = work(env)
             await queue.enqueue(account, message_id, stored, now=time.time(), ttl_seconds=ttl)
 
+    # Crypto alone (the target's yardstick): decrypt the delivery information, verify the sender,
+    # sign and encrypt the postmark; no JSON of the stored form, no Redis, no HTTP.
+    crypto0 = time.process_time()
+    for env in prepared:
+        info = open_delivery_information(env, ds_keys)
+        verify_envelope(env, by_name[info.from_].signing_public_key)
+        create_postmark(env.message, spec.signing_private_key, by_name[info.to].encryption_public_key, 1)
+    crypto_us = (time.process_time() - crypto0) / len(prepared) * 1e6
+
     host = calibrate()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(suite.durations.connections)))
@@ -275,6 +293,7 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
         "stored": stored_count,
         "rate": round(len(prepared) / wall, 1),
         "cpu_us_per_msg": round(cpu / len(prepared) * 1e6, 1),
+        "crypto_us_per_msg": round(crypto_us, 1),
         "verify_us": host,
         "steps_us": {k: round(statistics.median(v) * 1e6, 1) for k, v in steps.items()},
     }
@@ -284,24 +303,41 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
 
 
 async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes]) -> dict[str, Any]:
-    """Two processes behind one Redis, load spread evenly, against one process measured just before
-    (the host's speed drifts within minutes, so the ratio comes from adjacent runs)."""
+    """Every core: ``--workers N`` (N = the cores, the default of ``ensign delivery``) behind one
+    port, against one process measured just before (the host's speed drifts within minutes, so
+    the ratio comes from adjacent runs)."""
     d = suite.durations
-    second = await suite.start_delivery()
+    count = default_workers()
+    workers = await suite.start_delivery(workers=count)
     try:
-        await warm_up(suite, [first, second], requests)
+        await _all_listening(workers, count)
+        pids = workers.children()
+        await warm_up(suite, [first], requests)
+        await warm_up(suite, [workers], requests)
         single, single_cpu, single_tries = await _closed_calm(suite, [first], requests, d.phase, d.connections)
-        result, cpu, tries = await _closed_calm(suite, [first, second], requests, d.phase, d.connections)
+        result, cpu, tries = await _closed_calm(suite, [workers], requests, d.phase, d.connections, pids)
         summary = _summary(result, cpu)
         summary["tries"] = tries
-        per_process = [cpu.get("server1"), cpu.get("server2")]
-        if all(v is not None for v in per_process) and result.completed:
-            summary["server_cpu_us_per_msg"] = round(sum(v or 0 for v in per_process) / result.completed * 1e6, 1)
+        summary["workers"] = count
+        per_worker = [cpu.get(f"worker{i + 1}") for i in range(len(pids))]
+        if per_worker and all(v is not None for v in per_worker) and result.completed:
+            summary["server_cpu_us_per_msg"] = round(sum(v or 0 for v in per_worker) / result.completed * 1e6, 1)
         summary["single"] = {**_summary(single, single_cpu), "tries": single_tries}
         summary["ratio"] = round(result.rate / single.rate, 3) if single.rate else None
         return summary
     finally:
-        await suite.stop(second)
+        await suite.stop(workers)
+
+
+async def _all_listening(process: ServiceProcess, count: int, timeout: float = 60.0) -> None:
+    """Until each of the ``count`` workers logged that it listens (the first one answering the
+    readiness probe says nothing about the others)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.tail(1000).count("listening on") >= count:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"not all {count} workers started:\n{process.tail()}")
 
 
 async def run_profile(suite: Suite, requests: list[bytes]) -> dict[str, Any]:

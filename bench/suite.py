@@ -86,8 +86,8 @@ class Suite:
         """Every envelope of the pool as the bytes of its ``POST /rpc`` request."""
         return [build_request("POST", "/rpc", e.body) for e in self.envelopes]
 
-    async def start_delivery(self) -> ServiceProcess:
-        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir)
+    async def start_delivery(self, workers: int = 1) -> ServiceProcess:
+        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, workers)
         self.processes.append(process)
         return await process.start()
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 
 from ensign.config import ConfigError, DeliverySettings
 from ensign.ens.lookup import open_lookup
+from ensign.metrics import metrics_route
 from ensign.redis_client import RedisClient, open_redis
 from ensign.sessions import Sessions
 from ensign.web import cors_middleware, error_middleware, request_log_middleware
@@ -64,6 +65,7 @@ def create_app(
     clock: Clock = system_clock,
     sweep_interval: float | None = 60.0,
     notify_worker: bool = True,
+    metrics_dir: str | None = None,
 ) -> web.Application:
     """Build the delivery service.
 
@@ -74,6 +76,8 @@ def create_app(
     :param clock: seconds since the epoch; default the wall clock.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.
     :param notify_worker: run the notification worker in this app (tests may drive it by hand).
+    :param metrics_dir: the shared metrics directory of worker processes (``ensign delivery
+        --workers``), so ``/metrics`` sums them all; ``None`` for one process.
 
     Clients passed in stay the caller's to close. Without them the app opens its own at start-up
     from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
@@ -83,13 +87,9 @@ def create_app(
     given = (redis, directory, chain)
     if any(client is None for client in given) and any(client is not None for client in given):
         raise ConfigError("pass the delivery service's redis, directory and chain together, or none of them")
-    metrics = DeliveryMetrics()
-
-    def observe(method: str, route: str, status: int, seconds: float) -> None:
-        metrics.request_seconds.labels(method, route, str(status)).observe(seconds)
-
+    metrics = DeliveryMetrics(multiprocess_dir=metrics_dir)
     app = web.Application(
-        middlewares=[request_log_middleware(observe), cors_middleware(), error_middleware],
+        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware(), error_middleware],
         client_max_size=2 * settings.message_size_limit + BODY_OVERHEAD,
     )
     app[settings_key] = settings
@@ -104,6 +104,7 @@ def create_app(
     app.cleanup_ctx.append(notifier_ctx(run_worker=notify_worker))
     for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops, web_notifications):
         app.router.add_routes(module.routes)
+    app.router.add_routes([metrics_route(metrics)])
     attach_socket_server(app)
     if sweep_interval is not None:
         interval = sweep_interval

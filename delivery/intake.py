@@ -15,7 +15,9 @@ written):
 6. spam rules of the receiver, read from the chain for the sender's address;
 7. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
 8. store — ``MessageQueue.enqueue`` keyed by the envelope's hash, so a resubmission is stored once
-   (the first postmark stays). The queue's script publishes the id, which :mod:`delivery.push`
+   (the first postmark stays), and only while the receiver's account exists as steps 4 and 6
+   checked it (intake reuses an account read for a while; a change since makes it read the account
+   again and check anew). The queue's script publishes the id, which :mod:`delivery.push`
    turns into socket.io pushes on every process. When the account wants notifications, the
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
@@ -26,19 +28,20 @@ The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the dec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ensign.config import DeliverySettings
-from ensign.errors import EnsignError, SignatureError
-from ensign.protocol.canonical import canonical_size, stringify
+from ensign.errors import EnsignError, ServiceUnavailable, SignatureError
+from ensign.logs import add_request_fields
+from ensign.protocol.canonical import canonical_size, stringify_bytes
 from ensign.protocol.crypto import EncryptionKeyPair
 from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
 from ensign.protocol.models import EncryptionEnvelop
 from ensign.protocol.postmark import create_postmark
 
-from .accounts import Accounts
+from .accounts import Account, Accounts
 from .errors import (
     AccountMissingError,
     AccountSuspended,
@@ -49,13 +52,17 @@ from .errors import (
     ReceiverWithoutAccount,
     SenderNotVerified,
     SenderUnknown,
+    SpamRejected,
 )
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
-from .queue import MessageQueue
+from .queue import MessageQueue, AccountStateChangedError
 from .spam import check_spam_rules
 
 log = logging.getLogger(__name__)
+
+#: Insert attempts when the receiver's settings change between the read and the insert.
+SETTINGS_ATTEMPTS = 3
 
 __all__ = ["Intake", "Submitted", "stored_envelope"]
 
@@ -115,17 +122,19 @@ class Intake:
             result = await self._submit(raw)
         except EnsignError as exc:
             self._metrics.rejections.labels(reason=exc.code).inc()
-            log.info("submission refused: %s", exc.code, extra={"reason": exc.code})
+            # On the request's own log line when there is one (JSON-RPC), else a line of its own.
+            if not add_request_fields(reason=exc.code):
+                log.info("submission refused: %s", exc.code, extra={"reason": exc.code})
             raise
         if result.stored:
             self._metrics.messages.inc()
             self._metrics.message_bytes.inc(result.size)
         else:
             self._metrics.duplicates.inc()
-        log.info(
-            "message %s for %s", "stored" if result.stored else "already queued",
-            result.account, extra={"message_id": result.message_id, "bytes": result.size},
-        )
+        outcome = "stored" if result.stored else "already queued"
+        fields: dict[str, str | int] = {"account": result.account, "message_id": result.message_id, "bytes": result.size}
+        if not add_request_fields(outcome=outcome, **fields):
+            log.info("message %s for %s", outcome, result.account, extra=fields)
         return result
 
     async def _submit(self, raw: object) -> Submitted:
@@ -153,14 +162,7 @@ class Intake:
             receiver = await address_or_none(self._directory, info.to)
         if receiver is None:
             raise ReceiverUnknown("the receiver's name does not resolve to an address")
-        account = await self._accounts.get(receiver)
-        if account is None:
-            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
-        if account.suspended:
-            raise AccountSuspended("the receiver's account is suspended on this delivery service")
-        own_limit = account.settings.max_message_size
-        if own_limit is not None and size > own_limit:
-            raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
+        await self._receiver_account(receiver, lambda account: self._receiver_limits(account, size))
 
         sender = await profile_or_none(self._directory, info.from_)
         if sender is None:
@@ -170,7 +172,13 @@ class Intake:
         except SignatureError as exc:
             raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
 
-        await check_spam_rules(self._chain, account.settings.spam_filter_rules, sender.address)
+        sender_address = sender.address
+
+        async def receiver_checks(account: Account) -> None:
+            self._receiver_limits(account, size)
+            await check_spam_rules(self._chain, account.settings.spam_filter_rules, sender_address)
+
+        account, checked = await self._receiver_account(receiver, receiver_checks)
         if receiver_profile is None:
             raise ReceiverUnknown("the receiver's name has no valid profile in ENS to encrypt the postmark to")
 
@@ -181,19 +189,64 @@ class Intake:
             receiver_profile.signed_profile.profile.public_encryption_key,
             int(now * 1000),
         )
-        stored = stored_envelope(envelope.to_json(), info.to_json(), postmark)
+        stored = stringify_bytes(stored_envelope(envelope.to_json(), info.to_json(), postmark))
         message_id = envelope_id(envelope)
-        ttl = account.settings.message_ttl or self._settings.message_ttl
-        try:
-            # The insert script stores only while the account hash exists, and deletion removes
-            # the account and its queue in one script: no queue outlives its account, with no
-            # second round trip here.
-            new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
-        except AccountMissingError:
-            raise ReceiverWithoutAccount("the receiver has no account on this delivery service") from None
+        for attempt in range(1, SETTINGS_ATTEMPTS + 1):
+            ttl = account.settings.message_ttl or self._settings.message_ttl
+            try:
+                # The insert script stores only while the account hash exists in the state
+                # checked above, and deletion removes the account and its queue in one script: no
+                # queue outlives its account, and the checks hold for what is stored.
+                new = await self._queue.enqueue(
+                    receiver, message_id, stored, now=now, ttl_seconds=ttl, account_state=checked
+                )
+                break
+            except AccountMissingError:
+                self._accounts.forget_recent(receiver)
+                raise ReceiverWithoutAccount("the receiver has no account on this delivery service") from None
+            except AccountStateChangedError:
+                # Changed since it was read (settings, suspension or notifications, maybe through
+                # another process): read it again and check this message against it.
+                self._accounts.forget_recent(receiver)
+                if attempt == SETTINGS_ATTEMPTS:
+                    raise ServiceUnavailable("the receiver's settings keep changing; try again") from None
+                account, checked = await self._receiver_account(receiver, receiver_checks)
         if new and account.notify and self._on_notify is not None:
             self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
+
+    async def _receiver_account(
+        self, receiver: str, check: Callable[[Account], Awaitable[None] | None]
+    ) -> tuple[Account, str]:
+        """The receiver's account and its state as stored, after ``check`` (which raises to refuse).
+
+        The account may come from a read made a while ago (:meth:`Accounts.get_recent`): a refusal
+        is only given on a fresh read, and what passes is confirmed by the insert script.
+        """
+        read = await self._accounts.get_recent(receiver)
+        if read is None:
+            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
+        try:
+            outcome = check(read[0])
+            if outcome is not None:
+                await outcome
+        except (AccountSuspended, MessageTooLarge, SpamRejected):
+            self._accounts.forget_recent(receiver)
+            read = await self._accounts.get_recent(receiver)
+            if read is None:
+                raise ReceiverWithoutAccount("the receiver has no account on this delivery service") from None
+            outcome = check(read[0])
+            if outcome is not None:
+                await outcome
+        return read
+
+    @staticmethod
+    def _receiver_limits(account: Account, size: int) -> None:
+        if account.suspended:
+            raise AccountSuspended("the receiver's account is suspended on this delivery service")
+        own_limit = account.settings.max_message_size
+        if own_limit is not None and size > own_limit:
+            raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
 
 
 def stored_envelope(envelope: dict[str, Any], delivery_information: dict[str, Any], postmark: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Prometheus metrics of one delivery-service app, in its own registry.
 
-Each app owns a :class:`prometheus_client.CollectorRegistry`, so two apps in one process (tests,
-or a multi-tenant runner) never share or clash on counters. ``GET /metrics`` renders it.
+Each app owns a registry (:class:`ensign.metrics.ServiceMetrics`: per-app, summed across
+``--workers``); ``GET /metrics`` renders it.
 
 =====================================  =========  ============================================
 metric                                 type       labels
@@ -23,32 +23,20 @@ metric                                 type       labels
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from ensign.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
 __all__ = ["CONTENT_TYPE_LATEST", "DeliveryMetrics"]
 
 
-class DeliveryMetrics:
-    """The metrics of one app; :meth:`render` gives the text exposition format."""
+class DeliveryMetrics(ServiceMetrics):
+    """The metrics of one delivery app; :meth:`render` gives the text exposition format."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.messages = Counter("ensign_ds_messages", "Messages stored", registry=r)
-        self.message_bytes = Counter("ensign_ds_message_bytes", "Bytes of stored envelopes", registry=r)
-        self.duplicates = Counter("ensign_ds_duplicates", "Resubmitted envelopes stored once", registry=r)
-        self.rejections = Counter("ensign_ds_rejections", "Refused submissions by reason", ["reason"], registry=r)
-        self.acks = Counter("ensign_ds_acks", "Messages removed by acknowledgement", registry=r)
-        self.pushes = Counter("ensign_ds_pushes", "Envelopes pushed to sockets", registry=r)
-        self.sockets = Gauge("ensign_ds_sockets", "Connected, authorised sockets", registry=r)
-        self.request_seconds = Histogram(
-            "ensign_ds_request_seconds",
-            "HTTP request latency",
-            ["method", "route", "status"],
-            registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-        )
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+        super().__init__("ensign_ds", multiprocess_dir=multiprocess_dir)
+        self.messages = self.counter("messages", "Messages stored")
+        self.message_bytes = self.counter("message_bytes", "Bytes of stored envelopes")
+        self.duplicates = self.counter("duplicates", "Resubmitted envelopes stored once")
+        self.rejections = self.counter("rejections", "Refused submissions by reason", ["reason"])
+        self.acks = self.counter("acks", "Messages removed by acknowledgement")
+        self.pushes = self.counter("pushes", "Envelopes pushed to sockets")
+        self.sockets = self.gauge("sockets", "Connected, authorised sockets")

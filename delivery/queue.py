@@ -30,6 +30,7 @@ from ensign.config import DEFAULT_REDIS_PREFIX
 from ensign.errors import InvalidRequest
 from ensign.redis_client import RedisClient, lua_script
 
+from .batching import ScriptBatcher
 from .errors import AccountMissingError, QueueFullError
 from .keys import (
     QueueKeys,
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MAX_TTL_SECONDS",
     "MessageQueue",
+    "AccountStateChangedError",
     "Page",
     "StoredMessage",
 ]
@@ -81,6 +83,14 @@ _DELETE_ACCOUNT_LUA = lua_script("delivery.lua", "delete_account")
 
 
 # -- Public types ----------------------------------------------------------------------------
+
+
+class AccountStateChangedError(Exception):
+    """The account is no longer in the state the caller checked (settings, notifications,
+    suspension: :func:`delivery.accounts.account_state`); nothing was stored.
+
+    Not an answer to anyone: intake reads the settings again and checks the message anew.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,8 @@ class MessageQueue:
         self._prefix = prefix
         self._require_account = require_account
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
+        # Inserts of concurrent submissions share a pipeline (delivery.batching).
+        self._batcher = ScriptBatcher(redis)
         self._fetch = redis.register_script(_FETCH_LUA)
         self._get = redis.register_script(_GET_LUA)
         self._ack = redis.register_script(_ACK_LUA)
@@ -166,6 +178,7 @@ class MessageQueue:
         now: float,
         ttl_seconds: int,
         max_queued: int | None = None,
+        account_state: str | None = None,
     ) -> bool:
         """Store a message for ``account`` and publish its id on the account's channel.
 
@@ -178,10 +191,15 @@ class MessageQueue:
         :param now: the caller's clock, epoch seconds; becomes ``received_at``.
         :param ttl_seconds: lifetime of this message, 1 … ``MAX_TTL_SECONDS``.
         :param max_queued: most live messages the account may have queued; ``None`` = no limit.
+        :param account_state: the account as the caller read and checked it
+            (:func:`delivery.accounts.account_state`); the message is stored only while the
+            account is still in that state (``require_account`` only).
         :returns: ``True`` if newly stored, ``False`` if it was already queued.
         :raises QueueFullError: ``max_queued`` live messages are queued; nothing was stored.
         :raises AccountMissingError: the account hash does not exist (``require_account``); nothing
             was stored and nothing published.
+        :raises AccountStateChangedError: ``account_state`` is given and the account changed since;
+            nothing was stored and nothing published.
         """
         keys = self.keys(account)
         _check_message_id(message_id)
@@ -193,7 +211,8 @@ class MessageQueue:
         limit = 0 if max_queued is None else _check_positive_int("max_queued", max_queued, None)
         record = repr(now).encode("ascii") + b" " + body
         # KEYS[4], when present, is the account hash the script requires (module docstring).
-        status = await self._enqueue(
+        status = await self._batcher.call(
+            self._enqueue,
             keys=[*keys.keys, keys.account] if self._require_account else keys.keys,
             args=[
                 message_id,
@@ -204,12 +223,15 @@ class MessageQueue:
                 ENQUEUE_PURGE_BATCH,
                 ttl + KEY_TTL_GRACE_SECONDS,
                 keys.channel,
+                account_state or "",
             ],
         )
         if status == -1:
             raise QueueFullError(f"the recipient's queue holds {limit} messages, its limit")
         if status == -2:
             raise AccountMissingError("the receiver has no account on this delivery service")
+        if status == -3:
+            raise AccountStateChangedError("the receiver's account changed since it was read")
         return bool(status == 1)
 
     async def fetch(

@@ -8,9 +8,7 @@ import logging
 import redis.exceptions
 from aiohttp import web
 
-
-from .appkeys import chain_key, metrics_key, redis_key
-from .metrics import CONTENT_TYPE_LATEST
+from .appkeys import chain_key, redis_key
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +39,3 @@ async def health(request: web.Request) -> web.Response:
         checks["chain"] = "unreachable"
     healthy = all(value == "ok" for value in checks.values())
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
-
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition of this app's registry."""
-    response = web.Response(body=request.app[metrics_key].render())
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
-

@@ -22,8 +22,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 REQUEST_ID_HEADER = "X-Request-Id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("ensign_request_id", default=None)
+# The fields the current request's one log line will carry besides method, route and status.
+request_fields_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "ensign_request_fields", default=None
+)
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -34,6 +40,20 @@ def new_request_id(client_value: str | None) -> str:
     if client_value and _CLIENT_ID.fullmatch(client_value):
         return client_value
     return uuid.uuid4().hex
+
+
+def add_request_fields(**fields: str | int | float | bool | None) -> bool:
+    """Put ``fields`` on the current request's log line (written when the request ends).
+
+    One line per request instead of one more per event: under load each line costs as much as a
+    Redis round trip. Returns ``False`` outside a request (a socket.io event, a job): the caller
+    then logs its own line.
+    """
+    target = request_fields_var.get()
+    if target is None:
+        return False
+    target.update(fields)
+    return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -68,7 +88,9 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        line = json.dumps(entry, ensure_ascii=False)
+        # orjson: the same JSON as json.dumps(ensure_ascii=False), in a fraction of the time; a
+        # line per request is a measurable share of a busy service's CPU.
+        line = orjson.dumps(entry).decode("utf-8")
         for secret, placeholder in self._redactions:
             line = line.replace(secret, placeholder)
         return line

@@ -36,7 +36,13 @@ from aiohttp.typedefs import Handler, Middleware
 
 from ensign.answers import as_error, http_response
 from ensign.errors import EnsignError, InvalidJson
-from ensign.logs import REQUEST_ID_HEADER, install_request_id_factory, new_request_id, request_id_var
+from ensign.logs import (
+    REQUEST_ID_HEADER,
+    install_request_id_factory,
+    new_request_id,
+    request_fields_var,
+    request_id_var,
+)
 
 __all__ = [
     "Handler",
@@ -215,9 +221,10 @@ def request_log_middleware(observe: RequestObserver | None = None) -> Middleware
 
     The id is the client's ``X-Request-Id`` when it is a plain short token, otherwise a new one; it
     is echoed in the response and stamped on every log line written while the request is handled.
-    Place it first, so the line records the status the error middleware produced.
+    Place it first, so the line records the status the error middleware produced. Handlers add
+    their own fields to that line with :func:`ensign.logs.add_request_fields`.
 
-    :param observe: also told about every request (the delivery service records latency metrics)
+    :param observe: also told about every request (each service records latency metrics)
     """
     install_request_id_factory()
 
@@ -225,6 +232,8 @@ def request_log_middleware(observe: RequestObserver | None = None) -> Middleware
     async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
         token = request_id_var.set(request_id)
+        fields: dict[str, Any] = {}
+        fields_token = request_fields_var.set(fields)
         started = time.perf_counter()
         status = 500
         try:
@@ -243,8 +252,10 @@ def request_log_middleware(observe: RequestObserver | None = None) -> Middleware
             if observe is not None:
                 observe(request.method, route, status, elapsed)
             _request_log.info(
-                "%s %s %d", request.method, route, status, extra={"status": status, "ms": round(elapsed * 1000, 1)}
+                "%s %s %d", request.method, route, status,
+                extra={**fields, "status": status, "ms": round(elapsed * 1000, 1)},
             )
+            request_fields_var.reset(fields_token)
             request_id_var.reset(token)
 
     return request_log

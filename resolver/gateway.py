@@ -38,6 +38,13 @@ status  when
 
 A name the backend does not know is answered normally, with empty records (empty text, zero
 address, empty contenthash), signed: clients see "no record", not a revert.
+
+Signed answers are reused: the answer to one ``(sender, data)`` — one name and record — is kept
+and sent again while more than half of its validity (``GATEWAY_SIGNATURE_TTL``) remains, so a
+changed record is answered within half that time, and a busy name costs one backend read and one
+signature per half window instead of one per request. At most :data:`ANSWER_CACHE_SIZE` answers
+are kept (the oldest go first). ``GET /metrics`` counts answers by ``source`` (``signed`` or
+``cache``) besides the request histogram.
 """
 
 from __future__ import annotations
@@ -56,13 +63,24 @@ from eth_account.signers.local import LocalAccount
 
 from ensign.clock import Clock, system_clock
 from ensign.config import GatewaySettings
+from ensign.metrics import ServiceMetrics, metrics_route
 from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
 from ensign.ens import ccip
 from resolver.appkeys import batch_session_key, clock_key, records_key, settings_key, signer_key, variant_key
 from resolver.errors import InvalidRequest, NotFound
 from resolver.records import BackendRecordSource, NameRecords, RecordSource
 
-__all__ = ["create_app", "ccip_get", "ccip_post", "health"]
+__all__ = [
+    "ANSWER_CACHE_SIZE",
+    "AnswerCache",
+    "GatewayMetrics",
+    "answers_key",
+    "ccip_get",
+    "ccip_post",
+    "create_app",
+    "health",
+    "metrics_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +95,44 @@ MAX_BATCH_REQUESTS = 16
 MAX_BATCH_URLS = 4
 BATCH_FETCH_TIMEOUT = 10.0
 MAX_BATCH_ANSWER_BYTES = 64 * 1024
+#: Most signed answers kept for reuse (a few hundred bytes each).
+ANSWER_CACHE_SIZE = 10_000
+
+
+class GatewayMetrics(ServiceMetrics):
+    """The gateway's ``/metrics``: requests, and answers by where they came from."""
+
+    def __init__(self) -> None:
+        super().__init__("ensign_gateway")
+        self.answers = self.counter("answers", "Signed answers sent, newly signed or reused", ["source"])
+        self.signed = self.answers.labels("signed")
+        self.reused = self.answers.labels("cache")
+
+
+class AnswerCache:
+    """Response bodies of signed answers by ``(sender, calldata)``, reused while more than half of
+    their validity remains (see the module docstring)."""
+
+    def __init__(self, size: int = ANSWER_CACHE_SIZE) -> None:
+        self._size = size
+        # (sender, calldata) -> (reuse until, body)
+        self._answers: dict[tuple[str, bytes], tuple[float, bytes]] = {}
+
+    def get(self, sender: str, call_data: bytes, now: float) -> bytes | None:
+        hit = self._answers.get((sender, call_data))
+        if hit is None or hit[0] <= now:
+            return None
+        return hit[1]
+
+    def put(self, sender: str, call_data: bytes, body: bytes, *, now: float, expires: int) -> None:
+        key = (sender, call_data)
+        if len(self._answers) >= self._size and key not in self._answers:
+            del self._answers[next(iter(self._answers))]
+        self._answers[key] = (now + (expires - now) / 2, body)
+
+
+answers_key = web.AppKey("answers_key", AnswerCache)
+metrics_key = web.AppKey("metrics_key", GatewayMetrics)
 
 routes = web.RouteTableDef()
 
@@ -116,18 +172,36 @@ async def _answer(request: web.Request, sender: Any, data: Any) -> web.Response:
     selector = call_data[:4]
     app = request.app
     if selector == ccip.BATCH_QUERY_SELECTOR and batch_session_key in app:
-        answer = await _batch(app, call_data)
-    elif selector == ccip.RESOLVE_SELECTOR or (
+        return _data_response(await _batch(app, call_data))
+    if selector == ccip.RESOLVE_SELECTOR or (
         selector == ccip.RESOLVE_WITH_CONTEXT_SELECTOR and app[variant_key] is ccip.CcipVariant.DM3
     ):
-        answer = await _resolve(app, sender, call_data)
-    else:
-        raise NotFound(f"No implementation for function with selector 0x{selector.hex()}")
-    return web.json_response({"data": "0x" + answer.hex()})
+        # The signature binds the resolver's address, not its spelling: one entry per address.
+        sender = sender.lower()
+        now = app[clock_key]()
+        body = app[answers_key].get(sender, call_data, now)
+        if body is not None:
+            app[metrics_key].reused.inc()
+        else:
+            answer, expires = await _resolve(app, sender, call_data, now)
+            body = _data_body(answer)
+            app[answers_key].put(sender, call_data, body, now=now, expires=expires)
+            app[metrics_key].signed.inc()
+        return web.Response(body=body, content_type="application/json")
+    raise NotFound(f"No implementation for function with selector 0x{selector.hex()}")
 
 
-async def _resolve(app: web.Application, sender: str, call_data: bytes) -> bytes:
-    """The signed answer to one ``resolve``/``resolveWithContext`` call."""
+def _data_body(answer: bytes) -> bytes:
+    """``{"data": "0x…"}``, written directly: the hex needs no escaping."""
+    return b'{"data": "0x' + answer.hex().encode("ascii") + b'"}'
+
+
+def _data_response(answer: bytes) -> web.Response:
+    return web.Response(body=_data_body(answer), content_type="application/json")
+
+
+async def _resolve(app: web.Application, sender: str, call_data: bytes, now: float) -> tuple[bytes, int]:
+    """The signed answer to one ``resolve``/``resolveWithContext`` call, and its expiry."""
     request = ccip.decode_resolve_request(call_data)
     query = request.query
     records = await app[records_key].records(query.name)
@@ -135,15 +209,11 @@ async def _resolve(app: web.Application, sender: str, call_data: bytes) -> bytes
     variant = app[variant_key]
     result = ccip.encode_result(query, value, variant)
     log.debug("answer %s %s for %s (found=%s)", query.kind, query.key or query.coin_type or "", query.name, records is not None)
-    return ccip.build_response(
-        app[signer_key],
-        sender=sender,
-        call_data=call_data,
-        result=result,
-        ttl=app[settings_key].signature_ttl,
-        now=app[clock_key](),
-        variant=variant,
+    expires = int(now + app[settings_key].signature_ttl)
+    answer = ccip.build_response(
+        app[signer_key], sender=sender, call_data=call_data, result=result, expires=expires, variant=variant
     )
+    return answer, expires
 
 
 def _record_value(records: NameRecords | None, query: ccip.RecordQuery) -> str | bytes | None:
@@ -235,11 +305,18 @@ def create_app(
     :param clock: seconds since the epoch, which signature expiries count from; default the wall clock.
     """
     signer: LocalAccount = Account.from_key(settings.signer_key)
-    app = web.Application(middlewares=[request_log_middleware(), cors_middleware("*"), error_middleware], client_max_size=MAX_BODY_BYTES)
+    metrics = GatewayMetrics()
+    app = web.Application(
+        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware("*"), error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[settings_key] = settings
     app[signer_key] = signer
     app[clock_key] = clock
     app[variant_key] = ccip.CcipVariant(settings.answer_format)
+    app[answers_key] = AnswerCache()
+    app[metrics_key] = metrics
+    app.add_routes([metrics_route(metrics)])
     app.add_routes(routes)
     app.on_response_prepare.append(_always_allow_origin)
 

@@ -23,12 +23,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stack.cli_admin import add_commands as add_admin_commands
 from stack.cli_client import add_commands as add_client_commands
 from ensign.errors import EnsignError
 from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME
+
+if TYPE_CHECKING:
+    from ensign.config import DeliverySettings
 
 
 def _read_secret(stream: TextIO, what: str) -> str:
@@ -111,54 +114,78 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 
 def _backend(args: argparse.Namespace) -> int:
-    import asyncio
-
     from ensign.config import BackendSettings
     from ensign.logs import configure_logging
-    from stack.serve import backend_app, serve
+    from stack.serve import backend_app, run, serve
 
     settings = BackendSettings.from_env()
     app = backend_app(settings)
     configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url})
-    asyncio.run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT"))
+    run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT"))
     return 0
 
 
 def _resolver(args: argparse.Namespace) -> int:
-    import asyncio
-
     from ensign.config import GatewaySettings
     from ensign.logs import configure_logging
-    from stack.serve import gateway_app, serve
+    from stack.serve import gateway_app, run, serve
 
     settings = GatewaySettings.from_env()
     app = gateway_app(settings)
     configure_logging(settings.log_level)
-    asyncio.run(serve(app, name="resolver", host=settings.host, port=settings.port, port_variable="GATEWAY_PORT"))
+    run(serve(app, name="resolver", host=settings.host, port=settings.port, port_variable="GATEWAY_PORT"))
     return 0
 
 
 def _delivery(args: argparse.Namespace) -> int:
-    import asyncio
-
     from ensign.config import DeliverySettings
-    from ensign.logs import configure_logging
-    from stack.serve import delivery_app, serve
+    from stack.workers import default_workers, run_workers
 
+    from stack.serve import require_chain, require_redis
+
+    # A bad or missing setting fails here, before any worker starts.
     settings = DeliverySettings.from_env()
-    build = delivery_app(settings)
+    require_redis(settings.redis, "delivery")
+    require_chain(settings.chain, "delivery")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers == 1:
+        _serve_delivery(settings)
+        return 0
+    _configure_delivery_logging(settings)
+    return run_workers(
+        _delivery_worker, count=workers, host=settings.host, port=settings.port, port_variable="DELIVERY_PORT"
+    )
+
+
+def _configure_delivery_logging(settings: DeliverySettings) -> None:
+    from ensign.logs import configure_logging
+
     # JSON lines carrying each request's id; the app's middleware logs every request itself.
     configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url, "ETH_RPC_URL": settings.chain.rpc_url})
-    asyncio.run(
-        serve(
-            build,
-            name="delivery",
-            host=settings.host,
-            port=settings.port,
-            port_variable="DELIVERY_PORT",
-        )
-    )
-    return 0
+
+
+def _serve_delivery(settings: DeliverySettings, *, metrics_dir: str | None = None, reuse_port: bool = False) -> None:
+    from stack.serve import delivery_app, run, serve
+
+    build = delivery_app(settings, metrics_dir=metrics_dir)
+    _configure_delivery_logging(settings)
+    run(serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT",
+              reuse_port=reuse_port))
+
+
+def _delivery_worker(index: int, port: int, metrics_dir: str) -> None:
+    """One process of ``ensign delivery --workers N`` (stack.workers), on the port the parent holds."""
+    from dataclasses import replace
+
+    from ensign.config import DeliverySettings
+
+    try:
+        _serve_delivery(replace(DeliverySettings.from_env(), port=port), metrics_dir=metrics_dir, reuse_port=True)
+    except EnsignError as error:
+        print(f"ensign: {error.message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -265,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
             "LOG_LEVEL and the notification settings (SMTP_*, VAPID_*, OTP_*, NOTIFY_*, PUSH_ALLOW_PRIVATE)."
         ),
         epilog=service_epilog,
+    )
+    delivery.add_argument(
+        "--workers", type=int, metavar="N",
+        help="worker processes sharing the port (SO_REUSEPORT), one event loop each; default: the number of cores",
     )
     delivery.set_defaults(handler=_delivery)
 

@@ -228,10 +228,10 @@ async def _read_lines(stream: asyncio.StreamReader, into: list[str]) -> None:
 
 
 @asynccontextmanager
-async def running(command: str, env: Mapping[str, str]) -> AsyncIterator[RunningService]:
-    """``ensign COMMAND`` until its "listening on" line; killed afterwards if a test left it running."""
+async def running(command: str, env: Mapping[str, str], *args: str) -> AsyncIterator[RunningService]:
+    """``ensign COMMAND ARGS`` until its "listening on" line; killed afterwards if a test left it running."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "stack.cli", command,
+        sys.executable, "-m", "stack.cli", command, *args,
         env={"PATH": os.environ.get("PATH", ""), **env},
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
@@ -344,11 +344,49 @@ async def test_delivery_serves_health_with_redis_and_chain_and_stops_on_sigterm(
     assert any(entry["msg"] == "delivery stopped" for entry in lines)
 
 
+async def test_delivery_workers_share_the_port_and_metrics_count_every_worker(
+    redis_url: str, redis_prefix: str, redis: object
+) -> None:
+    from stack.devchain import DevChain
+    from stack.devchain_rpc import DevChainRpcServer
+
+    keys, _ = parse_keys_new(ensign("keys", "new", "--url", "http://127.0.0.1:8083").stdout)
+    requests = 24
+    async with DevChain() as chain, DevChainRpcServer(chain, port=0) as rpc:
+        env = {**keys, "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix, "ETH_RPC_URL": rpc.url, "DELIVERY_PORT": "0"}
+        async with running("delivery", env, "--workers", "2") as delivery:
+            deadline = time.monotonic() + START_TIMEOUT
+            while sum("listening on" in line for line in delivery.log) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            listening = {LISTENING.search(line).group(1) for line in delivery.log if LISTENING.search(line)}  # type: ignore[union-attr]
+            assert listening == {delivery.url}, "".join(delivery.log)  # both workers, one port
+            # A new connection per request: the kernel spreads them over both workers.
+            for _ in range(requests):
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+                    async with http.get(f"{delivery.url}/hello") as response:
+                        assert response.status == 200
+            # Whichever worker answers, /metrics counts the requests of both.
+            pattern = re.compile(r'ensign_ds_request_seconds_count\{method="GET",route="/hello",status="200"\} (\S+)')
+            for _ in range(4):
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+                    async with http.get(f"{delivery.url}/metrics") as response:
+                        text = await response.text()
+                match = pattern.search(text)
+                assert match is not None, text
+                assert float(match.group(1)) == requests
+            await delivery.stop(signal.SIGTERM)
+    assert delivery.process.returncode == 0, "".join(delivery.log)
+    messages = [json.loads(line)["msg"] for line in delivery.log]
+    assert messages.count("delivery stopped") == 2
+    assert any(message.startswith("2 worker processes on port") for message in messages)
+
+
 async def test_delivery_without_a_reachable_node_exits_2_naming_eth_rpc_url(redis_url: str, redis_prefix: str) -> None:
     keys, _ = parse_keys_new(ensign("keys", "new", "--url", "http://127.0.0.1:8083").stdout)
     env = {**keys, "REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix, "ETH_RPC_URL": "http://127.0.0.1:1/secret-api-key"}
-    result = await asyncio.to_thread(ensign, "delivery", env=env)
+    result = await asyncio.to_thread(ensign, "delivery", "--workers", "2", env=env)
     assert result.returncode == 2
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("ensign: the Ethereum node (ETH_RPC_URL) cannot be reached")
+    # Each worker says why it stopped; the parent stops the other and exits with the same status.
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("ensign: the Ethereum node (ETH_RPC_URL) cannot be reached") for line in lines)
     assert "secret-api-key" not in result.stderr

@@ -505,6 +505,8 @@ FLOW: tuple[Step, ...] = (
     Step("gateway", "get", "/health"),
     Step("gateway", "get", "/{sender}/{data}"),
     Step("gateway", "post", "/", "text"),
+    Step("gateway", "get", "/metrics"),
+    Step("backend", "get", "/metrics"),
     Step("backend", "post", "/profile/deleteName", "dm3", check=lambda b: b["status"] == "released"),
     Step("delivery", "get", "/health"),
     Step("delivery", "get", "/hello"),

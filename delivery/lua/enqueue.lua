@@ -1,7 +1,8 @@
 -- Stores one message in an account's queue unless its id is already queued, then announces it.
 -- Returns 1 when stored (and published), 0 when the id is queued and not expired (nothing changes,
 -- its expiry included), -1 when max_queued live messages are queued (nothing stored), -2 when the
--- account hash KEYS[4] is given and does not exist (nothing stored, nothing published).
+-- account hash KEYS[4] is given and does not exist (nothing stored, nothing published), -3 when
+-- ARGV[9] is not empty and the account's state differs from it (nothing stored).
 
 local queueKey   = KEYS[1] -- zset: message id -> receive sequence
 local expiryKey  = KEYS[2] -- zset: message id -> expires_at (seconds, caller's clock)
@@ -15,13 +16,28 @@ local maxQueued  = tonumber(ARGV[5]) -- [integer] most live messages allowed, 0 
 local purgeBatch = tonumber(ARGV[6]) -- [integer] most expired messages dropped here when at the limit
 local keyTtl     = tonumber(ARGV[7]) -- [integer] seconds: backstop EXPIRE of all three keys
 local channel    = ARGV[8] -- [string]  pub/sub channel of the account; the payload is the id
+local state      = ARGV[9] -- [string]  the account's state as the caller checked it, or '':
+                           --           settings, notify and (suspended and '1') joined by newlines
 
 local now = tonumber(nowArg)
 
 -- In the same script as the write: a deletion (delete_account.lua) runs wholly before or after
 -- this, so a message is either deleted with the queue or refused here, never left behind.
-if accountKey and redis.call('EXISTS', accountKey) == 0 then
-    return -2
+-- The state compared in the same script: the caller's checks (suspension, size and spam rules,
+-- made on a copy it may have read a while ago) hold for what is stored.
+if accountKey then
+    if state and state ~= '' then
+        local fields = redis.call('HMGET', accountKey, 'settings', 'notify', 'suspended')
+        if not fields[1] then
+            return -2
+        end
+        local current = fields[1] .. '\n' .. (fields[2] or '') .. '\n' .. (fields[3] and '1' or '')
+        if current ~= state then
+            return -3
+        end
+    elseif redis.call('EXISTS', accountKey) == 0 then
+        return -2
+    end
 end
 
 local function drop(ids)

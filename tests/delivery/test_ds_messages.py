@@ -125,6 +125,29 @@ async def test_size_limit_is_exact(ds_client, users, accounts, ds_settings, redi
     assert resp.status == 200
 
 
+async def test_settings_changed_through_another_process_apply_to_the_next_submission(
+    aiohttp_client, ds_client, users, accounts, ds_settings, directory, chain, clock, redis, redis_prefix
+) -> None:
+    # Each process reuses a receiver's account it read; the insert script catches a change made
+    # elsewhere, and the submission is checked against the new settings.
+    alice, bob, token = users[0], users[1], accounts
+    other = await aiohttp_client(
+        create_app(ds_settings, redis=redis, directory=directory, chain=chain, clock=clock, sweep_interval=None)
+    )
+    first = envelope(alice, bob, ds_settings, "first")
+    assert (await ds_client.post("/rpc", json=rpc_submit(first))).status == 200  # bob's account read here
+    env = envelope(alice, bob, ds_settings, "second")
+    put = other.put(f"/account/{bob.name}/settings", json={"maxMessageSize": canonical_size(env) - 1}, headers=bearer(token))
+    assert (await put).status == 200
+    before = await dump(redis, redis_prefix)
+    resp = await ds_client.post("/rpc", json=rpc_submit(env))
+    assert await error_of(resp) == (413, -32011, "message_too_large")
+    assert await dump(redis, redis_prefix) == before
+    put = other.put(f"/account/{bob.name}/settings", json={"maxMessageSize": canonical_size(env)}, headers=bearer(token))
+    assert (await put).status == 200
+    assert (await ds_client.post("/rpc", json=rpc_submit(env))).status == 200
+
+
 async def test_service_size_limit_applies_before_anything_else(
     aiohttp_client, redis, redis_prefix, directory, chain, clock, users, ds_settings
 ) -> None:

@@ -792,3 +792,36 @@ async def test_scripts_are_sent_again_after_redis_forgets_them(tmp_path):
             assert [m.id for m in (await queue.fetch(ALICE, now=NOW)).items] == [mid(1), mid(2)]
         finally:
             await client.aclose()
+
+
+# -- inserts of concurrent callers share a pipeline (delivery.batching) ---------------------------
+
+
+async def test_concurrent_inserts_each_get_their_own_answer(queue, redis):
+    ids = [f"0x{n:064x}" for n in range(10)]
+    calls = [queue.enqueue("acct", ids[n % 10], envelope(n % 10), now=time.time(), ttl_seconds=60) for n in range(30)]
+    outcomes = await asyncio.gather(*calls)
+    # Each id stored once, by exactly one of its three callers; the others are told it was queued.
+    assert sorted(outcomes) == [False] * 20 + [True] * 10
+    page = await queue.fetch("acct", now=time.time(), limit=100)
+    assert sorted(item.id for item in page.items) == ids
+
+
+async def test_batched_script_calls_get_their_own_replies_and_errors_and_load_the_script(redis, redis_prefix):
+    from delivery.batching import ScriptBatcher
+
+    # A script this server has never seen (its text is unique): the pipeline answers NOSCRIPT and
+    # each call is retried alone, which loads it.
+    script = redis.register_script(
+        f"-- {redis_prefix}\nif ARGV[1] == 'bad' then return redis.error_reply('refused') end\n"
+        "return redis.call('INCR', KEYS[1]) .. ':' .. ARGV[1]"
+    )
+    batcher = ScriptBatcher(redis)
+    key = f"{redis_prefix}counter"
+    for _ in range(2):  # unknown, then loaded
+        results = await asyncio.gather(
+            *(batcher.call(script, [key], [arg]) for arg in ("a", "bad", "c")), return_exceptions=True
+        )
+        assert results[0].endswith(b":a") and results[2].endswith(b":c")
+        assert isinstance(results[1], Exception) and "refused" in str(results[1])
+    assert int(await redis.get(key)) == 4

@@ -17,7 +17,7 @@ from eth_account import Account
 
 from ensign.config import GatewaySettings
 from ensign.ens import ccip
-from resolver.gateway import create_app
+from resolver.gateway import AnswerCache, create_app
 from resolver.records import InMemoryRecordSource, NameRecords
 
 SIGNER = Account.create()
@@ -151,6 +151,38 @@ async def test_answer_is_bound_to_the_sender(client: TestClient) -> None:
     signed = await answer(client, call_data)
     other = "0x" + "12" * 20
     assert ccip.recover_signer(other, signed.expires, call_data, signed.result, signed.signature) != SIGNER.address
+
+
+# -- reused answers -------------------------------------------------------------------------------
+
+
+async def test_a_repeated_request_gets_the_same_signed_answer_and_metrics_count_it(aiohttp_client: Any) -> None:
+    source = InMemoryRecordSource([ALICE])
+    client = await aiohttp_client(create_app(settings(), records=source))
+    call_data = text_call("alice.user.ensign.eth", "email")
+    first = await get(client, call_data)
+    # Changed in the backend: the answer signed a moment ago is still valid and is sent again.
+    source.set(NameRecords(name=ALICE.name, address=ALICE.address, texts={"email": "new@example.com"}))
+    assert await get(client, call_data) == first
+    assert await get(client, call_data, sender=RESOLVER.upper().replace("0X", "0x")) == first  # same address
+    other_record = await answer(client, text_call("alice.user.ensign.eth", "network.dm3.profile"))
+    assert abi_decode(["string"], other_record.result) == ("",)  # another record: read and signed anew
+    metrics = await (await client.get("/metrics")).text()
+    assert 'ensign_gateway_answers_total{source="signed"} 2.0' in metrics
+    assert 'ensign_gateway_answers_total{source="cache"} 2.0' in metrics
+    assert 'ensign_gateway_request_seconds_count{method="GET",route="/{sender}/{data}",status="200"} 4.0' in metrics
+
+
+def test_an_answer_is_reused_for_half_its_validity_and_the_cache_is_bounded() -> None:
+    cache = AnswerCache(size=2)
+    cache.put("0xa", b"call", b"answer", now=1000.0, expires=1300)
+    assert cache.get("0xa", b"call", 1149.0) == b"answer"
+    assert cache.get("0xa", b"call", 1150.0) is None  # half of the 300 s gone: sign anew
+    assert cache.get("0xb", b"call", 1000.0) is None
+    cache.put("0xb", b"call", b"b", now=1000.0, expires=1300)
+    cache.put("0xc", b"call", b"c", now=1000.0, expires=1300)
+    assert cache.get("0xa", b"call", 1000.0) is None  # the oldest went first
+    assert (cache.get("0xb", b"call", 1000.0), cache.get("0xc", b"call", 1000.0)) == (b"b", b"c")
 
 
 # -- dm3 format -----------------------------------------------------------------------------------
