@@ -96,9 +96,10 @@ def _supervise(target: WorkerTarget, count: int, port: int, metrics_dir: str) ->
         log.info("%d worker processes on port %d (pids %s)", count, port, ", ".join(str(w.pid) for w in workers))
         status = 0
         while any(w.exitcode is None for w in workers):
-            wait([w.sentinel for w in workers if w.exitcode is None])
+            ready = wait([w.sentinel for w in workers if w.exitcode is None])
             for ended in workers:
-                ended.join(0)
+                # A ready sentinel means the process is ending; join() waits for its status.
+                ended.join(None if ended.sentinel in ready else 0)
                 if ended.exitcode is not None and ended.exitcode != 0 and status == 0:
                     status = ended.exitcode if ended.exitcode > 0 else 1
             if not stopping and any(w.exitcode is not None for w in workers):
