@@ -285,6 +285,9 @@ class GatewaySettings:
     answer_format: str = "ensdomains"
     backend_url: str = "http://127.0.0.1:8081"
     log_level: str = "INFO"
+    #: Seconds a signed answer is sent again to the same request (0: never), at most half of
+    #: ``signature_ttl``; a changed record is answered within this time.
+    answer_reuse: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -297,6 +300,7 @@ class GatewaySettings:
             answer_format=env.choice("GATEWAY_FORMAT", "ensdomains", ("ensdomains", "dm3")),
             backend_url=env.url("BACKEND_URL", "http://127.0.0.1:8081"),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+            answer_reuse=env.integer("GATEWAY_ANSWER_REUSE", 5, minimum=0, maximum=3600),
         )
 
 

@@ -40,9 +40,9 @@ A name the backend does not know is answered normally, with empty records (empty
 address, empty contenthash), signed: clients see "no record", not a revert.
 
 Signed answers are reused: the answer to one ``(sender, data)`` — one name and record — is kept
-and sent again while more than half of its validity (``GATEWAY_SIGNATURE_TTL``) remains, so a
-changed record is answered within half that time, and a busy name costs one backend read and one
-signature per half window instead of one per request. At most :data:`ANSWER_CACHE_SIZE` answers
+and sent again for ``GATEWAY_ANSWER_REUSE`` seconds (default 5, 0 turns it off), never past half
+of its validity (``GATEWAY_SIGNATURE_TTL``): a changed record is answered within that time, and a
+busy name costs one backend read and one signature per window instead of one per request. At most :data:`ANSWER_CACHE_SIZE` answers
 are kept (the oldest go first). ``GET /metrics`` counts answers by ``source`` (``signed`` or
 ``cache``) besides the request histogram.
 """
@@ -110,10 +110,11 @@ class GatewayMetrics(ServiceMetrics):
 
 
 class AnswerCache:
-    """Response bodies of signed answers by ``(sender, calldata)``, reused while more than half of
-    their validity remains (see the module docstring)."""
+    """Response bodies of signed answers by ``(sender, calldata)``, reused for ``reuse`` seconds
+    and never past half of their validity (see the module docstring)."""
 
-    def __init__(self, size: int = ANSWER_CACHE_SIZE) -> None:
+    def __init__(self, reuse: float, size: int = ANSWER_CACHE_SIZE) -> None:
+        self._reuse = reuse
         self._size = size
         # (sender, calldata) -> (reuse until, body)
         self._answers: dict[tuple[str, bytes], tuple[float, bytes]] = {}
@@ -125,10 +126,12 @@ class AnswerCache:
         return hit[1]
 
     def put(self, sender: str, call_data: bytes, body: bytes, *, now: float, expires: int) -> None:
+        if self._reuse <= 0:
+            return
         key = (sender, call_data)
         if len(self._answers) >= self._size and key not in self._answers:
             del self._answers[next(iter(self._answers))]
-        self._answers[key] = (now + (expires - now) / 2, body)
+        self._answers[key] = (now + min(self._reuse, (expires - now) / 2), body)
 
 
 answers_key = web.AppKey("answers_key", AnswerCache)
@@ -314,7 +317,7 @@ def create_app(
     app[signer_key] = signer
     app[clock_key] = clock
     app[variant_key] = ccip.CcipVariant(settings.answer_format)
-    app[answers_key] = AnswerCache()
+    app[answers_key] = AnswerCache(settings.answer_reuse)
     app[metrics_key] = metrics
     app.add_routes([metrics_route(metrics)])
     app.add_routes(routes)

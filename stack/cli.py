@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the CCIP-Read gateway for the OffchainResolver (production)",
         description=(
             "Serves the EIP-3668 gateway until SIGTERM or SIGINT. Needs GATEWAY_SIGNER_KEY; reads "
-            "GATEWAY_HOST, GATEWAY_PORT, GATEWAY_SIGNATURE_TTL, GATEWAY_FORMAT, BACKEND_URL and LOG_LEVEL."
+            "GATEWAY_HOST, GATEWAY_PORT, GATEWAY_SIGNATURE_TTL, GATEWAY_ANSWER_REUSE, GATEWAY_FORMAT, BACKEND_URL and "
+            "LOG_LEVEL."
         ),
         epilog=service_epilog,
     )

@@ -71,7 +71,8 @@ async def stack(redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Stack
     backend = TestServer(create_backend(backend_settings, redis=redis), host="127.0.0.1")
     await backend.start_server()
     signer = Account.create()
-    gateway_settings = GatewaySettings(signer_key=signer.key.hex(), backend_url=str(backend.make_url("/")))
+    # No reuse of signed answers: the tests change records and look them up again at once.
+    gateway_settings = GatewaySettings(signer_key=signer.key.hex(), backend_url=str(backend.make_url("/")), answer_reuse=0)
     gateway = TestServer(create_gateway(gateway_settings, batch_gateway=True), host="127.0.0.1")
     await gateway.start_server()
     chain = await DevChain(

@@ -79,7 +79,9 @@ async def stack() -> AsyncIterator[Stack]:
     signer = Account.create()
     source = CountingSource()
     gateway = TestServer(
-        create_app(GatewaySettings(signer_key=signer.key.hex()), records=source, batch_gateway=True), host="127.0.0.1"
+        # No reuse of signed answers: these tests count the lookup's own reads of the records.
+        create_app(GatewaySettings(signer_key=signer.key.hex(), answer_reuse=0), records=source, batch_gateway=True),
+        host="127.0.0.1",
     )
     await gateway.start_server()
     links: dict[str, tuple[int, bytes]] = {}

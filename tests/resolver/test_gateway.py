@@ -173,11 +173,17 @@ async def test_a_repeated_request_gets_the_same_signed_answer_and_metrics_count_
     assert 'ensign_gateway_request_seconds_count{method="GET",route="/{sender}/{data}",status="200"} 4.0' in metrics
 
 
-def test_an_answer_is_reused_for_half_its_validity_and_the_cache_is_bounded() -> None:
-    cache = AnswerCache(size=2)
+def test_an_answer_is_reused_for_the_reuse_time_never_past_half_its_validity_and_the_cache_is_bounded() -> None:
+    cache = AnswerCache(reuse=5, size=2)
     cache.put("0xa", b"call", b"answer", now=1000.0, expires=1300)
-    assert cache.get("0xa", b"call", 1149.0) == b"answer"
-    assert cache.get("0xa", b"call", 1150.0) is None  # half of the 300 s gone: sign anew
+    assert cache.get("0xa", b"call", 1004.9) == b"answer"
+    assert cache.get("0xa", b"call", 1005.0) is None  # 5 s gone: read and sign anew
+    cache.put("0xa", b"call", b"short", now=1000.0, expires=1006)
+    assert cache.get("0xa", b"call", 1002.9) == b"short"
+    assert cache.get("0xa", b"call", 1003.0) is None  # half of a 6 s validity
+    off = AnswerCache(reuse=0)
+    off.put("0xa", b"call", b"answer", now=1000.0, expires=1300)
+    assert off.get("0xa", b"call", 1000.0) is None
     assert cache.get("0xb", b"call", 1000.0) is None
     cache.put("0xb", b"call", b"b", now=1000.0, expires=1300)
     cache.put("0xc", b"call", b"c", now=1000.0, expires=1300)
