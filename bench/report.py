@@ -101,6 +101,12 @@ def _shares(run: dict[str, Any], cores: int | None) -> str:
     return "CPU (of one core): " + ", ".join(parts) + retried
 
 
+def _gateway_row(label: str, g: dict[str, Any], target: str) -> str:
+    return (f"| gateway answers, {label} | **{_n(g.get('answers_per_s'))} answers/s**, p50 {_n(g.get('p50_ms'), 1)} ms; "
+            f"CPU per answer: gateway {_n(g.get('gateway_cpu_us_per_answer'))} µs, backend "
+            f"{_n(g.get('backend_cpu_us_per_answer'))} µs | {target} |")
+
+
 def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
     """The results as a Markdown table with the machine noted above it."""
     m = results.get("machine", {})
@@ -183,15 +189,11 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
     r = results.get("resolver", {})
     if r:
         g, lk, mi = r.get("gateway", {}), r.get("lookup", {}), r.get("micro", {})
-        row(f"| gateway answers, 64 records asked again and again (16 clients; signed answers reused) | "
-            f"**{_n(g.get('answers_per_s'))} answers/s**, p50 {_n(g.get('p50_ms'), 1)} ms; CPU per answer: gateway "
-            f"{_n(g.get('gateway_cpu_us_per_answer'))} µs, backend {_n(g.get('backend_cpu_us_per_answer'))} µs | "
-            f"≥ 2,000 answers/s: {_verdict(derived, 'gateway_rate')} |")
-        gs = r.get("gateway_signing", {})
-        if gs:
-            row(f"| gateway answers, every request new (16 clients; backend read over HTTP and a signature each) | "
-                f"**{_n(gs.get('answers_per_s'))} answers/s**, p50 {_n(gs.get('p50_ms'), 1)} ms; CPU per answer: "
-                f"gateway {_n(gs.get('gateway_cpu_us_per_answer'))} µs, backend {_n(gs.get('backend_cpu_us_per_answer'))} µs | |")
+        row(_gateway_row("64 records asked again and again (16 clients; signed answers reused)", g,
+                         f"≥ 2,000 answers/s: {_verdict(derived, 'gateway_rate')}"))
+        if r.get("gateway_signing"):
+            row(_gateway_row("every request new (16 clients; backend read over HTTP and a signature each)",
+                             r["gateway_signing"], ""))
         row(f"| profile lookup (embedded chain) | cold p50 **{_n(lk.get('cold_p50_ms'), 1)} ms**; warm (cached) "
             f"{_n(lk.get('warm_profile_p50_us'), 1)} µs profile, {_n(lk.get('warm_address_p50_us'), 1)} µs address | |")
         row(f"| gateway steps: namehash, decode request | seen name {_n(mi.get('namehash_repeat_us'))} µs, "
