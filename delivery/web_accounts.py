@@ -84,7 +84,13 @@ async def bind_account(request: web.Request) -> web.Response:
     address = await address_of(request, name)
     accounts = request.app[accounts_key]
     accounts.check_binding(binding, name, address)
-    account, created = await accounts.bind(address, binding, await _profile(request, name))
+    profile = await _profile(request, name)
+    forget = getattr(request.app[directory_key], "forget", None)
+    if profile.profile.public_signing_key != binding.signing_key and callable(forget):
+        # The owner has just published the profile it binds: read ENS afresh, not the cache.
+        forget(name)
+        profile = await _profile(request, name)
+    account, created = await accounts.bind(address, binding, profile)
     log.info("account bound to a key", extra={"account": address, "created": created})
     return web.json_response(account.to_json(), status=201 if created else 200)
 
