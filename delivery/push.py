@@ -101,7 +101,7 @@ BACKOFF_MAX = 30.0  # seconds: the longest wait between attempts
 CATCH_UP_SKEW = 2.0  # seconds: how far other processes' clocks may lag this one's
 CATCH_UP_LIMIT = 100  # messages per account pushed after a re-subscription (one fetch page)
 RECENT_PUSHES = 10_000  # pushed messages remembered so a catch-up does not push them again
-EXPIRY_RECHECK = 60.0  # seconds: longest wait of a socket's expiry timer before it reads the clock again
+EXPIRY_RECHECK = 300.0  # seconds: longest wait of a socket's expiry timer before it reads the clock again
 
 
 def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] = "*") -> socketio.AsyncServer:
