@@ -25,9 +25,11 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 from tests.delivery.test_ds_push import Socket
 
+from delivery.admin import Admin
 from delivery.app import create_app
 from delivery.keys import account_key
 from delivery.sessions import SESSION_TTL
+from ensign.config import AdminSettings, RedisSettings
 from ensign.protocol.crypto import sign
 
 MALLORY = "mallory.eth"  # a name the attacker owns and points at the victim's address
@@ -250,3 +252,23 @@ async def test_expired_token_ends_its_socket(aiohttp_client, redis, ds_settings,
         await assert_ended(socket, "session token has expired")
     finally:
         await socket.close()
+
+
+async def test_operator_deletion_ends_the_accounts_sockets_and_the_owner_comes_back(
+    aiohttp_client, redis, redis_prefix, ds_settings, directory, chain, clock, users
+) -> None:
+    alice = users[0]
+    first, second = await two_apps(aiohttp_client, redis, ds_settings, directory, chain, clock)
+    await signup(first, alice)
+    socket = await connected_socket(second, alice, await login(first, alice))
+    admin = Admin(redis, AdminSettings(redis=RedisSettings(prefix=redis_prefix), operator="carol"), clock=clock)
+    try:
+        await admin.delete(alice.address)
+        await assert_ended(socket, "the account of this session token no longer exists")
+    finally:
+        await socket.close()
+    # The public profile does not re-create it; the owner's key bound at the deletion does.
+    resp = await first.post(f"/profile/{alice.name}", json=alice.profile.to_json())
+    assert (resp.status, (await resp.json())["error"]) == (403, "account_deleted")
+    clock.advance(1)
+    assert (await first.post(f"/account/{alice.name}", json=alice.signed("createAccount", clock.ms))).status == 201
