@@ -9,7 +9,6 @@ import asyncio
 import aiohttp
 
 from delivery.push import socket_server_key
-from ensign.client import Client, Wallet
 from ensign.protocol.keys import DEFAULT_NONCE
 from tests.client.sdk_stack import DS_NAMES, SdkStack, new_private_key
 
@@ -47,13 +46,10 @@ async def test_rotation_moves_every_part_to_the_new_keys_and_old_messages_stay_r
     assert page.rejected == ()
 
     # Another process of bob's, given the nonces (never the secret keys), reads both as well.
-    again = Client(Wallet.from_private_key(bob_key), sdk_stack.config(), nonce=bob.nonce,
-                   previous_nonces=bob.previous_nonces)
-    sdk_stack.clients.append(again)
+    again = sdk_stack.client(bob_key, nonce=bob.nonce, previous_nonces=bob.previous_nonces)
     assert sorted(m.text for m in (await again.fetch()).messages) == ["after the rotation", "before the rotation"]
     # Without the old nonce, the message queued before the rotation does not open.
-    forgetful = Client(Wallet.from_private_key(bob_key), sdk_stack.config(), nonce=bob.nonce)
-    sdk_stack.clients.append(forgetful)
+    forgetful = sdk_stack.client(bob_key, nonce=bob.nonce)
     page = await forgetful.fetch()
     assert [m.text for m in page.messages] == ["after the rotation"] and len(page.rejected) == 1
 
