@@ -28,7 +28,7 @@ from tests.delivery.test_ds_push import Socket
 from delivery.admin import Admin
 from delivery.app import create_app
 from delivery.keys import account_key
-from delivery.sessions import SESSION_TTL
+from ensign.sessions import SESSION_TTL
 from ensign.config import AdminSettings, RedisSettings
 from ensign.protocol.crypto import sign
 
