@@ -28,6 +28,26 @@ the account's creation, so a message signed before either event cannot undo it.
 dm3 sign-up (``POST /profile/<name>`` with the SignedUserProfile) also creates an account, since
 dm3 clients know no other way; see :meth:`Accounts.create_from_profile` for what it can and cannot do.
 
+Binding
+=======
+
+Any name whose ``addr`` is the account's address reaches the account, and anyone can point a name
+they own at any address and publish under it a profile that address once signed (profiles are
+public, and superseded ones stay valid signatures). So the profile alone cannot say which key
+speaks for the account. The account remembers the profile it was created or last re-bound with,
+and its public signing key (``key``): a login, a signed deletion or settings change, and through
+the session every fetch, ack and socket, must present that key, whatever name is used. A profile
+with another key gets 403 ``key_not_bound``.
+
+Re-binding to a new profile (new keys) needs the wallet itself: a *binding message*
+(:class:`SignedBinding`) naming the new public signing key, timestamped, EIP-191 ``personal_sign``ed
+by the account's address, used once, within :data:`REPLAY_WINDOW`, newer than the current binding.
+The profile ENS publishes for the name must carry that key. A binding message also re-creates a
+deleted account (or creates an absent one): while a tombstone exists, only a ``createAccount``
+signed with the key bound at the deletion, or a binding message, re-creates the account; a
+profile (public data) never does. A re-binding or a deletion ends every session and socket of the
+old binding at once (the sessions channel, :mod:`delivery.keys`).
+
 Redis keys
 ==========
 
@@ -47,21 +67,26 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ensign.errors import InvalidRequest, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import normalize_name
+from ensign.protocol.keys import recover_personal_sign
+from ensign.protocol.models import SignedUserProfile
+from ensign.protocol.profile import profile_hash
 from ensign.protocol.schema import load
 from ensign.redis_client import RedisClient, lua_script
 
 from .errors import (
     AccountChanged,
+    ProfileNotPublished,
     AccountDeleted,
     AccountExists,
     InvalidMessage,
+    KeyNotBound,
     InvalidSettings,
     MessageOutsideWindow,
     NoAccount,
@@ -70,10 +95,10 @@ from .errors import (
     WrongAccount,
     WrongDeliveryService,
 )
-from .keys import account_key, signed_message_key, tombstone_key
+from .keys import account_key, queue_keys, signed_message_key, tombstone_key
 from .ports import Clock
 from .queue import MessageQueue
-from .schemas import SIGNED_ACCOUNT_MESSAGE, settings_schema
+from .schemas import SIGNED_ACCOUNT_MESSAGE, SIGNED_BINDING, settings_schema
 
 REPLAY_WINDOW = 300  # seconds either side of the clock a signed account message is accepted
 #: Seconds intake reuses a receiver's account it read (:meth:`Accounts.get_recent`). Never stale
@@ -156,7 +181,10 @@ class AccountSettings:
 
 @dataclass(frozen=True)
 class Account:
-    """A stored account. ``created`` (ms) doubles as its generation."""
+    """A stored account. ``created`` (ms) is its generation for the deletion script; ``bound`` (ms)
+    is the time of its binding to ``signing_key`` (module docstring), its creation or last
+    re-binding: session tokens carry it as their generation (``gen``), so both a re-creation and a
+    re-binding end older sessions."""
 
     address: str
     created: int
@@ -167,11 +195,26 @@ class Account:
     notify: bool = False
     #: ``suspended`` field: set by an operator (``ensign admin suspend``); refuses incoming messages.
     suspended: bool = False
+    signing_key: str = ""
+    bound: int = 0
+
+    def accepts(self, profile: SignedUserProfile) -> bool:
+        """Whether ``profile`` is the one the account is bound to (its signing key; for an account
+        stored before the binding existed, the profile's dm3Hash)."""
+        if self.signing_key:
+            return profile.profile.public_signing_key == self.signing_key
+        return profile_hash(profile) == self.profile_hash
+
+    def require_bound(self, profile: SignedUserProfile) -> None:
+        """403 ``key_not_bound`` unless :meth:`accepts` ``profile``."""
+        if not self.accepts(profile):
+            raise KeyNotBound(_NOT_BOUND)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "account": self.address,
             "createdAt": self.created,
+            "boundAt": self.bound,
             "origin": self.origin,
             "settings": self.settings.to_json(),
         }
@@ -205,6 +248,38 @@ class SignedAccountMessage:
             topic=message["topic"],
             settings=message.get("settings"),
             # The signature covers the message exactly as sent.
+            payload=stringify(body["message"]),  # type: ignore[index]
+            signature=loaded["signature"],
+        )
+
+
+@dataclass(frozen=True)
+class SignedBinding:
+    """A parsed, not yet verified binding message (module docstring, "Binding")::
+
+        {"message": {"deliveryService": "<this service's URL>", "ensName": "<name>",
+                     "timestamp": <ms>, "topic": "bindProfile", "publicSigningKey": "<base64>"},
+         "signature": "0x<EIP-191 personal_sign of stringify(message) by the account's address>"}
+    """
+
+    delivery_service: str
+    ens_name: str
+    timestamp: int
+    signing_key: str
+    payload: str
+    signature: str
+
+    @classmethod
+    def from_body(cls, body: object) -> SignedBinding:
+        """Parse a binding message (:data:`delivery.schemas.SIGNED_BINDING`); 400
+        ``invalid_message`` names every bad field."""
+        loaded = load(SIGNED_BINDING, body, "binding message", error=InvalidMessage)
+        message = loaded["message"]
+        return cls(
+            delivery_service=message["deliveryService"],
+            ens_name=message["ensName"],
+            timestamp=message["timestamp"],
+            signing_key=message["publicSigningKey"],
             payload=stringify(body["message"]),  # type: ignore[index]
             signature=loaded["signature"],
         )
@@ -244,6 +319,7 @@ class Accounts:
         # sends the commands that follow a WATCH (it returns the pipeline instead of the reply).
         self._create = redis.register_script(lua_script("delivery.lua", "create_account"))
         self._update_settings = redis.register_script(lua_script("delivery.lua", "update_settings"))
+        self._bind = redis.register_script(lua_script("delivery.lua", "bind_account"))
         # address -> (monotonic deadline, (account, stored settings)): receivers read by intake.
         self._recent: dict[str, tuple[float, tuple[Account, str]]] = {}
 
@@ -266,6 +342,8 @@ class Accounts:
             profile_hash=fields.get("profile", ""),
             notify=fields.get("notify") == "1",
             suspended="suspended" in fields,
+            signing_key=fields.get("key", ""),
+            bound=int(fields.get("bound", fields["created"])),
         )
         return account, account_state(fields)
 
@@ -309,6 +387,22 @@ class Accounts:
         """
         if message.topic != topic:
             raise InvalidMessage(f"message.topic must be {topic} on this endpoint")
+        self._check_target(message, name)
+        if not verify(public_signing_key, message.payload, message.signature):
+            raise SignatureError("signature does not verify with the signing key the account is bound to")
+
+    def check_binding(self, binding: SignedBinding, name: str, address: str) -> None:
+        """Check a binding message's target, window and wallet signature (no Redis): it must be
+        ``address``'s EIP-191 signature of the message."""
+        self._check_target(binding, name)
+        try:
+            signer = recover_personal_sign(binding.payload, binding.signature)
+        except SignatureError:
+            signer = None
+        if signer != address:
+            raise SignatureError("signature is not the EIP-191 signature of the name's address over the message")
+
+    def _check_target(self, message: SignedAccountMessage | SignedBinding, name: str) -> None:
         if message.delivery_service != self._service_url:
             raise WrongDeliveryService(
                 f"message.deliveryService names another delivery service; this one is {self._service_url}"
@@ -324,10 +418,8 @@ class Accounts:
             raise MessageOutsideWindow(
                 f"message.timestamp is more than {REPLAY_WINDOW} s away from this service's clock"
             )
-        if not verify(public_signing_key, message.payload, message.signature):
-            raise SignatureError("signature does not verify with the signing key of the profile published in ENS")
 
-    async def _use_once(self, address: str, message: SignedAccountMessage) -> None:
+    async def _use_once(self, address: str, message: SignedAccountMessage | SignedBinding) -> None:
         now_ms = int(self._clock() * 1000)
         ttl = max(1, (message.timestamp + REPLAY_WINDOW * 1000 - now_ms) // 1000 + 1)
         key = signed_message_key(self._prefix, address, message.signature)
@@ -335,22 +427,32 @@ class Accounts:
             raise ReplayedMessage("this signed message was already used")
 
     async def create_signed(
-        self, address: str, message: SignedAccountMessage, profile_hash: str
+        self, address: str, message: SignedAccountMessage, profile: SignedUserProfile
     ) -> Account:
-        """Create the account from a verified ``createAccount`` message (call :meth:`check_signed` first).
+        """Create the account, bound to ``profile``, from a ``createAccount`` message verified with
+        its key (call :meth:`check_signed` first).
 
         Raises :class:`Conflict` when the account exists (``account_exists``), the message was used
-        (``replayed_message``) or it is not newer than the last deletion (``stale_message``).
+        (``replayed_message``) or it is not newer than the last deletion (``stale_message``);
+        403 ``account_deleted`` when the account was deleted while bound to another key.
         """
         settings = self.parse_settings(message.settings) if message.settings is not None else AccountSettings()
         if await self.exists(address):
             raise AccountExists("the account already exists")
         raw_tomb = await self._tombstone_raw(address)
         tomb = _parse_tombstone(raw_tomb)
+        if tomb is not None and not _tombstone_accepts(tomb, profile):
+            raise AccountDeleted(
+                "this account was deleted by its owner while bound to another key; "
+                "re-create it with a wallet-signed binding message"
+            )
         if tomb is not None and message.timestamp <= tomb["deletedAt"]:
             raise StaleMessage("the message is older than the account's deletion")
         await self._use_once(address, message)
-        account = Account(address, message.timestamp, "signed", settings, profile_hash)
+        account = Account(
+            address, message.timestamp, "signed", settings, profile_hash(profile),
+            signing_key=profile.profile.public_signing_key, bound=message.timestamp,
+        )
         created = await self._create_if_absent(account, raw_tomb)
         if created == 0:
             raise AccountExists("the account already exists")
@@ -359,26 +461,32 @@ class Accounts:
             raise AccountExists("the account changed concurrently; try again")
         return account
 
-    async def create_from_profile(self, address: str, profile_hash: str) -> tuple[Account, bool]:
-        """dm3 sign-up: create the account, if absent, from a profile ENS publishes for the name.
+    async def create_from_profile(self, address: str, profile: SignedUserProfile) -> tuple[Account, bool]:
+        """dm3 sign-up: create the account, if absent, bound to a profile ENS publishes for the name.
 
         The caller has checked that the posted SignedUserProfile equals the one ENS publishes for
         the name and is signed by the name's address. That is public data: anyone can post it. So
-        this never returns a session (the caller answers with a challenge), and it refuses
-        (:class:`Forbidden`, ``account_deleted``) when the account was deleted while ENS still
-        publishes the same profile — the owner re-creates it with a signed ``createAccount``
-        message or by publishing a new profile. Returns ``(account, created)``.
+        this never returns a session (the caller answers with a challenge); it refuses (403
+        ``account_deleted``) whenever the account was deleted — only the owner re-creates it, with
+        a signed ``createAccount`` message or a wallet-signed binding message — and (403
+        ``key_not_bound``) a profile with another key than the existing account's. Returns
+        ``(account, created)``.
         """
         existing = await self.get(address)
         if existing is not None:
+            existing.require_bound(profile)
             return existing, False
         raw_tomb = await self._tombstone_raw(address)
-        tomb = _parse_tombstone(raw_tomb)
-        if tomb is not None and tomb["profile"] == profile_hash:
+        if raw_tomb is not None:
             raise AccountDeleted(
-                "this account was deleted by its owner; re-create it with a signed createAccount message"
+                "this account was deleted by its owner; re-create it with a signed createAccount message "
+                "or a wallet-signed binding message"
             )
-        account = Account(address, int(self._clock() * 1000), "profile", AccountSettings(), profile_hash)
+        now_ms = int(self._clock() * 1000)
+        account = Account(
+            address, now_ms, "profile", AccountSettings(), profile_hash(profile),
+            signing_key=profile.profile.public_signing_key, bound=now_ms,
+        )
         created = await self._create_if_absent(account, raw_tomb)
         if created == 0:
             # Created by a concurrent request since our read: that one is the account.
@@ -401,7 +509,9 @@ class Accounts:
         if message.timestamp <= account.created:
             raise StaleMessage("the message is older than the account's creation")
         await self._use_once(address, message)
-        tomb = json.dumps({"deletedAt": message.timestamp, "profile": account.profile_hash})
+        tomb = json.dumps(
+            {"deletedAt": message.timestamp, "profile": account.profile_hash, "key": account.signing_key}
+        )
         # One script: account hash, queue and tombstone at once, and only the generation checked
         # above (a concurrent delete, or delete and re-create, makes it refuse).
         dropped = await self._queue.delete_account(address, generation=account.created, tombstone=tomb)
@@ -434,6 +544,48 @@ class Accounts:
         await self._use_once(address, message)
         return await self.update_settings(address, settings)
 
+    async def bind(self, address: str, binding: SignedBinding, profile: SignedUserProfile) -> tuple[Account, bool]:
+        """Bind the account to ``profile`` from a verified binding message (call :meth:`check_binding`
+        first), or create it so bound when it is absent or deleted. Returns ``(account, created)``.
+
+        ``profile`` is the one ENS publishes for the name; it must carry the message's key (400
+        ``profile_not_published``). The message must be newer than the current binding, or than
+        the deletion (409 ``stale_message``), and unused (409 ``replayed_message``). Every session
+        and socket of the old binding ends (``bind_account.lua`` publishes on the sessions channel).
+        """
+        if profile.profile.public_signing_key != binding.signing_key:
+            raise ProfileNotPublished(
+                "message.publicSigningKey is not the signing key of the profile ENS publishes for this name; "
+                "publish that profile first"
+            )
+        account = await self.get(address)
+        raw_tomb: str | None = None
+        if account is not None and binding.timestamp <= account.bound:
+            raise StaleMessage("the message is not newer than the account's current binding")
+        if account is None:
+            raw_tomb = await self._tombstone_raw(address)
+            tomb = _parse_tombstone(raw_tomb)
+            if tomb is not None and binding.timestamp <= tomb["deletedAt"]:
+                raise StaleMessage("the message is older than the account's deletion")
+        await self._use_once(address, binding)
+        dm3_hash, stamp = profile_hash(profile), binding.timestamp
+        if account is None:
+            bound = Account(
+                address, stamp, "wallet", AccountSettings(), dm3_hash, signing_key=binding.signing_key, bound=stamp
+            )
+            fields, expected = self._fields(bound), ""
+        else:
+            bound = replace(account, profile_hash=dm3_hash, signing_key=binding.signing_key, bound=stamp)
+            fields, expected = {"profile": dm3_hash, "key": binding.signing_key, "bound": str(stamp)}, str(account.bound)
+        keys = queue_keys(self._prefix, address)
+        flat = [item for pair in fields.items() for item in pair]
+        result = int(
+            await self._bind(keys=[keys.account, keys.tombstone], args=[expected, raw_tomb or "", keys.sessions, *flat])
+        )
+        if result < 0:
+            raise AccountChanged("the account changed concurrently; try again")
+        return bound, result == 2
+
     async def _tombstone_raw(self, address: str) -> str | None:
         raw = await self._redis.get(tombstone_key(self._prefix, address))
         return raw.decode() if isinstance(raw, bytes) else raw
@@ -451,8 +603,24 @@ class Accounts:
             "origin": account.origin,
             "settings": stringify(account.settings.to_json()),
             "profile": account.profile_hash,
+            "key": account.signing_key,
+            "bound": str(account.bound),
         }
+
+
+_NOT_BOUND = (
+    "the profile ENS publishes for this name is not the one the account is bound to; "
+    "re-bind the account with a wallet-signed binding message"
+)
 
 
 def _parse_tombstone(raw: str | None) -> dict[str, Any] | None:
     return None if raw is None else dict(json.loads(raw))
+
+
+def _tombstone_accepts(tomb: dict[str, Any], profile: SignedUserProfile) -> bool:
+    """Whether ``profile`` carries the key the deleted account was bound to (a tombstone written
+    before the binding existed names the profile's dm3Hash only)."""
+    if tomb.get("key"):
+        return bool(tomb["key"] == profile.profile.public_signing_key)
+    return bool(tomb.get("profile") == profile_hash(profile))

@@ -16,7 +16,8 @@ action         effect
 ``unsuspend``  removes the field
 ``delete``     the account hash and its whole queue, at once (``delete_account.lua``), leaving a
                tombstone, so the public profile alone cannot re-create it (the owner can, with a
-               new signed ``createAccount`` message)
+               ``createAccount`` signed with the key the account was bound to, or a wallet-signed
+               binding message); the account's sockets end on every process
 ``purge``      the queue only (``delete_queue.lua``); the account stays
 ``usage``      live and expired messages queued, bytes stored, oldest message, against the limits
 =============  ===================================================================================
@@ -158,7 +159,10 @@ class Admin:
     async def delete(self, address: str) -> int:
         async def work() -> int:
             account = await self._account(address)
-            tomb = json.dumps({"deletedAt": int(self._clock() * 1000), "profile": account.profile_hash, "by": "operator"})
+            tomb = json.dumps({
+                "deletedAt": int(self._clock() * 1000), "profile": account.profile_hash, "key": account.signing_key,
+                "by": "operator",
+            })
             dropped = await self.queue.delete_account(address, generation=account.created, tombstone=tomb)
             if dropped is None:
                 raise AccountChanged("the account changed meanwhile; run the command again")

@@ -34,7 +34,8 @@
     ├── WrongAccount                         403  wrong_account
     ├── MessageOutsideWindow                 403  stale_message
     ├── AccountDeleted                       403  account_deleted
-    └── AccountSuspended                     403  account_suspended                 -32019
+    ├── AccountSuspended                     403  account_suspended                 -32019
+    └── KeyNotBound                          403  key_not_bound
     NotFound                                 404
     ├── NoAccount                            404  no_account
     ├── NoProfile                            404  no_profile
@@ -123,6 +124,7 @@ __all__ = [
     "InvalidRecipient",
     "InvalidSettings",
     "InvalidValue",
+    "KeyNotBound",
     "MessageOutsideWindow",
     "MessageTooLarge",
     "MethodNotFound",
@@ -252,6 +254,13 @@ class MessageOutsideWindow(Forbidden):
 
 class AccountDeleted(Forbidden):
     code = "account_deleted"
+
+
+class KeyNotBound(Forbidden):
+    """The profile presented (the one ENS publishes for the name used) carries another signing key
+    than the one the account is bound to (:mod:`delivery.accounts`, "Binding")."""
+
+    code = "key_not_bound"
 
 
 # -- 404 -------------------------------------------------------------------------------------------

@@ -48,18 +48,30 @@ The account (:mod:`delivery.accounts`)
 
 ``{prefix}account:{<tag>}``     HASH, written by create / update, removed by delete:
     ``created``  creation time in ms (the signed message's timestamp, or the clock for a dm3
-                 sign-up); also the account's *generation*, carried in session tokens
-    ``origin``   ``signed`` or ``profile``
+                 sign-up); also the account's *generation*, checked by the deletion script
+    ``origin``   ``signed``, ``profile`` or ``wallet`` (a binding message)
     ``settings`` canonical JSON of :class:`delivery.accounts.AccountSettings` (dm3 field names)
-    ``profile``  dm3Hash of the profile that signed the creation
+    ``profile``  dm3Hash of the profile the account is bound to (created or last re-bound with)
+    ``key``      that profile's public signing key (base64): the only key that logs in, deletes
+                 or changes settings, whichever name is used (absent on accounts made before
+                 the binding existed; ``profile`` is compared instead)
+    ``bound``    time in ms of the binding (creation or last re-binding; absent on older accounts,
+                 meaning ``created``); session tokens carry it as their ``gen``, so a
+                 re-creation or a re-binding ends every older session
     ``notify:global``, ``notify:EMAIL``, ``notify:PUSH``, ``notify``  the notification switch, the
                  channels (JSON ``{recipientValue, isEnabled, isVerified}``) and their summary
                  (:mod:`delivery.notifications`), so deleting the account deletes them
     ``suspended``  JSON ``{at, by, reason}`` while an operator has suspended the account
                  (:mod:`delivery.admin`)
-``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash}``, written by
-    delete, removed by a creation (in the same script that writes the account hash); no expiry (a
-    few bytes per deleted account). It keeps a replayed public profile from re-creating the account.
+``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash, "key": base64}``,
+    written by delete, removed by a creation (in the same script that writes the account hash); no
+    expiry (a few bytes per deleted account). While it exists, only the owner re-creates the
+    account: a ``createAccount`` signed with the key bound at the deletion, or a wallet-signed
+    binding message; public data (a profile) never does.
+``{prefix}sessions:{<tag>}``   pub/sub channel (not a key). ``delete_account.lua`` and
+    ``bind_account.lua`` publish on it (payload ``deleted`` / ``bound``) in the same script as the
+    write; every process PSUBSCRIBEs :func:`sessions_pattern` and ends its sockets of the account
+    whose session no longer matches it (:mod:`delivery.push`).
 ``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, a used signed account
     message, ``SET NX EX`` until its timestamp leaves the replay window (≤ 601 s).
 
@@ -118,6 +130,7 @@ from ensign.errors import InvalidRequest
 __all__ = [
     "MAX_ACCOUNT_LENGTH",
     "QueueKeys",
+    "account_from_sessions_channel",
     "account_from_tag",
     "account_key",
     "account_tag",
@@ -134,6 +147,7 @@ __all__ = [
     "queue_keys",
     "queue_keys_from_expiry_key",
     "signed_message_key",
+    "sessions_pattern",
     "sweeper_claim_key",
     "tombstone_key",
 ]
@@ -161,8 +175,8 @@ def account_from_tag(tag: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """The Redis names of one account: its queue's three keys and channel, its account hash and
-    tombstone. All share one hash tag."""
+    """The Redis names of one account: its queue's three keys and channel, its account hash,
+    tombstone and sessions channel. All share one hash tag."""
 
     queue: str
     expiry: str
@@ -170,6 +184,7 @@ class QueueKeys:
     channel: str
     account: str
     tombstone: str
+    sessions: str
 
     @property
     def keys(self) -> list[str]:
@@ -206,6 +221,7 @@ def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
         channel=f"{prefix}notify:{{{tag}}}",
         account=f"{prefix}account:{{{tag}}}",
         tombstone=f"{prefix}tombstone:{{{tag}}}",
+        sessions=f"{prefix}sessions:{{{tag}}}",
     )
 
 
@@ -222,6 +238,21 @@ def queue_keys_from_expiry_key(prefix: str, expiry_key: str) -> QueueKeys:
 def notify_pattern(prefix: str) -> str:
     """PSUBSCRIBE pattern for every account's notification channel under ``prefix``."""
     return f"{_glob_escape(prefix)}notify:{{*}}"
+
+
+def sessions_pattern(prefix: str) -> str:
+    """PSUBSCRIBE pattern for every account's sessions channel (deletions and re-bindings)."""
+    return f"{_glob_escape(prefix)}sessions:{{*}}"
+
+
+def account_from_sessions_channel(prefix: str, channel: str | bytes) -> str:
+    """The account whose sessions channel is ``channel`` (a PSUBSCRIBE message); ValueError when
+    it is none under ``prefix``."""
+    name = channel.decode() if isinstance(channel, bytes) else channel
+    head = f"{prefix}sessions:{{"
+    if not name.startswith(head) or not name.endswith("}"):
+        raise ValueError(f"not a sessions channel under prefix {prefix!r}")
+    return account_from_tag(name[len(head) : -1])
 
 
 def sweeper_claim_key(prefix: str) -> str:

@@ -5,7 +5,14 @@ Handshake: the client connects to ``/socket.io`` with ``auth = {"account": {"ens
 (:func:`delivery.web_auth.authorize`: same account, account still exists); the socket then joins
 the room named after the account's address and gets the event ``authorized``. Otherwise it gets
 ``unauthorized`` with ``{"error": <why>}`` (:func:`ensign.answers.socket_refusal`) and is
-disconnected. Every socket of an account
+disconnected.
+
+A socket lives no longer than its session: when its token expires (a timer on the app's clock),
+when the account is deleted, or when the account is bound to another key (:mod:`delivery.accounts`,
+"Binding"), it gets ``unauthorized`` with the reason (``session_expired`` / ``session_stale``) and is
+disconnected, on every process at once: the deletion and binding scripts publish on the account's
+sessions channel, which every process's :class:`PushListener` subscribes to beside the
+notifications, and each re-checks its own sockets of that account. Every socket of an account
 sits in the same room, whichever alias it logged in with, so every device gets every push (dm3
 pushes only to the last socket).
 
@@ -68,17 +75,21 @@ from ensign.answers import as_error, socket_refusal
 from ensign.redis_client import RedisClient
 
 from .appkeys import (
+    accounts_key,
     clock_key,
     intake_key,
     metrics_key,
     queue_key,
     redis_key,
+    settings_key,
 )
-from .errors import SessionMissing
+from .errors import SessionExpired, SessionMissing
+from .keys import account_from_sessions_channel, sessions_pattern
 from .metrics import DeliveryMetrics
 from .notify_worker import presence_joined, presence_left
 from .queue import StoredMessage
-from .web_auth import authorize
+from ensign.sessions import Session
+from .web_auth import authorize, check_current
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +101,7 @@ BACKOFF_MAX = 30.0  # seconds: the longest wait between attempts
 CATCH_UP_SKEW = 2.0  # seconds: how far other processes' clocks may lag this one's
 CATCH_UP_LIMIT = 100  # messages per account pushed after a re-subscription (one fetch page)
 RECENT_PUSHES = 10_000  # pushed messages remembered so a catch-up does not push them again
+EXPIRY_RECHECK = 300.0  # seconds: longest wait of a socket's expiry timer before it reads the clock again
 
 
 def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] = "*") -> socketio.AsyncServer:
@@ -105,27 +117,45 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     )
     sio.attach(app)
     app[socket_server_key] = sio
+    expiries: dict[str, asyncio.Task[None]] = {}
+
+    async def expire(sid: str, session: Session) -> None:
+        # The app's clock decides (tests move it); re-read after each wait, so a clock moved
+        # meanwhile is seen at the next wake-up.
+        while (left := session.expires_at - app[clock_key]()) > 0:
+            await asyncio.sleep(min(left, EXPIRY_RECHECK))
+        expiries.pop(sid, None)
+        await end_socket(sio, sid, SessionExpired("session token has expired"))
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         try:
-            _, account = await authorize(app, *_credentials(auth))
+            session, account = await authorize(app, *_credentials(auth))
         except Exception as exc:
             await sio.emit("unauthorized", socket_refusal(as_error(exc, "socket handshake")), to=sid)
             return False
         address = account.address
-        await sio.save_session(sid, {"account": address})
+        await sio.save_session(sid, {"account": address, "session": session})
         await sio.enter_room(sid, address)
         await presence_joined(app, address)  # seen online by every process (notify_worker)
         app[metrics_key].sockets.inc()
+        expiries[sid] = asyncio.create_task(expire(sid, session), name=f"socket-expiry-{sid}")
         await sio.emit("authorized", to=sid)
         return True
 
     async def disconnect(sid: str, *args: Any) -> None:
+        task = expiries.pop(sid, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
         with contextlib.suppress(KeyError):
             session = await sio.get_session(sid)
             if session.get("account"):
                 app[metrics_key].sockets.dec()
                 await presence_left(app, session["account"])
+
+    async def cancel_expiries(app: web.Application) -> None:
+        for task in list(expiries.values()):
+            task.cancel()
+        expiries.clear()
 
     async def submit_message(sid: str, data: Any = None) -> dict[str, str]:
         envelope = data.get("envelop") if isinstance(data, dict) else None
@@ -140,7 +170,40 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     sio.on("submitMessage", submit_message)
     app[push_listener_key] = PushListener(app)
     app.cleanup_ctx.append(_listener_ctx)
+    app.on_cleanup.append(cancel_expiries)
     return sio
+
+
+async def end_socket(sio: socketio.AsyncServer, sid: str, reason: Exception) -> None:
+    """Tell socket ``sid`` why it ends (``unauthorized``, ``{"error": …}``) and disconnect it."""
+    with contextlib.suppress(Exception):
+        await sio.emit("unauthorized", socket_refusal(as_error(reason, "socket session")), to=sid)
+    await sio.disconnect(sid)
+
+
+async def end_stale_sockets(app: web.Application, account: str) -> int:
+    """Re-check this process's sockets of ``account`` against the stored account (one read) and
+    end those whose session no longer matches it (deleted, re-created, bound to another key).
+    Returns how many were ended."""
+    sio: socketio.AsyncServer = app[socket_server_key]
+    sids = [sid for sid, _ in sio.manager.get_participants(NAMESPACE, account)]
+    if not sids:
+        return 0
+    stored = await app[accounts_key].get(account)
+    ended = 0
+    for sid in sids:
+        try:
+            session = (await sio.get_session(sid)).get("session")
+        except KeyError:
+            continue  # disconnected meanwhile
+        if not isinstance(session, Session):
+            continue
+        try:
+            check_current(stored, session)
+        except Exception as exc:
+            await end_socket(sio, sid, exc)
+            ended += 1
+    return ended
 
 
 def _credentials(auth: Any) -> tuple[str, str]:
@@ -216,14 +279,17 @@ class PushListener:
             client = _own_connection(self._app[redis_key], self.client_name)
             pubsub = client.pubsub()
             try:
-                await pubsub.psubscribe(queue.notify_pattern)
-                await self._confirmed(pubsub)
+                await pubsub.psubscribe(queue.notify_pattern, self._sessions_pattern)
+                await self._confirmed(pubsub, patterns=2)
                 confirmed_at = clock()
                 self.subscribed.set()
                 if alive_at is None:
                     log.info("push listener subscribed", extra={"client_name": self.client_name})
                 else:
                     self.resubscriptions += 1
+                    # Deletions and re-bindings announced meanwhile were missed too.
+                    for account in _local_accounts(self._app[socket_server_key]):
+                        await end_stale_sockets(self._app, account)
                     caught_up = await self._catch_up(alive_at - CATCH_UP_SKEW)
                     log.info(
                         "push listener re-subscribed after %d attempt(s) and %.1f s; pushed %d message(s) "
@@ -235,8 +301,8 @@ class PushListener:
                     # get_message with a timeout, not listen(): it gives cancellation a clean path.
                     item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL)
                     alive_at = clock()
-                    if item is not None and item.get("type") == "pmessage":
-                        await self._on_notification(item["channel"], item["data"])
+                    if item is not None:
+                        await self._dispatch(item)
                 return
             except asyncio.CancelledError:
                 raise
@@ -279,14 +345,42 @@ class PushListener:
             # One message that cannot be pushed must not end the pushes of all others.
             log.exception("push failed", extra={"account": account, "message_id": message_id})
 
-    async def _confirmed(self, pubsub: aioredis.client.PubSub) -> None:
+    async def _dispatch(self, item: dict[str, Any]) -> None:
+        if item.get("type") != "pmessage":
+            return
+        if _text(item.get("pattern")) == self._sessions_pattern:
+            await self._on_sessions_event(item["channel"])
+        else:
+            await self._on_notification(item["channel"], item["data"])
+
+    @property
+    def _sessions_pattern(self) -> str:
+        return sessions_pattern(self._app[settings_key].redis.prefix)
+
+    async def _on_sessions_event(self, channel: bytes | str) -> None:
+        try:
+            account = account_from_sessions_channel(self._app[settings_key].redis.prefix, channel)
+        except ValueError:
+            return
+        try:
+            await end_stale_sockets(self._app, account)
+        except (RedisError, OSError):
+            raise
+        except Exception:
+            log.exception("re-checking sockets failed", extra={"account": account})
+
+    async def _confirmed(self, pubsub: aioredis.client.PubSub, *, patterns: int) -> None:
         # Until Redis answers the PSUBSCRIBE, a PUBLISH may still miss us; the catch-up must come
-        # after it, or a message could fall between the two.
+        # after it, or a message could fall between the two. Each pattern is confirmed on its own.
         deadline = time.monotonic() + LISTEN_POLL + 5
         while time.monotonic() < deadline:
             item = await pubsub.get_message(timeout=LISTEN_POLL)
             if item is not None and item.get("type") == "psubscribe":
-                return
+                patterns -= 1
+                if patterns == 0:
+                    return
+            elif item is not None:
+                await self._dispatch(item)  # the first pattern is live while the second is confirmed
         raise RedisError("no answer to PSUBSCRIBE")
 
     async def push(self, account: str, message_id: str) -> int:
@@ -358,6 +452,10 @@ def _own_connection(redis: RedisClient, name: str) -> aioredis.Redis:
     return aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=connection_class, **own))
 
 
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _local_sockets(sio: socketio.AsyncServer, room: str) -> int:
     return sum(1 for _ in sio.manager.get_participants(NAMESPACE, room))
 
@@ -369,4 +467,11 @@ def _local_accounts(sio: socketio.AsyncServer) -> list[str]:
     return [room for room, members in rooms.items() if room is not None and members and room not in members]
 
 
-__all__ = ["PushListener", "attach_socket_server", "push_listener_key", "socket_server_key"]
+__all__ = [
+    "PushListener",
+    "attach_socket_server",
+    "end_socket",
+    "end_stale_sockets",
+    "push_listener_key",
+    "socket_server_key",
+]

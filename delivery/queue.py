@@ -330,7 +330,9 @@ class MessageQueue:
 
     async def delete_account(self, account: str, *, generation: int, tombstone: str) -> int | None:
         """Delete ``account``: its account hash and whole queue, and write its tombstone, in one
-        script (``delete_account.lua``), so no message can be stored in between.
+        script (``delete_account.lua``), so no message can be stored in between; the same script
+        publishes ``deleted`` on the account's sessions channel (:mod:`delivery.push` ends its
+        sockets on every process).
 
         Only the generation the caller checked is deleted: when the account hash is missing or
         its ``created`` field is not ``generation`` (deleted, or deleted and re-created, since the
@@ -347,7 +349,8 @@ class MessageQueue:
             raise InvalidRequest("tombstone must be a non-empty string")
         dropped = int(
             await self._delete_account(
-                keys=[*keys.keys, keys.account, keys.tombstone], args=[str(generation), tombstone]
+                keys=[*keys.keys, keys.account, keys.tombstone],
+                args=[str(generation), tombstone, keys.sessions],
             )
         )
         return None if dropped < 0 else dropped

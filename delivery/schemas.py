@@ -12,6 +12,9 @@ names its field (400 ``invalid_schema``).
                                                     topic, settings?}, signature}``
                                                     (:data:`SIGNED_ACCOUNT_MESSAGE`, 400
                                                     ``invalid_message``)
+``POST /account/<name>/binding``                    ``{message: {deliveryService, ensName, timestamp,
+                                                    topic: "bindProfile", publicSigningKey}, signature}``
+                                                    (:data:`SIGNED_BINDING`, 400 ``invalid_message``)
 account settings                                    :func:`settings_schema` (400 ``invalid_settings``)
 
 Envelopes are checked by :mod:`ensign.protocol.models`.
@@ -32,15 +35,18 @@ __all__ = [
     "MAX_SPAM_AMOUNT_DIGITS",
     "NOTIFICATION_TYPES",
     "SIGNED_ACCOUNT_MESSAGE",
+    "SIGNED_BINDING",
     "TOPICS",
     "AccountMessage",
     "Acknowledgement",
     "Acknowledgements",
     "Amount",
+    "BindingMessage",
     "ChallengeAnswer",
     "NotificationChannel",
     "Notifications",
     "SignedAccountMessageBody",
+    "SignedBindingBody",
     "SpamFilterRules",
     "StrictBool",
     "TokenBalance",
@@ -171,3 +177,20 @@ class SignedAccountMessageBody(Strict):
 
 
 SIGNED_ACCOUNT_MESSAGE = SignedAccountMessageBody()
+
+
+class BindingMessage(Strict):
+    deliveryService = Text(required=True)  # noqa: N815
+    ensName = Text(required=True)  # noqa: N815
+    timestamp = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    topic = Text(required=True, validate=validate.Equal("bindProfile", error="must be bindProfile"))
+    # An Ed25519 public key, base64: 44 characters; checked against the published profile.
+    publicSigningKey = Text(required=True, max_length=128)  # noqa: N815
+
+
+class SignedBindingBody(Strict):
+    message = fields.Nested(BindingMessage, required=True)
+    signature = Text(required=True, max_length=200)
+
+
+SIGNED_BINDING = SignedBindingBody()

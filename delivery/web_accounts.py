@@ -8,10 +8,12 @@ route                                    authenticated by                   answ
 ``GET    /account/<name>``               session token                      200 account
 ``PUT    /account/<name>/settings``      session token, body = settings     200 account
 ``POST   /account/<name>/settings``      signed ``updateSettings`` message  200 account
+``POST   /account/<name>/binding``       wallet-signed binding message      200 / 201 account
 =======================================  =================================  ==================
 
 Signed messages are described in :mod:`delivery.accounts`; the signing key is the one of the
-profile ENS publishes for ``<name>``.
+profile ENS publishes for ``<name>``, and for an existing account it must be the key the account
+is bound to (403 ``key_not_bound``). The binding message is signed by the wallet (the address).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import logging
 
 from aiohttp import web
 
-from ensign.protocol.profile import profile_hash
+from ensign.protocol.models import SignedUserProfile
 from ensign.web import read_json
 
-from .accounts import SignedAccountMessage
+from .accounts import SignedAccountMessage, SignedBinding
 from .appkeys import accounts_key, directory_key
 from .errors import NoProfile
 from .ports import profile_or_none
@@ -34,23 +36,33 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
-async def _signed(request: web.Request, topic: str) -> tuple[str, SignedAccountMessage, str]:
-    """Parse and verify a signed account message for the path's name; return (address, message, dm3Hash)."""
-    name = path_name(request)
-    message = SignedAccountMessage.from_body(await read_json(request))
-    address = await address_of(request, name)
+async def _profile(request: web.Request, name: str) -> SignedUserProfile:
     resolved = await profile_or_none(request.app[directory_key], name)
     if resolved is None:
         raise NoProfile("the name has no valid profile in ENS")
-    profile = resolved.signed_profile
-    request.app[accounts_key].check_signed(message, name, topic, profile.profile.public_signing_key)
-    return address, message, profile_hash(profile)
+    return resolved.signed_profile
+
+
+async def _signed(request: web.Request, topic: str) -> tuple[str, SignedAccountMessage, SignedUserProfile]:
+    """Parse and verify a signed account message for the path's name; return (address, message,
+    the name's profile). Deletions and settings changes must come from the bound key."""
+    name = path_name(request)
+    message = SignedAccountMessage.from_body(await read_json(request))
+    address = await address_of(request, name)
+    profile = await _profile(request, name)
+    accounts = request.app[accounts_key]
+    if topic != "createAccount":
+        account = await accounts.get(address)
+        if account is not None:
+            account.require_bound(profile)
+    accounts.check_signed(message, name, topic, profile.profile.public_signing_key)
+    return address, message, profile
 
 
 @routes.post("/account/{ensName}")
 async def create_account(request: web.Request) -> web.Response:
-    address, message, dm3_hash = await _signed(request, "createAccount")
-    account = await request.app[accounts_key].create_signed(address, message, dm3_hash)
+    address, message, profile = await _signed(request, "createAccount")
+    account = await request.app[accounts_key].create_signed(address, message, profile)
     log.info("account created", extra={"account": address})
     return web.json_response(account.to_json(), status=201)
 
@@ -61,6 +73,26 @@ async def delete_account(request: web.Request) -> web.Response:
     dropped = await request.app[accounts_key].delete_signed(address, message)
     log.info("account deleted", extra={"account": address, "dropped": dropped})
     return web.json_response({"deleted": address, "droppedMessages": dropped})
+
+
+@routes.post("/account/{ensName}/binding")
+async def bind_account(request: web.Request) -> web.Response:
+    """Bind the account to the profile ENS now publishes for the name (wallet-signed message);
+    creates the account when it is absent or deleted (201)."""
+    name = path_name(request)
+    binding = SignedBinding.from_body(await read_json(request))
+    address = await address_of(request, name)
+    accounts = request.app[accounts_key]
+    accounts.check_binding(binding, name, address)
+    profile = await _profile(request, name)
+    forget = getattr(request.app[directory_key], "forget", None)
+    if profile.profile.public_signing_key != binding.signing_key and callable(forget):
+        # The owner has just published the profile it binds: read ENS afresh, not the cache.
+        forget(name)
+        profile = await _profile(request, name)
+    account, created = await accounts.bind(address, binding, profile)
+    log.info("account bound to a key", extra={"account": address, "created": created})
+    return web.json_response(account.to_json(), status=201 if created else 200)
 
 
 @routes.get("/account/{ensName}")

@@ -13,7 +13,7 @@ from ensign.errors import EnsignError, InvalidName, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.models import SignedUserProfile
-from ensign.protocol.profile import profile_hash, verify_profile
+from ensign.protocol.profile import verify_profile
 from ensign.protocol.schema import load
 from ensign.sessions import Session
 from ensign.web import read_json
@@ -67,17 +67,32 @@ async def authorize(app: web.Application, name: str, token: str) -> tuple[Sessio
     ``name`` is the (raw) name the caller claims, ``token`` its session JWT. Returns the verified
     session and the account; raises 400 ``invalid_name`` or 401 with a code saying why:
     ``session_missing``, ``session_invalid``, ``session_expired``, ``session_wrong_account`` (a
-    token of another account), ``session_stale`` (the account was deleted or re-created since the
-    token was issued).
+    token of another account), ``session_stale`` (the account was deleted, re-created or bound to
+    another key since the token was issued).
     """
     session = app[sessions_key].check_session(token)
     address = await address_or_none(app[directory_key], path_name_of(name))
     if address is None or address != session.address:
         raise SessionWrongAccount("the session token belongs to another account")
-    account = await app[accounts_key].get(address)
-    if account is None or account.created != session.generation:
+    return session, await current_account(app, session)
+
+
+async def current_account(app: web.Application, session: Session) -> Account:
+    """The account of a verified ``session``, if the session still matches it: 401
+    ``session_stale`` when the account was deleted or re-created or bound to another
+    key since the token was issued (its ``gen`` claim is the account's binding time). The socket server re-checks its sockets with it."""
+    return check_current(await app[accounts_key].get(session.address), session)
+
+
+def check_current(account: Account | None, session: Session) -> Account:
+    """:func:`current_account` on an account already read (``None``: there is none)."""
+    # A token's generation is the account's binding time (its creation or last re-binding): a
+    # re-created account starts after the token's, a re-bound one keeps its creation before it.
+    if account is None or session.generation < account.created:
         raise SessionStale("the account of this session token no longer exists")
-    return session, account
+    if account.bound != session.generation:
+        raise SessionStale("the account of this session token was bound to another key since")
+    return account
 
 
 async def require_session(request: web.Request) -> tuple[str, Account]:
@@ -122,8 +137,8 @@ async def post_profile(request: web.Request) -> web.Response:
     resolved = await profile_or_none(request.app[directory_key], name)
     if resolved is None or stringify(resolved.signed_profile.to_json()) != stringify(posted.to_json()):
         raise ProfileNotPublished("the profile is not the one ENS publishes for this name; publish it first")
-    account, _ = await request.app[accounts_key].create_from_profile(address, profile_hash(resolved.signed_profile))
-    challenge = request.app[sessions_key].issue_challenge(name, address, account.created)
+    account, _ = await request.app[accounts_key].create_from_profile(address, resolved.signed_profile)
+    challenge = request.app[sessions_key].issue_challenge(name, address, account.bound)
     return web.json_response(challenge)
 
 
@@ -132,7 +147,7 @@ async def get_challenge(request: web.Request) -> web.Response:
     """A challenge JWT (15 min, single use) for the account of the name."""
     name = path_name(request)
     address, account = await _account_of(request, name)
-    return web.json_response(request.app[sessions_key].issue_challenge(name, address, account.created))
+    return web.json_response(request.app[sessions_key].issue_challenge(name, address, account.bound))
 
 
 @routes.post("/auth/{ensName}")
@@ -144,8 +159,10 @@ async def post_challenge(request: web.Request) -> web.Response:
     resolved = await profile_or_none(request.app[directory_key], name)
     if resolved is None:
         raise NoProfileToVerify("the name has no valid profile in ENS to check the signature")
+    # Only the key the account is bound to logs in, whichever name points at the address.
+    account.require_bound(resolved.signed_profile)
     signing_key = resolved.signed_profile.profile.public_signing_key
     token = await request.app[sessions_key].redeem(
-        name, address, account.created, body["challenge"], body["signature"], signing_key
+        name, address, account.bound, body["challenge"], body["signature"], signing_key
     )
     return web.json_response(token)

@@ -19,8 +19,9 @@ other service can mint them). Claims:
 
 ``account`` is the normalised name in the path (dm3 clients read it), ``addr`` the EIP-55 address
 the name resolved to — the account id — and ``gen`` a generation of the account the service chooses
-(the delivery service: the account's creation time in ms, so tokens of a deleted account stay dead
-when the account is created again; the backend: when the profile was last replaced, so a key
+(the delivery service: the time in ms of the account's binding to its signing key — its creation or
+last re-binding, :mod:`delivery.accounts` — so tokens of a deleted account stay dead when the
+account is created again, and tokens of an old key die with a re-binding; the backend: when the profile was last replaced, so a key
 rotation ends older sessions). A token is accepted on any name that resolves to the same address
 (aliases share one account), never on another account.
 

@@ -555,9 +555,10 @@ FLOW: tuple[Step, ...] = (
     Step("delivery", "post", "/rpc", status=400, url="/rpc", body=b"not json"),
     Step("delivery", "post", "/rpc", status=404, url="/rpc",
          body={"jsonrpc": "2.0", "id": 5, "method": "dm3_getProfileExtension", "params": ["nobody.user.ensign.eth"]}),
-    # Last: the account goes, and its session token with it.
+    # Last: the account goes, and its session token with it; then the wallet re-creates it.
     Step("delivery", "delete", "/account/{ensName}", "delete"),
     Step("delivery", "get", "/account/{ensName}", status=401, check=lambda b: b["error"] == "session_stale"),
+    Step("delivery", "post", "/account/{ensName}/binding", "recreate", 201, check=lambda b: b["origin"] == "wallet"),
 )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -34,7 +35,7 @@ from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavaila
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import sign
 from ensign.protocol.envelope import build_envelope, envelope_id
-from ensign.protocol.keys import ProfileKeys
+from ensign.protocol.keys import DEFAULT_NONCE, ProfileKeys
 from ensign.protocol.message import create_message
 from ensign.protocol.models import Attachment, DeliveryServiceProfile, SignedUserProfile, UserProfile
 from ensign.ens.lookup import NameLookup
@@ -70,7 +71,13 @@ class Client:
 
     :param wallet: the account's :class:`Wallet` (a local key or a signing callback)
     :param config: where the chain, the backend and the delivery services are (default: ``make dev``)
-    :param keys: the dm3 keys, if already derived (default: derived from ``wallet`` on first use)
+    :param keys: the dm3 keys, if already derived (default: derived from ``wallet`` and ``nonce`` on
+        first use)
+    :param nonce: the nonce of the current keys (dm3's key-creation message; default dm3's default
+        nonce). :meth:`rotate_keys` changes it: keep :attr:`nonce` and :attr:`previous_nonces`.
+    :param previous_nonces: the nonces of earlier keys, newest first: messages queued before a
+        rotation were encrypted to them, and the client opens them with these keys (derived from
+        the wallet when first needed). Only nonces are kept, never secret keys.
     :param name: the name to send as and to log in with (default: the address name
         ``0x<address>.<config.addr_domain>``; any name resolving to the wallet's address works)
     :param lookup: an ENS lookup to use instead of one on ``config.rpc_url`` (not closed by the client)
@@ -85,6 +92,8 @@ class Client:
         config: ClientConfig | None = None,
         *,
         keys: ProfileKeys | None = None,
+        nonce: str = DEFAULT_NONCE,
+        previous_nonces: Sequence[str] = (),
         name: str | None = None,
         lookup: NameLookup | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -94,6 +103,9 @@ class Client:
         self.config = config if config is not None else ClientConfig()
         self.name = name if name is not None else f"{wallet.address.lower()}.{self.config.addr_domain}"
         self._keys = keys
+        self.nonce = nonce
+        self.previous_nonces: list[str] = list(previous_nonces)
+        self._previous_keys: dict[str, ProfileKeys] = {}
         self._keys_lock = asyncio.Lock()
         self._profiles: dict[tuple[str, ...], SignedUserProfile] = {}
         self._lookup = lookup
@@ -171,8 +183,67 @@ class Client:
         self._check_open()
         async with self._keys_lock:
             if self._keys is None:
-                self._keys = await derive_keys(self.wallet)
+                self._keys = await derive_keys(self.wallet, self.nonce)
         return self._keys
+
+    async def previous_keys(self) -> list[ProfileKeys]:
+        """The keys of :attr:`previous_nonces`, newest first (each derived once from the wallet)."""
+        self._check_open()
+        async with self._keys_lock:
+            for nonce in self.previous_nonces:
+                if nonce not in self._previous_keys:
+                    self._previous_keys[nonce] = await derive_keys(self.wallet, nonce)
+        return [self._previous_keys[nonce] for nonce in self.previous_nonces]
+
+    async def rotate_keys(
+        self, nonce: str | None = None, delivery_services: Sequence[str] | None = None
+    ) -> NameRegistration:
+        """Replace the profile's keys everywhere at once (``specs/delivery.md`` §2.6).
+
+        Derives new keys from the wallet with a new ``nonce`` (default: a random one), publishes
+        the profile carrying them through the backend (the gateway then answers with it), and
+        binds the account at each of the profile's delivery services to the new signing key with a
+        wallet-signed binding message: sessions and sockets of the old key end there at once. The
+        old keys stay in :attr:`previous_nonces` (newest first) so queued messages encrypted to
+        them still open; persist :attr:`nonce` and :attr:`previous_nonces` to keep reading them
+        in a later process.
+
+        :raises ApiError: as the backend or a delivery service answered (the keys have changed
+            by then; calling again with the same ``nonce`` finishes the rotation)
+        """
+        services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
+        new_nonce = nonce if nonce is not None else secrets.token_hex(32)
+        old_keys, old_nonce = await self.keys(), self.nonce
+        if new_nonce != old_nonce:
+            new_keys = await derive_keys(self.wallet, new_nonce)
+            async with self._keys_lock:
+                self._keys, self.nonce = new_keys, new_nonce
+                self._previous_keys[old_nonce] = old_keys
+                self.previous_nonces = [old_nonce, *(n for n in self.previous_nonces if n not in (old_nonce, new_nonce))]
+                self._profiles.clear()
+                self._receiver_cache = None
+        registration = await self.publish_profile(services)
+        for service in services:
+            await self._bind(service)
+        return registration
+
+    async def _bind(self, service: str) -> DeliveryAccount:
+        """Bind the account at ``service`` to the current signing key (wallet-signed, EIP-191)."""
+        profile = await self._delivery_service_profile(service)
+        keys = await self.keys()
+        message = {
+            "deliveryService": profile.url,
+            "ensName": self.name,
+            "timestamp": self._now_ms(),
+            "topic": "bindProfile",
+            "publicSigningKey": keys.signing.public_key,
+        }
+        body = {"message": message, "signature": await self.wallet.sign_checked(stringify(message))}
+        http = await self._open()
+        url = f"{profile.url.rstrip('/')}/account/{quote(self.name, safe='')}/binding"
+        answer, _ = await http.request("POST", url, json_body=body)
+        self._sessions.forget(service)
+        return DeliveryAccount.from_json(service, answer)
 
     async def signed_profile(self, delivery_services: Sequence[str] | None = None) -> SignedUserProfile:
         """The profile listing ``delivery_services`` (default ``config.delivery_services``), signed by the wallet."""
@@ -502,7 +573,9 @@ class Client:
     async def _receiver(self) -> Receiver:
         if self._receiver_cache is None:
             keys = await self.keys()
-            self._receiver_cache = Receiver(keys, self.name, self.address, await self._directory())
+            self._receiver_cache = Receiver(
+                keys, self.name, self.address, await self._directory(), previous=await self.previous_keys()
+            )
         return self._receiver_cache
 
     async def _fetch_raw(

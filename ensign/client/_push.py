@@ -6,7 +6,8 @@ One background task keeps one socket to the delivery service (``specs/delivery.m
    ``auth = {"account": {"ensName": <our name>}, "token": <token>}``, websocket transport;
 2. on ``authorized``, fetch the queue once (``catch_up``): pushes are best effort, so what
    arrived while no socket was open comes this way; then wait for pushes (``message``);
-3. on ``unauthorized`` the token is dropped and the next attempt logs in again;
+3. on ``unauthorized`` (at the handshake, or later when the service ends the socket with its
+   session: expiry, deletion, a key rotation) the token is dropped and the next attempt logs in again;
 4. when the connection ends or cannot be made, wait and go to 1, the wait doubling from
    ``reconnect_delay`` up to ``reconnect_delay_max`` (reset by every authorised connection).
 
@@ -203,6 +204,7 @@ class Subscription:
         token = await client._sessions.token(self.delivery_service, rejected=rejected_token)
         verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         ended = asyncio.Event()
+        revoked = False  # told ``unauthorized`` after being authorised: the session ended
         # Reconnection is ours (fresh token each time); SIGINT stays the application's: by default
         # python-socketio installs a process-wide handler that cancels every task and stops the loop.
         sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False)
@@ -212,8 +214,11 @@ class Subscription:
                 verdict.set_result(True)
 
         async def on_unauthorized(*_: Any) -> None:
+            nonlocal revoked
             if not verdict.done():
                 verdict.set_result(False)
+            else:
+                revoked = True
 
         async def on_message(data: Any = None) -> None:
             self._incoming.put_nowait(data)
@@ -252,7 +257,9 @@ class Subscription:
             if self._catch_up:
                 await self._fetch_backlog()
             await ended.wait()
-            return True, None
+            # Ended by the service with its session (expired, account deleted or re-bound to
+            # another key): that token is not used again.
+            return True, token if revoked else None
         finally:
             self._authorized.clear()
             await self._disconnect()

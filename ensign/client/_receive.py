@@ -20,11 +20,12 @@ is raised instead, since the envelope may well be fine: it stays queued and is t
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from ensign.errors import EncodingError, EnsignError, ServiceUnavailable, SignatureError
+from ensign.errors import DecryptionError, EncodingError, EnsignError, ServiceUnavailable, SignatureError
 from ensign.protocol.canonical import parse_json
-from ensign.protocol.crypto import EncryptedPayload, decrypt_asymmetric
+from ensign.protocol.crypto import EncryptedPayload, EncryptionKeyPair, decrypt_asymmetric
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
@@ -35,15 +36,33 @@ from ensign.ens.lookup import NameLookup
 from ._errors import ClientConnectionError
 from ._models import ReceivedMessage, RejectedEnvelope
 
+T = TypeVar("T")
+
 
 class Receiver:
-    """What opening an envelope needs: our keys, our name and address, and ENS."""
+    """What opening an envelope needs: our keys (current, then ``previous``: a message queued
+    before a key rotation was encrypted to the keys of its time), our name and address, and ENS."""
 
-    def __init__(self, keys: ProfileKeys, name: str, address: str, lookup: NameLookup) -> None:
+    def __init__(
+        self, keys: ProfileKeys, name: str, address: str, lookup: NameLookup, *, previous: Sequence[ProfileKeys] = ()
+    ) -> None:
         self.keys = keys
+        self.previous = tuple(previous)
         self.name = name
         self.address = address
         self.lookup = lookup
+
+    def _with_any_key(self, attempt: Callable[[EncryptionKeyPair], T]) -> T:
+        """``attempt(key pair)`` with the current encryption key, then each previous one, until one
+        decrypts; the first key's error when none does."""
+        first: DecryptionError | None = None
+        for keys in (self.keys, *self.previous):
+            try:
+                return attempt(keys.encryption)
+            except DecryptionError as exc:
+                first = first or exc
+        assert first is not None
+        raise first
 
     async def open(
         self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile
@@ -64,11 +83,13 @@ class Receiver:
         info = envelope.metadata.delivery_information
         sender_name = info.from_ if isinstance(info, DeliveryInformation) else self._peek_sender(envelope)
         sender = await self.lookup.user_profile(sender_name)
-        message = open_envelope(envelope, self.keys.encryption, sender.signed_profile.profile.public_signing_key)
+        signing_key = sender.signed_profile.profile.public_signing_key
+        message = self._with_any_key(lambda key: open_envelope(envelope, key, signing_key))
         if not _same_name(message.metadata.from_, sender_name):
             raise SignatureError("the message names another sender than its envelope")
         await self._check_receiver(message.metadata.to)
-        postmark = open_postmark(envelope.postmark, self.keys.encryption)
+        sealed = envelope.postmark
+        postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
         if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
             raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
         return ReceivedMessage(
@@ -88,7 +109,8 @@ class Receiver:
     def _peek_sender(self, envelope: EncryptionEnvelop) -> str:
         # A service that kept deliveryInformation encrypted: only the message itself names the sender.
         payload = EncryptedPayload.from_wire(envelope.message, what="envelope message")
-        message = Message.from_json(parse_json(decrypt_asymmetric(self.keys.encryption, payload), what="message"))
+        text = self._with_any_key(lambda key: decrypt_asymmetric(key, payload))
+        message = Message.from_json(parse_json(text, what="message"))
         return message.metadata.from_
 
     async def _check_receiver(self, to: str) -> None:

@@ -20,7 +20,13 @@ from ensign.config import DeliveryKeys, DeliverySettings, RedisSettings
 from ensign.errors import NotFound
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import sign
-from ensign.protocol.keys import ProfileKeys, profile_keys_from_wallet, random_encryption_key_pair, random_signing_key_pair
+from ensign.protocol.keys import (
+    ProfileKeys,
+    personal_sign,
+    profile_keys_from_wallet,
+    random_encryption_key_pair,
+    random_signing_key_pair,
+)
 from ensign.protocol.models import SignedUserProfile, UserProfile
 from ensign.protocol.profile import sign_profile
 
@@ -69,6 +75,24 @@ class User:
             ),
         )
         return cls(private_key, acct.address, keys, profile)
+
+    def with_new_keys(self) -> User:
+        """The same wallet with another profile (fresh random keys), also signed by the wallet:
+        what a rotation publishes, or, seen the other way, a superseded profile whose keys leaked."""
+        signing, encryption = random_signing_key_pair(), random_encryption_key_pair()
+        keys = ProfileKeys(encryption=encryption, signing=signing, storage_key=self.keys.storage_key,
+                           nonce=self.keys.nonce)
+        profile = sign_profile(self.private_key, UserProfile(
+            public_encryption_key=encryption.public_key, public_signing_key=signing.public_key,
+            delivery_services=(DS_NAME,)))
+        return User(self.private_key, self.address, keys, profile)
+
+    def binding(self, timestamp: int, *, name: str | None = None, signing_key: str | None = None,
+                wallet_key: str | None = None, ds_url: str = DS_URL) -> dict[str, Any]:
+        """A binding message (wallet-signed, EIP-191) for this profile's signing key."""
+        message = {"deliveryService": ds_url, "ensName": name or self.name, "timestamp": timestamp,
+                   "topic": "bindProfile", "publicSigningKey": signing_key or self.keys.signing.public_key}
+        return {"message": message, "signature": personal_sign(wallet_key or self.private_key, stringify(message))}
 
     @property
     def name(self) -> str:

@@ -38,6 +38,7 @@ async def test_signed_creation_makes_an_account_with_settings(ds_client, users, 
     assert await resp.json() == {
         "account": alice.address,
         "createdAt": clock.ms,
+        "boundAt": clock.ms,
         "origin": "signed",
         "settings": {"maxMessageSize": 5000, "messageTTL": 3600},
     }
