@@ -12,10 +12,14 @@ written):
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
    spoofed);
-6. spam rules of the receiver, read from the chain for the sender's address;
-7. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
-8. store — ``MessageQueue.enqueue`` keyed by the envelope's hash, so a resubmission is stored once
-   (the first postmark stays). The queue's script publishes the id, which :mod:`delivery.push`
+6. rate — the sender's and the sender→receiver pair's token buckets (:mod:`delivery.limits`);
+   after the signature, so nobody can spend another sender's tokens;
+7. spam rules of the receiver, read from the chain for the sender's address;
+8. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
+9. store — ``MessageQueue.enqueue`` keyed by the envelope's hash and scoped by the sender, so a
+   resubmission is stored once (the first postmark stays) and no sender shadows another's
+   message; within the receiver's message and byte quotas (the service's, or the lower ones of
+   the account's settings). The queue's script publishes the id, which :mod:`delivery.push`
    turns into socket.io pushes on every process. When the account wants notifications, the
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
@@ -50,6 +54,7 @@ from .errors import (
     SenderNotVerified,
     SenderUnknown,
 )
+from .limits import RateLimiter, pair_subject
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
 from .queue import MessageQueue
@@ -79,8 +84,10 @@ class Intake:
     :param directory: ENS lookups.
     :param chain: chain reads for the spam filters.
     :param metrics: counters to update.
-    :param clock: seconds since the epoch (postmark time, queue time).
+    :param clock: seconds since the epoch (postmark time; queue time when the queue does not
+        use Redis's clock).
     :param on_notify: told the receiver's address when a new message needs a notification.
+    :param limiter: the rate limits' buckets.
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class Intake:
         metrics: DeliveryMetrics,
         clock: Clock,
         on_notify: Callable[[str], None] | None = None,
+        limiter: RateLimiter,
     ) -> None:
         self._settings = settings
         # Called (must not block or raise) with the receiver's address after a new message is
@@ -105,6 +113,7 @@ class Intake:
         self._chain = chain
         self._metrics = metrics
         self._clock = clock
+        self._limiter = limiter
         self._ds_keys = EncryptionKeyPair(
             public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
         )
@@ -169,6 +178,9 @@ class Intake:
             verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
         except SignatureError as exc:
             raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        limits = self._settings.limits
+        await self._limiter.take("sender", limits.sender, sender.address)
+        await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
 
         await check_spam_rules(self._chain, account.settings.spam_filter_rules, sender.address)
         if receiver_profile is None:
@@ -188,12 +200,20 @@ class Intake:
             # The insert script stores only while the account hash exists, and deletion removes
             # the account and its queue in one script: no queue outlives its account, with no
             # second round trip here.
-            new = await self._queue.enqueue(receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl)
+            new = await self._queue.enqueue(
+                receiver, message_id, stringify(stored), now=now, ttl_seconds=ttl, sender=sender.address,
+                max_queued=_lower(limits.max_queued_messages, account.settings.max_queued_messages),
+                max_bytes=_lower(limits.max_queued_bytes, account.settings.max_queued_bytes),
+            )
         except AccountMissingError:
             raise ReceiverWithoutAccount("the receiver has no account on this delivery service") from None
         if new and account.notify and self._on_notify is not None:
             self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
+
+
+def _lower(service: int, own: int | None) -> int:
+    return service if own is None else min(service, own)
 
 
 def stored_envelope(envelope: dict[str, Any], delivery_information: dict[str, Any], postmark: str) -> dict[str, Any]:

@@ -15,6 +15,11 @@ connected to *this* process, reads the stored envelope and emits ``message`` (th
 with its postmark, as dm3) to the room. Processes without sockets for the account skip it, so a
 push costs one Redis read per process that holds a socket of the receiver.
 
+Caps: a handshake takes a token of the client address's ``address`` bucket and a socket slot of
+the account and of the client address (:class:`delivery.limits.SocketSlots`); over a cap the
+client gets ``unauthorized`` with ``{"error": <why>}`` and is disconnected. A closed socket frees
+its slots; this process renews its sockets' leases while they stay open.
+
 Client → server: ``submitMessage`` with ``{"envelop": <envelope object>, "token": …}`` runs the same
 intake as ``dm3_submitMessage``; its ack is ``{"response": "success"}`` or ``{"error": <message>}``
 (the token is ignored, as dm3: submission needs no session).
@@ -73,16 +78,21 @@ from .appkeys import (
     metrics_key,
     queue_key,
     redis_key,
+    settings_key,
 )
 from .errors import SessionMissing
+from .limits import SOCKET_LEASE_SECONDS, SocketSlots, client_address
 from .metrics import DeliveryMetrics
 from .notify_worker import presence_joined, presence_left
 from .queue import StoredMessage
 from .web_auth import authorize
+from .web_limits import limiter_key
 
 log = logging.getLogger(__name__)
 
 socket_server_key = web.AppKey("socket_server_key", socketio.AsyncServer)
+# Made with the app's Redis client by delivery.app (which may open that client only at start-up).
+socket_slots_key = web.AppKey("socket_slots_key", SocketSlots)
 NAMESPACE = "/"
 LISTEN_POLL = 1.0  # seconds one read from the subscription waits (the stop flag is checked between)
 BACKOFF_INITIAL = 0.5  # seconds before the first re-subscription attempt
@@ -105,10 +115,15 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     )
     sio.attach(app)
     app[socket_server_key] = sio
+    limits = app[settings_key].limits
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         try:
+            request: web.Request = environ["aiohttp.request"]
+            peer = client_address(request, limits.trusted_proxies)
+            await app[limiter_key].take("address", limits.address, peer)
             _, account = await authorize(app, *_credentials(auth))
+            await app[socket_slots_key].acquire(sid, account=account.address, address=peer)
         except Exception as exc:
             await sio.emit("unauthorized", socket_refusal(as_error(exc, "socket handshake")), to=sid)
             return False
@@ -121,6 +136,8 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         return True
 
     async def disconnect(sid: str, *args: Any) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await app[socket_slots_key].release(sid)
         with contextlib.suppress(KeyError):
             session = await sio.get_session(sid)
             if session.get("account"):
@@ -140,6 +157,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     sio.on("submitMessage", submit_message)
     app[push_listener_key] = PushListener(app)
     app.cleanup_ctx.append(_listener_ctx)
+    app.cleanup_ctx.append(_lease_ctx)
     return sio
 
 
@@ -339,6 +357,22 @@ async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
     await listener.stop()
 
 
+async def _lease_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def renew_forever() -> None:
+        while True:
+            await asyncio.sleep(SOCKET_LEASE_SECONDS / 3)
+            try:
+                await app[socket_slots_key].renew()
+            except (RedisError, OSError) as exc:
+                log.warning("socket leases not renewed, next round retries: %s", exc)
+
+    task = asyncio.create_task(renew_forever(), name="delivery-socket-leases")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def _own_connection(redis: RedisClient, name: str) -> aioredis.Redis:
     """A client with the app client's connection settings, named ``name``, that never retries.
 
@@ -369,4 +403,4 @@ def _local_accounts(sio: socketio.AsyncServer) -> list[str]:
     return [room for room, members in rooms.items() if room is not None and members and room not in members]
 
 
-__all__ = ["PushListener", "attach_socket_server", "push_listener_key", "socket_server_key"]
+__all__ = ["PushListener", "attach_socket_server", "push_listener_key", "socket_server_key", "socket_slots_key"]
