@@ -6,8 +6,8 @@ Which requests count (:func:`limits_middleware`):
   (submissions), profile reads — takes a token of the ``address`` bucket of its client address;
 * login attempts — ``GET``/``POST /auth/<name>`` and ``POST /profile/<name>`` (dm3 sign-up, which
   answers a challenge) — take a token of the ``login`` bucket first;
-* the routes that need a session token (inbox, acknowledgements, account reads and settings) do
-  not: their token is checked before anything costly. Neither do ``/health``, ``/hello``,
+* the routes that need a session token (inbox, acknowledgements, account reads and settings,
+  notifications) do not: their token is checked before anything costly. Neither do ``/health``, ``/hello``,
   ``/metrics``, CORS pre-flights and the socket.io transport, whose handshake takes its own
   ``address`` token and a socket slot (:mod:`delivery.push`).
 
@@ -40,6 +40,15 @@ SESSION_ROUTES = frozenset(
         ("GET", "/delivery/messages/incoming/{ensName}/"),
         ("POST", "/delivery/messages/{ensName}/syncAcknowledgements"),
         ("POST", "/delivery/messages/{ensName}/syncAcknowledgements/"),
+        # dm3's notification routes (delivery.web_notifications), every one behind the session.
+        ("POST", "/notifications/global/{ensName}"),
+        ("GET", "/notifications/global/{ensName}"),
+        ("POST", "/notifications/{ensName}"),
+        ("GET", "/notifications/{ensName}"),
+        ("POST", "/notifications/otp/{ensName}"),
+        ("POST", "/notifications/otp/verify/{ensName}"),
+        ("POST", "/notifications/channel/{ensName}"),
+        ("DELETE", "/notifications/channel/{channelType}/{ensName}"),
     }
 )
 _LOGIN_ROUTES = frozenset({("GET", "/auth/{ensName}"), ("POST", "/auth/{ensName}"), ("POST", "/profile/{ensName}")})
