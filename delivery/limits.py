@@ -27,10 +27,10 @@ Both fail closed: when Redis is unreachable the request gets 503 (as every route
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import secrets
-from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -154,7 +154,7 @@ class SocketSlots:
         return renewed
 
 
-def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
+def client_address(request: web.Request, trusted_proxies: tuple[str, ...]) -> str:
     """The address a per-client limit is kept for.
 
     The peer address, unless the peer is one of ``trusted_proxies`` (addresses or networks): then
@@ -162,7 +162,7 @@ def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
     written by the client and could be anything). IPv6 addresses count by their /64, since one
     host commonly holds a whole /64.
     """
-    networks = [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
+    networks = _networks(trusted_proxies)
     chosen = _parse(request.remote)
     if chosen is not None and networks and _within(chosen, networks):
         forwarded = [part.strip() for header in request.headers.getall("X-Forwarded-For", []) for part in header.split(",")]
@@ -175,9 +175,17 @@ def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
                 break
     if chosen is None:
         return request.remote or "unknown"
-    if isinstance(chosen, ipaddress.IPv6Address) and chosen.ipv4_mapped is None:
+    if isinstance(chosen, ipaddress.IPv6Address):
+        if chosen.ipv4_mapped is not None:
+            return str(chosen.ipv4_mapped)
         return str(ipaddress.IPv6Network((chosen, 64), strict=False))
-    return str(chosen.ipv4_mapped if isinstance(chosen, ipaddress.IPv6Address) and chosen.ipv4_mapped else chosen)
+    return str(chosen)
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted_proxies: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    # Parsed once per setting, not per request (the setting was validated by ensign.config).
+    return [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
 
 
 def _parse(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
