@@ -113,6 +113,7 @@ def account_state(fields: dict[str, str]) -> str:
     """What intake's checks depend on, as the insert script compares it (``enqueue.lua``): the
     stored settings, the notify flag and whether the account is suspended, one per line."""
     return f"{fields['settings']}\n{fields.get('notify', '')}\n{'1' if 'suspended' in fields else ''}"
+MAX_QUOTA = 2**53  # upper bound of a per-account quota when the caller names none
 
 
 # -- Settings -----------------------------------------------------------------------------------
@@ -126,6 +127,8 @@ class AccountSettings:
 
         {"maxMessageSize": 50000,            # bytes, 1024 … the service's MESSAGE_SIZE_LIMIT
          "messageTTL": 86400,                # seconds, 60 … the service's MESSAGE_TTL
+         "maxQueuedMessages": 1000,          # 1 … the service's MAX_QUEUED_MESSAGES
+         "maxQueuedBytes": 5000000,          # 1024 … the service's MAX_QUEUED_BYTES
          "spamFilterRules": {"minNonce": 1, "minBalance": "1000000000000000",
                              "minTokenBalance": {"address": "0x…", "amount": "1"}},
          "notifications": {"enabled": true,
@@ -137,6 +140,8 @@ class AccountSettings:
 
     max_message_size: int | None = None
     message_ttl: int | None = None
+    max_queued_messages: int | None = None
+    max_queued_bytes: int | None = None
     spam_filter_rules: dict[str, Any] = field(default_factory=dict)
     notifications: dict[str, Any] = field(default_factory=dict)
 
@@ -146,6 +151,10 @@ class AccountSettings:
             obj["maxMessageSize"] = self.max_message_size
         if self.message_ttl is not None:
             obj["messageTTL"] = self.message_ttl
+        if self.max_queued_messages is not None:
+            obj["maxQueuedMessages"] = self.max_queued_messages
+        if self.max_queued_bytes is not None:
+            obj["maxQueuedBytes"] = self.max_queued_bytes
         if self.spam_filter_rules:
             obj["spamFilterRules"] = self.spam_filter_rules
         if self.notifications:
@@ -153,14 +162,26 @@ class AccountSettings:
         return obj
 
     @classmethod
-    def from_json(cls, obj: object, *, size_limit: int, ttl_limit: int) -> AccountSettings:
+    def from_json(
+        cls,
+        obj: object,
+        *,
+        size_limit: int,
+        ttl_limit: int,
+        queued_limit: int = MAX_QUOTA,
+        bytes_limit: int = MAX_QUOTA,
+    ) -> AccountSettings:
         """Validate settings sent by an owner (:func:`delivery.schemas.settings_schema`);
-        :class:`~delivery.errors.InvalidSettings` names every bad field."""
-        loaded = load(settings_schema(size_limit, ttl_limit), obj, "settings", error=InvalidSettings)
+        :class:`~delivery.errors.InvalidSettings` names every bad field. The quotas may only be
+        lowered: ``queued_limit`` and ``bytes_limit`` are the service's."""
+        schema = settings_schema(size_limit, ttl_limit, queued_limit, bytes_limit)
+        loaded = load(schema, obj, "settings", error=InvalidSettings)
         rules = {rule: value for rule, value in loaded.get("spamFilterRules", {}).items() if value is not None}
         return cls(
             max_message_size=loaded.get("maxMessageSize"),
             message_ttl=loaded.get("messageTTL"),
+            max_queued_messages=loaded.get("maxQueuedMessages"),
+            max_queued_bytes=loaded.get("maxQueuedBytes"),
             spam_filter_rules=rules,
             notifications=loaded.get("notifications", {}),
         )
@@ -171,6 +192,8 @@ class AccountSettings:
         return cls(
             max_message_size=obj.get("maxMessageSize"),
             message_ttl=obj.get("messageTTL"),
+            max_queued_messages=obj.get("maxQueuedMessages"),
+            max_queued_bytes=obj.get("maxQueuedBytes"),
             spam_filter_rules=obj.get("spamFilterRules", {}),
             notifications=obj.get("notifications", {}),
         )
@@ -295,6 +318,8 @@ class Accounts:
     :param size_limit: the service's message size limit (per-account limits must not exceed it).
     :param ttl_limit: the service's message TTL in seconds (per-account TTLs must not exceed it).
     :param clock: seconds since the epoch.
+    :param queued_limit: the service's message quota per receiver (an owner may only lower it).
+    :param bytes_limit: the service's byte quota per receiver (likewise).
     """
 
     def __init__(
@@ -307,6 +332,8 @@ class Accounts:
         size_limit: int,
         ttl_limit: int,
         clock: Clock,
+        queued_limit: int = MAX_QUOTA,
+        bytes_limit: int = MAX_QUOTA,
     ) -> None:
         self._redis = redis
         self._queue = queue
@@ -314,6 +341,8 @@ class Accounts:
         self._service_url = service_url
         self.size_limit = size_limit
         self.ttl_limit = ttl_limit
+        self.queued_limit = queued_limit
+        self.bytes_limit = bytes_limit
         self._clock = clock
         # Scripts, not WATCH/MULTI: one round trip each, and redis-py 8.1's cluster pipeline never
         # sends the commands that follow a WATCH (it returns the pipeline instead of the reply).
@@ -378,7 +407,10 @@ class Accounts:
 
     def parse_settings(self, obj: object) -> AccountSettings:
         """Validate owner-supplied settings against this service's limits."""
-        return AccountSettings.from_json(obj, size_limit=self.size_limit, ttl_limit=self.ttl_limit)
+        return AccountSettings.from_json(
+            obj, size_limit=self.size_limit, ttl_limit=self.ttl_limit,
+            queued_limit=self.queued_limit, bytes_limit=self.bytes_limit,
+        )
 
     def check_signed(self, message: SignedAccountMessage, name: str, topic: str, public_signing_key: str) -> None:
         """Check a signed account message's target, topic, window and signature (no Redis).

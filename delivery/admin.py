@@ -199,9 +199,9 @@ class Admin:
             limits = {
                 "maxMessageSize": settings.max_message_size or self._settings.message_size_limit,
                 "messageTTL": settings.message_ttl or self._settings.message_ttl,
-                # No queue cap exists yet: intake stores until each message's TTL.
-                "maxMessages": None,
-                "maxBytes": None,
+                # The receiver's quotas: the service's, or the lower ones the owner set.
+                "maxMessages": min(self._settings.max_queued_messages, settings.max_queued_messages or 2**53),
+                "maxBytes": min(self._settings.max_queued_bytes, settings.max_queued_bytes or 2**53),
                 "suspended": account.suspended,
             }
             oldest_at = float(oldest[0][1]) / 1e6 if oldest else None  # the score is the receive time in µs

@@ -43,13 +43,15 @@ from .appkeys import (
 )
 from .intake import Intake
 from .keys import challenge_key
+from .limits import RateLimiter, SocketSlots
 from .metrics import DeliveryMetrics
 from .notifications import NotificationStore
 from .notify_worker import Notifier, notifier_ctx, notifier_key
 from .ports import Chain, Clock, Directory, Web3Chain, system_clock
-from .push import attach_socket_server
+from .push import attach_socket_server, socket_slots_key
 from .queue import MessageQueue
 from .sweeper import add_sweeper_job
+from .web_limits import limiter_key, limits_middleware
 
 # The envelope arrives as a JSON string inside the JSON-RPC body, so escaping can double it; leave
 # room for that and the request wrapper, and let intake apply the exact limit.
@@ -73,7 +75,9 @@ def create_app(
     :param redis: Redis client, single server or cluster (:func:`ensign.redis_client.open_redis`).
     :param directory: ENS lookups (``ensign.ens.lookup.NameLookup``).
     :param chain: chain reads for spam filters and ``/health`` (:class:`delivery.ports.Web3Chain`).
-    :param clock: seconds since the epoch; default the wall clock.
+    :param clock: seconds since the epoch; default the wall clock, and then message expiry and
+        receive times follow Redis's clock instead (:mod:`delivery.queue`), so processes with
+        skewed clocks agree; a test's own clock is used for them too.
     :param sweep_interval: seconds between expired-message sweeps; ``None`` runs no sweeper.
     :param notify_worker: run the notification worker in this app (tests may drive it by hand).
     :param metrics_dir: the shared metrics directory of worker processes (``ensign delivery
@@ -89,7 +93,7 @@ def create_app(
         raise ConfigError("pass the delivery service's redis, directory and chain together, or none of them")
     metrics = DeliveryMetrics(multiprocess_dir=metrics_dir)
     app = web.Application(
-        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware(), error_middleware],
+        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware(), error_middleware, limits_middleware],
         client_max_size=2 * settings.message_size_limit + BODY_OVERHEAD,
     )
     app[settings_key] = settings
@@ -124,7 +128,8 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     """Build the service's parts on its clients."""
     settings, clock = app[settings_key], app[clock_key]
     prefix = settings.redis.prefix
-    queue = MessageQueue(redis, prefix=prefix)
+    queue = MessageQueue(redis, prefix=prefix, redis_time=clock is system_clock)
+    limiter = RateLimiter(redis, prefix=prefix)
     accounts = Accounts(
         redis,
         queue,
@@ -133,12 +138,19 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         size_limit=settings.message_size_limit,
         ttl_limit=settings.message_ttl,
         clock=clock,
+        queued_limit=settings.limits.max_queued_messages,
+        bytes_limit=settings.limits.max_queued_bytes,
     )
     app[redis_key] = redis
     app[directory_key] = directory
     app[chain_key] = chain
     app[queue_key] = queue
     app[accounts_key] = accounts
+    app[limiter_key] = limiter
+    limits = settings.limits
+    app[socket_slots_key] = SocketSlots(
+        redis, prefix=prefix, per_account=limits.sockets_per_account, per_address=limits.sockets_per_address
+    )
     app[sessions_key] = Sessions(
         redis, challenge_key=partial(challenge_key, prefix), secret=settings.jwt_secret, clock=clock
     )
@@ -163,6 +175,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         metrics=app[metrics_key],
         clock=clock,
         on_notify=notifier.message_stored,
+        limiter=limiter,
     )
 
 

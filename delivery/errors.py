@@ -55,9 +55,16 @@
     └── MessageTooLarge                      413  message_too_large                 -32011
     TooManyRequests                          429
     ├── QueueFullError                       429  queue_full                        -32017
+    ├── RateLimited                          429  rate_limited                      -32020
+    ├── TooManySockets                       429  too_many_sockets                  -32021
     └── OtpRateLimited                       429  otp_rate_limited
     ServiceUnavailable                       503  unavailable                       -32000
     └── NotificationUnavailable              503  notification_unavailable          -32000
+
+Every 429 of the limits (:mod:`delivery.limits`) carries ``retry_after`` (seconds, the
+``Retry-After`` header) and ``details.limit`` naming the limit (``queued_messages``,
+``queued_bytes``, ``sender``, ``pair``, ``address``, ``login``, ``sockets_per_account``,
+``sockets_per_address``); :mod:`ensign.answers` sends both.
 
 A JSON-RPC code not shown is the base's (-32600 for a 4xx, -32602 for bad input, -32603 for
 anything else, answered 500 ``internal``). ``specs/delivery.md`` §5 shows the JSON-RPC table;
@@ -140,6 +147,7 @@ __all__ = [
     "OtpRateLimited",
     "ProfileNotPublished",
     "QueueFullError",
+    "RateLimited",
     "ReceiverUnknown",
     "ReceiverWithoutAccount",
     "ReplayedMessage",
@@ -152,6 +160,7 @@ __all__ = [
     "SessionWrongAccount",
     "SpamRejected",
     "StaleMessage",
+    "TooManySockets",
     "UnknownUser",
     "WrongAccount",
     "WrongDeliveryService",
@@ -340,10 +349,28 @@ class MessageTooLarge(PayloadTooLarge):
 
 
 class QueueFullError(TooManyRequests):
-    """The recipient already has ``max_queued`` live messages; nothing was stored."""
+    """The recipient's queue is at its message or byte quota (``details.limit`` says which);
+    nothing was stored. Retry after the receiver has fetched and acknowledged."""
 
     code = "queue_full"
     jsonrpc_code = -32017
+    retry_after = 60
+
+
+class RateLimited(TooManyRequests):
+    """A token bucket is empty (``details.limit`` names it); ``retry_after`` seconds until the
+    request would pass."""
+
+    code = "rate_limited"
+    jsonrpc_code = -32020
+
+
+class TooManySockets(TooManyRequests):
+    """The account or the client address holds as many sockets as it may (``details.limit``)."""
+
+    code = "too_many_sockets"
+    jsonrpc_code = -32021
+    retry_after = 60
 
 
 # -- operator actions (delivery.admin) -------------------------------------------------------------

@@ -12,10 +12,14 @@ written):
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
    spoofed);
-6. spam rules of the receiver, read from the chain for the sender's address;
-7. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
-8. store — ``MessageQueue.enqueue`` keyed by the envelope's hash, so a resubmission is stored once
-   (the first postmark stays), and only while the receiver's account exists as steps 4 and 6
+6. rate — the sender's and the sender→receiver pair's token buckets (:mod:`delivery.limits`);
+   after the signature, so nobody can spend another sender's tokens;
+7. spam rules of the receiver, read from the chain for the sender's address;
+8. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
+9. store — ``MessageQueue.enqueue`` keyed by the envelope's hash and scoped by the sender, so a
+   resubmission is stored once (the first postmark stays) and no sender shadows another's
+   message; within the receiver's message and byte quotas (the service's, or the lower ones of
+   the account's settings), and only while the receiver's account exists as steps 4 and 7
    checked it (intake reuses an account read for a while; a change since makes it read the account
    again and check anew). The queue's script publishes the id, which :mod:`delivery.push`
    turns into socket.io pushes on every process. When the account wants notifications, the
@@ -54,6 +58,7 @@ from .errors import (
     SenderUnknown,
     SpamRejected,
 )
+from .limits import RateLimiter, pair_subject
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
 from .queue import MessageQueue, AccountStateChangedError
@@ -86,8 +91,10 @@ class Intake:
     :param directory: ENS lookups.
     :param chain: chain reads for the spam filters.
     :param metrics: counters to update.
-    :param clock: seconds since the epoch (postmark time, queue time).
+    :param clock: seconds since the epoch (postmark time; queue time when the queue does not
+        use Redis's clock).
     :param on_notify: told the receiver's address when a new message needs a notification.
+    :param limiter: the rate limits' buckets.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class Intake:
         metrics: DeliveryMetrics,
         clock: Clock,
         on_notify: Callable[[str], None] | None = None,
+        limiter: RateLimiter,
     ) -> None:
         self._settings = settings
         # Called (must not block or raise) with the receiver's address after a new message is
@@ -112,6 +120,7 @@ class Intake:
         self._chain = chain
         self._metrics = metrics
         self._clock = clock
+        self._limiter = limiter
         self._ds_keys = EncryptionKeyPair(
             public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
         )
@@ -171,6 +180,9 @@ class Intake:
             verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
         except SignatureError as exc:
             raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        limits = self._settings.limits
+        await self._limiter.take("sender", limits.sender, sender.address)
+        await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
 
         sender_address = sender.address
 
@@ -198,7 +210,15 @@ class Intake:
                 # checked above, and deletion removes the account and its queue in one script: no
                 # queue outlives its account, and the checks hold for what is stored.
                 new = await self._queue.enqueue(
-                    receiver, message_id, stored, now=now, ttl_seconds=ttl, account_state=checked
+                    receiver,
+                    message_id,
+                    stored,
+                    now=now,
+                    ttl_seconds=ttl,
+                    sender=sender.address,
+                    max_queued=_lower(limits.max_queued_messages, account.settings.max_queued_messages),
+                    max_bytes=_lower(limits.max_queued_bytes, account.settings.max_queued_bytes),
+                    account_state=checked,
                 )
                 break
             except AccountMissingError:
@@ -247,6 +267,10 @@ class Intake:
         own_limit = account.settings.max_message_size
         if own_limit is not None and size > own_limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
+
+
+def _lower(service: int, own: int | None) -> int:
+    return service if own is None else min(service, own)
 
 
 def stored_envelope(envelope: dict[str, Any], delivery_information: dict[str, Any], postmark: str) -> dict[str, Any]:

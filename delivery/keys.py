@@ -18,9 +18,14 @@ The queue (:mod:`delivery.queue`)
 ``{prefix}expiry:{<tag>}``  ZSET, member = message id, score = ``expires_at`` in seconds.
     Per-message expiry: fetch and count ignore members with ``expires_at <= now``; the sweeper
     removes them (ZRANGEBYSCORE, O(log n) per message).
-``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at> " + envelope``.
-    ``received_at`` is the decimal seconds the caller passed as ``now``; the envelope is stored
-    byte for byte, postmark included.
+``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at>[|<sender>] " + envelope``.
+    ``received_at`` is decimal seconds of Redis's clock (``TIME``; the caller's ``now`` for a
+    queue made with ``redis_time=False``); ``<sender>`` is the sender's address, by which
+    de-duplication is scoped (a message id another sender already holds is stored as
+    ``<id>:<sender>``); the envelope is stored byte for byte, postmark included.
+``{prefix}qbytes:{<tag>}``  STRING, the sum of the lengths of the ``msg`` values: the bytes
+    queued, checked against the receiver's byte quota; every script that adds or removes a
+    message updates it, and it is deleted when it reaches 0.
 
 The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fetch.lua`` (a page) and
 ``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
@@ -111,6 +116,18 @@ Operators (:mod:`delivery.admin`)
 ``{prefix}audit``   STREAM, one entry per ``ensign admin`` action: ``at`` (ms), ``operator``,
     ``action``, ``account``, ``outcome``, ``detail`` (JSON). Never trimmed by Ensign.
 
+Limits (:mod:`delivery.limits`)
+-------------------------------
+
+``{prefix}rate:<limit>:{<subject>}``  HASH ``tokens``, ``at`` (ms of Redis ``TIME``): one token
+    bucket of the named limit (``sender``, ``pair``, ``address``, ``login``) for one subject (an
+    address, ``<sender>><receiver>``, a client IP or /64). ``PEXPIRE`` = time to refill completely,
+    so an idle bucket disappears. The subject is the hash tag: each bucket is its own slot.
+``{prefix}sockets:<kind>:{<subject>}``  ZSET, member = ``<process>:<sid>``, score = lease expiry
+    (ms of Redis ``TIME``): the live sockets of one account (``kind`` = ``account``) or client
+    address (``address``); renewed by the process holding them, so a dead process's slots free
+    themselves.
+
 Sessions (:mod:`ensign.sessions`)
 ---------------------------------
 
@@ -146,8 +163,10 @@ __all__ = [
     "otp_wait_key",
     "queue_keys",
     "queue_keys_from_expiry_key",
+    "rate_key",
     "signed_message_key",
     "sessions_pattern",
+    "socket_key",
     "sweeper_claim_key",
     "tombstone_key",
 ]
@@ -175,12 +194,13 @@ def account_from_tag(tag: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """The Redis names of one account: its queue's three keys and channel, its account hash,
+    """The Redis names of one account: its queue's keys and channel, its account hash,
     tombstone and sessions channel. All share one hash tag."""
 
     queue: str
     expiry: str
     messages: str
+    size: str
     channel: str
     account: str
     tombstone: str
@@ -188,8 +208,8 @@ class QueueKeys:
 
     @property
     def keys(self) -> list[str]:
-        """KEYS[1..3] of every script, in that order."""
-        return [self.queue, self.expiry, self.messages]
+        """KEYS[1..4] of every queue script, in that order."""
+        return [self.queue, self.expiry, self.messages, self.size]
 
 
 def account_key(prefix: str, account: str) -> str:
@@ -218,6 +238,7 @@ def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
         queue=f"{prefix}queue:{{{tag}}}",
         expiry=f"{prefix}expiry:{{{tag}}}",
         messages=f"{prefix}msg:{{{tag}}}",
+        size=f"{prefix}qbytes:{{{tag}}}",
         channel=f"{prefix}notify:{{{tag}}}",
         account=f"{prefix}account:{{{tag}}}",
         tombstone=f"{prefix}tombstone:{{{tag}}}",
@@ -263,6 +284,16 @@ def sweeper_claim_key(prefix: str) -> str:
 def _glob_escape(text: str) -> str:
     # SCAN MATCH and PSUBSCRIBE patterns are globs; a prefix is literal text.
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def rate_key(prefix: str, limit: str, subject: str) -> str:
+    """``{prefix}rate:<limit>:{<subject>}`` — one token bucket of ``limit`` for ``subject``."""
+    return f"{prefix}rate:{limit}:{{{account_tag(subject)}}}"
+
+
+def socket_key(prefix: str, kind: str, subject: str) -> str:
+    """``{prefix}sockets:<kind>:{<subject>}`` — the socket leases of an account or address."""
+    return f"{prefix}sockets:{kind}:{{{account_tag(subject)}}}"
 
 
 def challenge_key(prefix: str, challenge_id: str) -> str:

@@ -22,6 +22,11 @@ connected to *this* process, reads the stored envelope and emits ``message`` (th
 with its postmark, as dm3) to the room. Processes without sockets for the account skip it, so a
 push costs one Redis read per process that holds a socket of the receiver.
 
+Caps: a handshake takes a token of the client address's ``address`` bucket and a socket slot of
+the account and of the client address (:class:`delivery.limits.SocketSlots`); over a cap the
+client gets ``unauthorized`` with ``{"error": <why>}`` and is disconnected. A closed socket frees
+its slots; this process renews its sockets' leases while they stay open.
+
 Client → server: ``submitMessage`` with ``{"envelop": <envelope object>, "token": …}`` runs the same
 intake as ``dm3_submitMessage``; its ack is ``{"response": "success"}`` or ``{"error": <message>}``
 (the token is ignored, as dm3: submission needs no session).
@@ -85,15 +90,19 @@ from .appkeys import (
 )
 from .errors import SessionExpired, SessionMissing
 from .keys import account_from_sessions_channel, sessions_pattern
+from .limits import SOCKET_LEASE_SECONDS, SocketSlots, client_address
 from .metrics import DeliveryMetrics
 from .notify_worker import presence_joined, presence_left
 from .queue import StoredMessage
 from ensign.sessions import Session
 from .web_auth import authorize, check_current
+from .web_limits import limiter_key
 
 log = logging.getLogger(__name__)
 
 socket_server_key = web.AppKey("socket_server_key", socketio.AsyncServer)
+# Made with the app's Redis client by delivery.app (which may open that client only at start-up).
+socket_slots_key = web.AppKey("socket_slots_key", SocketSlots)
 NAMESPACE = "/"
 LISTEN_POLL = 1.0  # seconds one read from the subscription waits (the stop flag is checked between)
 BACKOFF_INITIAL = 0.5  # seconds before the first re-subscription attempt
@@ -127,9 +136,15 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         expiries.pop(sid, None)
         await end_socket(sio, sid, SessionExpired("session token has expired"))
 
+    limits = app[settings_key].limits
+
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         try:
+            request: web.Request = environ["aiohttp.request"]
+            peer = client_address(request, limits.trusted_proxies)
+            await app[limiter_key].take("address", limits.address, peer)
             session, account = await authorize(app, *_credentials(auth))
+            await app[socket_slots_key].acquire(sid, account=account.address, address=peer)
         except Exception as exc:
             await sio.emit("unauthorized", socket_refusal(as_error(exc, "socket handshake")), to=sid)
             return False
@@ -146,6 +161,8 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         task = expiries.pop(sid, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        with contextlib.suppress(RedisError, OSError):
+            await app[socket_slots_key].release(sid)
         with contextlib.suppress(KeyError):
             session = await sio.get_session(sid)
             if session.get("account"):
@@ -171,6 +188,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
     app[push_listener_key] = PushListener(app)
     app.cleanup_ctx.append(_listener_ctx)
     app.on_cleanup.append(cancel_expiries)
+    app.cleanup_ctx.append(_lease_ctx)
     return sio
 
 
@@ -433,6 +451,22 @@ async def _listener_ctx(app: web.Application) -> AsyncIterator[None]:
     await listener.stop()
 
 
+async def _lease_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def renew_forever() -> None:
+        while True:
+            await asyncio.sleep(SOCKET_LEASE_SECONDS / 3)
+            try:
+                await app[socket_slots_key].renew()
+            except (RedisError, OSError) as exc:
+                log.warning("socket leases not renewed, next round retries: %s", exc)
+
+    task = asyncio.create_task(renew_forever(), name="delivery-socket-leases")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def _own_connection(redis: RedisClient, name: str) -> aioredis.Redis:
     """A client with the app client's connection settings, named ``name``, that never retries.
 
@@ -474,4 +508,5 @@ __all__ = [
     "end_stale_sockets",
     "push_listener_key",
     "socket_server_key",
+    "socket_slots_key",
 ]

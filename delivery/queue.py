@@ -3,8 +3,10 @@
 Redis layout: :mod:`delivery.keys` names every key and channel and documents what each holds;
 only the scripts below write the queue's three keys.
 
-Time: every ``now`` is seconds since the epoch on the caller's clock (``time.time()``), passed into
-the scripts so tests control the clock. Redis ``TIME`` is not used.
+Time: expiry, receive order and the receive time are decided by Redis's clock (``TIME`` inside
+the scripts), so processes whose clocks disagree still agree on which message has expired. A
+queue made with ``redis_time=False`` uses the ``now`` each caller passes instead (tests that move a
+clock by hand); with ``redis_time=True`` (the delivery service) ``now`` is ignored.
 
 Why Lua: each operation is one EVALSHA, atomic on the server. No write spans two round trips, so
 a process that dies at any point leaves either the whole operation or none of it. Scripts are
@@ -13,8 +15,14 @@ registered once with redis-py ``register_script``, which re-sends the source on 
 
 Delivery is at least once: fetch never removes anything; a message leaves when the client
 acknowledges it by id or when it expires. De-duplication covers the time a message is queued: the
-same id submitted again while queued is stored once and its expiry is not extended; after it was
-acknowledged, a resubmission is a new delivery (clients de-duplicate by message hash).
+same id submitted again by the same sender while queued is stored once and its expiry is not
+extended; after it was acknowledged, a resubmission is a new delivery (clients de-duplicate by
+message hash). De-duplication is per sender: an id that another sender already holds (a
+source-form ``messageHash`` is chosen by its sender and only the receiver can check it) does not
+shadow this sender's message, which is stored under ``<id>:<sender>`` (:func:`scoped_id`).
+
+Quotas: ``max_queued`` live messages and ``max_bytes`` bytes of stored records per queue, checked
+in the insert script; a fetched page stops before ``max_bytes`` too (at least one message).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ __all__ = [
     "AccountStateChangedError",
     "Page",
     "StoredMessage",
+    "scoped_id",
 ]
 
 DEFAULT_PAGE_SIZE = 100
@@ -115,6 +124,11 @@ class Page:
     next_cursor: str | None
 
 
+def scoped_id(message_id: str, sender: str) -> str:
+    """The id a message of ``sender`` is stored under when another sender holds ``message_id``."""
+    return f"{message_id}:{sender}"
+
+
 class MessageQueue:
     """Per-account message queues in Redis (layout and guarantees in the module docstring).
 
@@ -126,14 +140,24 @@ class MessageQueue:
     :param require_account: store a message only while the account hash
         ``{prefix}account:{<tag>}`` exists (default ``True``, the delivery service); ``False``
         for a queue used without :mod:`delivery.accounts` (benchmarks, the queue's own tests).
+    :param redis_time: decide expiry and receive times by Redis's clock (``TIME``), ignoring the
+        ``now`` callers pass (default ``False``: the caller's ``now``, for tests with a clock).
     """
 
-    def __init__(self, redis: RedisClient, *, prefix: str = DEFAULT_REDIS_PREFIX, require_account: bool = True) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        prefix: str = DEFAULT_REDIS_PREFIX,
+        require_account: bool = True,
+        redis_time: bool = False,
+    ) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
         self._redis = redis
         self._prefix = prefix
         self._require_account = require_account
+        self._redis_time = redis_time
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
         # Inserts of concurrent submissions share a pipeline (delivery.batching).
         self._batcher = ScriptBatcher(redis)
@@ -147,6 +171,11 @@ class MessageQueue:
     @property
     def prefix(self) -> str:
         return self._prefix
+
+    @property
+    def redis_time(self) -> bool:
+        """Whether expiry and receive times follow Redis's clock (the ``now`` passed is ignored)."""
+        return self._redis_time
 
     @property
     def notify_pattern(self) -> str:
@@ -178,6 +207,8 @@ class MessageQueue:
         now: float,
         ttl_seconds: int,
         max_queued: int | None = None,
+        max_bytes: int | None = None,
+        sender: str | None = None,
         account_state: str | None = None,
     ) -> bool:
         """Store a message for ``account`` and publish its id on the account's channel.
@@ -191,11 +222,15 @@ class MessageQueue:
         :param now: the caller's clock, epoch seconds; becomes ``received_at``.
         :param ttl_seconds: lifetime of this message, 1 … ``MAX_TTL_SECONDS``.
         :param max_queued: most live messages the account may have queued; ``None`` = no limit.
+        :param max_bytes: most bytes of stored records (envelope plus a few dozen bytes) the
+            account may have queued; ``None`` = no limit.
+        :param sender: scopes de-duplication (module docstring); ``None`` = by id alone.
         :param account_state: the account as the caller read and checked it
             (:func:`delivery.accounts.account_state`); the message is stored only while the
             account is still in that state (``require_account`` only).
         :returns: ``True`` if newly stored, ``False`` if it was already queued.
-        :raises QueueFullError: ``max_queued`` live messages are queued; nothing was stored.
+        :raises QueueFullError: ``max_queued`` live messages or ``max_bytes`` bytes are queued;
+            nothing was stored.
         :raises AccountMissingError: the account hash does not exist (``require_account``); nothing
             was stored and nothing published.
         :raises AccountStateChangedError: ``account_state`` is given and the account changed since;
@@ -209,28 +244,41 @@ class MessageQueue:
         now = _check_now(now)
         ttl = _check_positive_int("ttl_seconds", ttl_seconds, MAX_TTL_SECONDS)
         limit = 0 if max_queued is None else _check_positive_int("max_queued", max_queued, None)
-        record = repr(now).encode("ascii") + b" " + body
-        # KEYS[4], when present, is the account hash the script requires (module docstring).
+        byte_limit = 0 if max_bytes is None else _check_positive_int("max_bytes", max_bytes, None)
+        if sender is not None and (not isinstance(sender, str) or not sender or " " in sender or "|" in sender):
+            raise InvalidRequest("sender must be a non-empty string without spaces or '|'")
+        # KEYS[5], when present, is the account hash the script requires (module docstring).
         status = await self._batcher.call(
             self._enqueue,
             keys=[*keys.keys, keys.account] if self._require_account else keys.keys,
             args=[
                 message_id,
-                record,
-                repr(now),
-                repr(now + ttl),
+                body,
+                self._now_arg(now),
+                ttl,
                 limit,
                 ENQUEUE_PURGE_BATCH,
                 ttl + KEY_TTL_GRACE_SECONDS,
                 keys.channel,
+                byte_limit,
+                sender or "",
+                scoped_id(message_id, sender) if sender else "",
                 account_state or "",
             ],
         )
         if status == -1:
-            raise QueueFullError(f"the recipient's queue holds {limit} messages, its limit")
+            raise QueueFullError(
+                f"the recipient's queue holds {limit} messages, its limit",
+                details={"limit": "queued_messages", "max": limit},
+            )
+        if status == -3:
+            raise QueueFullError(
+                f"the recipient's queue would pass {byte_limit} bytes, its limit",
+                details={"limit": "queued_bytes", "max": byte_limit},
+            )
         if status == -2:
             raise AccountMissingError("the receiver has no account on this delivery service")
-        if status == -3:
+        if status == -4:
             raise AccountStateChangedError("the receiver's account changed since it was read")
         return bool(status == 1)
 
@@ -241,6 +289,7 @@ class MessageQueue:
         now: float,
         cursor: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
+        max_bytes: int | None = None,
     ) -> Page:
         """Return one page of ``account``'s live messages, oldest first. Removes nothing.
 
@@ -250,14 +299,18 @@ class MessageQueue:
             it marks a position in receive order, so acks made meanwhile do not shift it.
         :param limit: messages scanned for this page, 1 … ``MAX_PAGE_SIZE`` (default
             ``DEFAULT_PAGE_SIZE``).
+        :param max_bytes: the page stops before the message that would take its records past
+            this many bytes (it always holds at least one); ``None`` = no byte cap. The cursor
+            then points after the last message returned.
         """
         keys = self.keys(account)
         now = _check_now(now)
         limit = _check_positive_int("limit", limit, MAX_PAGE_SIZE)
         if cursor is not None and (not isinstance(cursor, str) or not _CURSOR.fullmatch(cursor)):
             raise InvalidRequest("cursor is not a cursor returned by fetch")
+        byte_limit = 0 if max_bytes is None else _check_positive_int("max_bytes", max_bytes, None)
         reply: list[Any] = await self._fetch(
-            keys=keys.keys, args=[cursor or "", repr(now), limit]
+            keys=keys.keys, args=[cursor or "", self._now_arg(now), limit, byte_limit]
         )
         next_seq = _text(reply[0])
         items = [
@@ -289,7 +342,7 @@ class MessageQueue:
         keys = self.keys(account)
         _check_message_id(message_id)
         now = _check_now(now)
-        reply: list[Any] | None = await self._get(keys=keys.keys, args=[message_id, repr(now)])
+        reply: list[Any] | None = await self._get(keys=keys.keys, args=[message_id, self._now_arg(now)])
         if reply is None:
             return None
         return _stored(message_id, expires_at=reply[0], record=reply[1])
@@ -319,6 +372,9 @@ class MessageQueue:
         """Number of live (not expired) messages queued for ``account``."""
         keys = self.keys(account)
         now = _check_now(now)
+        if self._redis_time:
+            seconds, micros = await self._redis.time()
+            now = seconds + micros / 1_000_000
         return int(await self._redis.zcount(keys.expiry, f"({now!r}", "+inf"))
 
     async def delete_queue(self, account: str) -> int:
@@ -370,7 +426,7 @@ class MessageQueue:
         """
         now = _check_now(now)
         batch = _check_positive_int("batch", batch, MAX_SWEEP_BATCH)
-        now_arg = repr(now)
+        now_arg = self._now_arg(now)
         removed = 0
         # On a cluster client, scan_iter walks every primary.
         async for raw in self._redis.scan_iter(
@@ -383,6 +439,10 @@ class MessageQueue:
                 if n < batch:
                     break
         return removed
+
+    def _now_arg(self, now: float) -> str:
+        # "" tells the scripts to read Redis's clock (module docstring).
+        return "" if self._redis_time else repr(now)
 
     async def claim_sweep(self, seconds: int) -> bool:
         """Claim the sweep for ``seconds`` (``SET NX EX``); ``False`` if another process holds it."""
@@ -421,8 +481,9 @@ def _check_message_id(message_id: str) -> None:
 
 
 def _stored(message_id: str, *, expires_at: bytes | str, record: bytes | str) -> StoredMessage:
-    # The hash value is "<received_at> <envelope>" (module docstring).
-    received_at, _, envelope = _bytes(record).partition(b" ")
+    # The hash value is "<received_at>[|<sender>] <envelope>" (module docstring).
+    head, _, envelope = _bytes(record).partition(b" ")
+    received_at = head.partition(b"|")[0]
     return StoredMessage(
         id=message_id, envelope=envelope, received_at=float(received_at), expires_at=float(expires_at)
     )

@@ -143,13 +143,15 @@ class Notifications(Strict):
 
 
 @functools.lru_cache(maxsize=16)
-def settings_schema(size_limit: int, ttl_limit: int) -> Strict:
+def settings_schema(size_limit: int, ttl_limit: int, queued_limit: int = 2**53, bytes_limit: int = 2**53) -> Strict:
     """The schema of an account's settings under this service's limits (every key optional;
     ``null`` for a limit means the service default)."""
     schema = Strict.from_dict(
         {
             "maxMessageSize": fields.Integer(strict=True, allow_none=True, validate=validate.Range(1024, size_limit)),
             "messageTTL": fields.Integer(strict=True, allow_none=True, validate=validate.Range(60, ttl_limit)),
+            "maxQueuedMessages": fields.Integer(strict=True, allow_none=True, validate=validate.Range(1, queued_limit)),
+            "maxQueuedBytes": fields.Integer(strict=True, allow_none=True, validate=validate.Range(1024, bytes_limit)),
             "spamFilterRules": fields.Nested(SpamFilterRules),
             "notifications": fields.Nested(Notifications),
         },

@@ -49,7 +49,8 @@ async def run_sweep(
 ) -> int | None:
     """Run one sweep and log what it removed.
 
-    :param clock: returns the current time in epoch seconds (``time.time`` by default).
+    :param clock: returns the current time in epoch seconds (``time.time`` by default); a queue on
+        Redis's clock (the delivery service's) ignores it and expires by ``TIME``.
     :param batch: most messages removed per script call.
     :param claim_seconds: claim the sweep for this long first and skip the run if another
         process holds the claim; ``None`` sweeps unconditionally.

@@ -4,14 +4,17 @@
 array of stored envelopes (oldest first, each with its postmark). Paging rides beside it, where
 dm3 clients do not look: the query parameters ``cursor`` (opaque, from the previous page) and
 ``limit`` (1 … 1000, default 100), and the response header ``X-Next-Cursor`` (absent on the last
-page) plus a ``Link: <…?cursor=…>; rel="next"`` header. A dm3 client that sends no query gets
+page) plus a ``Link: <…?cursor=…>; rel="next"`` header. A page also stops before its stored
+envelopes pass ``INBOX_PAGE_BYTES`` (it always holds at least one), with the cursor pointing after
+its last message, so a page is bounded in bytes as well as in count. A dm3 client that sends no query gets
 the first 100 messages, acknowledges them, and gets the next ones on its next fetch.
 
 ``POST /delivery/messages/<name>/syncAcknowledgements/`` with
 ``{"acknowledgements": [{"contactAddress": <sender name>, "messageHash": <hash>}]}`` removes the
 messages by hash (the hash the envelope carries: ``encryptedMessageHash`` or ``messageHash``).
-``contactAddress`` is checked to be a string and otherwise not used: the hash identifies the message
-within the account's queue. Unknown hashes are ignored. Delivery is at least once: a message stays
+The hash identifies the message within the account's queue; ``contactAddress``, when it names a
+sender that resolves, also removes that sender's message stored under its scoped id (a message
+whose hash another sender held already, :func:`delivery.queue.scoped_id`). Unknown hashes are ignored. Delivery is at least once: a message stays
 until it is acknowledged or expires.
 """
 
@@ -22,12 +25,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ensign.protocol.encoding import checksum_address, is_address
 from ensign.protocol.schema import load
 from ensign.web import read_json
 
-from .appkeys import clock_key, metrics_key, queue_key
+from .appkeys import clock_key, directory_key, metrics_key, queue_key, settings_key
 from .errors import InvalidLimit
-from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from .ports import address_or_none
+from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, scoped_id
 from .schemas import Acknowledgements
 from .web_auth import require_session
 
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
+MAX_ACK_SENDERS = 100  # distinct contactAddress values resolved per acknowledgement request
 _ACKNOWLEDGEMENTS = Acknowledgements()
 
 
@@ -55,7 +61,8 @@ async def incoming(request: web.Request) -> web.Response:
     limit = _limit(request)
     cursor = request.query.get("cursor") or None
     page = await request.app[queue_key].fetch(
-        account.address, now=request.app[clock_key](), cursor=cursor, limit=limit
+        account.address, now=request.app[clock_key](), cursor=cursor, limit=limit,
+        max_bytes=request.app[settings_key].limits.page_bytes,
     )
     # The stored bytes are canonical JSON already: splice them instead of parsing and re-encoding.
     body = b"[" + b",".join(item.envelope for item in page.items) + b"]"
@@ -73,7 +80,23 @@ async def acknowledge(request: web.Request) -> web.Response:
     _, account = await require_session(request)
     body = load(_ACKNOWLEDGEMENTS, await read_json(request))
     hashes = [ack["messageHash"] for ack in body["acknowledgements"]]
+    senders: dict[str, str | None] = {}
+    for ack in body["acknowledgements"]:
+        contact = ack["contactAddress"]
+        # Each distinct contact is one (cached) lookup; past MAX_ACK_SENDERS only bare hashes ack.
+        if contact and contact not in senders and len(senders) < MAX_ACK_SENDERS:
+            senders[contact] = await _sender_address(request, contact)
+        sender = senders.get(contact)
+        if sender is not None:
+            hashes.append(scoped_id(ack["messageHash"], sender))
     removed = await request.app[queue_key].ack(account.address, hashes) if hashes else 0
     request.app[metrics_key].acks.inc(removed)
     log.info("acknowledged", extra={"account": account.address, "removed": removed})
     return web.json_response({"acknowledged": removed})
+
+
+async def _sender_address(request: web.Request, contact: str) -> str | None:
+    # A name that is not valid or does not resolve names no sender: the bare hash still acks.
+    if is_address(contact):
+        return checksum_address(contact)
+    return await address_or_none(request.app[directory_key], contact)

@@ -15,9 +15,11 @@ errors mean "unavailable" is :data:`ensign.redis_client.REDIS_UNAVAILABLE`. The 
 each transport its answer:
 
 * HTTP (:func:`http_response`, used by :func:`ensign.web.error_middleware`): its status and
-  ``{"error": code, "message": text}`` (plus ``details`` when set);
+  ``{"error": code, "message": text}`` (plus ``details`` when set); a 429 also the header
+  ``Retry-After`` (whole seconds), on JSON-RPC answers too;
 * JSON-RPC (:func:`jsonrpc_response`, used by ``POST /rpc``): its status and
-  ``{"jsonrpc": "2.0", "id": …, "error": {"code": jsonrpc_code, "message": text, "data": {"error": code}}}``;
+  ``{"jsonrpc": "2.0", "id": …, "error": {"code": jsonrpc_code, "message": text, "data": {"error": code}}}``
+  (``data.details`` too when set);
 * socket.io (:func:`socket_refusal`, used by the push handshake and its ``submitMessage`` ack):
   ``{"error": message}``.
 """
@@ -29,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ensign.errors import EnsignError, ServiceUnavailable
+from ensign.errors import EnsignError, ServiceUnavailable, TooManyRequests
 from ensign.redis_client import REDIS_UNAVAILABLE
 
 __all__ = ["as_error", "http_response", "jsonrpc_body", "jsonrpc_response", "socket_refusal"]
@@ -55,18 +57,25 @@ def as_error(exc: BaseException, where: str) -> EnsignError:
 
 def http_response(error: EnsignError) -> web.Response:
     """The JSON error answer every Ensign HTTP route gives."""
-    return web.json_response(error.to_json(), status=error.status)
+    return web.json_response(error.to_json(), status=error.status, headers=_headers(error))
 
 
 def jsonrpc_body(error: EnsignError, request_id: Any) -> dict[str, Any]:
     """A JSON-RPC 2.0 error object for ``error``; ``data.error`` is the stable code."""
-    detail = {"code": error.jsonrpc_code, "message": error.message, "data": {"error": error.code}}
+    data: dict[str, Any] = {"error": error.code}
+    if error.details is not None:
+        data["details"] = error.details
+    detail = {"code": error.jsonrpc_code, "message": error.message, "data": data}
     return {"jsonrpc": "2.0", "id": request_id, "error": detail}
 
 
 def jsonrpc_response(error: EnsignError, request_id: Any) -> web.Response:
     """The JSON-RPC error answer, with the error's HTTP status (dm3 clients treat any 2xx as delivered)."""
-    return web.json_response(jsonrpc_body(error, request_id), status=error.status)
+    return web.json_response(jsonrpc_body(error, request_id), status=error.status, headers=_headers(error))
+
+
+def _headers(error: EnsignError) -> dict[str, str] | None:
+    return {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else None
 
 
 def socket_refusal(error: EnsignError) -> dict[str, str]:

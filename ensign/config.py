@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -124,6 +125,33 @@ class Env:
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+    def rate(self, name: str, default: RateLimit | None) -> RateLimit | None:
+        """A :class:`RateLimit` written ``<capacity>/<seconds>``, or ``off`` (``None``)."""
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() == "off":
+            return None
+        capacity, slash, period = raw.partition("/")
+        if not slash or not capacity.strip().isdigit() or not period.strip().isdigit():
+            raise ConfigError(f"{name} must be <capacity>/<seconds> (e.g. 60/60) or off, got {raw!r}")
+        if int(capacity) < 1 or int(period) < 1:
+            raise ConfigError(f"{name} needs a capacity and a period of at least 1, got {raw!r}")
+        return RateLimit(int(capacity), int(period))
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or networks (``10.0.0.0/8``); unset means none."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        items = tuple(item.strip() for item in raw.split(",") if item.strip())
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"{name} must be comma-separated IP addresses or networks, got {item!r}") from None
+        return items
 
     def secret(self, name: str, check: Callable[[str], object] | None = None, what: str = "") -> str:
         """A required secret; ``check`` raises on a malformed value. The value never enters a message."""
@@ -305,6 +333,74 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``capacity`` requests at once (the burst), refilled evenly over ``period``
+    seconds. Written ``<capacity>/<period>`` (``60/60`` = a burst of 60, then one per second);
+    ``off`` (``None`` in the settings) turns the limit off."""
+
+    capacity: int
+    period: int
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1 or self.period < 1:
+            raise ConfigError("a rate limit needs a capacity and a period of at least 1")
+
+    @property
+    def per_second(self) -> float:
+        return self.capacity / self.period
+
+    def __str__(self) -> str:
+        return f"{self.capacity}/{self.period}"
+
+
+#: Per-limit defaults a small operator can live with (README, "Limits and abuse").
+DEFAULT_RATE_SENDER = RateLimit(60, 60)
+DEFAULT_RATE_PAIR = RateLimit(30, 60)
+DEFAULT_RATE_ADDRESS = RateLimit(300, 60)
+DEFAULT_RATE_LOGIN = RateLimit(30, 300)
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """Quotas and rate limits of the delivery service (README, "Limits and abuse").
+
+    ``max_queued_messages`` / ``max_queued_bytes``: what one receiver may have queued (an owner may
+    set lower values in the account settings); ``page_bytes``: most bytes of one inbox page; the
+    rate limits (``None`` = off): submissions per sender and per sender→receiver pair, requests
+    without a session per client address, login attempts per client address;
+    ``sockets_per_account`` / ``sockets_per_address``: socket.io connections at once;
+    ``trusted_proxies``: addresses or networks whose ``X-Forwarded-For`` is believed (empty: the
+    peer address is the client address).
+    """
+
+    max_queued_messages: int = 5_000
+    max_queued_bytes: int = 25_000_000
+    page_bytes: int = 4_000_000
+    sender: RateLimit | None = DEFAULT_RATE_SENDER
+    pair: RateLimit | None = DEFAULT_RATE_PAIR
+    address: RateLimit | None = DEFAULT_RATE_ADDRESS
+    login: RateLimit | None = DEFAULT_RATE_LOGIN
+    sockets_per_account: int = 10
+    sockets_per_address: int = 50
+    trusted_proxies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Env) -> DeliveryLimits:
+        return cls(
+            max_queued_messages=env.integer("MAX_QUEUED_MESSAGES", 5_000, minimum=1),
+            max_queued_bytes=env.integer("MAX_QUEUED_BYTES", 25_000_000, minimum=1024),
+            page_bytes=env.integer("INBOX_PAGE_BYTES", 4_000_000, minimum=1024),
+            sender=env.rate("RATE_SENDER", DEFAULT_RATE_SENDER),
+            pair=env.rate("RATE_PAIR", DEFAULT_RATE_PAIR),
+            address=env.rate("RATE_ADDRESS", DEFAULT_RATE_ADDRESS),
+            login=env.rate("RATE_LOGIN", DEFAULT_RATE_LOGIN),
+            sockets_per_account=env.integer("MAX_SOCKETS_PER_ACCOUNT", 10, minimum=1),
+            sockets_per_address=env.integer("MAX_SOCKETS_PER_ADDRESS", 50, minimum=1),
+            trusted_proxies=env.networks("TRUSTED_PROXIES"),
+        )
+
+
+@dataclass(frozen=True)
 class DeliveryKeys:
     """The delivery service's own key pairs, base64 as dm3 publishes them."""
 
@@ -412,6 +508,7 @@ class DeliverySettings:
     chain: ChainSettings = field(default_factory=ChainSettings)
     log_level: str = "INFO"
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    limits: DeliveryLimits = field(default_factory=DeliveryLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
@@ -445,6 +542,7 @@ class DeliverySettings:
             chain=ChainSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             notifications=NotificationSettings.from_env(env),
+            limits=DeliveryLimits.from_env(env),
         )
 
 
@@ -458,6 +556,8 @@ class AdminSettings:
     operator: str = "unknown"
     message_size_limit: int = 100_000
     message_ttl: int = 30 * 24 * 3600
+    max_queued_messages: int = DeliveryLimits.max_queued_messages
+    max_queued_bytes: int = DeliveryLimits.max_queued_bytes
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AdminSettings:
@@ -472,4 +572,6 @@ class AdminSettings:
             operator=env.text("ADMIN_OPERATOR", login),
             message_size_limit=env.integer("MESSAGE_SIZE_LIMIT", 100_000, minimum=1024),
             message_ttl=env.integer("MESSAGE_TTL", 30 * 24 * 3600, minimum=60),
+            max_queued_messages=env.integer("MAX_QUEUED_MESSAGES", DeliveryLimits.max_queued_messages, minimum=1),
+            max_queued_bytes=env.integer("MAX_QUEUED_BYTES", DeliveryLimits.max_queued_bytes, minimum=1024),
         )

@@ -145,9 +145,17 @@ class PayloadTooLarge(EnsignError):
 
 
 class TooManyRequests(EnsignError):
+    """A limit was reached; ``retry_after`` is the whole seconds to wait (``Retry-After``)."""
+
     status = 429
     code = "too_many_requests"
     jsonrpc_code = INVALID_REQUEST
+    retry_after: int = 1
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None, retry_after: int | None = None) -> None:
+        super().__init__(message, code=code, details=details)
+        if retry_after is not None:
+            self.retry_after = max(1, retry_after)
 
 
 class ServiceUnavailable(EnsignError):

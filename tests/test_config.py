@@ -6,7 +6,15 @@ import base64
 
 import pytest
 
-from ensign.config import BackendSettings, ConfigError, DeliverySettings, GatewaySettings, RedisSettings
+from ensign.config import (
+    BackendSettings,
+    ConfigError,
+    DeliveryLimits,
+    DeliverySettings,
+    GatewaySettings,
+    RateLimit,
+    RedisSettings,
+)
 
 SIGNER = "0x" + "11" * 32
 
@@ -139,3 +147,31 @@ def test_storage_settings_from_env() -> None:
         BackendSettings.from_env({"BACKEND_JWT_SECRET": "short"})
     with pytest.raises(ConfigError, match="STORAGE_QUOTA_BYTES"):
         BackendSettings.from_env({"STORAGE_QUOTA_BYTES": "10"})
+
+
+def test_delivery_limits_have_defaults_and_read_rates_and_proxies() -> None:
+    limits = DeliverySettings.from_env(delivery_env()).limits
+    assert limits == DeliveryLimits()
+    assert (limits.max_queued_messages, limits.sender, limits.trusted_proxies) == (5_000, RateLimit(60, 60), ())
+    limits = DeliverySettings.from_env(delivery_env(
+        RATE_SENDER="10/5", RATE_LOGIN="off", MAX_QUEUED_BYTES="2048", TRUSTED_PROXIES="10.0.0.0/8, ::1",
+    )).limits
+    assert limits.sender == RateLimit(10, 5) and limits.sender.per_second == 2
+    assert limits.login is None
+    assert limits.max_queued_bytes == 2048
+    assert limits.trusted_proxies == ("10.0.0.0/8", "::1")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("RATE_PAIR", "10", "RATE_PAIR must be <capacity>/<seconds>"),
+        ("RATE_PAIR", "0/60", "RATE_PAIR needs a capacity and a period of at least 1"),
+        ("RATE_ADDRESS", "ten/60", "RATE_ADDRESS must be <capacity>/<seconds>"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.local", "TRUSTED_PROXIES must be comma-separated IP addresses"),
+        ("MAX_SOCKETS_PER_ACCOUNT", "0", "MAX_SOCKETS_PER_ACCOUNT must be at least 1"),
+    ],
+)
+def test_malformed_limit_names_the_variable(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        DeliverySettings.from_env(delivery_env(**{variable: value}))

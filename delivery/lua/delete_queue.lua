@@ -4,8 +4,9 @@
 
 local queueKey  = KEYS[1] -- zset: message id -> receive sequence
 local expiryKey = KEYS[2] -- zset: message id -> expires_at (seconds)
-local msgKey    = KEYS[3] -- hash: message id -> "<received_at> <envelope bytes>"
+local msgKey    = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <envelope bytes>"
+local bytesKey  = KEYS[4] -- string: bytes of every record in msgKey
 
 local count = redis.call('ZCARD', queueKey)
-redis.call('UNLINK', queueKey, expiryKey, msgKey)
+redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey)
 return count

@@ -1,13 +1,20 @@
 -- Reads one page of an account's queue, oldest first, skipping expired messages. Writes nothing.
 -- Returns {next, id1, seq1, expires1, record1, id2, ...}: next is the receive sequence of the last
 -- message scanned (pass it as `after` for the next page), or "" when the queue ends in this page.
+-- A page stops before the record that would take it past max_bytes (it always holds at least one).
 
 local queueKey  = KEYS[1] -- zset: message id -> receive sequence
 local expiryKey = KEYS[2] -- zset: message id -> expires_at (seconds)
-local msgKey    = KEYS[3] -- hash: message id -> "<received_at> <envelope bytes>"
+local msgKey    = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <envelope bytes>"
 local after     = ARGV[1] -- [integer or ""] page starts after this receive sequence; "" = start
-local now       = tonumber(ARGV[2]) -- [number] caller's clock, seconds
+local now       = tonumber(ARGV[2]) -- [number or ""] the caller's clock, seconds; "" = Redis TIME
 local limit     = tonumber(ARGV[3]) -- [integer] most messages scanned for this page
+local maxBytes  = tonumber(ARGV[4]) -- [integer] most record bytes in this page, 0 = no limit
+
+if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 
 local min = '-inf'
 if after ~= '' then
@@ -23,12 +30,20 @@ if #rows / 2 > limit then
     out[1] = rows[2 * limit]
 end
 
+local bytes = 0
 for i = 1, scanned do
     local id = rows[2 * i - 1]
     local expiresAt = redis.call('ZSCORE', expiryKey, id)
     if expiresAt and tonumber(expiresAt) > now then
+        local size = redis.call('HSTRLEN', msgKey, id)
+        if maxBytes > 0 and #out > 1 and bytes + size > maxBytes then
+            -- Full: the page ends after the previous row, which the cursor points at.
+            out[1] = rows[2 * (i - 1)]
+            break
+        end
         local record = redis.call('HGET', msgKey, id)
         if record then
+            bytes = bytes + size
             out[#out + 1] = id
             out[#out + 1] = rows[2 * i]
             out[#out + 1] = expiresAt

@@ -3,10 +3,14 @@
 
 local queueKey  = KEYS[1] -- zset: message id -> receive sequence (unused; KEYS as every script)
 local expiryKey = KEYS[2] -- zset: message id -> expires_at (seconds)
-local msgKey    = KEYS[3] -- hash: message id -> "<received_at> <envelope bytes>"
+local msgKey    = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <envelope bytes>"
 local id        = ARGV[1] -- [string] message id
-local now       = tonumber(ARGV[2]) -- [number] caller's clock, seconds
+local now       = tonumber(ARGV[2]) -- [number or ""] the caller's clock, seconds; "" = Redis TIME
 
+if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local expiresAt = redis.call('ZSCORE', expiryKey, id)
 if not expiresAt or tonumber(expiresAt) <= now then
     return nil

@@ -70,6 +70,9 @@ async def test_usage_purge_and_delete(ds_client, admin, users, ds_settings, redi
                   for i in await redis.hkeys(f"{redis_prefix}msg:{{{bob.address}}}")])
     assert usage["messages"] == 2 and usage["expiredNotSwept"] == 0 and usage["bytes"] == stored > 0
     assert usage["limits"]["maxMessageSize"] == 100_000 and usage["limits"]["suspended"] is False
+    # The receiver's quotas, and the queue's own byte count agrees with the one counted here.
+    assert (usage["limits"]["maxMessages"], usage["limits"]["maxBytes"]) == (5_000, 25_000_000)
+    assert int(await redis.get(f"{redis_prefix}qbytes:{{{bob.address}}}")) == stored
     assert await admin.purge(bob.address) == 2
     assert (await admin.usage(bob.address)).messages == 0
     assert await redis.exists(account_key(redis_prefix, bob.address))

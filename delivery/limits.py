@@ -1,0 +1,204 @@
+"""Rate limits and socket caps of the delivery service, kept in Redis so every process shares them.
+
+Rate limits are token buckets as Signal-Server keeps them (``rate_limit.lua``): one hash per
+(limit, subject) holding the tokens left and when they were counted, refilled by elapsed time on
+Redis's clock (``TIME`` inside the script, so processes with skewed clocks agree), expiring when
+full. One EVALSHA per check, atomic, so concurrent requests on many processes cannot overdraw a
+bucket. The limits (their defaults in :class:`ensign.config.DeliveryLimits`):
+
+==========  =====================================  ==============================================
+limit       subject                                checked
+==========  =====================================  ==============================================
+``sender``  the sender's address                   each submission, after its signature verifies
+``pair``    ``<sender>><receiver>`` addresses      each submission, after ``sender``
+``address`` the client address (IPv6: its /64)     each request without a session, each socket
+                                                   handshake
+``login``   the client address                     ``GET``/``POST /auth/<name>``, ``POST /profile``
+==========  =====================================  ==============================================
+
+A refused check raises :class:`delivery.errors.RateLimited` (429, ``Retry-After``, ``details.limit``).
+
+Socket caps (``socket_slot.lua``) are leases in a zset per account and per client address: a
+socket takes a slot at its handshake and frees it when it closes; the process renews its sockets'
+leases every :data:`SOCKET_LEASE_SECONDS` / 3, so the slots of a process that died expire.
+
+Both fail closed: when Redis is unreachable the request gets 503 (as every route that needs Redis).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import secrets
+
+from aiohttp import web
+
+from ensign.config import RateLimit
+from ensign.redis_client import RedisClient, lua_script
+
+from .errors import RateLimited, TooManySockets
+from .keys import rate_key, socket_key
+
+__all__ = [
+    "SOCKET_LEASE_SECONDS",
+    "RateLimiter",
+    "SocketSlots",
+    "client_address",
+    "pair_subject",
+]
+
+SOCKET_LEASE_SECONDS = 300
+
+_RATE_LIMIT_LUA = lua_script("delivery.lua", "rate_limit")
+_SOCKET_SLOT_LUA = lua_script("delivery.lua", "socket_slot")
+_SOCKET_RENEW_LUA = lua_script("delivery.lua", "socket_renew")
+
+
+def pair_subject(sender: str, receiver: str) -> str:
+    """The subject of the ``pair`` limit."""
+    return f"{sender}>{receiver}"
+
+
+class RateLimiter:
+    """Token buckets in Redis (module docstring).
+
+    :param redis: single server or cluster; each bucket is its own key (own hash tag).
+    :param prefix: the service's key prefix.
+    """
+
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
+        self._prefix = prefix
+        self._script = redis.register_script(_RATE_LIMIT_LUA)
+
+    async def take(self, name: str, limit: RateLimit | None, subject: str, cost: int = 1) -> None:
+        """Take ``cost`` tokens from ``subject``'s ``name`` bucket; ``limit=None`` (off) passes.
+
+        :raises RateLimited: the bucket holds fewer than ``cost`` tokens; nothing was taken.
+        """
+        if limit is None:
+            return
+        allowed, retry_ms = await self._script(
+            keys=[rate_key(self._prefix, name, subject)],
+            args=[limit.capacity, repr(limit.per_second / 1000), cost],
+        )
+        if int(allowed) != 1:
+            retry_after = max(1, -(-int(retry_ms) // 1000))
+            raise RateLimited(
+                f"too many requests ({name} limit: {limit.capacity} per {limit.period} s); retry after {retry_after} s",
+                details={"limit": name, "capacity": limit.capacity, "period": limit.period},
+                retry_after=retry_after,
+            )
+
+
+class SocketSlots:
+    """Caps on live sockets per account and per client address (module docstring).
+
+    :param redis: single server or cluster.
+    :param prefix: the service's key prefix.
+    :param per_account: most sockets one account may hold at once.
+    :param per_address: most sockets one client address may hold at once.
+    """
+
+    def __init__(self, redis: RedisClient, *, prefix: str, per_account: int, per_address: int) -> None:
+        self._prefix = prefix
+        self._redis = redis
+        self._caps = {"account": per_account, "address": per_address}
+        self._take = redis.register_script(_SOCKET_SLOT_LUA)
+        self._renew = redis.register_script(_SOCKET_RENEW_LUA)
+        # Socket ids are unique per process only; this makes them unique across processes.
+        self._process = f"{os.getpid()}.{secrets.token_hex(4)}"
+        #: This process's sockets: member -> [(kind, subject), …] it holds a slot in.
+        self._held: dict[str, list[tuple[str, str]]] = {}
+
+    def _member(self, sid: str) -> str:
+        return f"{self._process}:{sid}"
+
+    async def acquire(self, sid: str, *, account: str, address: str) -> None:
+        """Take a slot for socket ``sid`` in ``account``'s and ``address``'s sets.
+
+        :raises TooManySockets: one of them is full; no slot is held afterwards.
+        """
+        member = self._member(sid)
+        held: list[tuple[str, str]] = []
+        self._held[member] = held
+        for kind, subject in (("account", account), ("address", address)):
+            cap = self._caps[kind]
+            taken = await self._take(
+                keys=[socket_key(self._prefix, kind, subject)],
+                args=[member, cap, SOCKET_LEASE_SECONDS * 1000],
+            )
+            if int(taken) != 1:
+                await self.release(sid)
+                raise TooManySockets(
+                    f"this {kind} already holds {cap} sockets, its limit",
+                    details={"limit": f"sockets_per_{kind}", "max": cap},
+                )
+            held.append((kind, subject))
+
+    async def release(self, sid: str) -> None:
+        """Free ``sid``'s slots (nothing when it holds none)."""
+        member = self._member(sid)
+        for kind, subject in self._held.pop(member, []):
+            await self._redis.zrem(socket_key(self._prefix, kind, subject), member)
+
+    async def renew(self) -> int:
+        """Renew the leases of every socket this process holds; returns how many were renewed."""
+        by_key: dict[str, list[str]] = {}
+        for member, held in self._held.items():
+            for kind, subject in held:
+                by_key.setdefault(socket_key(self._prefix, kind, subject), []).append(member)
+        renewed = 0
+        for key, members in by_key.items():
+            renewed += int(await self._renew(keys=[key], args=[SOCKET_LEASE_SECONDS * 1000, *members]))
+        return renewed
+
+
+def client_address(request: web.Request, trusted_proxies: tuple[str, ...]) -> str:
+    """The address a per-client limit is kept for.
+
+    The peer address, unless the peer is one of ``trusted_proxies`` (addresses or networks): then
+    the right-most ``X-Forwarded-For`` entry that is not a trusted proxy (entries further left are
+    written by the client and could be anything). IPv6 addresses count by their /64, since one
+    host commonly holds a whole /64.
+    """
+    networks = _networks(trusted_proxies)
+    chosen = _parse(request.remote)
+    if chosen is not None and networks and _within(chosen, networks):
+        forwarded = [part.strip() for header in request.headers.getall("X-Forwarded-For", []) for part in header.split(",")]
+        for raw in reversed(forwarded):
+            hop = _parse(raw)
+            if hop is None:
+                break
+            chosen = hop
+            if not _within(hop, networks):
+                break
+    if chosen is None:
+        return request.remote or "unknown"
+    if isinstance(chosen, ipaddress.IPv6Address):
+        if chosen.ipv4_mapped is not None:
+            return str(chosen.ipv4_mapped)
+        return str(ipaddress.IPv6Network((chosen, 64), strict=False))
+    return str(chosen)
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted_proxies: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    # Parsed once per setting, not per request (the setting was validated by ensign.config).
+    return [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
+
+
+def _parse(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not raw:
+        return None
+    try:
+        return ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+
+
+def _within(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
