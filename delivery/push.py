@@ -1,4 +1,4 @@
-"""Realtime push over socket.io (dm3 reference §5.8), across every process of the service.
+"""Realtime push over socket.io (dm3's socket.io events), across every process of the service.
 
 Handshake: the client connects to ``/socket.io`` with ``auth = {"account": {"ensName": <name>},
 "token": <session JWT>}``. The token is checked by the REST routes' own check

@@ -1,4 +1,4 @@
-"""The receiver's spam filters (dm3 reference §5.10), read from the chain.
+"""The receiver's spam filters (as dm3 defines them), read from the chain.
 
 Rules are the account's ``spamFilterRules`` (validated in :mod:`delivery.accounts`); a rule applies
 when present and all rules must pass. Unlike dm3, the sender is the *verified* sender: intake runs

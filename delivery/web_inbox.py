@@ -1,4 +1,4 @@
-"""Fetch and acknowledge (dm3 reference §5.7), with real paging.
+"""Fetch and acknowledge (dm3's inbox routes), with real paging.
 
 ``GET /delivery/messages/incoming/<name>[/]?cursor=<c>&limit=<n>`` answers dm3's shape, a JSON
 array of stored envelopes (oldest first, each with its postmark). Paging rides beside it, where

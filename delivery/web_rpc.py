@@ -26,7 +26,7 @@ from .web_auth import path_name_of
 
 routes = web.RouteTableDef()
 
-# dm3's default profile extension says NEW is not supported (dm3 reference §11.10); ours lists none.
+# dm3's default profile extension says the NEW message type is not supported; ours lists none.
 PROFILE_EXTENSION = {"encryptionAlgorithm": ["x25519-chacha20-poly1305"], "notSupportedMessageTypes": []}
 
 
@@ -77,7 +77,7 @@ async def submit_message(request: web.Request, params: list[Any]) -> str:
 async def delivery_service_properties(request: web.Request, params: list[Any]) -> str:
     """``dm3_getDeliveryServiceProperties``: public limits only, as a JSON string (dm3 parses it).
 
-    ``messageTTL`` is in seconds here (dm3's unit is unsettled, see the reference §5.1).
+    ``messageTTL`` is in seconds here (dm3's own code is inconsistent about the unit).
     """
     settings = request.app[settings_key]
     return stringify({"messageTTL": settings.message_ttl, "sizeLimit": settings.message_size_limit})
