@@ -37,6 +37,7 @@ from aiohttp import web
 from ensign.config import RateLimit
 from ensign.redis_client import RedisClient, lua_script
 
+from .batching import ScriptBatcher
 from .errors import RateLimited, TooManySockets
 from .keys import rate_key, socket_key
 
@@ -70,6 +71,9 @@ class RateLimiter:
     def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._prefix = prefix
         self._script = redis.register_script(_RATE_LIMIT_LUA)
+        # Every submission takes up to three buckets: concurrent requests' takes share pipelines,
+        # as their inserts do, instead of each paying a round trip's redis-py overhead alone.
+        self._batcher = ScriptBatcher(redis)
 
     async def take(self, name: str, limit: RateLimit | None, subject: str, cost: int = 1) -> None:
         """Take ``cost`` tokens from ``subject``'s ``name`` bucket; ``limit=None`` (off) passes.
@@ -78,7 +82,8 @@ class RateLimiter:
         """
         if limit is None:
             return
-        allowed, retry_ms = await self._script(
+        allowed, retry_ms = await self._batcher.call(
+            self._script,
             keys=[rate_key(self._prefix, name, subject)],
             args=[limit.capacity, repr(limit.per_second / 1000), cost],
         )
