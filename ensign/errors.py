@@ -144,6 +144,11 @@ class PayloadTooLarge(EnsignError):
     jsonrpc_code = INVALID_REQUEST
 
 
+class UnsupportedMediaType(EnsignError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class TooManyRequests(EnsignError):
     status = 429
     code = "too_many_requests"

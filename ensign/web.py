@@ -15,7 +15,10 @@
   The translation itself is :mod:`ensign.answers`, which the JSON-RPC endpoint and the socket
   handshake use too.
 
-* :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise).
+* :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise),
+  through :func:`read_body` (415/400 for a Content-Encoding that is unknown or does not decode)
+  and :func:`ensign.protocol.safe_json.parse_json` (depth, number and surrogate limits).
+* :func:`read_capped` reads a whole streamed (e.g. chunked) answer of another server up to a cap.
 * :func:`cors_middleware` answers pre-flight requests and marks every response readable from
   browsers, which dm3's web clients need.
 
@@ -25,17 +28,18 @@ error responses get CORS headers too.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, overload
 
-from aiohttp import web
+from aiohttp import StreamReader, web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.typedefs import Handler, Middleware
 
 from ensign.answers import as_error, http_response
-from ensign.errors import EnsignError, InvalidJson
+from ensign.errors import EncodingError, EnsignError, InvalidJson, InvalidRequest, UnsupportedMediaType
 from ensign.logs import (
     REQUEST_ID_HEADER,
     install_request_id_factory,
@@ -43,6 +47,7 @@ from ensign.logs import (
     request_fields_var,
     request_id_var,
 )
+from ensign.protocol.safe_json import parse_json
 
 __all__ = [
     "Handler",
@@ -50,6 +55,8 @@ __all__ = [
     "RequestObserver",
     "cors_middleware",
     "error_middleware",
+    "read_body",
+    "read_capped",
     "read_json",
     "request_log_middleware",
 ]
@@ -124,25 +131,60 @@ async def read_json(request: web.Request, expected: type[Any] = dict) -> Any:
     ``Content-Type`` header is not checked: curl users forget it, and the body decides anyway.
     A body over the application's ``client_max_size`` is a 413 raised by aiohttp.
     """
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         raise InvalidJson("request body is empty; expected JSON")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        raise InvalidJson("request body is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidJson(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except RecursionError:
-        raise InvalidJson("request body is nested too deeply") from None
+        value = parse_json(raw, what="request body")
+    except EncodingError as exc:
+        raise InvalidJson(exc.message) from None
     if not isinstance(value, expected):
         want = "a JSON object" if expected is dict else "a JSON array" if expected is list else expected.__name__
         raise InvalidJson(f"request body must be {want}, got {_json_type(value)}")
     return value
 
 
-def _refuse_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"the constant {name} is not JSON", name, 0)
+#: Content-Encodings of request bodies that aiohttp decodes (``identity`` means none).
+BODY_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decoded as its ``Content-Encoding`` says.
+
+    Raises :class:`UnsupportedMediaType` (415, code ``unsupported_encoding``) for an encoding
+    other than gzip or deflate, and 400 (code ``invalid_encoding``) for a body that does not decode
+    as its encoding says; aiohttp would let the first through undecoded and turn the second into
+    a 500. A body over the app's ``client_max_size`` stays aiohttp's 413.
+    """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in BODY_ENCODINGS:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding[:40]!r} is not supported; send gzip, deflate or none",
+            code="unsupported_encoding",
+        )
+    try:
+        return await request.read()
+    except (BadHttpMessage, RequestPayloadError):
+        raise InvalidRequest(
+            f"request body does not decode as its Content-Encoding ({encoding})", code="invalid_encoding"
+        ) from None
+
+
+async def read_capped(content: StreamReader, cap: int) -> bytes:
+    """Read a streamed answer to its end, or ``cap + 1`` bytes if it is longer (callers refuse it).
+
+    ``StreamReader.read(n)`` returns whatever has arrived, so a chunked or slow answer would be cut
+    after its first chunk; this keeps reading until the end or the cap.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while size <= cap:
+        chunk = await content.read(cap + 1 - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 def _json_type(value: object) -> str:

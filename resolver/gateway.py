@@ -50,7 +50,6 @@ are kept (the oldest go first). ``GET /metrics`` counts answers by ``source`` (`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -63,8 +62,10 @@ from eth_account.signers.local import LocalAccount
 
 from ensign.clock import Clock, system_clock
 from ensign.config import GatewaySettings
+from ensign.errors import EncodingError
 from ensign.metrics import ServiceMetrics, metrics_route
-from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
+from ensign.web import cors_middleware, error_middleware, read_capped, read_json, request_log_middleware
+from ensign.protocol.safe_json import parse_json
 from ensign.ens import ccip
 from resolver.appkeys import batch_session_key, clock_key, records_key, settings_key, signer_key, variant_key
 from resolver.errors import InvalidRequest, NotFound
@@ -260,7 +261,7 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=BATCH_FETCH_TIMEOUT),
             ) as response:
-                raw = await response.content.read(MAX_BATCH_ANSWER_BYTES + 1)
+                raw = await read_capped(response.content, MAX_BATCH_ANSWER_BYTES)
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             error = ccip.encode_http_error(502, "gateway unreachable")
@@ -281,8 +282,8 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = parse_json(raw, what="the gateway's answer")
+    except EncodingError:
         return None
     return value if isinstance(value, dict) else None
 

@@ -23,6 +23,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, suppress
 from typing import Any, TypeVar
@@ -65,6 +66,20 @@ _CONNECT_ATTEMPTS = 5
 _ATTEMPT_TIMEOUT = 10.0
 
 AppSource = web.Application | Callable[[], Awaitable[web.Application]]
+
+#: The recursion limit services run with: Python's default. py_ecc (imported by eth-account and
+#: web3) raises it to 100,000 at import, beyond what the C stack holds, so recursion that should
+#: end in a RecursionError (the C JSON parser on ``[[[[…``) overflowed the stack and killed the
+#: process with SIGSEGV instead. JSON input is depth-checked before parsing anyway
+#: (ensign.protocol.safe_json); this keeps every other recursion an exception, not a crash.
+RECURSION_LIMIT = 1000
+
+
+def restore_recursion_limit(limit: int = RECURSION_LIMIT) -> None:
+    """Import eth-account now (so no later lazy import raises the limit again), then set ``limit``."""
+    import eth_account  # noqa: F401 - imported for its side effect on the recursion limit
+
+    sys.setrecursionlimit(limit)
 
 
 def require_redis(settings: RedisSettings, service: str) -> str:
@@ -192,6 +207,7 @@ async def serve(
     :param reuse_port: listen with ``SO_REUSEPORT``, so several worker processes share the port
         and the kernel spreads connections over them
     """
+    restore_recursion_limit()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -68,7 +67,7 @@ from ensign.ens import ccip
 from ensign.ens.cache import CacheSettings, TTLCache
 from ensign.ens.errors import InvalidProfile
 from ensign.ens.names import ensip15_normalize
-from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
+from ensign.errors import EncodingError, EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
 from ensign.protocol.profile import (
@@ -82,6 +81,8 @@ from ensign.protocol.profile import (
     verify_profile,
 )
 from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
+from ensign.protocol.safe_json import parse_json
+from ensign.web import read_capped
 
 T = TypeVar("T")
 
@@ -316,7 +317,7 @@ class NameLookup:
                     raise ServiceUnavailable(f"the profile link of {name} answered HTTP {response.status}")
                 if response.status != 200:
                     raise InvalidRequest(f"the profile link answered HTTP {response.status}")
-                raw = await response.content.read(policy.max_bytes + 1)
+                raw = await read_capped(response.content, policy.max_bytes)
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, _NonPublicHostError):
                 raise InvalidRequest("profile links must point to a public host") from None
@@ -326,9 +327,9 @@ class NameLookup:
         if len(raw) > policy.max_bytes:
             raise InvalidRequest(f"the linked profile is larger than {policy.max_bytes} bytes")
         try:
-            return json.loads(raw)
-        except ValueError:
-            raise InvalidRequest("the linked profile is not JSON") from None
+            return parse_json(raw, what="the linked profile")
+        except EncodingError as exc:
+            raise InvalidRequest(exc.message) from None
 
     def _link_session(self) -> aiohttp.ClientSession:
         if self._session is None:
