@@ -42,6 +42,8 @@ async def rpc(request: web.Request) -> web.Response:
             raw = await read_body(request)
         except web.HTTPRequestEntityTooLarge:
             raise MessageTooLarge("the request body is larger than this service accepts") from None
+        except web.HTTPBadRequest as exc:  # the body does not decode as its Content-Encoding
+            raise InvalidJson(exc.text or "the body cannot be decoded") from None
         try:
             body = parse_json(raw, what="the body")
         except EncodingError as exc:

@@ -144,6 +144,11 @@ class PayloadTooLarge(EnsignError):
     jsonrpc_code = INVALID_REQUEST
 
 
+class RequestTimeout(EnsignError):
+    status = 408
+    code = "request_timeout"
+
+
 class UnsupportedMediaType(EnsignError):
     status = 415
     code = "unsupported_media_type"

@@ -22,12 +22,15 @@
 * :func:`cors_middleware` answers pre-flight requests and marks every response readable from
   browsers, which dm3's web clients need.
 
-Use the two middlewares in this order: ``middlewares=[cors_middleware(), error_middleware]``, so
-error responses get CORS headers too.
+* :func:`deadline_middleware` gives every request a deadline (408 or 503 past it).
+
+Use the middlewares in this order: ``[cors_middleware(), error_middleware, deadline_middleware(s)]``,
+so error responses get CORS headers too and a missed deadline becomes a JSON error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -39,7 +42,15 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.typedefs import Handler, Middleware
 
 from ensign.answers import as_error, http_response
-from ensign.errors import EncodingError, EnsignError, InvalidJson, InvalidRequest, UnsupportedMediaType
+from ensign.errors import (
+    EncodingError,
+    EnsignError,
+    InvalidJson,
+    InvalidRequest,
+    RequestTimeout,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 from ensign.logs import (
     REQUEST_ID_HEADER,
     install_request_id_factory,
@@ -54,6 +65,7 @@ __all__ = [
     "Middleware",
     "RequestObserver",
     "cors_middleware",
+    "deadline_middleware",
     "error_middleware",
     "read_body",
     "read_capped",
@@ -152,7 +164,7 @@ async def read_body(request: web.Request) -> bytes:
     """The request body, decoded as its ``Content-Encoding`` says.
 
     Raises :class:`UnsupportedMediaType` (415, code ``unsupported_encoding``) for an encoding
-    other than gzip or deflate, and 400 (code ``invalid_encoding``) for a body that does not decode
+    other than gzip or deflate, and 400 (``invalid_request``, with ``Connection: close``) for a body that does not decode
     as its encoding says; aiohttp would let the first through undecoded and turn the second into
     a 500. A body over the app's ``client_max_size`` stays aiohttp's 413.
     """
@@ -165,8 +177,10 @@ async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except (BadHttpMessage, RequestPayloadError):
-        raise InvalidRequest(
-            f"request body does not decode as its Content-Encoding ({encoding})", code="invalid_encoding"
+        # aiohttp drops the connection after a body it could not decode; say so, or a client
+        # reusing the connection gets a reset on its next request.
+        raise web.HTTPBadRequest(
+            text=f"request body does not decode as its Content-Encoding ({encoding})", headers={"Connection": "close"}
         ) from None
 
 
@@ -301,3 +315,27 @@ def request_log_middleware(observe: RequestObserver | None = None) -> Middleware
             request_id_var.reset(token)
 
     return request_log
+
+
+def deadline_middleware(seconds: float, *, exempt_prefixes: tuple[str, ...] = ()) -> Middleware:
+    """Cancel a request that takes longer than ``seconds``, reading its body included.
+
+    Past the deadline the client gets 408 (``request_timeout``) if its body had not fully arrived
+    (a client sending slowly) and 503 (``unavailable``) otherwise (the service was too slow).
+    Paths under ``exempt_prefixes`` (socket.io's long-lived connections) have no deadline.
+    Place it after :func:`error_middleware`, which turns the errors into JSON.
+    """
+
+    @web.middleware
+    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if exempt_prefixes and request.path.startswith(exempt_prefixes):
+            return await handler(request)
+        try:
+            async with asyncio.timeout(seconds):
+                return await handler(request)
+        except TimeoutError:
+            if request.body_exists and not request.content.at_eof():
+                raise RequestTimeout(f"the request body did not arrive within {seconds:g} s") from None
+            raise ServiceUnavailable(f"the request took longer than {seconds:g} s; try again later") from None
+
+    return deadline

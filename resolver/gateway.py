@@ -64,8 +64,15 @@ from ensign.clock import Clock, system_clock
 from ensign.config import GatewaySettings
 from ensign.errors import EncodingError
 from ensign.metrics import ServiceMetrics, metrics_route
-from ensign.web import cors_middleware, error_middleware, read_capped, read_json, request_log_middleware
 from ensign.protocol.safe_json import parse_json
+from ensign.web import (
+    cors_middleware,
+    deadline_middleware,
+    error_middleware,
+    read_capped,
+    read_json,
+    request_log_middleware,
+)
 from ensign.ens import ccip
 from resolver.appkeys import batch_session_key, clock_key, records_key, settings_key, signer_key, variant_key
 from resolver.errors import InvalidRequest, NotFound
@@ -311,7 +318,12 @@ def create_app(
     signer: LocalAccount = Account.from_key(settings.signer_key)
     metrics = GatewayMetrics()
     app = web.Application(
-        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware("*"), error_middleware],
+        middlewares=[
+            request_log_middleware(metrics.observe_request),
+            cors_middleware("*"),
+            error_middleware,
+            deadline_middleware(settings.http.request_timeout),
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[settings_key] = settings

@@ -415,8 +415,9 @@ async def handle_rpc(request: web.Request) -> web.Response:
     chain = request.app[devchain]
     try:
         payload = parse_json(await read_body(request), what="the request")
-    except EnsignError as exc:
-        error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"parse error: {exc.message}"}}
+    except (EnsignError, web.HTTPBadRequest) as exc:
+        problem = exc.message if isinstance(exc, EnsignError) else exc.text
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"parse error: {problem}"}}
         return web.json_response(error, headers=_CORS_HEADERS)
     chain.ensure_fresh(request.app[max_block_age_key])
     body: Any

@@ -56,13 +56,14 @@ from ensign.config import (
     DeliveryKeys,
     DeliverySettings,
     GatewaySettings,
+    HttpSettings,
     RedisSettings,
 )
 from stack.demo import run_demo
 from stack.devchain import DevChain
 from stack.devchain_rpc import DevChainRpcServer
 from stack.embedded_redis import EmbeddedRedis
-from stack.serve import restore_recursion_limit
+from stack.serve import restore_recursion_limit, runner_options
 from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
 from ensign.protocol.models import DeliveryServiceProfile
 from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
@@ -271,7 +272,7 @@ class DevStack:
         await chain.set_primary_name(chain.deployer, settings.delivery_name)
 
     async def _serve(self, app: web.Application, port: int, what: str) -> str:
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, **runner_options(HttpSettings()))
         await runner.setup()
         self._exit.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.settings.host, port)

@@ -37,6 +37,7 @@ from ensign.config import (
     ConfigError,
     DeliverySettings,
     GatewaySettings,
+    HttpSettings,
     RedisSettings,
 )
 from ensign.errors import ServiceUnavailable
@@ -193,6 +194,7 @@ async def serve(
     port_variable: str,
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     reuse_port: bool = False,
+    http: HttpSettings = HttpSettings(),
 ) -> None:
     """Serve an app on ``host:port`` until SIGTERM or SIGINT, then stop gracefully.
 
@@ -206,6 +208,7 @@ async def serve(
     :param shutdown_timeout: seconds requests in flight get after the signal (default 10)
     :param reuse_port: listen with ``SO_REUSEPORT``, so several worker processes share the port
         and the kernel spreads connections over them
+    :param http: connection timeouts (:func:`runner_options`)
     """
     restore_recursion_limit()
     loop = asyncio.get_running_loop()
@@ -226,6 +229,7 @@ async def serve(
             # Each app logs its requests itself (ensign.web.request_log_middleware), with ids.
             access_log=None,
             shutdown_timeout=shutdown_timeout,
+            **runner_options(http),
         )
         try:
             if await _unless_stopped(_start(runner, host, port, port_variable, reuse_port), stop) is None:
@@ -247,6 +251,17 @@ async def serve(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+def runner_options(http: HttpSettings) -> dict[str, Any]:
+    """aiohttp server options every service runs with.
+
+    ``keepalive_timeout`` closes a connection idle for that long, and one still sending its
+    request headers (aiohttp arms the same timer when a connection opens); aiohttp's default is an
+    hour, so idle or slow clients could hold sockets and memory that long. The request deadline
+    (body included) is :func:`ensign.web.deadline_middleware`, added by each app.
+    """
+    return {"keepalive_timeout": float(http.keepalive_timeout)}
 
 
 async def _start(runner: web.AppRunner, host: str, port: int, port_variable: str, reuse_port: bool) -> bool:
