@@ -260,6 +260,10 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
     error = ccip.encode_http_error(404, "no gateway URL")
     for template in request.urls[:MAX_BATCH_URLS]:
         call = ccip.gateway_call(template, request.sender, request.data)
+        if not _ABSOLUTE_HTTP.match(call.url):
+            # aiohttp asserts (a 500 here) on a relative URL such as "//x"; the query's URLs are the caller's.
+            error = ccip.encode_http_error(400, "gateway URL is not an absolute http(s) URL")
+            continue
         try:
             async with session.request(
                 call.method,
@@ -285,6 +289,9 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
             # EIP-3668: a 4xx is final; only server errors move on to the next URL.
             break
     return True, error
+
+
+_ABSOLUTE_HTTP = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -307,6 +307,13 @@ async def test_gateway_answers_4xx_for_garbage_calldata_and_names(services: Serv
                 assert 400 <= response.status < 500, (call.hex(), response.status, await response.text())
             async with http.post(services.gateway + "/", json={"sender": sender, "data": "0x" + call.hex()}) as response:
                 assert 400 <= response.status < 500, (call.hex(), response.status, await response.text())
+        # ENSIP-21 batch queries (the dev gateway answers them) naming URLs no client can fetch:
+        # each inner request fails inside a 200 answer; "//x" used to be a 500.
+        bad_urls = ["//x", "http://[::1", "\x00", "ftp://x/{data}", "http://x:99999/", "http://user:pw@[", "/relative"]
+        for url in bad_urls:
+            query = ccip.BATCH_QUERY_SELECTOR + encode(["(address,string[],bytes)[]"], [[("0x" + "11" * 20, [url], b"\x12")]])
+            async with http.get(f"{services.gateway}/{sender}/0x{query.hex()}.json") as response:
+                assert response.status == 200, (url, response.status, await response.text())
     services.assert_alive()
 
 
