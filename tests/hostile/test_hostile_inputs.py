@@ -171,10 +171,10 @@ class Sender:
                 async with self.http.request(method, url, data=body, headers=headers or {}) as response:
                     text = await response.text(errors="replace")
                     if response.status >= 500:
-                        self.server_errors.append(f"{method} {url} {body[:80] if body else b''!r} -> {response.status} {text[:200]}")
+                        self.server_errors.append(f"{method} {url[:300]} {body[:80] if body else b''!r} -> {response.status} {text[:200]}")
                     return response.status
             except aiohttp.ClientError as exc:
-                self.server_errors.append(f"{method} {url} {body[:80] if body else b''!r} -> {type(exc).__name__}")
+                self.server_errors.append(f"{method} {url[:300]} {body[:80] if body else b''!r} -> {type(exc).__name__}")
                 return 0
 
     async def send_all(self, requests: list[tuple[str, str, bytes | None, dict[str, str] | None]]) -> None:
@@ -375,5 +375,53 @@ async def test_every_attack_on_every_route_gets_a_4xx(services: Services) -> Non
         sender = Sender(http)
         await sender.send_all(requests)
     print(f"hostile inputs sent: {sender.sent}")
+    assert sender.server_errors == [], f"{len(sender.server_errors)} of {sender.sent}: " + "\n".join(sender.server_errors[:10])
+    services.assert_alive()
+
+
+# -- with a session: the routes behind authentication -------------------------------------------------
+
+
+async def test_authenticated_routes_refuse_hostile_bodies_and_queries(services: Services) -> None:
+    """A signed-up account's own routes (settings, acknowledgements, inbox paging), reached with its
+    session token, get the same mutations: a refusal must come from validation, not from Redis
+    or a crash further in."""
+    from eth_account import Account
+
+    from ensign.client import Client, ClientConfig, Wallet
+
+    config = ClientConfig(
+        rpc_url=services.chain,
+        backend_url=services.backend,
+        addr_domain="addr.ensign.eth",
+        delivery_services=("ds.ensign.eth",),
+    )
+    async with Client(Wallet.from_private_key("0x" + bytes(Account.create().key).hex()), config) as client:
+        await client.setup()
+        token = await client._sessions.token("ds.ensign.eth")
+        name = client.name
+    auth = {"Authorization": f"Bearer {token}"}
+    account = f"{services.delivery}/account/{name}"
+    requests: list[tuple[str, str, bytes | None, dict[str, str] | None]] = []
+    settings_example = {"maxMessageSize": 50000, "messageTTL": 604800, "notifications": {"email": {"to": "a@b.c"}}}
+    for mutated in _mutations(settings_example):
+        requests.append(("PUT", account + "/settings", json.dumps(mutated).encode(), auth))
+    for raw in _raw_mutations(settings_example):
+        requests.append(("PUT", account + "/settings", raw, auth))
+    acks = {"acknowledgments": [{"messageHash": "0x" + "ab" * 32}]}
+    ack_url = f"{services.delivery}/delivery/messages/{name}/syncAcknowledgements/"
+    for mutated in _mutations(acks):
+        requests.append(("POST", ack_url, json.dumps(mutated).encode(), auth))
+    for raw in [*_raw_mutations(acks), *NESTED[:-1], *NUMERIC, *UNICODE]:
+        requests.append(("POST", ack_url, raw, auth))
+    inbox = f"{services.delivery}/delivery/messages/incoming/{name}"
+    for query in ["limit=0", "limit=" + "9" * 5000, "limit=%C2%B2", "limit=%D9%A1%D9%A2", "cursor=%C2%B2", "cursor=%ED%A0%80", "cursor=" + "[" * 5000, "cursor=-1", "limit=1e999"]:
+        requests.append(("GET", f"{inbox}?{query}", None, auth))
+    requests.append(("GET", account, None, {"Authorization": "Bearer " + "e" * 10_000}))
+    requests.append(("GET", account, None, {"Authorization": "Bearer \udcff".encode("utf-8", "surrogateescape").decode("latin-1")}))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        sender = Sender(http)
+        await sender.send_all(requests)
+    print(f"hostile inputs sent with a session: {sender.sent}")
     assert sender.server_errors == [], f"{len(sender.server_errors)} of {sender.sent}: " + "\n".join(sender.server_errors[:10])
     services.assert_alive()
