@@ -18,7 +18,6 @@
 * :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise),
   through :func:`read_body` (415/400 for a Content-Encoding that is unknown or does not decode)
   and :func:`ensign.protocol.safe_json.parse_json` (depth, number and surrogate limits).
-* :func:`read_capped` reads a whole streamed (e.g. chunked) answer of another server up to a cap.
 * :func:`cors_middleware` answers pre-flight requests and marks every response readable from
   browsers, which dm3's web clients need.
 
@@ -36,7 +35,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, overload
 
-from aiohttp import StreamReader, web
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.typedefs import Handler, Middleware
@@ -68,7 +67,6 @@ __all__ = [
     "deadline_middleware",
     "error_middleware",
     "read_body",
-    "read_capped",
     "read_json",
     "request_log_middleware",
 ]
@@ -182,23 +180,6 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPBadRequest(
             text=f"request body does not decode as its Content-Encoding ({encoding})", headers={"Connection": "close"}
         ) from None
-
-
-async def read_capped(content: StreamReader, cap: int) -> bytes:
-    """Read a streamed answer to its end, or ``cap + 1`` bytes if it is longer (callers refuse it).
-
-    ``StreamReader.read(n)`` returns whatever has arrived, so a chunked or slow answer would be cut
-    after its first chunk; this keeps reading until the end or the cap.
-    """
-    parts: list[bytes] = []
-    size = 0
-    while size <= cap:
-        chunk = await content.read(cap + 1 - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
 
 
 def _json_type(value: object) -> str:

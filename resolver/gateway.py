@@ -69,11 +69,11 @@ from ensign.web import (
     cors_middleware,
     deadline_middleware,
     error_middleware,
-    read_capped,
     read_json,
     request_log_middleware,
 )
 from ensign.ens import ccip
+from ensign.ens.fetch import read_capped
 from resolver.appkeys import batch_session_key, clock_key, records_key, settings_key, signer_key, variant_key
 from resolver.errors import InvalidRequest, NotFound
 from resolver.records import BackendRecordSource, NameRecords, RecordSource

@@ -31,7 +31,7 @@ from yarl import URL
 
 from ensign.errors import EncodingError
 from ensign.protocol.safe_json import parse_json
-from ensign.web import read_capped
+from ensign.ens.fetch import read_capped
 from resolver.errors import InvalidRequest, ServiceUnavailable
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")

@@ -66,6 +66,7 @@ from ensign.config import ENS_REGISTRY_ADDRESS, ChainSettings
 from ensign.ens import ccip
 from ensign.ens.cache import CacheSettings, TTLCache
 from ensign.ens.errors import InvalidProfile
+from ensign.ens.fetch import read_capped
 from ensign.ens.names import ensip15_normalize
 from ensign.errors import EncodingError, EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
@@ -82,7 +83,6 @@ from ensign.protocol.profile import (
 )
 from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
 from ensign.protocol.safe_json import parse_json
-from ensign.web import read_capped
 
 T = TypeVar("T")
 
