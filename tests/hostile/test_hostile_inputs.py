@@ -262,6 +262,7 @@ async def test_wrong_types_at_any_depth_of_every_documented_body_are_4xx(service
                 requests += [(method, url, json.dumps(m).encode(), None) for m in _mutations(example)]
                 requests += [(method, url, raw, None) for raw in _raw_mutations(example)]
         await sender.send_all(requests)
+    print(f"hostile inputs sent (mutated documented bodies): {sender.sent}")
     assert sender.server_errors == [], f"{len(sender.server_errors)} of {sender.sent}: " + "\n".join(sender.server_errors[:10])
     services.assert_alive()
 

@@ -142,37 +142,34 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_metrics_can_be_served_on_an_internal_address_only(redis: aioredis.Redis, redis_prefix: str) -> None:
+async def _statuses(redis: aioredis.Redis, settings: Any, urls: list[str]) -> list[int]:
+    """Serve the delivery app with ``settings``; the status of each URL (``{public}`` is its port)."""
     from delivery.app import create_app
 
-    port = _free_port()
-    settings = make_settings(redis_prefix, metrics_port=port, metrics_host="127.0.0.1")
     app = create_app(settings, redis=redis, directory=MemoryDirectory(), chain=MemoryChain(), sweep_interval=None)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
+    statuses = []
     try:
         async with aiohttp.ClientSession() as http:
-            async with http.get(server.make_url("/metrics")) as response:
-                assert response.status == 404
-            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-                assert response.status == 200
-                assert "ensign" in await response.text()
-            async with http.get(f"http://127.0.0.1:{port}/health") as response:
-                assert response.status == 404
+            for url in urls:
+                async with http.get(url.format(public=server.port)) as response:
+                    await response.read()
+                    statuses.append(response.status)
     finally:
         await server.close()
+    return statuses
+
+
+async def test_metrics_can_be_served_on_an_internal_address_only(redis: aioredis.Redis, redis_prefix: str) -> None:
+    port = _free_port()
+    internal = make_settings(redis_prefix, metrics_port=port, metrics_host="127.0.0.1")
+    urls = ["http://127.0.0.1:{public}/metrics", f"http://127.0.0.1:{port}/metrics", f"http://127.0.0.1:{port}/health"]
+    assert await _statuses(redis, internal, urls) == [404, 200, 404]
     # By default it stays on the public port, as before.
     default = make_settings(redis_prefix)
     assert default.metrics_port is None
-    app = create_app(default, redis=redis, directory=MemoryDirectory(), chain=MemoryChain(), sweep_interval=None)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(server.make_url("/metrics")) as response:
-                assert response.status == 200
-    finally:
-        await server.close()
+    assert await _statuses(redis, default, ["http://127.0.0.1:{public}/metrics"]) == [200]
 
 
 def test_settings_read_the_limits_from_the_environment() -> None:

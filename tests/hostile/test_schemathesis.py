@@ -40,6 +40,7 @@ OPERATIONS = _operations()
 def test_no_generated_request_gets_a_server_error(services: Services, operation: Any, service: str) -> None:
     base = {"backend": services.backend, "gateway": services.gateway, "delivery": services.delivery}[service]
     failures: list[str] = []
+    sent = 0
     session = requests.Session()
 
     @settings(
@@ -52,6 +53,8 @@ def test_no_generated_request_gets_a_server_error(services: Services, operation:
     )
     @given(case=operation.as_strategy())
     def send(case: Any) -> None:
+        nonlocal sent
+        sent += 1
         response = case.call(base_url=base, session=session, timeout=30)
         if response.status_code >= 500:
             failures.append(f"{case.method} {case.formatted_path} -> {response.status_code} {response.text[:200]}")
@@ -60,5 +63,6 @@ def test_no_generated_request_gets_a_server_error(services: Services, operation:
         send()
     finally:
         session.close()
+    print(f"schemathesis requests sent: {sent}")
     services.assert_alive()
     assert failures == [], "\n".join(failures[:10])
