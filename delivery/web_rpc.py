@@ -43,7 +43,10 @@ async def rpc(request: web.Request) -> web.Response:
         except web.HTTPRequestEntityTooLarge:
             raise MessageTooLarge("the request body is larger than this service accepts") from None
         except web.HTTPBadRequest as exc:  # the body does not decode as its Content-Encoding
-            raise InvalidJson(exc.text or "the body cannot be decoded") from None
+            # aiohttp drops the connection after such a body: say so (see ensign.web.read_body).
+            response = jsonrpc_response(InvalidJson(exc.text or "the body cannot be decoded"), None)
+            response.headers["Connection"] = "close"
+            return response
         try:
             body = parse_json(raw, what="the body")
         except EncodingError as exc:
