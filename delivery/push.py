@@ -106,7 +106,7 @@ RECENT_PUSHES = 10_000  # pushed messages remembered so a catch-up does not push
 EXPIRY_RECHECK = 300.0  # seconds: longest wait of a socket's expiry timer before it reads the clock again
 
 
-class FrameJson:
+class _FrameJson:
     """The JSON module socket.io and Engine.IO parse frames with: :func:`parse_json`'s limits.
 
     A CONNECT frame of a few hundred KB of ``[[[[`` crashed the process through the standard
@@ -136,7 +136,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         always_connect=True,
         logger=False,
         engineio_logger=False,
-        json=FrameJson,
+        json=_FrameJson,
     )
     sio.attach(app)
     app[socket_server_key] = sio

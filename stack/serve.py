@@ -45,6 +45,9 @@ from ensign.redis_client import open_redis
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
+    "RECURSION_LIMIT",
+    "restore_recursion_limit",
+    "runner_options",
     "require_redis",
     "require_chain",
     "serve",
