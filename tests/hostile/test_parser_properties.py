@@ -90,6 +90,25 @@ def test_parse_json_refuses_nesting_past_the_limit_before_parsing(depth: int, op
         parse_json(opener * depth)
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@FUZZ
+@given(safe_values, st.integers(min_value=0, max_value=6))
+def test_the_depth_scan_refuses_exactly_what_nests_deeper_than_the_limit(value: Any, limit: int) -> None:
+    text = json.dumps(value)
+    if _depth(value) > limit:
+        with pytest.raises(EncodingError, match="nested more than"):
+            parse_json(text, max_depth=limit)
+    else:
+        assert parse_json(text, max_depth=limit) == value
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     text = json.dumps({"a": "[" * 1000 + "\\\"{" * 500})
     assert parse_json(text) == json.loads(text)
