@@ -49,7 +49,7 @@ from ensign.errors import ServiceUnavailable
 from ensign.metrics import ServiceMetrics, metrics_route
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
 from ensign.sessions import Sessions
-from ensign.web import cors_middleware, error_middleware, request_log_middleware
+from ensign.web import cors_middleware, deadline_middleware, error_middleware, request_log_middleware
 
 __all__ = ["create_app", "PROFILE_MAX_SIZE", "health"]
 
@@ -94,7 +94,13 @@ def create_app(
     # GET /metrics: ensign_backend_request_seconds{method,route,status}.
     metrics = ServiceMetrics("ensign_backend")
     app = web.Application(
-        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware(), error_middleware, _body_limit],
+        middlewares=[
+            request_log_middleware(metrics.observe_request),
+            cors_middleware(),
+            error_middleware,
+            _body_limit,
+            deadline_middleware(settings.http.request_timeout),
+        ],
         client_max_size=settings.storage.max_request,
     )
     app[settings_key] = settings

@@ -25,7 +25,7 @@ from ensign.ens.lookup import open_lookup
 from ensign.metrics import metrics_route
 from ensign.redis_client import RedisClient, open_redis
 from ensign.sessions import Sessions
-from ensign.web import cors_middleware, error_middleware, request_log_middleware
+from ensign.web import cors_middleware, deadline_middleware, error_middleware, request_log_middleware
 
 from . import web_accounts, web_auth, web_inbox, web_notifications, web_ops, web_rpc
 from .accounts import Accounts
@@ -93,7 +93,14 @@ def create_app(
         raise ConfigError("pass the delivery service's redis, directory and chain together, or none of them")
     metrics = DeliveryMetrics(multiprocess_dir=metrics_dir)
     app = web.Application(
-        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware(), error_middleware, limits_middleware],
+        middlewares=[
+            request_log_middleware(metrics.observe_request),
+            cors_middleware(),
+            error_middleware,
+            limits_middleware,
+            # socket.io connections live as long as the client stays; they have their own pings.
+            deadline_middleware(settings.http.request_timeout, exempt_prefixes=("/socket.io/",)),
+        ],
         client_max_size=2 * settings.message_size_limit + BODY_OVERHEAD,
     )
     app[settings_key] = settings
@@ -108,7 +115,10 @@ def create_app(
     app.cleanup_ctx.append(notifier_ctx(run_worker=notify_worker))
     for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops, web_notifications):
         app.router.add_routes(module.routes)
-    app.router.add_routes([metrics_route(metrics)])
+    if settings.metrics_port is None:
+        app.router.add_routes([metrics_route(metrics)])
+    else:
+        app.cleanup_ctx.append(web_ops.metrics_site(metrics_route(metrics), settings.metrics_host, settings.metrics_port))
     attach_socket_server(app)
     if sweep_interval is not None:
         interval = sweep_interval

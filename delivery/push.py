@@ -77,6 +77,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ensign.answers import as_error, socket_refusal
+from ensign.errors import EncodingError
+from ensign.protocol.safe_json import parse_json
 from ensign.redis_client import RedisClient
 
 from .appkeys import (
@@ -113,6 +115,26 @@ RECENT_PUSHES = 10_000  # pushed messages remembered so a catch-up does not push
 EXPIRY_RECHECK = 300.0  # seconds: longest wait of a socket's expiry timer before it reads the clock again
 
 
+class _FrameJson:
+    """The JSON module socket.io and Engine.IO parse frames with: :func:`parse_json`'s limits.
+
+    A CONNECT frame of a few hundred KB of ``[[[[`` crashed the process through the standard
+    parser (see :mod:`ensign.protocol.safe_json`). python-socketio drops a frame whose ``loads``
+    raises ``ValueError``, so refusals are raised as that.
+    """
+
+    @staticmethod
+    def dumps(value: Any, **kwargs: Any) -> str:
+        return json.dumps(value, **kwargs)
+
+    @staticmethod
+    def loads(text: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return parse_json(text, what="the socket.io frame")
+        except EncodingError as exc:
+            raise ValueError(exc.message) from None
+
+
 def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] = "*") -> socketio.AsyncServer:
     """Create the socket.io server for ``app``, register its events, and add the Redis listener
     (``app[push_listener_key]``, a :class:`PushListener`) that a cleanup context starts and stops."""
@@ -123,6 +145,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         always_connect=True,
         logger=False,
         engineio_logger=False,
+        json=_FrameJson,
     )
     sio.attach(app)
     app[socket_server_key] = sio

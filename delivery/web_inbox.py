@@ -49,7 +49,8 @@ def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone lets "²" and 5,000-digit strings reach int(), which raises (a 500).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise InvalidLimit(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 

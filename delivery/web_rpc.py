@@ -10,14 +10,14 @@ table is in :mod:`delivery.errors` (and ``specs/delivery.md`` §5).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from ensign.answers import as_error, jsonrpc_response
-from ensign.errors import InvalidJson, InvalidRequest
+from ensign.errors import EncodingError, InvalidJson, InvalidRequest
 from ensign.protocol.canonical import parse_json, stringify
+from ensign.web import read_body
 
 from .appkeys import accounts_key, directory_key, intake_key, settings_key
 from .errors import InvalidParams, MessageTooLarge, MethodNotFound, UnknownUser
@@ -39,13 +39,18 @@ async def rpc(request: web.Request) -> web.Response:
     request_id: Any = None
     try:
         try:
-            raw = await request.read()
+            raw = await read_body(request)
         except web.HTTPRequestEntityTooLarge:
             raise MessageTooLarge("the request body is larger than this service accepts") from None
+        except web.HTTPBadRequest as exc:  # the body does not decode as its Content-Encoding
+            # aiohttp drops the connection after such a body: say so (see ensign.web.read_body).
+            response = jsonrpc_response(InvalidJson(exc.text or "the body cannot be decoded"), None)
+            response.headers["Connection"] = "close"
+            return response
         try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raise InvalidJson("the body is not JSON") from None
+            body = parse_json(raw, what="the body")
+        except EncodingError as exc:
+            raise InvalidJson(exc.message) from None
         if not isinstance(body, dict):
             raise InvalidRequest("a JSON-RPC request must be an object")
         request_id = body.get("id")

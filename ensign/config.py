@@ -215,17 +215,41 @@ def _check_cluster_url(url: str | None) -> None:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """How long a client may hold a connection of any service (seconds).
+
+    ``keepalive_timeout`` closes a connection that sends nothing for that long: idle between two
+    requests, or still sending the headers of one (aiohttp's default is an hour). ``request_timeout``
+    is each request's deadline, reading its body included: past it the client gets 408 when its
+    body had not fully arrived, else 503. socket.io's long-lived connections are exempt.
+    """
+
+    keepalive_timeout: int = 15
+    request_timeout: int = 30
+
+    @classmethod
+    def from_env(cls, env: Env) -> HttpSettings:
+        return cls(
+            keepalive_timeout=env.integer("HTTP_KEEPALIVE_TIMEOUT", 15, minimum=1, maximum=3600),
+            request_timeout=env.integer("HTTP_REQUEST_TIMEOUT", 30, minimum=1, maximum=3600),
+        )
+
+
+@dataclass(frozen=True)
 class ChainSettings:
     """The Ethereum node. ``rpc_url=None`` means the embedded chain (development and tests only)."""
 
     rpc_url: str | None = None
     ens_registry: str = ENS_REGISTRY_ADDRESS
+    #: Seconds one call to the node may take before the lookup gives up (503).
+    rpc_timeout: int = 10
 
     @classmethod
     def from_env(cls, env: Env) -> ChainSettings:
         return cls(
             rpc_url=env.optional_url("ETH_RPC_URL", schemes=("http", "https", "ws", "wss")),
             ens_registry=env.text("ENS_REGISTRY", ENS_REGISTRY_ADDRESS),
+            rpc_timeout=env.integer("ETH_RPC_TIMEOUT", 10, minimum=1, maximum=300),
         )
 
 
@@ -280,6 +304,7 @@ class BackendSettings:
     chain: ChainSettings = field(default_factory=ChainSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     log_level: str = "INFO"
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackendSettings:
@@ -293,6 +318,7 @@ class BackendSettings:
             chain=ChainSettings.from_env(env),
             storage=StorageSettings.from_env(env),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
+            http=HttpSettings.from_env(env),
         )
 
 
@@ -316,6 +342,7 @@ class GatewaySettings:
     #: Seconds a signed answer is sent again to the same request (0: never), at most half of
     #: ``signature_ttl``; a changed record is answered within this time.
     answer_reuse: int = 5
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -329,6 +356,7 @@ class GatewaySettings:
             backend_url=env.url("BACKEND_URL", "http://127.0.0.1:8081"),
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             answer_reuse=env.integer("GATEWAY_ANSWER_REUSE", 5, minimum=0, maximum=3600),
+            http=HttpSettings.from_env(env),
         )
 
 
@@ -509,6 +537,11 @@ class DeliverySettings:
     log_level: str = "INFO"
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     limits: DeliveryLimits = field(default_factory=DeliveryLimits)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    #: Serve ``/metrics`` only on this port of ``metrics_host`` (an internal address) instead of
+    #: on the public port; ``None`` keeps it on the public port, as before.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
@@ -543,6 +576,9 @@ class DeliverySettings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             notifications=NotificationSettings.from_env(env),
             limits=DeliveryLimits.from_env(env),
+            http=HttpSettings.from_env(env),
+            metrics_port=env.port("METRICS_PORT", 0) if env.optional("METRICS_PORT") is not None else None,
+            metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
         )
 
 

@@ -9,14 +9,16 @@
     │   └── ProtocolError           400  protocol_error       -32602  (ensign.protocol: bad bytes on the wire)
     │       ├── CanonicalJSONError  400  canonical_json       -32602  (floats, lone surrogates, non-JSON types)
     │       ├── SchemaError         400  invalid_schema       -32602  (missing, unknown or mistyped fields)
-    │       ├── EncodingError       400  invalid_encoding     -32602  (base64, hex, key length, data URI)
+    │       ├── EncodingError       400  invalid_encoding     -32602  (base64, hex, key length, data URI, JSON text)
     │       ├── DecryptionError     400  decryption_failed    -32602  (wrong key, tampered ciphertext, padding)
     │       └── SignatureError      400  invalid_signature    -32602  (Ed25519 or EIP-191 check failed)
     ├── Unauthorized                401  unauthorized         -32600
     ├── Forbidden                   403  forbidden            -32600
     ├── NotFound                    404  not_found            -32600
+    ├── RequestTimeout              408  request_timeout      -32600  (the body did not arrive within the deadline)
     ├── Conflict                    409  conflict             -32600
     ├── PayloadTooLarge             413  payload_too_large    -32600
+    ├── UnsupportedMediaType        415  unsupported_media_type -32600
     ├── TooManyRequests             429  too_many_requests    -32600
     └── ServiceUnavailable          503  unavailable          -32000  (Redis or the chain cannot be reached)
 
@@ -142,6 +144,16 @@ class PayloadTooLarge(EnsignError):
     status = 413
     code = "payload_too_large"
     jsonrpc_code = INVALID_REQUEST
+
+
+class RequestTimeout(EnsignError):
+    status = 408
+    code = "request_timeout"
+
+
+class UnsupportedMediaType(EnsignError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class TooManyRequests(EnsignError):

@@ -15,27 +15,41 @@
   The translation itself is :mod:`ensign.answers`, which the JSON-RPC endpoint and the socket
   handshake use too.
 
-* :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise).
+* :func:`read_json` reads a request body as JSON of an expected top-level type (400 otherwise),
+  through :func:`read_body` (415/400 for a Content-Encoding that is unknown or does not decode)
+  and :func:`ensign.protocol.safe_json.parse_json` (depth, number and surrogate limits).
 * :func:`cors_middleware` answers pre-flight requests and marks every response readable from
   browsers, which dm3's web clients need.
 
-Use the two middlewares in this order: ``middlewares=[cors_middleware(), error_middleware]``, so
-error responses get CORS headers too.
+* :func:`deadline_middleware` gives every request a deadline (408 or 503 past it).
+
+Use the middlewares in this order: ``[cors_middleware(), error_middleware, deadline_middleware(s)]``,
+so error responses get CORS headers too and a missed deadline becomes a JSON error.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, overload
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.typedefs import Handler, Middleware
 
 from ensign.answers import as_error, http_response
-from ensign.errors import EnsignError, InvalidJson
+from ensign.errors import (
+    EncodingError,
+    EnsignError,
+    InvalidJson,
+    InvalidRequest,
+    RequestTimeout,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 from ensign.logs import (
     REQUEST_ID_HEADER,
     install_request_id_factory,
@@ -43,13 +57,16 @@ from ensign.logs import (
     request_fields_var,
     request_id_var,
 )
+from ensign.protocol.safe_json import parse_json
 
 __all__ = [
     "Handler",
     "Middleware",
     "RequestObserver",
     "cors_middleware",
+    "deadline_middleware",
     "error_middleware",
+    "read_body",
     "read_json",
     "request_log_middleware",
 ]
@@ -124,25 +141,45 @@ async def read_json(request: web.Request, expected: type[Any] = dict) -> Any:
     ``Content-Type`` header is not checked: curl users forget it, and the body decides anyway.
     A body over the application's ``client_max_size`` is a 413 raised by aiohttp.
     """
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         raise InvalidJson("request body is empty; expected JSON")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        raise InvalidJson("request body is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidJson(f"request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except RecursionError:
-        raise InvalidJson("request body is nested too deeply") from None
+        value = parse_json(raw, what="request body")
+    except EncodingError as exc:
+        raise InvalidJson(exc.message) from None
     if not isinstance(value, expected):
         want = "a JSON object" if expected is dict else "a JSON array" if expected is list else expected.__name__
         raise InvalidJson(f"request body must be {want}, got {_json_type(value)}")
     return value
 
 
-def _refuse_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"the constant {name} is not JSON", name, 0)
+#: Content-Encodings of request bodies that aiohttp decodes (``identity`` means none).
+BODY_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decoded as its ``Content-Encoding`` says.
+
+    Raises :class:`UnsupportedMediaType` (415, code ``unsupported_encoding``) for an encoding
+    other than gzip or deflate, and 400 (``invalid_request``, with ``Connection: close``) for a body that does not decode
+    as its encoding says; aiohttp would let the first through undecoded and turn the second into
+    a 500. A body over the app's ``client_max_size`` stays aiohttp's 413.
+    """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in BODY_ENCODINGS:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding[:40]!r} is not supported; send gzip, deflate or none",
+            code="unsupported_encoding",
+        )
+    try:
+        return await request.read()
+    except (BadHttpMessage, RequestPayloadError):
+        # aiohttp drops the connection after a body it could not decode; say so, or a client
+        # reusing the connection gets a reset on its next request.
+        raise web.HTTPBadRequest(
+            text=f"request body does not decode as its Content-Encoding ({encoding})", headers={"Connection": "close"}
+        ) from None
 
 
 def _json_type(value: object) -> str:
@@ -259,3 +296,27 @@ def request_log_middleware(observe: RequestObserver | None = None) -> Middleware
             request_id_var.reset(token)
 
     return request_log
+
+
+def deadline_middleware(seconds: float, *, exempt_prefixes: tuple[str, ...] = ()) -> Middleware:
+    """Cancel a request that takes longer than ``seconds``, reading its body included.
+
+    Past the deadline the client gets 408 (``request_timeout``) if its body had not fully arrived
+    (a client sending slowly) and 503 (``unavailable``) otherwise (the service was too slow).
+    Paths under ``exempt_prefixes`` (socket.io's long-lived connections) have no deadline.
+    Place it after :func:`error_middleware`, which turns the errors into JSON.
+    """
+
+    @web.middleware
+    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if exempt_prefixes and request.path.startswith(exempt_prefixes):
+            return await handler(request)
+        try:
+            async with asyncio.timeout(seconds):
+                return await handler(request)
+        except TimeoutError:
+            if request.body_exists and not request.content.at_eof():
+                raise RequestTimeout(f"the request body did not arrive within {seconds:g} s") from None
+            raise ServiceUnavailable(f"the request took longer than {seconds:g} s; try again later") from None
+
+    return deadline

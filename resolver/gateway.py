@@ -50,7 +50,6 @@ are kept (the oldest go first). ``GET /metrics`` counts answers by ``source`` (`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -63,9 +62,18 @@ from eth_account.signers.local import LocalAccount
 
 from ensign.clock import Clock, system_clock
 from ensign.config import GatewaySettings
+from ensign.errors import EncodingError
 from ensign.metrics import ServiceMetrics, metrics_route
-from ensign.web import cors_middleware, error_middleware, read_json, request_log_middleware
+from ensign.protocol.safe_json import parse_json
+from ensign.web import (
+    cors_middleware,
+    deadline_middleware,
+    error_middleware,
+    read_json,
+    request_log_middleware,
+)
 from ensign.ens import ccip
+from ensign.ens.fetch import read_capped
 from resolver.appkeys import batch_session_key, clock_key, records_key, settings_key, signer_key, variant_key
 from resolver.errors import InvalidRequest, NotFound
 from resolver.records import BackendRecordSource, NameRecords, RecordSource
@@ -252,6 +260,10 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
     error = ccip.encode_http_error(404, "no gateway URL")
     for template in request.urls[:MAX_BATCH_URLS]:
         call = ccip.gateway_call(template, request.sender, request.data)
+        if not _ABSOLUTE_HTTP.match(call.url):
+            # aiohttp asserts (a 500 here) on a relative URL such as "//x"; the query's URLs are the caller's.
+            error = ccip.encode_http_error(400, "gateway URL is not an absolute http(s) URL")
+            continue
         try:
             async with session.request(
                 call.method,
@@ -260,7 +272,7 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=BATCH_FETCH_TIMEOUT),
             ) as response:
-                raw = await response.content.read(MAX_BATCH_ANSWER_BYTES + 1)
+                raw = await read_capped(response.content, MAX_BATCH_ANSWER_BYTES)
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             error = ccip.encode_http_error(502, "gateway unreachable")
@@ -279,10 +291,13 @@ async def _batch_one(session: aiohttp.ClientSession, request: ccip.BatchRequest)
     return True, error
 
 
+_ABSOLUTE_HTTP = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
+
+
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = parse_json(raw, what="the gateway's answer")
+    except EncodingError:
         return None
     return value if isinstance(value, dict) else None
 
@@ -310,7 +325,12 @@ def create_app(
     signer: LocalAccount = Account.from_key(settings.signer_key)
     metrics = GatewayMetrics()
     app = web.Application(
-        middlewares=[request_log_middleware(metrics.observe_request), cors_middleware("*"), error_middleware],
+        middlewares=[
+            request_log_middleware(metrics.observe_request),
+            cors_middleware("*"),
+            error_middleware,
+            deadline_middleware(settings.http.request_timeout),
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[settings_key] = settings

@@ -19,7 +19,6 @@ a backend.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,9 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from ensign.errors import EncodingError
+from ensign.protocol.safe_json import parse_json
+from ensign.ens.fetch import read_capped
 from resolver.errors import InvalidRequest, ServiceUnavailable
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -152,14 +154,14 @@ class BackendRecordSource:
                     return None
                 if response.status != 200:
                     raise ServiceUnavailable(f"the profile backend answered HTTP {response.status}")
-                raw = await response.content.read(MAX_RECORDS_BYTES + 1)
+                raw = await read_capped(response.content, MAX_RECORDS_BYTES)
                 if len(raw) > MAX_RECORDS_BYTES:
                     raise ServiceUnavailable("the profile backend's answer is too large")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ServiceUnavailable("the profile backend cannot be reached") from exc
         try:
-            return NameRecords.from_json(json.loads(raw))
-        except ValueError as exc:
+            return NameRecords.from_json(parse_json(raw, what="the backend's answer"))
+        except (ValueError, EncodingError) as exc:
             raise ServiceUnavailable(f"the profile backend gave a malformed answer: {exc}") from exc
 
     async def close(self) -> None:

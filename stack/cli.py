@@ -121,7 +121,7 @@ def _backend(args: argparse.Namespace) -> int:
     settings = BackendSettings.from_env()
     app = backend_app(settings)
     configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url})
-    run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT"))
+    run(serve(app, name="backend", host=settings.host, port=settings.port, port_variable="BACKEND_PORT", http=settings.http))
     return 0
 
 
@@ -133,7 +133,7 @@ def _resolver(args: argparse.Namespace) -> int:
     settings = GatewaySettings.from_env()
     app = gateway_app(settings)
     configure_logging(settings.log_level)
-    run(serve(app, name="resolver", host=settings.host, port=settings.port, port_variable="GATEWAY_PORT"))
+    run(serve(app, name="resolver", host=settings.host, port=settings.port, port_variable="GATEWAY_PORT", http=settings.http))
     return 0
 
 
@@ -170,7 +170,7 @@ def _serve_delivery(settings: DeliverySettings, *, metrics_dir: str | None = Non
     build = delivery_app(settings, metrics_dir=metrics_dir)
     _configure_delivery_logging(settings)
     run(serve(build, name="delivery", host=settings.host, port=settings.port, port_variable="DELIVERY_PORT",
-              reuse_port=reuse_port))
+              reuse_port=reuse_port, http=settings.http))
 
 
 def _delivery_worker(index: int, port: int, metrics_dir: str) -> None:

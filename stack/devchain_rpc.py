@@ -31,7 +31,6 @@ Before each HTTP request the chain mines an empty block if its newest block is o
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -40,6 +39,7 @@ from typing import Any
 from aiohttp import web
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth.exceptions import PyEVMError
 from eth_bloom.bloom import BloomFilter
 from eth_tester.exceptions import (
     BlockNotFound,
@@ -49,7 +49,11 @@ from eth_tester.exceptions import (
 from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError as EvmValidationError
+from rlp.exceptions import RLPException  # type: ignore[import-untyped]
 
+from ensign.errors import EnsignError
+from ensign.protocol.safe_json import parse_json
+from ensign.web import read_body
 from stack.devchain import ERROR_STRING_SELECTOR, DevChain, revert_data
 
 __all__ = ["DEFAULT_PORT", "DevChainRpcServer", "create_app", "devchain", "handle_preflight", "handle_rpc"]
@@ -385,7 +389,8 @@ def _dispatch(chain: DevChain, request: Any) -> dict[str, Any] | None:
             raise _RpcError(-32000, str(exc)) from exc
         except TransactionFailed as exc:
             raise _reverted(exc) from exc
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, DecodingError, RLPException, PyEVMError) as exc:
+            # Garbage from the caller (bad RLP, unknown transaction type, bad ABI) is its error.
             raise _RpcError(-32602, f"invalid params: {exc}") from exc
         response: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "result": result}
     except _RpcError as exc:
@@ -409,9 +414,10 @@ routes = web.RouteTableDef()
 async def handle_rpc(request: web.Request) -> web.Response:
     chain = request.app[devchain]
     try:
-        payload = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+        payload = parse_json(await read_body(request), what="the request")
+    except (EnsignError, web.HTTPBadRequest) as exc:
+        problem = exc.message if isinstance(exc, EnsignError) else exc.text
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"parse error: {problem}"}}
         return web.json_response(error, headers=_CORS_HEADERS)
     chain.ensure_fresh(request.app[max_block_age_key])
     body: Any

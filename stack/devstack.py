@@ -56,18 +56,25 @@ from ensign.config import (
     DeliveryKeys,
     DeliverySettings,
     GatewaySettings,
+    HttpSettings,
     RedisSettings,
 )
 from stack.demo import run_demo
 from stack.devchain import DevChain
 from stack.devchain_rpc import DevChainRpcServer
 from stack.embedded_redis import EmbeddedRedis
+from stack.serve import restore_recursion_limit, runner_options
 from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
 from ensign.protocol.models import DeliveryServiceProfile
 from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
 from ensign.redis_client import RedisClient, open_redis
 from resolver.gateway import create_app as create_gateway
 from ensign.ens.lookup import NameLookup, open_lookup
+
+
+#: The recursion limit of ``ensign dev``: py-evm's own (1,024 EVM call frames need about 12 Python
+#: frames each), not py_ecc's 100,000 that let deep recursion crash the process (stack.serve).
+DEV_RECURSION_LIMIT = 12 * 1024
 
 
 @dataclass(frozen=True)
@@ -265,7 +272,7 @@ class DevStack:
         await chain.set_primary_name(chain.deployer, settings.delivery_name)
 
     async def _serve(self, app: web.Application, port: int, what: str) -> str:
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, **runner_options(HttpSettings()))
         await runner.setup()
         self._exit.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.settings.host, port)
@@ -327,6 +334,7 @@ def client_config(stack: DevStack) -> ClientConfig:
 
 async def run(settings: DevStackSettings, out: TextIO, *, demo: bool = False) -> None:
     """Start the stack, print its endpoints, optionally run the demo, and serve until SIGINT or SIGTERM."""
+    restore_recursion_limit(DEV_RECURSION_LIMIT)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -23,6 +23,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, suppress
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from ensign.config import (
     ConfigError,
     DeliverySettings,
     GatewaySettings,
+    HttpSettings,
     RedisSettings,
 )
 from ensign.errors import ServiceUnavailable
@@ -43,6 +45,9 @@ from ensign.redis_client import open_redis
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
+    "RECURSION_LIMIT",
+    "restore_recursion_limit",
+    "runner_options",
     "require_redis",
     "require_chain",
     "serve",
@@ -65,6 +70,20 @@ _CONNECT_ATTEMPTS = 5
 _ATTEMPT_TIMEOUT = 10.0
 
 AppSource = web.Application | Callable[[], Awaitable[web.Application]]
+
+#: The recursion limit services run with: Python's default. py_ecc (imported by eth-account and
+#: web3) raises it to 100,000 at import, beyond what the C stack holds, so recursion that should
+#: end in a RecursionError (the C JSON parser on ``[[[[…``) overflowed the stack and killed the
+#: process with SIGSEGV instead. JSON input is depth-checked before parsing anyway
+#: (ensign.protocol.safe_json); this keeps every other recursion an exception, not a crash.
+RECURSION_LIMIT = 1000
+
+
+def restore_recursion_limit(limit: int = RECURSION_LIMIT) -> None:
+    """Import eth-account now (so no later lazy import raises the limit again), then set ``limit``."""
+    import eth_account  # noqa: F401 - imported for its side effect on the recursion limit
+
+    sys.setrecursionlimit(limit)
 
 
 def require_redis(settings: RedisSettings, service: str) -> str:
@@ -178,6 +197,7 @@ async def serve(
     port_variable: str,
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     reuse_port: bool = False,
+    http: HttpSettings = HttpSettings(),
 ) -> None:
     """Serve an app on ``host:port`` until SIGTERM or SIGINT, then stop gracefully.
 
@@ -191,7 +211,9 @@ async def serve(
     :param shutdown_timeout: seconds requests in flight get after the signal (default 10)
     :param reuse_port: listen with ``SO_REUSEPORT``, so several worker processes share the port
         and the kernel spreads connections over them
+    :param http: connection timeouts (:func:`runner_options`)
     """
+    restore_recursion_limit()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -210,6 +232,7 @@ async def serve(
             # Each app logs its requests itself (ensign.web.request_log_middleware), with ids.
             access_log=None,
             shutdown_timeout=shutdown_timeout,
+            **runner_options(http),
         )
         try:
             if await _unless_stopped(_start(runner, host, port, port_variable, reuse_port), stop) is None:
@@ -231,6 +254,17 @@ async def serve(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+def runner_options(http: HttpSettings) -> dict[str, Any]:
+    """aiohttp server options every service runs with.
+
+    ``keepalive_timeout`` closes a connection idle for that long, and one still sending its
+    request headers (aiohttp arms the same timer when a connection opens); aiohttp's default is an
+    hour, so idle or slow clients could hold sockets and memory that long. The request deadline
+    (body included) is :func:`ensign.web.deadline_middleware`, added by each app.
+    """
+    return {"keepalive_timeout": float(http.keepalive_timeout)}
 
 
 async def _start(runner: web.AppRunner, host: str, port: int, port_variable: str, reuse_port: bool) -> bool:

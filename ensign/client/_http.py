@@ -9,13 +9,15 @@ Error messages name the service's origin and path, never headers (they carry ses
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+
+from ensign.errors import EncodingError
+from ensign.protocol.safe_json import parse_json
 
 from ._errors import ApiError, ClientConnectionError
 
@@ -76,8 +78,8 @@ class JsonHttp:
         except TimeoutError as exc:
             raise ClientConnectionError(f"{where} did not answer within {self.timeout.total} s") from exc
         try:
-            body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError):
+            body = parse_json(raw, what="the answer") if raw else None
+        except EncodingError:
             body = None
             if 200 <= status < 300:
                 raise ApiError(status, "invalid_response", None, "the answer is not JSON", url=where) from None

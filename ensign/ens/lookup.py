@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -67,8 +66,9 @@ from ensign.config import ENS_REGISTRY_ADDRESS, ChainSettings
 from ensign.ens import ccip
 from ensign.ens.cache import CacheSettings, TTLCache
 from ensign.ens.errors import InvalidProfile
+from ensign.ens.fetch import read_capped
 from ensign.ens.names import ensip15_normalize
-from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
+from ensign.errors import EncodingError, EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
 from ensign.protocol.profile import (
@@ -82,6 +82,7 @@ from ensign.protocol.profile import (
     verify_profile,
 )
 from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
+from ensign.protocol.safe_json import parse_json
 
 T = TypeVar("T")
 
@@ -316,7 +317,7 @@ class NameLookup:
                     raise ServiceUnavailable(f"the profile link of {name} answered HTTP {response.status}")
                 if response.status != 200:
                     raise InvalidRequest(f"the profile link answered HTTP {response.status}")
-                raw = await response.content.read(policy.max_bytes + 1)
+                raw = await read_capped(response.content, policy.max_bytes)
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, _NonPublicHostError):
                 raise InvalidRequest("profile links must point to a public host") from None
@@ -326,9 +327,9 @@ class NameLookup:
         if len(raw) > policy.max_bytes:
             raise InvalidRequest(f"the linked profile is larger than {policy.max_bytes} bytes")
         try:
-            return json.loads(raw)
-        except ValueError:
-            raise InvalidRequest("the linked profile is not JSON") from None
+            return parse_json(raw, what="it")
+        except EncodingError as exc:
+            raise InvalidRequest(f"the linked profile is not JSON ({exc.message})") from None
 
     def _link_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -509,19 +510,24 @@ def _parse_record(name: str, key: str, text: str) -> ParsedProfile | ProfileLink
         raise InvalidProfile(f"the {key} record of {name} is malformed: {exc.message}") from exc
 
 
-def production_web3(rpc_url: str) -> Any:
+def production_web3(rpc_url: str, *, timeout: float = 10.0) -> Any:
     """An ``AsyncWeb3`` for a real node at ``rpc_url`` with a safe CCIP-Read policy.
 
     http(s) URLs use ``AsyncHTTPProvider``; ws(s) URLs a ``WebSocketProvider`` that the caller must
     connect (:func:`open_lookup` does). Gateway URLs must be https (web3's default) and resolve
     only to public addresses. web3 checks the latter against a module-level list that the dev
     chain edits process-wide, so the same rule is enforced again here by a URL validator of our
-    own, which web3 runs in addition to its checks.
+    own, which web3 runs in addition to its checks. Each call to the node gives up after
+    ``timeout`` seconds (web3's default is 30, the whole of a request's deadline).
     """
     from web3 import AsyncHTTPProvider, AsyncWeb3, WebSocketProvider
 
     scheme = urlsplit(rpc_url).scheme
-    provider: Any = WebSocketProvider(rpc_url) if scheme in ("ws", "wss") else AsyncHTTPProvider(rpc_url)
+    provider: Any = (
+        WebSocketProvider(rpc_url, request_timeout=timeout)
+        if scheme in ("ws", "wss")
+        else AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)})
+    )
     provider.ccip_read_allow_http = False
     provider.ccip_read_url_validator = public_gateway_only
     return AsyncWeb3(provider)
@@ -563,7 +569,7 @@ async def open_lookup(
     :param link_timeout: seconds for fetching one profile link (default 10)
     """
     if chain.rpc_url is not None:
-        web3 = production_web3(chain.rpc_url)
+        web3 = production_web3(chain.rpc_url, timeout=chain.rpc_timeout)
         if urlsplit(chain.rpc_url).scheme in ("ws", "wss"):
             try:
                 await web3.provider.connect()

@@ -29,7 +29,10 @@ from typing import Any
 
 import orjson
 
-from ensign.errors import CanonicalJSONError, EncodingError
+from ensign.errors import CanonicalJSONError
+
+# Parsing lives beside this module (depth, number and surrogate limits); re-exported for callers.
+from .safe_json import parse_json
 
 __all__ = ["stringify", "stringify_bytes", "canonical_size", "parse_json", "MAX_SAFE_INTEGER"]
 
@@ -71,37 +74,10 @@ def canonical_size(value: object) -> int:
     return len(stringify_bytes(value))
 
 
-def parse_json(text: str | bytes, *, what: str = "JSON") -> Any:
-    """Parse JSON text strictly: no ``NaN``/``Infinity`` constants, valid UTF-8 only.
-
-    Raises :class:`EncodingError` naming ``what`` when the text is not JSON. Floats are parsed (as
-    JavaScript would); the schemas then refuse them where an integer is required.
-    """
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise EncodingError(f"{what} is not valid UTF-8") from None
-    if not isinstance(text, str):
-        raise EncodingError(f"{what} must be a JSON string, got {type(text).__name__}")
-    try:
-        return _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise EncodingError(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
-
-
 _SURROGATE_MESSAGE = (
     "{where} contains a lone UTF-16 surrogate (U+D800..U+DFFF); it has no UTF-8 form and "
     "cannot be part of canonical JSON"
 )
-
-
-def _refuse_constant(name: str) -> Any:
-    raise EncodingError(f"JSON constant {name} is not allowed")
-
-
-# One decoder, reused: json.loads with an option builds a new one on every call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 class _Refusal(Exception):
