@@ -1,4 +1,4 @@
-"""``ensign send``, ``ensign inbox`` and ``ensign store``: the Python SDK (:mod:`ensign.client`) on the command line.
+"""``ensign send``, ``ensign inbox``, ``ensign recover`` and ``ensign store``: the Python SDK (:mod:`ensign.client`) on the command line.
 
 :func:`add_commands` adds the commands to the ``ensign`` parser's sub-commands. Each reads the
 wallet's private key from the first line of standard input, never from an argument, so it stays
@@ -8,6 +8,7 @@ out of shell history and ``ps``::
     printf '0x<key>\\nhello\\nsecond line\\n' | ensign send bob.user.ensign.eth   # text from stdin
     echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
     echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
+    echo 0x<key> | ensign recover                        # new profile keys from the wallet alone
     printf '0x<key>\n["carol"]\n' | ensign store set contacts list   # value from stdin
     echo 0x<key> | ensign store get contacts list [--owner alice.user.ensign.eth]
     echo 0x<key> | ensign store history contacts list    # every revision, chain checked
@@ -101,6 +102,22 @@ def add_commands(subparsers: Any) -> None:
     inbox.add_argument("--limit", type=int, default=100, help="messages per page, 1 to 1000 (default 100)")
     _add_settings(inbox)
     inbox.set_defaults(handler=_inbox)
+
+    recover = subparsers.add_parser(
+        "recover",
+        help="new profile keys from the wallet alone, after losing the old ones (wallet key on standard input)",
+        description=(
+            "Reads the wallet's private key (0x-hex) from standard input, derives new profile keys from it "
+            "with a fresh nonce, publishes the profile carrying them and binds your account at each "
+            "delivery service to them with a wallet-signed message (re-creating it if it was deleted): "
+            "whoever holds the old keys can no longer log in. Prints {\"name\", \"nonce\", "
+            "\"deliveryServices\"}; pass that nonce as --nonce to later commands. Messages encrypted to "
+            "keys you lost cannot be opened: `ensign inbox` reports them, and --ack removes them."
+        ),
+    )
+    recover.add_argument("--new-nonce", help="the nonce of the new keys (default: a random one)")
+    _add_settings(recover)
+    recover.set_defaults(handler=_recover)
     _add_store(subparsers)
 
 
@@ -160,6 +177,10 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         help=f"ENS name of your delivery service, repeatable (DELIVERY_NAME; default {DEFAULT_DELIVERY_NAME})",
     )
     group.add_argument(
+        "--nonce",
+        help="the key-creation nonce your profile keys come from (default dm3's; `ensign recover` prints a new one)",
+    )
+    group.add_argument(
         "--setup", action="store_true", help="first publish your profile and create your account (safe to repeat)"
     )
 
@@ -193,8 +214,22 @@ def _read_key(stream: TextIO) -> str:
 def _client(args: argparse.Namespace) -> Client:
     from ensign.client import Client, Wallet
 
+    from ensign.protocol.keys import DEFAULT_NONCE
+
     config = client_config(args)
-    return Client(Wallet.from_private_key(_read_key(sys.stdin)), config)
+    nonce = args.nonce or DEFAULT_NONCE
+    return Client(Wallet.from_private_key(_read_key(sys.stdin)), config, nonce=nonce)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    return asyncio.run(_recover_async(_client(args), args))
+
+
+async def _recover_async(client: Client, args: argparse.Namespace) -> int:
+    async with client:
+        registration = await client.rotate_keys(nonce=args.new_nonce)
+    _print({"name": registration.name, "nonce": client.nonce, "deliveryServices": list(client.config.delivery_services)})
+    return 0
 
 
 def _send(args: argparse.Namespace) -> int:

@@ -208,6 +208,12 @@ class Client:
         them still open; persist :attr:`nonce` and :attr:`previous_nonces` to keep reading them
         in a later process.
 
+        This is also how a user recovers after losing every profile key (or the nonce they came
+        from): a client built from the wallet alone calls it, and the account works again with new
+        keys, while whoever holds the lost ones can no longer log in. Messages encrypted to keys
+        that were lost cannot be opened; fetching hands them out as rejected envelopes
+        (:class:`RejectedEnvelope`), which :meth:`ack` drops. ``ensign recover`` does this on the command line.
+
         :raises ApiError: as the backend or a delivery service answered (the keys have changed
             by then; calling again with the same ``nonce`` finishes the rotation)
         """
