@@ -193,7 +193,7 @@ def _dev(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from ensign.config import Env, RedisSettings
+    from ensign.config import DeliveryLimits, Env, RedisSettings
 
     try:
         from stack.devstack import DevStackSettings, run
@@ -203,7 +203,8 @@ def _dev(args: argparse.Namespace) -> int:
             f"ensign dev needs the development extra ({exc.name} is missing): pip install 'ensign[dev]', or run make dev"
         ) from None
 
-    redis = RedisSettings.from_env(Env(os.environ))
+    env = Env(os.environ)
+    redis = RedisSettings.from_env(env)
     settings = DevStackSettings(
         host=args.host,
         data_dir=Path(args.data_dir),
@@ -214,6 +215,7 @@ def _dev(args: argparse.Namespace) -> int:
         backend_port=args.backend_port,
         gateway_port=args.gateway_port,
         delivery_port=args.delivery_port,
+        delivery_limits=DeliveryLimits.from_env(env),
     )
     asyncio.run(run(settings, sys.stdout, demo=args.demo))
     return 0

@@ -54,6 +54,7 @@ from ensign.config import (
     ChainSettings,
     ConfigError,
     DeliveryKeys,
+    DeliveryLimits,
     DeliverySettings,
     GatewaySettings,
     HttpSettings,
@@ -94,6 +95,8 @@ class DevStackSettings:
     delivery_name: str = DEFAULT_DELIVERY_NAME
     addr_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
     user_domains: tuple[str, ...] = DEFAULT_USER_DOMAINS
+    #: The delivery service's quotas and rate limits (``ensign dev`` reads them from the environment).
+    delivery_limits: DeliveryLimits = field(default_factory=DeliveryLimits)
 
 
 @dataclass
@@ -247,6 +250,7 @@ class DevStack:
             url=f"http://{settings.host}:{settings.delivery_port}",
             name=settings.delivery_name,
             redis=redis_settings,
+            limits=settings.delivery_limits,
         )
         if settings.delivery_port == 0:
             # The app signs and checks account messages against its own URL, so a free port is
