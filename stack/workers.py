@@ -100,7 +100,10 @@ def _supervise(target: WorkerTarget, count: int, port: int, metrics_dir: str) ->
             for ended in workers:
                 # A ready sentinel means the process is ending; join() waits for its status.
                 ended.join(None if ended.sentinel in ready else 0)
-                if ended.exitcode is not None and ended.exitcode != 0 and status == 0:
+                # A worker still starting when the stop signal came has no handler yet and ends by
+                # the signal itself: it served nothing, so that is a clean stop too.
+                stopped_early = stopping and ended.exitcode == -signal.SIGTERM
+                if ended.exitcode is not None and ended.exitcode != 0 and not stopped_early and status == 0:
                     status = ended.exitcode if ended.exitcode > 0 else 1
             if not stopping and any(w.exitcode is not None for w in workers):
                 exited = [w for w in workers if w.exitcode is not None]
