@@ -39,6 +39,14 @@ for a sweeper that never runs, the insert script also sets ``EXPIRE`` on the thr
 ``ttl_seconds + KEY_TTL_GRACE_SECONDS`` of Redis' own clock, never shortening it, so a queue
 outlives its longest-lived message.
 
+``{prefix}acked:{<tag>}``   ZSET, member = ``<message id>|<sender>`` of an acknowledged message,
+    score = ``forget_at`` (seconds). Written by ``ack.lua`` for each message it removed, kept
+    ``ACK_MEMORY_SECONDS`` and at most ``ACK_MEMORY_MAX`` entries (the newest; :mod:`delivery.queue`),
+    the key expiring that long after the last ack. ``enqueue.lua`` treats a remembered message of
+    the same sender as already delivered, so a retry after an unclear answer (the first attempt
+    stored, the answer lost, the message meanwhile fetched and acknowledged) is not delivered a
+    second time. Deleted with the queue.
+
 ``{prefix}notify:{<tag>}``  pub/sub channel (not a key). ``enqueue.lua`` publishes the message id
     (UTF-8) when it stores a new message, in the same script as the write, so no subscriber hears
     of a message that is not stored and no stored message goes unannounced. A duplicate submission
@@ -205,6 +213,7 @@ class QueueKeys:
     account: str
     tombstone: str
     sessions: str
+    acked: str
 
     @property
     def keys(self) -> list[str]:
@@ -239,6 +248,7 @@ def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
         expiry=f"{prefix}expiry:{{{tag}}}",
         messages=f"{prefix}msg:{{{tag}}}",
         size=f"{prefix}qbytes:{{{tag}}}",
+        acked=f"{prefix}acked:{{{tag}}}",
         channel=f"{prefix}notify:{{{tag}}}",
         account=f"{prefix}account:{{{tag}}}",
         tombstone=f"{prefix}tombstone:{{{tag}}}",

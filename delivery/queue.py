@@ -15,9 +15,9 @@ registered once with redis-py ``register_script``, which re-sends the source on 
 
 Delivery is at least once: fetch never removes anything; a message leaves when the client
 acknowledges it by id or when it expires. De-duplication covers the time a message is queued: the
-same id submitted again by the same sender while queued is stored once and its expiry is not
-extended; after it was acknowledged, a resubmission is a new delivery (clients de-duplicate by
-message hash). De-duplication is per sender: an id that another sender already holds (a
+same id submitted again by the same sender while queued, or within :data:`ACK_MEMORY_SECONDS` after
+its acknowledgement (``{prefix}acked:{<tag>}``), is stored once and its expiry is not extended;
+after that, a resubmission is a new delivery (clients de-duplicate by message hash). De-duplication is per sender: an id that another sender already holds (a
 source-form ``messageHash`` is chosen by its sender and only the receiver can check it) does not
 shadow this sender's message, which is stored under ``<id>:<sender>`` (:func:`scoped_id`).
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,8 @@ from .keys import (
 )
 
 __all__ = [
+    "ACK_MEMORY_MAX",
+    "ACK_MEMORY_SECONDS",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_SWEEP_BATCH",
     "KEY_TTL_GRACE_SECONDS",
@@ -73,6 +76,10 @@ KEY_TTL_GRACE_SECONDS = 86_400
 MAX_MESSAGE_ID_LENGTH = 256
 # Ids per ack.lua call: bounds the time one script holds Redis and the Lua unpack() size.
 ACK_CHUNK = 500
+# How long, and how many per account, acknowledged messages are remembered (``{prefix}acked:{<tag>}``):
+# long enough for any client's retries, bounded so an account's memory stays ~100 KB.
+ACK_MEMORY_SECONDS = 3600
+ACK_MEMORY_MAX = 1000
 # Expired messages the insert script drops when a queue is at its limit.
 ENQUEUE_PURGE_BATCH = 100
 
@@ -247,10 +254,10 @@ class MessageQueue:
         byte_limit = 0 if max_bytes is None else _check_positive_int("max_bytes", max_bytes, None)
         if sender is not None and (not isinstance(sender, str) or not sender or " " in sender or "|" in sender):
             raise InvalidRequest("sender must be a non-empty string without spaces or '|'")
-        # KEYS[5], when present, is the account hash the script requires (module docstring).
+        # KEYS[6], when present, is the account hash the script requires (module docstring).
         status = await self._batcher.call(
             self._enqueue,
-            keys=[*keys.keys, keys.account] if self._require_account else keys.keys,
+            keys=[*keys.keys, keys.acked, keys.account] if self._require_account else [*keys.keys, keys.acked],
             args=[
                 message_id,
                 body,
@@ -347,10 +354,14 @@ class MessageQueue:
             return None
         return _stored(message_id, expires_at=reply[0], record=reply[1])
 
-    async def ack(self, account: str, ids: Iterable[str]) -> int:
-        """Remove the acknowledged messages of ``account``; O(log n) each.
+    async def ack(self, account: str, ids: Iterable[str], *, now: float | None = None) -> int:
+        """Remove the acknowledged messages of ``account``; O(log n) each. Each removed message is
+        remembered (with its sender) for :data:`ACK_MEMORY_SECONDS`, so :meth:`enqueue` does not
+        store the sender's retry of it again.
 
         Unknown ids (already acked, swept, never stored) are not an error.
+
+        :param now: the caller's clock, epoch seconds (default the wall clock).
 
         :returns: how many of ``ids`` were queued and are now removed.
         """
@@ -360,11 +371,15 @@ class MessageQueue:
         unique = list(dict.fromkeys(ids))
         for message_id in unique:
             _check_message_id(message_id)
+        clock = self._now_arg(_check_now(time.time() if now is None else now))
         removed = 0
         # Each chunk is atomic; acking is idempotent, so a retry after a failed chunk is safe.
         for start in range(0, len(unique), ACK_CHUNK):
             removed += int(
-                await self._ack(keys=keys.keys, args=unique[start : start + ACK_CHUNK])
+                await self._ack(
+                    keys=[*keys.keys, keys.acked],
+                    args=[clock, ACK_MEMORY_SECONDS, ACK_MEMORY_MAX, *unique[start : start + ACK_CHUNK]],
+                )
             )
         return removed
 
@@ -382,7 +397,7 @@ class MessageQueue:
         accounts; the delivery service deletes with :meth:`delete_account`). Returns how many
         messages it held."""
         keys = self.keys(account)
-        return int(await self._delete_queue(keys=keys.keys))
+        return int(await self._delete_queue(keys=[*keys.keys, keys.acked]))
 
     async def delete_account(self, account: str, *, generation: int, tombstone: str) -> int | None:
         """Delete ``account``: its account hash and whole queue, and write its tombstone, in one
@@ -405,7 +420,7 @@ class MessageQueue:
             raise InvalidRequest("tombstone must be a non-empty string")
         dropped = int(
             await self._delete_account(
-                keys=[*keys.keys, keys.account, keys.tombstone],
+                keys=[*keys.keys, keys.account, keys.tombstone, keys.acked],
                 args=[str(generation), tombstone, keys.sessions],
             )
         )

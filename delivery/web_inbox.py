@@ -90,7 +90,8 @@ async def acknowledge(request: web.Request) -> web.Response:
         sender = senders.get(contact)
         if sender is not None:
             hashes.append(scoped_id(ack["messageHash"], sender))
-    removed = await request.app[queue_key].ack(account.address, hashes) if hashes else 0
+    now = request.app[clock_key]()
+    removed = await request.app[queue_key].ack(account.address, hashes, now=now) if hashes else 0
     request.app[metrics_key].acks.inc(removed)
     log.info("acknowledged", extra={"account": account.address, "removed": removed})
     return web.json_response({"acknowledged": removed})

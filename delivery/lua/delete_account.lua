@@ -11,6 +11,7 @@ local msgKey       = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <e
 local bytesKey     = KEYS[4] -- string: bytes of every record in msgKey
 local accountKey   = KEYS[5] -- hash: the account (field `created` = its generation, ms)
 local tombstoneKey = KEYS[6] -- string: the account's last deletion
+local ackedKey     = KEYS[7] -- zset: recently acknowledged messages (ack.lua)
 local generation   = ARGV[1] -- [integer] `created` the caller read; another value means re-created
 local tombstone    = ARGV[2] -- [string]  JSON {"deletedAt": ms, "profile": dm3Hash, "key": …}; no expiry
 local sessions     = ARGV[3] -- [string]  pub/sub channel of the account's sessions ("" = none)
@@ -19,7 +20,7 @@ if redis.call('HGET', accountKey, 'created') ~= generation then
     return -1
 end
 local count = redis.call('ZCARD', queueKey)
-redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, accountKey)
+redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, accountKey, ackedKey)
 redis.call('SET', tombstoneKey, tombstone)
 if sessions ~= '' then
     redis.call('PUBLISH', sessions, 'deleted')

@@ -6,7 +6,8 @@ local queueKey  = KEYS[1] -- zset: message id -> receive sequence
 local expiryKey = KEYS[2] -- zset: message id -> expires_at (seconds)
 local msgKey    = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <envelope bytes>"
 local bytesKey  = KEYS[4] -- string: bytes of every record in msgKey
+local ackedKey  = KEYS[5] -- zset: recently acknowledged messages (ack.lua)
 
 local count = redis.call('ZCARD', queueKey)
-redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey)
+redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, ackedKey)
 return count

@@ -1,7 +1,9 @@
 -- Stores one message in an account's queue unless its sender already queued it, then announces it.
 -- Returns 1 when stored (and published), 0 when the sender's message is queued and not expired
--- (nothing changes, its expiry included), -1 when max_queued live messages are queued, -3 when the
--- queued bytes would pass max_bytes (nothing stored), -2 when the account hash KEYS[5] is given and
+-- (nothing changes, its expiry included) or was acknowledged recently (KEYS[5], written by
+-- ack.lua: a late retry of a delivered message), -1 when max_queued live messages are queued, -3
+-- when the queued bytes would pass max_bytes (nothing stored), -2 when the account hash KEYS[6] is
+-- given and
 -- does not exist (nothing stored, nothing published), -4 when ARGV[12] is not empty and the
 -- account's state differs from it (nothing stored).
 
@@ -9,7 +11,8 @@ local queueKey   = KEYS[1] -- zset: message id -> receive sequence
 local expiryKey  = KEYS[2] -- zset: message id -> expires_at (seconds)
 local msgKey     = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <envelope bytes>"
 local bytesKey   = KEYS[4] -- string: bytes of every record in msgKey
-local accountKey = KEYS[5] -- hash: the account; optional: when given, store only while it exists
+local ackedKey   = KEYS[5] -- zset: "<id>|<sender>" of an acknowledged message -> forget_at (ack.lua)
+local accountKey = KEYS[6] -- hash: the account; optional: when given, store only while it exists
 local id         = ARGV[1] -- [string]  message id (the dm3 message hash)
 local envelope   = ARGV[2] -- [bytes]   the envelope
 local nowArg     = ARGV[3] -- [number or ""] the caller's clock, seconds; "" = Redis TIME
@@ -75,6 +78,14 @@ if current and tonumber(current) > now and sender ~= '' then
         id = scopedId
         current = redis.call('ZSCORE', expiryKey, id)
     end
+end
+-- Acknowledged recently by the receiver: a retry of a delivered message, not a new one.
+local function remembered(member)
+    local forgetAt = redis.call('ZSCORE', ackedKey, member)
+    return forgetAt and tonumber(forgetAt) > now
+end
+if not current and (remembered(id .. '|' .. sender) or (scopedId ~= '' and remembered(scopedId .. '|' .. sender))) then
+    return 0
 end
 if current then
     if tonumber(current) > now then

@@ -18,6 +18,8 @@ from redis.crc import key_slot
 from delivery.errors import AccountMissingError, QueueFullError
 from delivery.keys import account_key, queue_keys, signed_message_key, tombstone_key
 from delivery.queue import (
+    ACK_MEMORY_MAX,
+    ACK_MEMORY_SECONDS,
     ACK_CHUNK,
     KEY_TTL_GRACE_SECONDS,
     MAX_PAGE_SIZE,
@@ -134,12 +136,40 @@ async def test_resubmission_after_expiry_is_stored_again(queue):
     assert (message.received_at, message.expires_at) == (NOW + 10, NOW + 20)
 
 
-async def test_resubmission_after_ack_is_a_new_delivery(queue):
-    """De-duplication covers the time a message is queued (documented in delivery.queue)."""
+async def test_retry_after_ack_is_not_delivered_again(queue):
+    """Regression (fault suite): a sender whose answer was lost retries; the first attempt was
+    stored, fetched and acknowledged meanwhile, and the retry must not deliver it a second time."""
     await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
-    await queue.ack(ALICE, [mid(1)])
+    await queue.ack(ALICE, [mid(1)], now=NOW + 1)
 
-    assert await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW + 1, ttl_seconds=DAY) is True
+    assert await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW + 2, ttl_seconds=DAY) is False
+    assert (await queue.fetch(ALICE, now=NOW + 2)).items == ()
+
+
+async def test_resubmission_after_the_ack_memory_is_a_new_delivery(queue):
+    await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
+    await queue.ack(ALICE, [mid(1)], now=NOW)
+
+    assert await queue.enqueue(ALICE, mid(1), envelope(1), now=NOW + ACK_MEMORY_SECONDS, ttl_seconds=DAY) is True
+
+
+async def test_ack_memory_keeps_the_newest_ids_only(queue, redis, redis_prefix):
+    ids = [mid(i) for i in range(ACK_MEMORY_MAX + 5)]
+    for i, message_id in enumerate(ids):
+        await queue.enqueue(ALICE, message_id, envelope(i), now=NOW, ttl_seconds=DAY)
+    await queue.ack(ALICE, ids[:5], now=NOW)
+    await queue.ack(ALICE, ids[5:], now=NOW + 1)
+
+    assert await redis.zcard(queue.keys(ALICE).acked) == ACK_MEMORY_MAX
+    assert await queue.enqueue(ALICE, ids[0], envelope(0), now=NOW + 2, ttl_seconds=DAY) is True
+    assert await queue.enqueue(ALICE, ids[-1], envelope(0), now=NOW + 2, ttl_seconds=DAY) is False
+
+
+async def test_ack_of_an_unknown_id_is_not_remembered(queue, redis):
+    await queue.ack(ALICE, [mid(9)], now=NOW)
+
+    assert await redis.exists(queue.keys(ALICE).acked) == 0
+    assert await queue.enqueue(ALICE, mid(9), envelope(9), now=NOW + 1, ttl_seconds=DAY) is True
 
 
 async def test_same_id_for_two_accounts_is_stored_for_each(queue):
@@ -417,14 +447,15 @@ async def test_ack_rejects_a_single_string(queue):
         await queue.ack(ALICE, mid(1))
 
 
-async def test_no_key_left_after_every_message_is_acked(queue, keys_under, redis_prefix):
+async def test_only_the_expiring_ack_memory_is_left_after_every_message_is_acked(queue, keys_under, redis_prefix, redis):
     ids = await fill(queue, ALICE, 5)
     assert len(await keys_under(redis_prefix)) == 4  # queue, expiry, msg, qbytes
 
     await queue.ack(ALICE, ids[:2])
     await queue.ack(ALICE, ids[2:])
 
-    assert await keys_under(redis_prefix) == []
+    assert await keys_under(redis_prefix) == [queue.keys(ALICE).acked]
+    assert 0 < await redis.ttl(queue.keys(ALICE).acked) <= ACK_MEMORY_SECONDS
 
 
 # -- expiry (fetch.lua, count) -------------------------------------------------------------------
