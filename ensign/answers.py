@@ -10,6 +10,8 @@ Redis unreachable or cluster down      503     ``unavailable``  as a warning, wi
 anything else                          500     ``internal``     as an error, with the traceback
 =====================================  ======  ===============  ==========================================
 
+Every 503 answer over HTTP carries ``Retry-After: 1`` (:data:`RETRY_AFTER_SECONDS`): Redis or the
+chain is restarting or failing over, which takes seconds, and the request is safe to repeat.
 The 500 answer says nothing about the cause: exception text can hold keys or paths. Which Redis
 errors mean "unavailable" is :data:`ensign.redis_client.REDIS_UNAVAILABLE`. The error then gives
 each transport its answer:
@@ -34,12 +36,15 @@ from aiohttp import web
 from ensign.errors import EnsignError, ServiceUnavailable, TooManyRequests
 from ensign.redis_client import REDIS_UNAVAILABLE
 
-__all__ = ["as_error", "http_response", "jsonrpc_body", "jsonrpc_response", "socket_refusal"]
+__all__ = ["RETRY_AFTER_SECONDS", "as_error", "http_response", "jsonrpc_body", "jsonrpc_response", "socket_refusal"]
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_MESSAGE = "the data store is unreachable; try again later"
 INTERNAL_MESSAGE = "internal server error"
+
+#: Seconds a client is told to wait (``Retry-After``) before repeating a request answered 503.
+RETRY_AFTER_SECONDS = 1
 
 
 def as_error(exc: BaseException, where: str) -> EnsignError:
@@ -56,7 +61,7 @@ def as_error(exc: BaseException, where: str) -> EnsignError:
 
 
 def http_response(error: EnsignError) -> web.Response:
-    """The JSON error answer every Ensign HTTP route gives."""
+    """The JSON error answer every Ensign HTTP route gives (a 503 with ``Retry-After``)."""
     return web.json_response(error.to_json(), status=error.status, headers=_headers(error))
 
 
@@ -75,7 +80,10 @@ def jsonrpc_response(error: EnsignError, request_id: Any) -> web.Response:
 
 
 def _headers(error: EnsignError) -> dict[str, str] | None:
-    return {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else None
+    if isinstance(error, TooManyRequests):
+        return {"Retry-After": str(error.retry_after)}
+    # Redis or the chain restarting or failing over takes seconds, and the request is safe to repeat.
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 503 else None
 
 
 def socket_refusal(error: EnsignError) -> dict[str, str]:

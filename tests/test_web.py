@@ -88,6 +88,7 @@ async def test_redis_cluster_down_is_503(aiohttp_client):
     client = await aiohttp_client(make_app())
     response = await client.get("/cluster-down")
     assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
     assert (await response.json())["error"] == "unavailable"
 
 

@@ -86,9 +86,12 @@ async def test_redis_down_is_503_on_rest_and_rpc(aiohttp_client, ds_settings, di
         resp = await client.get(f"/auth/{users[0].name}")
         assert resp.status == 503
         assert (await resp.json())["error"] == "unavailable"
+        # Regression (fault suite): clients are told when to retry.
+        assert resp.headers["Retry-After"] == "1"
         resp = await client.post("/rpc", json=rpc_submit(envelope(users[0], users[1], ds_settings)))
         assert resp.status == 503
         assert (await resp.json())["error"]["code"] == -32000
+        assert resp.headers["Retry-After"] == "1"
     finally:
         await dead.aclose()
 
