@@ -112,6 +112,7 @@ def create_app(
         if settings.redis.url is None or settings.chain.rpc_url is None:
             raise ConfigError("the delivery service needs REDIS_URL and ETH_RPC_URL (or clients passed to create_app)")
         app.cleanup_ctx.append(_own_clients)
+    app.on_cleanup.append(_close_queue)
     app.cleanup_ctx.append(notifier_ctx(run_worker=notify_worker))
     for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops, web_notifications):
         app.router.add_routes(module.routes)
@@ -134,11 +135,23 @@ def create_app(
     return app
 
 
+async def _close_queue(app: web.Application) -> None:
+    # The queue's own per-node clients (WAIT on a cluster); the app's clients are closed by their owner.
+    if queue_key in app:
+        await app[queue_key].aclose()
+
+
 def _use_clients(app: web.Application, redis: RedisClient, directory: Directory, chain: Chain) -> None:
     """Build the service's parts on its clients."""
     settings, clock = app[settings_key], app[clock_key]
     prefix = settings.redis.prefix
-    queue = MessageQueue(redis, prefix=prefix, redis_time=clock is system_clock)
+    queue = MessageQueue(
+        redis,
+        prefix=prefix,
+        redis_time=clock is system_clock,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+    )
     limiter = RateLimiter(redis, prefix=prefix)
     accounts = Accounts(
         redis,

@@ -59,7 +59,8 @@
     ├── TooManySockets                       429  too_many_sockets                  -32021
     └── OtpRateLimited                       429  otp_rate_limited
     ServiceUnavailable                       503  unavailable                       -32000
-    └── NotificationUnavailable              503  notification_unavailable          -32000
+    ├── NotificationUnavailable              503  notification_unavailable          -32000
+    └── NotReplicatedError                   503  not_replicated                    -32022
 
 Every 429 of the limits (:mod:`delivery.limits`) carries ``retry_after`` (seconds, the
 ``Retry-After`` header) and ``details.limit`` naming the limit (``queued_messages``,
@@ -139,6 +140,7 @@ __all__ = [
     "NoAccount",
     "NoProfile",
     "NoProfileToVerify",
+    "NotReplicatedError",
     "NotificationUnavailable",
     "NotificationsOff",
     "OtpAttemptsExceeded",
@@ -461,3 +463,12 @@ class NotificationUnavailable(ServiceUnavailable):
     """The mail server could not take the password email."""
 
     code = "notification_unavailable"
+
+
+class NotReplicatedError(ServiceUnavailable):
+    """Stored (or acknowledged) on the primary, but fewer replicas than ``REDIS_WAIT_REPLICAS``
+    confirmed it within ``REDIS_WAIT_TIMEOUT_MS`` (Redis ``WAIT``). Repeating the request is safe: a
+    resubmission is de-duplicated, an ack is idempotent, and the repeat waits for the replicas again."""
+
+    code = "not_replicated"
+    jsonrpc_code = -32022

@@ -49,6 +49,10 @@ connect, not while connected. So :class:`PushListener`:
   Messages this process already pushed are remembered (the last :data:`RECENT_PUSHES`, by id and
   receive time) and not pushed twice.
 
+Stopping: on SIGTERM the process closes every socket's engine.io connection (a close packet) right
+after its listening socket closed, so clients reconnect to another process at once while the
+requests in flight finish (:mod:`stack.serve`).
+
 Push is best effort; delivery is guaranteed by fetch + ack (a pushed message stays queued until
 acknowledged). A socket can still get a message twice (pushed, and fetched on connect), so
 clients de-duplicate by message hash, as for any at-least-once delivery.
@@ -205,9 +209,20 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
             return socket_refusal(as_error(exc, "socket submitMessage"))
         return {"response": "success"}
 
+    async def close_sockets(app: web.Application) -> None:
+        # Graceful stop (on_shutdown runs after the listening socket closed, before requests in
+        # flight are awaited): close every engine.io connection with a close packet. socket.io
+        # clients take that as a lost transport and reconnect, through the load balancer, to a
+        # process that is still serving; their websocket handlers end here instead of holding
+        # the stop for the whole shutdown timeout.
+        if sio.eio.sockets:
+            log.info("closing %d sockets so their clients reconnect elsewhere", len(sio.eio.sockets))
+            await sio.eio.disconnect()
+
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
     sio.on("submitMessage", submit_message)
+    app.on_shutdown.append(close_sockets)
     app[push_listener_key] = PushListener(app)
     app.cleanup_ctx.append(_listener_ctx)
     app.on_cleanup.append(cancel_expiries)

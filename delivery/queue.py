@@ -35,12 +35,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import AskError, NoScriptError
+
 from ensign.config import DEFAULT_REDIS_PREFIX
 from ensign.errors import InvalidRequest
 from ensign.redis_client import RedisClient, lua_script
 
 from .batching import ScriptBatcher
-from .errors import AccountMissingError, QueueFullError
+from .errors import AccountMissingError, NotReplicatedError, QueueFullError
 from .keys import (
     QueueKeys,
     account_from_tag,
@@ -149,6 +153,11 @@ class MessageQueue:
         for a queue used without :mod:`delivery.accounts` (benchmarks, the queue's own tests).
     :param redis_time: decide expiry and receive times by Redis's clock (``TIME``), ignoring the
         ``now`` callers pass (default ``False``: the caller's ``now``, for tests with a clock).
+    :param wait_replicas: replicas that must confirm each enqueue and ack (Redis ``WAIT``, sent
+        on the script's own connection right after it, on the node that holds the account's
+        keys) before the call returns; 0 (default) returns once the primary ran the script.
+    :param wait_timeout_ms: how long ``WAIT`` may take; fewer confirmations raise
+        :class:`~delivery.errors.NotReplicatedError` (the write stays on the primary).
     """
 
     def __init__(
@@ -158,9 +167,16 @@ class MessageQueue:
         prefix: str = DEFAULT_REDIS_PREFIX,
         require_account: bool = True,
         redis_time: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
+        if wait_replicas < 0 or wait_timeout_ms < 1:
+            raise ValueError("wait_replicas must be >= 0 and wait_timeout_ms >= 1")
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._node_clients: dict[str, Redis] = {}
         self._redis = redis
         self._prefix = prefix
         self._require_account = require_account
@@ -255,10 +271,10 @@ class MessageQueue:
         if sender is not None and (not isinstance(sender, str) or not sender or " " in sender or "|" in sender):
             raise InvalidRequest("sender must be a non-empty string without spaces or '|'")
         # KEYS[6], when present, is the account hash the script requires (module docstring).
-        status = await self._batcher.call(
+        status = await self._write(
             self._enqueue,
-            keys=[*keys.keys, keys.acked, keys.account] if self._require_account else [*keys.keys, keys.acked],
-            args=[
+            [*keys.keys, keys.acked, keys.account] if self._require_account else [*keys.keys, keys.acked],
+            [
                 message_id,
                 body,
                 self._now_arg(now),
@@ -272,6 +288,7 @@ class MessageQueue:
                 scoped_id(message_id, sender) if sender else "",
                 account_state or "",
             ],
+            batch=True,
         )
         if status == -1:
             raise QueueFullError(
@@ -288,6 +305,63 @@ class MessageQueue:
         if status == -4:
             raise AccountStateChangedError("the receiver's account changed since it was read")
         return bool(status == 1)
+
+    async def _write(self, script: AsyncScript, keys: list[str], args: list[Any], *, batch: bool = False) -> Any:
+        """Run a writing script (``batch``: through the batcher, with other requests' calls); with
+        ``wait_replicas``, then ``WAIT`` on the same connection, unbatched.
+
+        ``WAIT`` counts the replicas that have the writes *of its own connection*, so script and
+        ``WAIT`` go in one pipeline, which sends both on one connection. On a cluster that is a
+        client of the primary that owns the keys' slot (a cluster pipeline refuses scripts).
+        """
+        if not self._wait_replicas:
+            if batch:
+                return await self._batcher.call(script, keys=keys, args=args)
+            return await script(keys=keys, args=args)
+        for _ in range(3):
+            client = self._primary_of(keys[0])
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
+            try:
+                result, confirmed = await pipe.execute()
+            except NoScriptError:
+                # A restarted or promoted node has no scripts yet. Every script is idempotent,
+                # so loading it and running script and WAIT again is safe.
+                await client.script_load(script.script)
+                continue
+            except AskError:
+                # The slot moved (a failover, MOVED, or a migration, ASK): the cluster client
+                # follows the redirect and learns the new owner; then script and WAIT there.
+                await script(keys=keys, args=args)
+                continue
+            if int(confirmed) < self._wait_replicas:
+                raise NotReplicatedError(
+                    f"stored on the primary, but {confirmed} of {self._wait_replicas} required replicas "
+                    f"confirmed it within {self._wait_timeout_ms} ms; repeat the request (it is de-duplicated)"
+                )
+            return result
+        raise NotReplicatedError("the keys' primary changed while waiting for its replicas; repeat the request")
+
+    def _primary_of(self, key: str) -> Redis:
+        """The client to send a script and its ``WAIT`` on: the app's client for a single server, a
+        client of the slot's primary (one per node, made on first use) for a cluster."""
+        if not isinstance(self._redis, RedisCluster):
+            return self._redis
+        node = self._redis.get_node_from_key(key)
+        if node is None:
+            raise NotReplicatedError("no primary serves these keys now (a failover in progress); repeat the request")
+        client = self._node_clients.get(node.name)
+        if client is None:
+            pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+            client = self._node_clients[node.name] = Redis.from_pool(pool)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the per-node clients made for ``WAIT`` on a cluster (the app's client is the caller's)."""
+        clients, self._node_clients = list(self._node_clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
     async def fetch(
         self,
@@ -376,9 +450,10 @@ class MessageQueue:
         # Each chunk is atomic; acking is idempotent, so a retry after a failed chunk is safe.
         for start in range(0, len(unique), ACK_CHUNK):
             removed += int(
-                await self._ack(
-                    keys=[*keys.keys, keys.acked],
-                    args=[clock, ACK_MEMORY_SECONDS, ACK_MEMORY_MAX, *unique[start : start + ACK_CHUNK]],
+                await self._write(
+                    self._ack,
+                    [*keys.keys, keys.acked],
+                    [clock, ACK_MEMORY_SECONDS, ACK_MEMORY_MAX, *unique[start : start + ACK_CHUNK]],
                 )
             )
         return removed

@@ -542,6 +542,11 @@ class DeliverySettings:
     #: on the public port; ``None`` keeps it on the public port, as before.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    #: Replicas that must confirm a stored message (and an acknowledgement) before the answer
+    #: (Redis ``WAIT``); 0 answers once the primary has it. See README "Faults and durability".
+    redis_wait_replicas: int = 0
+    #: Milliseconds ``WAIT`` may take; fewer confirmations by then answer 503 ``not_replicated``.
+    redis_wait_timeout_ms: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
@@ -579,6 +584,8 @@ class DeliverySettings:
             http=HttpSettings.from_env(env),
             metrics_port=env.port("METRICS_PORT", 0) if env.optional("METRICS_PORT") is not None else None,
             metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
+            redis_wait_replicas=env.integer("REDIS_WAIT_REPLICAS", 0, minimum=0, maximum=16),
+            redis_wait_timeout_ms=env.integer("REDIS_WAIT_TIMEOUT_MS", 1000, minimum=1, maximum=60_000),
         )
 
 

@@ -50,13 +50,16 @@ log = logging.getLogger(__name__)
 RedisClient: TypeAlias = Redis | RedisCluster
 
 #: What a client raises when Redis cannot serve now, which the services answer with 503: no
-#: connection, a timeout, or a cluster that is down or leaves a slot uncovered (a primary without
-#: a replica has failed). Any other error is a bug, answered with 500.
+#: connection (or a server still loading its data), a timeout, a cluster that is down or leaves a
+#: slot uncovered (a primary without a replica has failed), a server demoted to replica by a
+#: failover (READONLY) or a slot in migration (TRYAGAIN). Any other error is a bug, answered with 500.
 REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
 )
 
 #: How often :func:`open_redis` tries to connect (containers start in any order).

@@ -45,6 +45,11 @@ def make_app(*, origins: Any = "*") -> web.Application:
         # What a Redis Cluster answers once a primary without a replica has failed.
         raise redis.exceptions.ClusterDownError("The cluster is down")
 
+    @routes.get("/demoted")
+    async def demoted(request: web.Request) -> web.Response:
+        # What a primary demoted by a failover answers a write.
+        raise redis.exceptions.ReadOnlyError("You can't write against a read only replica.")
+
     app = web.Application(middlewares=[cors_middleware(origins), error_middleware], client_max_size=1024)
     app.add_routes(routes)
     return app
@@ -82,6 +87,13 @@ async def test_redis_connection_error_is_503(aiohttp_client):
     body = await response.json()
     assert body["error"] == "unavailable"
     assert "127.0.0.1" not in body["message"]
+
+
+async def test_write_to_a_demoted_primary_is_503_not_500(aiohttp_client):
+    client = await aiohttp_client(make_app())
+    response = await client.get("/demoted")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
 
 
 async def test_redis_cluster_down_is_503(aiohttp_client):
