@@ -82,6 +82,16 @@ def test_delivery_settings_validate_key_lengths_without_leaking_them() -> None:
     assert bad_key not in str(error.value)
 
 
+def test_wait_for_replicas_is_off_unless_the_operator_asks() -> None:
+    assert DeliverySettings.from_env(delivery_env()).redis_wait_replicas == 0
+
+    settings = DeliverySettings.from_env(delivery_env(REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="250"))
+
+    assert (settings.redis_wait_replicas, settings.redis_wait_timeout_ms) == (1, 250)
+    with pytest.raises(ConfigError, match="REDIS_WAIT_TIMEOUT_MS"):
+        DeliverySettings.from_env(delivery_env(REDIS_WAIT_TIMEOUT_MS="0"))
+
+
 def test_delivery_refuses_a_short_jwt_secret() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET must be at least 32 bytes"):
         DeliverySettings.from_env(delivery_env(JWT_SECRET="short"))

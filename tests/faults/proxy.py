@@ -7,6 +7,8 @@ one front port of two delivery processes: a process that is down is skipped). Fa
 * :meth:`cut` ``("reset")`` closes every open connection and closes new ones at once;
 * :meth:`cut` ``("blackhole")`` keeps connections open but forwards nothing (a stalled peer: the
   client's own timeout must fire);
+* :meth:`cut` ``("replies")`` forwards requests but holds back what the upstream answers (a
+  one-way partition: Redis runs the command, the client never hears that it did);
 * :attr:`delay` seconds before each forwarded chunk (a slow link);
 * :meth:`restore` forwards again.
 """
@@ -25,7 +27,7 @@ CHUNK = 65_536
 class TcpProxy:
     def __init__(self, upstreams: Sequence[tuple[str, int]]) -> None:
         self.upstreams = list(upstreams)
-        self.mode = "open"  # "open", "reset" or "blackhole"
+        self.mode = "open"  # "open", "reset", "blackhole" or "replies"
         self.delay = 0.0
         self._next = 0
         self._server: asyncio.Server | None = None
@@ -42,14 +44,15 @@ class TcpProxy:
         return int(self._server.sockets[0].getsockname()[1])
 
     def cut(self, mode: str = "reset") -> None:
-        """Stop forwarding: ``reset`` closes every connection, ``blackhole`` stalls them."""
+        """Stop forwarding: ``reset`` closes every connection, ``blackhole`` stalls them, ``replies``
+        stalls the upstream's answers only."""
         self.mode = mode
         if mode == "reset":
             self._close_all()
 
     def restore(self) -> None:
         """Forward again; connections stalled by a blackhole are closed (their peers timed out)."""
-        if self.mode == "blackhole":
+        if self.mode in ("blackhole", "replies"):
             self._close_all()
         self.mode = "open"
 
@@ -79,7 +82,10 @@ class TcpProxy:
             return
         up_reader, up_writer = upstream
         self._writers.add(up_writer)
-        pumps = [asyncio.ensure_future(self._pump(reader, up_writer)), asyncio.ensure_future(self._pump(up_reader, writer))]
+        pumps = [
+            asyncio.ensure_future(self._pump(reader, up_writer, stalled=("blackhole",))),
+            asyncio.ensure_future(self._pump(up_reader, writer, stalled=("blackhole", "replies"))),
+        ]
         for pump in pumps:
             self._tasks.add(pump)
             pump.add_done_callback(self._tasks.discard)
@@ -98,13 +104,13 @@ class TcpProxy:
                 return await asyncio.open_connection(host, port)
         return None
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stalled: tuple[str, ...]) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
                 data = await reader.read(CHUNK)
                 if not data:
                     return
-                while self.mode == "blackhole":
+                while self.mode in stalled:
                     await asyncio.sleep(0.05)
                 if self.mode == "reset":
                     return

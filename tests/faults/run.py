@@ -20,7 +20,8 @@ What runs, all on 127.0.0.1, every process the run's own (stopped by pid at the 
 Faults (``--cluster`` injects only the first): a Redis primary killed with SIGKILL (single server:
 restarted on its append-only file; cluster: its replica is promoted, the old primary restarted
 rejoins as a replica), a delivery process killed with SIGKILL and restarted, the link between a
-delivery process and Redis reset or stalled and then restored, the chain slow and then down.
+delivery process and Redis reset, stalled, or cut one way (Redis runs the command, its answer never
+arrives) and then restored, the chain slow and then down.
 
 The invariant, checked at the end once every fault is healed and the queues drained: every
 submission answered OK was fetched by its receiver; none was fetched again after its receiver's
@@ -309,7 +310,9 @@ class Traffic:
                 answer = await self._request(http, "POST", f"{self.d.base}/rpc", data=body,
                                              headers={"Content-Type": "application/json"})
                 if answer is None:
-                    await asyncio.sleep(0.1)
+                    # An unclear answer: the message may be stored. Clients retry after a while
+                    # (a user presses "send" again), by then it may be fetched and acknowledged.
+                    await asyncio.sleep(self.rng.uniform(0.1, 3.0))
                     continue
                 status, headers, raw = answer
                 if status == 200:
@@ -395,7 +398,7 @@ class Injector:
     """Injects faults one after another until told to stop; each is healed before the next."""
 
     KINDS = ("redis SIGKILL + restart on AOF", "delivery process SIGKILL + restart", "Redis link reset",
-             "Redis link stalled", "chain slow", "chain down")
+             "Redis link stalled", "chain slow", "chain down", "Redis replies lost (one-way partition)")
 
     def __init__(self, deployment: Deployment, result: RunResult, seed: int, pause: float) -> None:
         self.d = deployment
@@ -451,9 +454,9 @@ class Injector:
 
     async def cut_link(self) -> None:
         link = self.rng.choice(self.d.links)
-        mode = self.rng.choice(["reset", "blackhole"])
+        mode = self.rng.choice(["reset", "blackhole", "replies"])
         link.cut(mode)
-        self.result.faults[self.KINDS[2 if mode == "reset" else 3]] += 1
+        self.result.faults[self.KINDS[{"reset": 2, "blackhole": 3, "replies": 6}[mode]]] += 1
         await asyncio.sleep(self.rng.uniform(0.3, 2.0))
         link.restore()
 
