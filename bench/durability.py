@@ -100,7 +100,7 @@ async def run(seconds: float, concurrency: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.durability", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="python -m bench.durability", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
@@ -108,7 +108,8 @@ def main() -> None:
     base = rows[0]["rate"]
     print(f"| setting | inserts/s | vs everysec | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['setting']} | {row['rate']:.0f} | {row['rate'] / base:.2f}× | {row['p50_ms']} | {row['p99_ms']} |")
+        ratio = row["rate"] / base
+        print(f"| {row['setting']} | {row['rate']:.0f} | {ratio:.2f}× | {row['p50_ms']} | {row['p99_ms']} |")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ seconds of its primary's death).
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -56,7 +58,8 @@ class RedisServer:
         argv = [
             str(server_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-            "--protected-mode", "no", "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
+            "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
+            "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
         ]
         if self.cluster:
             argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -107,13 +110,15 @@ def start_cluster(root: Path, *, appendfsync: str = "everysec") -> list[RedisSer
     """Six cluster nodes joined as three primaries with one replica each; waits for state ok."""
     nodes: list[RedisServer] = []
     while len(nodes) < 6:
-        port = free_port()
-        # The cluster bus listens on port + 10000.
-        if port + 10_000 > 65_535 or any(abs(n.port - port) < 2 for n in nodes):
+        port = _cluster_port({n.port for n in nodes})
+        node = RedisServer(root / f"node-{port}", port=port, appendfsync=appendfsync, cluster=True)
+        try:
+            node.start()
+        except RuntimeError:
+            # Another process took the port or its bus port in between: try another one.
+            node.kill()
             continue
-        nodes.append(RedisServer(root / f"node-{port}", port=port, appendfsync=appendfsync, cluster=True))
-    for node in nodes:
-        node.start()
+        nodes.append(node)
     cli = server_binary().with_name("redis-cli")
     subprocess.run(
         [str(cli), "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-replicas", "1",
@@ -122,6 +127,23 @@ def start_cluster(root: Path, *, appendfsync: str = "everysec") -> list[RedisSer
     )
     wait_cluster_ok(nodes)
     return nodes
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_port(taken: set[int]) -> int:
+    """A port whose cluster bus port (+10000) is free too, below the kernel's ephemeral range."""
+    while True:
+        port = random.randint(20_000, 22_767)
+        if port not in taken and _port_is_free(port) and _port_is_free(port + 10_000):
+            return port
 
 
 def wait_cluster_ok(nodes: list[RedisServer], timeout: float = 60.0) -> None:

@@ -64,7 +64,8 @@ class Envelopes:
         message = create_message(r.name, s.name, f"soak {self.count} " * 40, s.signing_secret_key,
                                  timestamp=int(time.time() * 1000) * 1000 + self.count % 1000)
         env = build_envelope(message, s.signing_secret_key, r.encryption_public_key, self.ds_key)
-        body = {"jsonrpc": "2.0", "id": self.count, "method": "dm3_submitMessage", "params": [json.dumps(env.to_json())]}
+        body = {"jsonrpc": "2.0", "id": self.count, "method": "dm3_submitMessage",
+                "params": [json.dumps(env.to_json())]}
         return build_request("POST", "/rpc", json.dumps(body).encode())
 
 
@@ -152,7 +153,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--users", type=int, default=200)

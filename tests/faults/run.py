@@ -380,8 +380,8 @@ class Traffic:
                 self.result.delivered.add(message_id)
                 ids.append((item["metadata"]["deliveryInformation"]["from"], message_id))
             acks = {"acknowledgements": [{"contactAddress": c, "messageHash": m} for c, m in ids]}
-            answer = await self._request(http, "POST", f"{self.d.base}/delivery/messages/{user.name}/syncAcknowledgements/",
-                                         json=acks, headers=headers)
+            ack_url = f"{self.d.base}/delivery/messages/{user.name}/syncAcknowledgements/"
+            answer = await self._request(http, "POST", ack_url, json=acks, headers=headers)
             if answer is not None and answer[0] == 200:
                 self.result.acked.update(m for _, m in ids)
             elif answer is not None:
@@ -591,10 +591,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--appendfsync", choices=["always", "everysec"], default="everysec")
     parser.add_argument("--cluster", action="store_true", help="Redis Cluster with replicas; kill primaries")
     parser.add_argument("--wait-replicas", type=int, default=0, help="REDIS_WAIT_REPLICAS of the delivery processes")
+    parser.add_argument("--pause", type=float, default=1.0, help="most seconds between two faults (default 1)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     result = asyncio.run(run(faults=args.faults, minutes=args.minutes, rate=args.rate, appendfsync=args.appendfsync,
-                             cluster=args.cluster, wait_replicas=args.wait_replicas, seed=args.seed, progress=True))
+                             cluster=args.cluster, wait_replicas=args.wait_replicas, pause=args.pause, seed=args.seed,
+                             progress=True))
     title = (f"Fault run: {'Redis Cluster 3+3' if args.cluster else 'one Redis'}, appendfsync {args.appendfsync}, "
              f"REDIS_WAIT_REPLICAS={args.wait_replicas}, {args.rate:g} submissions/s offered")
     print(format_table(result, title))
