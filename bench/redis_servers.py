@@ -21,7 +21,7 @@ import redis
 from bench.services import free_port
 from stack.embedded_redis import redis_server_executable
 
-__all__ = ["RedisServer", "server_binary", "start_cluster"]
+__all__ = ["RedisServer", "port_is_free", "server_binary", "start_cluster"]
 
 READY_TIMEOUT = 30.0
 CLUSTER_NODE_TIMEOUT_MS = 1000
@@ -129,7 +129,8 @@ def start_cluster(root: Path, *, appendfsync: str = "everysec") -> list[RedisSer
     return nodes
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound now."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -142,7 +143,7 @@ def _cluster_port(taken: set[int]) -> int:
     """A port whose cluster bus port (+10000) is free too, below the kernel's ephemeral range."""
     while True:
         port = random.randint(20_000, 22_767)
-        if port not in taken and _port_is_free(port) and _port_is_free(port + 10_000):
+        if port not in taken and port_is_free(port) and port_is_free(port + 10_000):
             return port
 
 

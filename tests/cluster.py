@@ -15,7 +15,6 @@ Registered in tests/conftest.py.
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +26,7 @@ import redis
 from redis.asyncio import RedisCluster
 
 from ensign.config import RedisSettings
+from bench.redis_servers import port_is_free
 from stack.embedded_redis import EmbeddedRedis, redis_server_executable
 from ensign.redis_client import open_redis
 
@@ -56,22 +56,13 @@ class Cluster:
         return RedisSettings(url=self.url, prefix=prefix, cluster=True)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_cluster_ports(count: int) -> list[int]:
     """Ports whose bus port (+10000) is free too. Another process may take one before the node
     binds it; the node then fails to start and says so, which is rare enough for a test run."""
     ports: list[int] = []
     while len(ports) < count:
         port = random.randint(20_000, 65_535 - BUS_OFFSET)
-        if port not in ports and _port_is_free(port) and _port_is_free(port + BUS_OFFSET):
+        if port not in ports and port_is_free(port) and port_is_free(port + BUS_OFFSET):
             ports.append(port)
     return ports
 
