@@ -138,12 +138,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     minutes = [r["minute"] for r in rows]
     fig, (memory, latency) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))
-    memory.plot(minutes, [r["service_rss_mb"] for r in rows], label="delivery process RSS")
-    memory.plot(minutes, [r["redis_used_mb"] for r in rows], label="Redis used_memory")
+    memory.plot(minutes, [r["service_rss_mb"] for r in rows], label="delivery process RSS", marker=".")
+    memory.plot(minutes, [r["redis_used_mb"] for r in rows], label="Redis used_memory", marker=".")
     memory.set_ylabel("MB")
     memory.legend()
-    latency.plot(minutes, [r["p99_ms"] for r in rows], label="p99")
-    latency.plot(minutes, [r["p50_ms"] for r in rows], label="p50")
+    latency.plot(minutes, [r["p99_ms"] for r in rows], label="p99", marker=".")
+    latency.plot(minutes, [r["p50_ms"] for r in rows], label="p50", marker=".")
     latency.set_ylabel("submit latency, ms")
     latency.set_xlabel("minute")
     latency.legend()
