@@ -101,4 +101,4 @@ async def test_submission_without_enough_replicas_is_503_not_replicated(
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "1"
         error = (await resp.json())["error"]
-        assert (error["code"], error["data"]["error"]) == (-32020, "not_replicated")
+        assert (error["code"], error["data"]["error"]) == (-32022, "not_replicated")
