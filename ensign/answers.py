@@ -13,7 +13,7 @@ anything else                          500     ``internal``     as an error, wit
 Every 503 answer over HTTP carries ``Retry-After: 1`` (:data:`RETRY_AFTER_SECONDS`): Redis or the
 chain is restarting or failing over, which takes seconds, and the request is safe to repeat.
 The 500 answer says nothing about the cause: exception text can hold keys or paths. Which Redis
-errors mean "unavailable" is :data:`ensign.redis_client.REDIS_UNAVAILABLE`. The error then gives
+errors mean "unavailable" is :func:`ensign.redis_client.redis_unavailable`. The error then gives
 each transport its answer:
 
 * HTTP (:func:`http_response`, used by :func:`ensign.web.error_middleware`): its status and
@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from ensign.errors import EnsignError, ServiceUnavailable, TooManyRequests
-from ensign.redis_client import REDIS_UNAVAILABLE
+from ensign.redis_client import redis_unavailable
 
 __all__ = ["RETRY_AFTER_SECONDS", "as_error", "http_response", "jsonrpc_body", "jsonrpc_response", "socket_refusal"]
 
@@ -53,7 +53,7 @@ def as_error(exc: BaseException, where: str) -> EnsignError:
         if exc.status >= 500:
             log.warning("%s -> %d %s: %s", where, exc.status, exc.code, exc.message)
         return exc
-    if isinstance(exc, REDIS_UNAVAILABLE):
+    if redis_unavailable(exc):
         log.warning("%s -> 503: Redis unreachable", where, exc_info=exc)
         return ServiceUnavailable(UNAVAILABLE_MESSAGE)
     log.error("%s -> 500: unhandled error", where, exc_info=exc)

@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 from redis.asyncio import Redis, RedisCluster
 
 import ensign.redis_client
 from ensign.config import ConfigError, RedisSettings
 from ensign.errors import ServiceUnavailable
-from ensign.redis_client import lua_script, open_redis
+from ensign.redis_client import lua_script, open_redis, redis_unavailable
 from tests.cluster import Cluster
 
 
@@ -83,3 +84,24 @@ def test_every_lua_script_is_read_from_a_package_that_wheels_ship(package: str) 
     assert scripts
     for path in scripts:
         assert lua_script(package, path.stem) == path.read_text(encoding="utf-8")
+
+
+def _raised_in(module_name: str) -> AttributeError:
+    """An AttributeError raised by code whose module is ``module_name``, as redis-py's would be."""
+    namespace: dict[str, object] = {"__name__": module_name}
+    exec("def send(writer):\n    writer.writelines([b'PING'])\n", namespace)
+    try:
+        namespace["send"](None)  # type: ignore[operator]
+    except AttributeError as exc:
+        return exc
+    raise AssertionError("no AttributeError")
+
+
+def test_a_connection_torn_down_inside_redis_py_counts_as_unavailable() -> None:
+    # redis-py's cluster client, mid-failover: 'NoneType' object has no attribute 'writelines'.
+    assert redis_unavailable(_raised_in("redis.asyncio.cluster"))
+    assert redis_unavailable(redis.exceptions.ConnectionError("gone"))
+    # The same error from our own code is a bug, answered 500 and logged.
+    assert not redis_unavailable(_raised_in("delivery.queue"))
+    assert not redis_unavailable(AttributeError("never raised"))
+    assert not redis_unavailable(ValueError("x"))
