@@ -46,7 +46,7 @@ from backend.store import ProfileStore
 from ensign.clock import Clock, system_clock
 from ensign.config import BackendSettings, ConfigError
 from ensign.errors import ServiceUnavailable
-from ensign.metrics import ServiceMetrics, metrics_route
+from ensign.metrics import ServiceMetrics, add_metrics
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
 from ensign.sessions import Sessions
 from ensign.web import cors_middleware, deadline_middleware, error_middleware, request_log_middleware
@@ -113,7 +113,7 @@ def create_app(
     else:
         _use_redis(app, redis)
     app.add_routes(routes)
-    app.add_routes([metrics_route(metrics)])
+    add_metrics(app, metrics, port=settings.http.metrics_port, host=settings.http.metrics_host)
     app.add_routes(profiles.routes)
     app.add_routes(aliases.routes)
     app.add_routes(records.routes)

@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 
 from ensign.config import ConfigError, DeliverySettings
 from ensign.ens.lookup import open_lookup
-from ensign.metrics import metrics_route
+from ensign.metrics import add_metrics
 from ensign.redis_client import RedisClient, open_redis
 from ensign.sessions import Sessions
 from ensign.web import cors_middleware, deadline_middleware, error_middleware, request_log_middleware
@@ -116,10 +116,7 @@ def create_app(
     app.cleanup_ctx.append(notifier_ctx(run_worker=notify_worker))
     for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops, web_notifications):
         app.router.add_routes(module.routes)
-    if settings.metrics_port is None:
-        app.router.add_routes([metrics_route(metrics)])
-    else:
-        app.cleanup_ctx.append(web_ops.metrics_site(metrics_route(metrics), settings.metrics_host, settings.metrics_port))
+    add_metrics(app, metrics, port=settings.http.metrics_port, host=settings.http.metrics_host)
     attach_socket_server(app)
     if sweep_interval is not None:
         interval = sweep_interval

@@ -1,15 +1,9 @@
-"""Operations: ``/health``, ``/metrics``, ``/hello``.
-
-``/metrics`` (:func:`ensign.metrics.metrics_route`): with ``METRICS_PORT`` set, :func:`metrics_site`
-serves it on that internal address only, and the public port answers 404 for it.
-"""
+"""Operations: ``/health`` and ``/hello`` (``/metrics``: :func:`ensign.metrics.add_metrics`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import redis.exceptions
 from aiohttp import web
@@ -45,25 +39,3 @@ async def health(request: web.Request) -> web.Response:
         checks["chain"] = "unreachable"
     healthy = all(value == "ok" for value in checks.values())
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
-
-
-
-def metrics_site(
-    route: web.RouteDef, host: str, port: int
-) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
-    """A cleanup context serving only ``route`` (``/metrics``) on ``host:port`` while the app runs."""
-
-    @asynccontextmanager
-    async def site(app: web.Application) -> AsyncIterator[None]:
-        metrics_app = web.Application()
-        metrics_app.router.add_routes([route])
-        runner = web.AppRunner(metrics_app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-            log.info("metrics on http://%s:%d/metrics", host, int(runner.addresses[0][1]))
-            yield
-        finally:
-            await runner.cleanup()
-
-    return site

@@ -226,12 +226,18 @@ class HttpSettings:
 
     keepalive_timeout: int = 15
     request_timeout: int = 30
+    #: Serve ``/metrics`` only on this port of ``metrics_host`` (an internal address) instead of
+    #: on the public port; ``None`` keeps it on the public port, as before.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Env) -> HttpSettings:
         return cls(
             keepalive_timeout=env.integer("HTTP_KEEPALIVE_TIMEOUT", 15, minimum=1, maximum=3600),
             request_timeout=env.integer("HTTP_REQUEST_TIMEOUT", 30, minimum=1, maximum=3600),
+            metrics_port=env.port("METRICS_PORT", 0) if env.optional("METRICS_PORT") is not None else None,
+            metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
         )
 
 
@@ -538,10 +544,6 @@ class DeliverySettings:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     limits: DeliveryLimits = field(default_factory=DeliveryLimits)
     http: HttpSettings = field(default_factory=HttpSettings)
-    #: Serve ``/metrics`` only on this port of ``metrics_host`` (an internal address) instead of
-    #: on the public port; ``None`` keeps it on the public port, as before.
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
     #: Replicas that must confirm a stored message (and an acknowledgement) before the answer
     #: (Redis ``WAIT``); 0 answers once the primary has it. See README "Faults and durability".
     redis_wait_replicas: int = 0
@@ -582,8 +584,6 @@ class DeliverySettings:
             notifications=NotificationSettings.from_env(env),
             limits=DeliveryLimits.from_env(env),
             http=HttpSettings.from_env(env),
-            metrics_port=env.port("METRICS_PORT", 0) if env.optional("METRICS_PORT") is not None else None,
-            metrics_host=env.text("METRICS_HOST", "127.0.0.1"),
             redis_wait_replicas=env.integer("REDIS_WAIT_REPLICAS", 0, minimum=0, maximum=16),
             redis_wait_timeout_ms=env.integer("REDIS_WAIT_TIMEOUT_MS", 1000, minimum=1, maximum=60_000),
         )

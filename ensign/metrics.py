@@ -16,14 +16,25 @@ route template —, ``status``), fed by :func:`ensign.web.request_log_middleware
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE_LATEST", "REQUEST_BUCKETS", "ServiceMetrics", "metrics_route"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "REQUEST_BUCKETS",
+    "ServiceMetrics",
+    "add_metrics",
+    "metrics_route",
+    "metrics_site",
+]
+
+log = logging.getLogger(__name__)
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -84,3 +95,34 @@ def metrics_route(metrics: ServiceMetrics) -> web.RouteDef:
         return response
 
     return web.get("/metrics", handler)
+
+
+def metrics_site(
+    route: web.RouteDef, host: str, port: int
+) -> Callable[[web.Application], AbstractAsyncContextManager[None]]:
+    """A cleanup context serving only ``route`` (``/metrics``) on ``host:port`` while the app runs."""
+
+    @asynccontextmanager
+    async def site(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app.router.add_routes([route])
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info("metrics on http://%s:%d/metrics", host, int(runner.addresses[0][1]))
+            yield
+        finally:
+            await runner.cleanup()
+
+    return site
+
+
+def add_metrics(app: web.Application, metrics: ServiceMetrics, *, port: int | None, host: str) -> None:
+    """``GET /metrics`` on the app's own port, or with ``port`` set (``METRICS_PORT``) only on
+    ``host:port``, an internal address, while the public port answers 404 for it."""
+    route = metrics_route(metrics)
+    if port is None:
+        app.router.add_routes([route])
+    else:
+        app.cleanup_ctx.append(metrics_site(route, host, port))

@@ -63,7 +63,7 @@ from eth_account.signers.local import LocalAccount
 from ensign.clock import Clock, system_clock
 from ensign.config import GatewaySettings
 from ensign.errors import EncodingError
-from ensign.metrics import ServiceMetrics, metrics_route
+from ensign.metrics import ServiceMetrics, add_metrics
 from ensign.protocol.safe_json import parse_json
 from ensign.web import (
     cors_middleware,
@@ -339,7 +339,7 @@ def create_app(
     app[variant_key] = ccip.CcipVariant(settings.answer_format)
     app[answers_key] = AnswerCache(settings.answer_reuse)
     app[metrics_key] = metrics
-    app.add_routes([metrics_route(metrics)])
+    add_metrics(app, metrics, port=settings.http.metrics_port, host=settings.http.metrics_host)
     app.add_routes(routes)
     app.on_response_prepare.append(_always_allow_origin)
 

@@ -147,6 +147,10 @@ async def _statuses(redis: aioredis.Redis, settings: Any, urls: list[str]) -> li
     from delivery.app import create_app
 
     app = create_app(settings, redis=redis, directory=MemoryDirectory(), chain=MemoryChain(), sweep_interval=None)
+    return await _served_statuses(app, urls)
+
+
+async def _served_statuses(app: web.Application, urls: list[str]) -> list[int]:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     statuses = []
@@ -163,13 +167,35 @@ async def _statuses(redis: aioredis.Redis, settings: Any, urls: list[str]) -> li
 
 async def test_metrics_can_be_served_on_an_internal_address_only(redis: aioredis.Redis, redis_prefix: str) -> None:
     port = _free_port()
-    internal = make_settings(redis_prefix, metrics_port=port, metrics_host="127.0.0.1")
+    internal = make_settings(redis_prefix, http=HttpSettings(metrics_port=port, metrics_host="127.0.0.1"))
     urls = ["http://127.0.0.1:{public}/metrics", f"http://127.0.0.1:{port}/metrics", f"http://127.0.0.1:{port}/health"]
     assert await _statuses(redis, internal, urls) == [404, 200, 404]
     # By default it stays on the public port, as before.
     default = make_settings(redis_prefix)
-    assert default.metrics_port is None
+    assert default.http.metrics_port is None
     assert await _statuses(redis, default, ["http://127.0.0.1:{public}/metrics"]) == [200]
+
+
+async def test_backend_and_gateway_metrics_can_be_served_on_an_internal_address_only(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    from backend.app import create_app as create_backend
+    from ensign.config import BackendSettings, GatewaySettings, RedisSettings
+    from resolver.gateway import create_app as create_gateway
+    from resolver.records import InMemoryRecordSource
+
+    urls = ["http://127.0.0.1:{public}/metrics", "http://127.0.0.1:%d/metrics"]
+    backend_port, gateway_port = _free_port(), _free_port()
+    backend = create_backend(
+        BackendSettings(redis=RedisSettings(prefix=redis_prefix), http=HttpSettings(metrics_port=backend_port)),
+        redis=redis,
+    )
+    assert await _served_statuses(backend, [urls[0], urls[1] % backend_port]) == [404, 200]
+    gateway = create_gateway(
+        GatewaySettings(signer_key="0x" + "11" * 32, http=HttpSettings(metrics_port=gateway_port)),
+        records=InMemoryRecordSource(),
+    )
+    assert await _served_statuses(gateway, [urls[0], urls[1] % gateway_port]) == [404, 200]
 
 
 def test_settings_read_the_limits_from_the_environment() -> None:
@@ -188,6 +214,7 @@ def test_settings_read_the_limits_from_the_environment() -> None:
         "ETH_RPC_TIMEOUT": "3",
     }
     settings = DeliverySettings.from_env(env)
-    assert settings.http == HttpSettings(keepalive_timeout=5, request_timeout=7)
-    assert (settings.metrics_host, settings.metrics_port, settings.chain.rpc_timeout) == ("10.0.0.5", 9100, 3)
-    assert dataclasses.replace(settings, metrics_port=None).metrics_port is None
+    assert settings.http == HttpSettings(
+        keepalive_timeout=5, request_timeout=7, metrics_port=9100, metrics_host="10.0.0.5"
+    )
+    assert settings.chain.rpc_timeout == 3
