@@ -72,7 +72,9 @@ async def claim_alias(request: web.Request) -> web.Response:
     )
     _raise_for_claim(outcome, alias.name, store.max_aliases)
     if outcome == "claimed":
-        log.info("alias %s claimed by %s (%s form)", alias.name, owner.address, _form(signed.timestamped))
+        # Names and addresses only at DEBUG: INFO lines name no one (README "Privacy").
+        log.info("alias claimed (%s form)", _form(signed.timestamped))
+        log.debug("alias %s claimed by %s", alias.name, owner.address)
     return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
 
 
@@ -103,7 +105,8 @@ async def release_alias(request: web.Request) -> web.Response:
         strict=signed.timestamped,
     )
     _raise_for_release(outcome, alias.name)
-    log.info("alias %s released by %s (%s form)", alias.name, owner.address, _form(signed.timestamped))
+    log.info("alias released (%s form)", _form(signed.timestamped))
+    log.debug("alias %s released by %s", alias.name, owner.address)
     return web.json_response({"name": alias.name, "address": owner.address, "status": outcome})
 
 

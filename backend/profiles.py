@@ -65,7 +65,9 @@ async def register_profile(request: web.Request) -> web.Response:
             f"this profile was replaced by a newer one for {address} and cannot be registered again; "
             "sign a new profile")
     if outcome != "unchanged":
-        log.info("profile %s for %s", outcome, name.name)
+        # The name only at DEBUG: INFO lines name no one (README "Privacy").
+        log.info("profile %s", outcome)
+        log.debug("profile %s for %s", outcome, name.name)
     return web.json_response({"name": name.name, "address": address, "status": outcome})
 
 

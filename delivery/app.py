@@ -29,7 +29,9 @@ from ensign.web import cors_middleware, deadline_middleware, error_middleware, r
 
 from . import web_accounts, web_auth, web_inbox, web_notifications, web_ops, web_rpc
 from .accounts import Accounts
+from .at_rest import AtRest
 from .appkeys import (
+    at_rest_key,
     accounts_key,
     chain_key,
     clock_key,
@@ -142,14 +144,17 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     """Build the service's parts on its clients."""
     settings, clock = app[settings_key], app[clock_key]
     prefix = settings.redis.prefix
+    at_rest = AtRest.from_keys(settings.keys)
+    app[at_rest_key] = at_rest
     queue = MessageQueue(
         redis,
         prefix=prefix,
+        at_rest=at_rest,
         redis_time=clock is system_clock,
         wait_replicas=settings.redis_wait_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
-    limiter = RateLimiter(redis, prefix=prefix)
+    limiter = RateLimiter(redis, prefix=prefix, at_rest=at_rest)
     accounts = Accounts(
         redis,
         queue,
@@ -196,6 +201,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         clock=clock,
         on_notify=notifier.message_stored,
         limiter=limiter,
+        log_ref=at_rest.log_ref,
     )
 
 

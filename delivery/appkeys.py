@@ -10,6 +10,7 @@ from ensign.config import DeliverySettings
 from ensign.redis_client import RedisClient
 
 from .accounts import Accounts
+from .at_rest import AtRest
 from .intake import Intake
 from .metrics import DeliveryMetrics
 from .ports import Chain, Directory
@@ -27,3 +28,4 @@ accounts_key = web.AppKey("accounts_key", Accounts)
 sessions_key = web.AppKey("sessions_key", Sessions)
 intake_key = web.AppKey("intake_key", Intake)
 metrics_key = web.AppKey("metrics_key", DeliveryMetrics)
+at_rest_key = web.AppKey("at_rest_key", AtRest)

@@ -26,7 +26,9 @@ written):
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
 The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
-``postmark`` the encrypted postmark string, so dm3 clients read it unchanged.
+``postmark`` the encrypted postmark string, so dm3 clients read it unchanged. Redis never holds it
+in clear: the queue seals it and scopes it by the sender's keyed tag, and rate buckets are named by
+keyed tags too (:mod:`delivery.at_rest`); log lines name the receiver by a keyed reference.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class Intake:
         use Redis's clock).
     :param on_notify: told the receiver's address when a new message needs a notification.
     :param limiter: the rate limits' buckets.
+    :param log_ref: what log lines name the receiver by instead of its address
+        (:meth:`delivery.at_rest.AtRest.log_ref`).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Intake:
         clock: Clock,
         on_notify: Callable[[str], None] | None = None,
         limiter: RateLimiter,
+        log_ref: Callable[[str], str],
     ) -> None:
         self._settings = settings
         # Called (must not block or raise) with the receiver's address after a new message is
@@ -121,6 +126,7 @@ class Intake:
         self._metrics = metrics
         self._clock = clock
         self._limiter = limiter
+        self._log_ref = log_ref
         self._ds_keys = EncryptionKeyPair(
             public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
         )
@@ -141,9 +147,11 @@ class Intake:
         else:
             self._metrics.duplicates.inc()
         outcome = "stored" if result.stored else "already queued"
-        fields: dict[str, str | int] = {"account": result.account, "message_id": result.message_id, "bytes": result.size}
+        fields: dict[str, str | int] = {
+            "account_ref": self._log_ref(result.account), "message_id": result.message_id, "bytes": result.size
+        }
         if not add_request_fields(outcome=outcome, **fields):
-            log.info("message %s for %s", outcome, result.account, extra=fields)
+            log.info("message %s", outcome, extra=fields)
         return result
 
     async def _submit(self, raw: object) -> Submitted:

@@ -4,7 +4,8 @@ Rate limits are token buckets as Signal-Server keeps them (``rate_limit.lua``): 
 (limit, subject) holding the tokens left and when they were counted, refilled by elapsed time on
 Redis's clock (``TIME`` inside the script, so processes with skewed clocks agree), expiring when
 full. One EVALSHA per check, atomic, so concurrent requests on many processes cannot overdraw a
-bucket. The limits (their defaults in :class:`ensign.config.DeliveryLimits`):
+bucket. The delivery service names each bucket by its subject's keyed tag, never the subject
+itself (:mod:`delivery.at_rest`). The limits (their defaults in :class:`ensign.config.DeliveryLimits`):
 
 ==========  =====================================  ==============================================
 limit       subject                                checked
@@ -37,6 +38,7 @@ from aiohttp import web
 from ensign.config import RateLimit
 from ensign.redis_client import RedisClient, lua_script
 
+from .at_rest import AtRest
 from .batching import ScriptBatcher
 from .errors import RateLimited, TooManySockets
 from .keys import rate_key, socket_key
@@ -66,10 +68,14 @@ class RateLimiter:
 
     :param redis: single server or cluster; each bucket is its own key (own hash tag).
     :param prefix: the service's key prefix.
+    :param at_rest: when given, buckets are named by the subject's keyed tag
+        (:meth:`delivery.at_rest.AtRest.subject`), so no key names a sender, pair or client
+        address; ``None`` (default) names them by the subject itself.
     """
 
-    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str, at_rest: AtRest | None = None) -> None:
         self._prefix = prefix
+        self._at_rest = at_rest
         self._script = redis.register_script(_RATE_LIMIT_LUA)
         # Every submission takes up to three buckets: concurrent requests' takes share pipelines,
         # as their inserts do, instead of each paying a round trip's redis-py overhead alone.
@@ -84,7 +90,7 @@ class RateLimiter:
             return
         allowed, retry_ms = await self._batcher.call(
             self._script,
-            keys=[rate_key(self._prefix, name, subject)],
+            keys=[rate_key(self._prefix, name, subject if self._at_rest is None else self._at_rest.subject(subject))],
             args=[limit.capacity, repr(limit.per_second / 1000), cost],
         )
         if int(allowed) != 1:

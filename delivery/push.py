@@ -87,6 +87,7 @@ from ensign.redis_client import RedisClient
 
 from .appkeys import (
     accounts_key,
+    at_rest_key,
     clock_key,
     intake_key,
     metrics_key,
@@ -399,7 +400,7 @@ class PushListener:
             raise
         except Exception:
             # One message that cannot be pushed must not end the pushes of all others.
-            log.exception("push failed", extra={"account": account, "message_id": message_id})
+            log.exception("push failed", extra={"account_ref": self._app[at_rest_key].log_ref(account), "message_id": message_id})
 
     async def _dispatch(self, item: dict[str, Any]) -> None:
         if item.get("type") != "pmessage":
@@ -423,7 +424,7 @@ class PushListener:
         except (RedisError, OSError):
             raise
         except Exception:
-            log.exception("re-checking sockets failed", extra={"account": account})
+            log.exception("re-checking sockets failed", extra={"account_ref": self._app[at_rest_key].log_ref(account)})
 
     async def _confirmed(self, pubsub: aioredis.client.PubSub, *, patterns: int) -> None:
         # Until Redis answers the PSUBSCRIBE, a PUBLISH may still miss us; the catch-up must come

@@ -21,12 +21,18 @@ after that, a resubmission is a new delivery (clients de-duplicate by message ha
 source-form ``messageHash`` is chosen by its sender and only the receiver can check it) does not
 shadow this sender's message, which is stored under ``<id>:<sender>`` (:func:`scoped_id`).
 
+At rest (a queue given an :class:`~delivery.at_rest.AtRest`, as the delivery service's is): the
+envelope is stored sealed and opened when read, and ``<sender>`` above is the sender's keyed tag,
+never the address (:mod:`delivery.at_rest`). Records stored in clear (before sealing existed) are
+read as they are, and acknowledged under the ids they were stored with (:meth:`MessageQueue.scoped_ids`).
+
 Quotas: ``max_queued`` live messages and ``max_bytes`` bytes of stored records per queue, checked
 in the insert script; a fetched page stops before ``max_bytes`` too (at least one message).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import secrets
@@ -40,9 +46,10 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import AskError, NoScriptError
 
 from ensign.config import DEFAULT_REDIS_PREFIX
-from ensign.errors import InvalidRequest
+from ensign.errors import DecryptionError, InvalidRequest
 from ensign.redis_client import RedisClient, lua_script
 
+from .at_rest import AtRest
 from .batching import ScriptBatcher
 from .errors import AccountMissingError, NotReplicatedError, QueueFullError
 from .keys import (
@@ -88,6 +95,8 @@ ACK_MEMORY_MAX = 1000
 ENQUEUE_PURGE_BATCH = 100
 
 _CURSOR = re.compile(r"[0-9]{1,17}")
+
+log = logging.getLogger(__name__)
 
 
 # -- Scripts ---------------------------------------------------------------------------------
@@ -158,6 +167,8 @@ class MessageQueue:
         keys) before the call returns; 0 (default) returns once the primary ran the script.
     :param wait_timeout_ms: how long ``WAIT`` may take; fewer confirmations raise
         :class:`~delivery.errors.NotReplicatedError` (the write stays on the primary).
+    :param at_rest: seal envelopes and tag senders at rest (:mod:`delivery.at_rest`); ``None``
+        (default) stores both as given (benchmarks, the queue's own tests).
     """
 
     def __init__(
@@ -169,6 +180,7 @@ class MessageQueue:
         redis_time: bool = False,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        at_rest: AtRest | None = None,
     ) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
@@ -181,6 +193,7 @@ class MessageQueue:
         self._prefix = prefix
         self._require_account = require_account
         self._redis_time = redis_time
+        self._at_rest = at_rest
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
         # Inserts of concurrent submissions share a pipeline (delivery.batching).
         self._batcher = ScriptBatcher(redis)
@@ -212,6 +225,14 @@ class MessageQueue:
     def channel(self, account: str) -> str:
         """The pub/sub channel on which a new message for ``account`` is announced (payload: id)."""
         return queue_keys(self._prefix, account).channel
+
+    def scoped_ids(self, message_id: str, sender: str) -> list[str]:
+        """The ids ``sender``'s message ``message_id`` may be queued under besides ``message_id``
+        itself (when another sender held that id): the one :meth:`enqueue` uses, and with sealing
+        on the one a record stored in clear used."""
+        if self._at_rest is None:
+            return [scoped_id(message_id, sender)]
+        return [scoped_id(message_id, self._at_rest.subject(sender)), scoped_id(message_id, sender)]
 
     def account_from_channel(self, channel: str | bytes) -> str:
         """Invert :meth:`channel` (for a PSUBSCRIBE listener)."""
@@ -270,6 +291,9 @@ class MessageQueue:
         byte_limit = 0 if max_bytes is None else _check_positive_int("max_bytes", max_bytes, None)
         if sender is not None and (not isinstance(sender, str) or not sender or " " in sender or "|" in sender):
             raise InvalidRequest("sender must be a non-empty string without spaces or '|'")
+        if self._at_rest is not None:
+            body = self._at_rest.seal(body, account)
+            sender = None if sender is None else self._at_rest.subject(sender)
         # KEYS[6], when present, is the account hash the script requires (module docstring).
         status = await self._write(
             self._enqueue,
@@ -395,8 +419,9 @@ class MessageQueue:
         )
         next_seq = _text(reply[0])
         items = [
-            _stored(_text(reply[i]), expires_at=reply[i + 2], record=reply[i + 3])
+            item
             for i in range(1, len(reply), 4)
+            if (item := self._stored(account, _text(reply[i]), expires_at=reply[i + 2], record=reply[i + 3]))
         ]
         # Scores come back as doubles' text; the cursor is their integer value.
         next_cursor = str(int(float(next_seq))) if next_seq else None
@@ -426,7 +451,21 @@ class MessageQueue:
         reply: list[Any] | None = await self._get(keys=keys.keys, args=[message_id, self._now_arg(now)])
         if reply is None:
             return None
-        return _stored(message_id, expires_at=reply[0], record=reply[1])
+        return self._stored(account, message_id, expires_at=reply[0], record=reply[1])
+
+    def _stored(self, account: str, message_id: str, *, expires_at: bytes | str, record: bytes | str) -> StoredMessage | None:
+        # The hash value is "<received_at>[|<sender>] <envelope>" (module docstring).
+        head, _, body = _bytes(record).partition(b" ")
+        if self._at_rest is not None:
+            try:
+                body = self._at_rest.open(body, account)
+            except DecryptionError:
+                # Sealed with another ENCRYPTION_PRIVATE_KEY: nobody can read it; it expires.
+                log.warning("a queued message does not open; skipped", extra={"message_id": message_id})
+                return None
+        return StoredMessage(
+            id=message_id, envelope=body, received_at=float(head.partition(b"|")[0]), expires_at=float(expires_at)
+        )
 
     async def ack(self, account: str, ids: Iterable[str], *, now: float | None = None) -> int:
         """Remove the acknowledged messages of ``account``; O(log n) each. Each removed message is
@@ -568,15 +607,6 @@ def _check_message_id(message_id: str) -> None:
         raise InvalidRequest("message id must be a non-empty string")
     if len(message_id) > MAX_MESSAGE_ID_LENGTH:
         raise InvalidRequest(f"message id is longer than {MAX_MESSAGE_ID_LENGTH} characters")
-
-
-def _stored(message_id: str, *, expires_at: bytes | str, record: bytes | str) -> StoredMessage:
-    # The hash value is "<received_at>[|<sender>] <envelope>" (module docstring).
-    head, _, envelope = _bytes(record).partition(b" ")
-    received_at = head.partition(b"|")[0]
-    return StoredMessage(
-        id=message_id, envelope=envelope, received_at=float(received_at), expires_at=float(expires_at)
-    )
 
 
 def _text(value: bytes | str) -> str:

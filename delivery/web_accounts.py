@@ -26,7 +26,7 @@ from ensign.protocol.models import SignedUserProfile
 from ensign.web import read_json
 
 from .accounts import SignedAccountMessage, SignedBinding
-from .appkeys import accounts_key, directory_key
+from .appkeys import accounts_key, at_rest_key, directory_key
 from .errors import NoProfile
 from .ports import profile_or_none
 from .web_auth import address_of, path_name, require_session
@@ -63,7 +63,7 @@ async def _signed(request: web.Request, topic: str) -> tuple[str, SignedAccountM
 async def create_account(request: web.Request) -> web.Response:
     address, message, profile = await _signed(request, "createAccount")
     account = await request.app[accounts_key].create_signed(address, message, profile)
-    log.info("account created", extra={"account": address})
+    log.info("account created", extra={"account_ref": request.app[at_rest_key].log_ref(address)})
     return web.json_response(account.to_json(), status=201)
 
 
@@ -71,7 +71,7 @@ async def create_account(request: web.Request) -> web.Response:
 async def delete_account(request: web.Request) -> web.Response:
     address, message, _ = await _signed(request, "deleteAccount")
     dropped = await request.app[accounts_key].delete_signed(address, message)
-    log.info("account deleted", extra={"account": address, "dropped": dropped})
+    log.info("account deleted", extra={"account_ref": request.app[at_rest_key].log_ref(address), "dropped": dropped})
     return web.json_response({"deleted": address, "droppedMessages": dropped})
 
 
@@ -91,7 +91,7 @@ async def bind_account(request: web.Request) -> web.Response:
         forget(name)
         profile = await _profile(request, name)
     account, created = await accounts.bind(address, binding, profile)
-    log.info("account bound to a key", extra={"account": address, "created": created})
+    log.info("account bound to a key", extra={"account_ref": request.app[at_rest_key].log_ref(address), "created": created})
     return web.json_response(account.to_json(), status=201 if created else 200)
 
 

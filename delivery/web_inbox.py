@@ -14,7 +14,7 @@ the first 100 messages, acknowledges them, and gets the next ones on its next fe
 messages by hash (the hash the envelope carries: ``encryptedMessageHash`` or ``messageHash``).
 The hash identifies the message within the account's queue; ``contactAddress``, when it names a
 sender that resolves, also removes that sender's message stored under its scoped id (a message
-whose hash another sender held already, :func:`delivery.queue.scoped_id`). Unknown hashes are ignored. Delivery is at least once: a message stays
+whose hash another sender held already, :meth:`delivery.queue.MessageQueue.scoped_ids`). Unknown hashes are ignored. Delivery is at least once: a message stays
 until it is acknowledged or expires.
 """
 
@@ -29,10 +29,10 @@ from ensign.protocol.encoding import checksum_address, is_address
 from ensign.protocol.schema import load
 from ensign.web import read_json
 
-from .appkeys import clock_key, directory_key, metrics_key, queue_key, settings_key
+from .appkeys import at_rest_key, clock_key, directory_key, metrics_key, queue_key, settings_key
 from .errors import InvalidLimit
 from .ports import address_or_none
-from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, scoped_id
+from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .schemas import Acknowledgements
 from .web_auth import require_session
 
@@ -80,6 +80,7 @@ async def incoming(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     _, account = await require_session(request)
     body = load(_ACKNOWLEDGEMENTS, await read_json(request))
+    queue = request.app[queue_key]
     hashes = [ack["messageHash"] for ack in body["acknowledgements"]]
     senders: dict[str, str | None] = {}
     for ack in body["acknowledgements"]:
@@ -89,11 +90,11 @@ async def acknowledge(request: web.Request) -> web.Response:
             senders[contact] = await _sender_address(request, contact)
         sender = senders.get(contact)
         if sender is not None:
-            hashes.append(scoped_id(ack["messageHash"], sender))
+            hashes.extend(queue.scoped_ids(ack["messageHash"], sender))
     now = request.app[clock_key]()
-    removed = await request.app[queue_key].ack(account.address, hashes, now=now) if hashes else 0
+    removed = await queue.ack(account.address, hashes, now=now) if hashes else 0
     request.app[metrics_key].acks.inc(removed)
-    log.info("acknowledged", extra={"account": account.address, "removed": removed})
+    log.info("acknowledged", extra={"account_ref": request.app[at_rest_key].log_ref(account.address), "removed": removed})
     return web.json_response({"acknowledged": removed})
 
 

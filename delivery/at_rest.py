@@ -1,0 +1,108 @@
+"""What the delivery service keeps at rest: sealed envelopes and keyed tags instead of senders.
+
+A queued message must be served as dm3 clients expect it (``metadata.deliveryInformation`` as the
+decrypted ``{to, from}`` object), yet Redis should not hold the sender's name for the life of the
+message. Keeping the envelope as submitted would not be enough: its ``metadata.signature`` is the
+sender's Ed25519 signature, and anyone can check it against the public signing key of each
+profile in ENS until one fits. So the whole stored envelope is sealed:
+
+* **Sealed envelope** — ``0x01 || nonce (24 bytes) || XChaCha20-Poly1305(envelope)``, the receiver's
+  account as associated data (a record copied into another queue does not open). Serving it is
+  one AEAD open (a few microseconds; no X25519, no JSON), and the bytes served are the bytes
+  sealed. A record that starts with ``{`` is an envelope stored in clear before sealing existed:
+  it is served as it is (:meth:`AtRest.open`).
+* **Sender tag** — ``BLAKE2b-128(lowercase address, key)``, hex: what de-duplication is scoped
+  by (the ``msg`` record's head, the ``acked`` zset, a scoped message id) and what the rate-limit
+  buckets are named by (:meth:`AtRest.subject`). Equal for equal addresses, so the scripts compare
+  tags as they compared addresses; without the key nobody can compute one, so nobody holding only
+  the Redis data can test a guessed address against it.
+* **Log reference** — a shorter keyed BLAKE2b (48 bits, 12 hex) that INFO lines carry instead of an address
+  (:meth:`AtRest.log_ref`), so lines of one account can be followed without naming it. An
+  operator computes the reference of an address with the same function.
+
+The keys are derived from the service's X25519 private key (``ENCRYPTION_PRIVATE_KEY``) with
+BLAKE2b, one personalisation per use. That key never reaches Redis and every process already
+holds it; a second secret would have to be generated, shared among the processes and backed up
+the same way, and would protect nothing more (whoever holds the private key reads the
+``deliveryInformation`` of every envelope submitted anyway). The price: changing
+``ENCRYPTION_PRIVATE_KEY`` makes the sealed messages still queued unreadable — they are skipped
+(and logged) until they expire, and de-duplication and rate buckets start afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import nacl.bindings as sodium
+from nacl.exceptions import CryptoError
+
+from ensign.config import DeliveryKeys
+from ensign.errors import DecryptionError
+from ensign.protocol.encoding import b64decode
+
+__all__ = ["AtRest"]
+
+_SEALED = b"\x01"
+_CLEAR = b"{"
+_NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24: random nonces are safe
+
+
+def _derive(master: bytes, use: bytes) -> bytes:
+    return hashlib.blake2b(b"", key=master, person=use, digest_size=32).digest()
+
+
+class AtRest:
+    """Seals stored envelopes and tags senders with keys derived from ``master`` (32 bytes).
+
+    Build it with :meth:`from_keys` from the service's settings.
+    """
+
+    def __init__(self, master: bytes) -> None:
+        if len(master) != 32:
+            raise ValueError("the at-rest master key must be 32 bytes")
+        self._seal_key = _derive(master, b"ensign/rest-seal")
+        self._tag_key = _derive(master, b"ensign/rest-tag")
+        self._log_key = _derive(master, b"ensign/log-ref")
+
+    @classmethod
+    def from_keys(cls, keys: DeliveryKeys) -> AtRest:
+        """Derive from the delivery service's X25519 private key (module docstring: why)."""
+        return cls(b64decode(keys.encryption_private_key, length=32, what="ENCRYPTION_PRIVATE_KEY"))
+
+    def __repr__(self) -> str:
+        return "AtRest(<keys hidden>)"
+
+    def seal(self, envelope: bytes, account: str) -> bytes:
+        """The record body stored for ``envelope`` queued for ``account``."""
+        nonce = sodium.randombytes(_NONCE_BYTES)
+        return _SEALED + nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            envelope, account.lower().encode(), nonce, self._seal_key
+        )
+
+    def open(self, body: bytes, account: str) -> bytes:
+        """The envelope of a stored record body: opened when sealed, as it is when stored in clear.
+
+        :class:`DecryptionError` when it was sealed with another key (``ENCRYPTION_PRIVATE_KEY``
+        changed) or for another account, or has been altered.
+        """
+        if body[:1] == _CLEAR:
+            return body
+        if body[:1] != _SEALED or len(body) < 1 + _NONCE_BYTES:
+            raise DecryptionError("the stored record is neither a sealed nor a plain envelope")
+        nonce = body[1 : 1 + _NONCE_BYTES]
+        try:
+            return bytes(
+                sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    body[1 + _NONCE_BYTES :], account.lower().encode(), nonce, self._seal_key
+                )
+            )
+        except CryptoError:
+            raise DecryptionError("the stored envelope does not open with this service's key") from None
+
+    def subject(self, value: str) -> str:
+        """The keyed tag of ``value`` (an address, any case; a client address; a pair): 32 hex."""
+        return hashlib.blake2b(value.lower().encode(), key=self._tag_key, digest_size=16).hexdigest()
+
+    def log_ref(self, address: str) -> str:
+        """The short keyed reference INFO log lines carry instead of ``address``: 12 hex."""
+        return hashlib.blake2b(address.lower().encode(), key=self._log_key, digest_size=6).hexdigest()
