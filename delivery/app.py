@@ -174,7 +174,8 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     app[limiter_key] = limiter
     limits = settings.limits
     app[socket_slots_key] = SocketSlots(
-        redis, prefix=prefix, per_account=limits.sockets_per_account, per_address=limits.sockets_per_address
+        redis, prefix=prefix, per_account=limits.sockets_per_account, per_address=limits.sockets_per_address,
+        at_rest=at_rest,
     )
     app[sessions_key] = Sessions(
         redis, challenge_key=partial(challenge_key, prefix), secret=settings.jwt_secret, clock=clock

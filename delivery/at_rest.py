@@ -6,16 +6,23 @@ message. Keeping the envelope as submitted would not be enough: its ``metadata.s
 sender's Ed25519 signature, and anyone can check it against the public signing key of each
 profile in ENS until one fits. So the whole stored envelope is sealed:
 
-* **Sealed envelope** — ``0x01 || nonce (24 bytes) || XChaCha20-Poly1305(envelope)``, the receiver's
-  account as associated data (a record copied into another queue does not open). Serving it is
-  one AEAD open (a few microseconds; no X25519, no JSON), and the bytes served are the bytes
-  sealed. A record that starts with ``{`` is an envelope stored in clear before sealing existed:
-  it is served as it is (:meth:`AtRest.open`).
-* **Sender tag** — ``BLAKE2b-128(lowercase address, key)``, hex: what de-duplication is scoped
-  by (the ``msg`` record's head, the ``acked`` zset, a scoped message id) and what the rate-limit
-  buckets are named by (:meth:`AtRest.subject`). Equal for equal addresses, so the scripts compare
-  tags as they compared addresses; without the key nobody can compute one, so nobody holding only
-  the Redis data can test a guessed address against it.
+* **Sealed envelope** — ``0x01 || nonce (24 bytes) || XChaCha20-Poly1305(pad(envelope))``, the
+  receiver's account as associated data (a record copied into another queue does not open), the
+  envelope padded to a multiple of :data:`SEAL_BLOCK` bytes (ISO/IEC 7816-4, as dm3 pads), so the
+  stored length does not tell the length of the names in its delivery information. Serving it is
+  one AEAD open (microseconds; no X25519, no JSON), and the bytes served are the bytes sealed. A
+  record that starts with ``{`` is an envelope stored in clear before sealing existed: it is
+  served as it is (:meth:`AtRest.open`).
+* **Sender tag** — ``BLAKE2b-128(lowercase "<sender>><receiver>", key)``, hex: what de-duplication
+  is scoped by (the ``msg`` record's head, the ``acked`` zset, a scoped message id;
+  :meth:`AtRest.sender_tag`). Equal for one sender's messages to one receiver, so the scripts
+  compare tags as they compared addresses; different in every receiver's queue, so the queues of
+  two receivers do not show a common sender.
+* **Subject tag** — ``BLAKE2b-128(lowercase subject, another key)``: what rate-limit buckets and
+  a client address's socket set are named by (:meth:`AtRest.subject`).
+
+Without the keys nobody can compute a tag, so nobody holding only the Redis data can test a
+guessed address against one.
 * **Log reference** — a shorter keyed BLAKE2b (48 bits, 12 hex) that INFO lines carry instead of an address
   (:meth:`AtRest.log_ref`), so lines of one account can be followed without naming it. An
   operator computes the reference of an address with the same function.
@@ -38,9 +45,13 @@ from nacl.exceptions import CryptoError
 
 from ensign.config import DeliveryKeys
 from ensign.errors import DecryptionError
+from ensign.protocol.crypto import pad, unpad
 from ensign.protocol.encoding import b64decode
 
-__all__ = ["AtRest"]
+__all__ = ["SEAL_BLOCK", "AtRest"]
+
+#: Sealed envelopes are padded to a multiple of this many bytes.
+SEAL_BLOCK = 256
 
 _SEALED = b"\x01"
 _CLEAR = b"{"
@@ -62,6 +73,7 @@ class AtRest:
             raise ValueError("the at-rest master key must be 32 bytes")
         self._seal_key = _derive(master, b"ensign/rest-seal")
         self._tag_key = _derive(master, b"ensign/rest-tag")
+        self._sender_key = _derive(master, b"ensign/rest-from")
         self._log_key = _derive(master, b"ensign/log-ref")
 
     @classmethod
@@ -76,7 +88,7 @@ class AtRest:
         """The record body stored for ``envelope`` queued for ``account``."""
         nonce = sodium.randombytes(_NONCE_BYTES)
         return _SEALED + nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            envelope, account.lower().encode(), nonce, self._seal_key
+            pad(envelope, SEAL_BLOCK), account.lower().encode(), nonce, self._seal_key
         )
 
     def open(self, body: bytes, account: str) -> bytes:
@@ -91,13 +103,18 @@ class AtRest:
             raise DecryptionError("the stored record is neither a sealed nor a plain envelope")
         nonce = body[1 : 1 + _NONCE_BYTES]
         try:
-            return bytes(
-                sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                    body[1 + _NONCE_BYTES :], account.lower().encode(), nonce, self._seal_key
-                )
+            padded = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                body[1 + _NONCE_BYTES :], account.lower().encode(), nonce, self._seal_key
             )
         except CryptoError:
             raise DecryptionError("the stored envelope does not open with this service's key") from None
+        return unpad(padded, SEAL_BLOCK)
+
+    def sender_tag(self, sender: str, receiver: str) -> str:
+        """The keyed tag a message of ``sender`` (an address, any case) is scoped by in
+        ``receiver``'s queue: 32 hex."""
+        pair = f"{sender}>{receiver}".lower().encode()
+        return hashlib.blake2b(pair, key=self._sender_key, digest_size=16).hexdigest()
 
     def subject(self, value: str) -> str:
         """The keyed tag of ``value`` (an address, any case; a client address; a pair): 32 hex."""

@@ -18,11 +18,17 @@ The queue (:mod:`delivery.queue`)
 ``{prefix}expiry:{<tag>}``  ZSET, member = message id, score = ``expires_at`` in seconds.
     Per-message expiry: fetch and count ignore members with ``expires_at <= now``; the sweeper
     removes them (ZRANGEBYSCORE, O(log n) per message).
-``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at>[|<sender>] " + envelope``.
+``{prefix}msg:{<tag>}``     HASH, field = message id, value = ``b"<received_at>[|<sender>] " + body``.
     ``received_at`` is decimal seconds of Redis's clock (``TIME``; the caller's ``now`` for a
-    queue made with ``redis_time=False``); ``<sender>`` is the sender's address, by which
-    de-duplication is scoped (a message id another sender already holds is stored as
-    ``<id>:<sender>``); the envelope is stored byte for byte, postmark included.
+    queue made with ``redis_time=False``). ``<sender>`` is what de-duplication is scoped by (a
+    message id another sender already holds is stored as ``<id>:<sender>``): the delivery
+    service writes a keyed tag of sender and receiver (32 hex,
+    :meth:`delivery.at_rest.AtRest.sender_tag`), never the sender's address. ``body`` is the
+    envelope as served (dm3 shape, postmark included) sealed: ``0x01 || 24-byte nonce ||
+    XChaCha20-Poly1305 ciphertext`` of the envelope padded to a multiple of 256 bytes
+    (:mod:`delivery.at_rest`; 41 bytes more than the padded envelope). A body starting with ``{``
+    is an envelope stored in clear by a version before sealing (its head then holds the sender's
+    address): still served.
 ``{prefix}qbytes:{<tag>}``  STRING, the sum of the lengths of the ``msg`` values: the bytes
     queued, checked against the receiver's byte quota; every script that adds or removes a
     message updates it, and it is deleted when it reaches 0.
@@ -39,8 +45,8 @@ for a sweeper that never runs, the insert script also sets ``EXPIRE`` on the thr
 ``ttl_seconds + KEY_TTL_GRACE_SECONDS`` of Redis' own clock, never shortening it, so a queue
 outlives its longest-lived message.
 
-``{prefix}acked:{<tag>}``   ZSET, member = ``<message id>|<sender>`` of an acknowledged message,
-    score = ``forget_at`` (seconds). Written by ``ack.lua`` for each message it removed, kept
+``{prefix}acked:{<tag>}``   ZSET, member = ``<message id>|<sender>`` of an acknowledged message
+    (``<sender>`` as in ``msg``: the keyed tag), score = ``forget_at`` (seconds). Written by ``ack.lua`` for each message it removed, kept
     ``ACK_MEMORY_SECONDS`` and at most ``ACK_MEMORY_MAX`` entries (the newest; :mod:`delivery.queue`),
     the key expiring that long after the last ack. ``enqueue.lua`` treats a remembered message of
     the same sender as already delivered, so a retry after an unclear answer (the first attempt
@@ -129,12 +135,14 @@ Limits (:mod:`delivery.limits`)
 
 ``{prefix}rate:<limit>:{<subject>}``  HASH ``tokens``, ``at`` (ms of Redis ``TIME``): one token
     bucket of the named limit (``sender``, ``pair``, ``address``, ``login``) for one subject (an
-    address, ``<sender>><receiver>``, a client IP or /64). ``PEXPIRE`` = time to refill completely,
-    so an idle bucket disappears. The subject is the hash tag: each bucket is its own slot.
+    address, ``<sender>><receiver>``, a client IP or /64), named by the subject's keyed tag (32
+    hex, :meth:`delivery.at_rest.AtRest.subject`), never the subject itself. ``PEXPIRE`` = time to
+    refill completely, so an idle bucket disappears. The subject is the hash tag: each bucket is
+    its own slot.
 ``{prefix}sockets:<kind>:{<subject>}``  ZSET, member = ``<process>:<sid>``, score = lease expiry
-    (ms of Redis ``TIME``): the live sockets of one account (``kind`` = ``account``) or client
-    address (``address``); renewed by the process holding them, so a dead process's slots free
-    themselves.
+    (ms of Redis ``TIME``): the live sockets of one account (``kind`` = ``account``, the address)
+    or client address (``address``, its keyed tag); renewed by the process holding them, so a
+    dead process's slots free themselves.
 
 Sessions (:mod:`ensign.sessions`)
 ---------------------------------

@@ -109,10 +109,15 @@ class SocketSlots:
     :param prefix: the service's key prefix.
     :param per_account: most sockets one account may hold at once.
     :param per_address: most sockets one client address may hold at once.
+    :param at_rest: when given, a client address's set is named by its keyed tag
+        (:meth:`delivery.at_rest.AtRest.subject`), not the address.
     """
 
-    def __init__(self, redis: RedisClient, *, prefix: str, per_account: int, per_address: int) -> None:
+    def __init__(
+        self, redis: RedisClient, *, prefix: str, per_account: int, per_address: int, at_rest: AtRest | None = None
+    ) -> None:
         self._prefix = prefix
+        self._at_rest = at_rest
         self._redis = redis
         self._caps = {"account": per_account, "address": per_address}
         self._take = redis.register_script(_SOCKET_SLOT_LUA)
@@ -133,6 +138,8 @@ class SocketSlots:
         member = self._member(sid)
         held: list[tuple[str, str]] = []
         self._held[member] = held
+        if self._at_rest is not None:
+            address = self._at_rest.subject(address)
         for kind, subject in (("account", account), ("address", address)):
             cap = self._caps[kind]
             taken = await self._take(

@@ -226,13 +226,13 @@ class MessageQueue:
         """The pub/sub channel on which a new message for ``account`` is announced (payload: id)."""
         return queue_keys(self._prefix, account).channel
 
-    def scoped_ids(self, message_id: str, sender: str) -> list[str]:
-        """The ids ``sender``'s message ``message_id`` may be queued under besides ``message_id``
-        itself (when another sender held that id): the one :meth:`enqueue` uses, and with sealing
-        on the one a record stored in clear used."""
+    def scoped_ids(self, account: str, message_id: str, sender: str) -> list[str]:
+        """The ids ``sender``'s message ``message_id`` to ``account`` may be queued under besides
+        ``message_id`` itself (when another sender held that id): the one :meth:`enqueue` uses,
+        and with sealing on the one a record stored in clear used."""
         if self._at_rest is None:
             return [scoped_id(message_id, sender)]
-        return [scoped_id(message_id, self._at_rest.subject(sender)), scoped_id(message_id, sender)]
+        return [scoped_id(message_id, self._at_rest.sender_tag(sender, account)), scoped_id(message_id, sender)]
 
     def account_from_channel(self, channel: str | bytes) -> str:
         """Invert :meth:`channel` (for a PSUBSCRIBE listener)."""
@@ -293,7 +293,7 @@ class MessageQueue:
             raise InvalidRequest("sender must be a non-empty string without spaces or '|'")
         if self._at_rest is not None:
             body = self._at_rest.seal(body, account)
-            sender = None if sender is None else self._at_rest.subject(sender)
+            sender = None if sender is None else self._at_rest.sender_tag(sender, account)
         # KEYS[6], when present, is the account hash the script requires (module docstring).
         status = await self._write(
             self._enqueue,

@@ -90,7 +90,7 @@ async def acknowledge(request: web.Request) -> web.Response:
             senders[contact] = await _sender_address(request, contact)
         sender = senders.get(contact)
         if sender is not None:
-            hashes.extend(queue.scoped_ids(ack["messageHash"], sender))
+            hashes.extend(queue.scoped_ids(account.address, ack["messageHash"], sender))
     now = request.app[clock_key]()
     removed = await queue.ack(account.address, hashes, now=now) if hashes else 0
     request.app[metrics_key].acks.inc(removed)

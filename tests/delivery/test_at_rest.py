@@ -28,7 +28,10 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 
 from delivery.at_rest import AtRest
 from delivery.intake import stored_envelope
+from delivery.keys import rate_key, socket_key
+from delivery.limits import RateLimiter, SocketSlots
 from delivery.queue import MessageQueue, scoped_id
+from ensign.config import RateLimit
 from ensign.errors import DecryptionError
 from ensign.protocol.canonical import stringify_bytes
 from ensign.protocol.encoding import checksum_address
@@ -196,3 +199,28 @@ def test_tags_are_keyed_and_ignore_case() -> None:
     assert len(one.subject(address)) == 32 and address.lower()[2:] not in one.subject(address)
     assert one.log_ref(address) != one.subject(address)[:12]
     assert len(one.log_ref(address)) == 12
+    # A sender's tag differs from queue to queue: two receivers' queues show no common sender.
+    assert one.sender_tag(address, "0xBob") == one.sender_tag(address.lower(), "0xbob")
+    assert one.sender_tag(address, "0xBob") != one.sender_tag(address, "0xCarol")
+    assert one.sender_tag(address, "0xBob") not in {one.subject(address), other.sender_tag(address, "0xBob")}
+
+
+def test_sealed_length_does_not_tell_the_names_length() -> None:
+    at_rest = AtRest(bytes(range(32)))
+    short = json.dumps({"to": "bob.eth", "from": "al.eth"}).encode()
+    long = json.dumps({"to": "bob.eth", "from": "a-much-longer-sender-name.user.ensign.eth"}).encode()
+    assert len(at_rest.seal(short, "0xBob")) == len(at_rest.seal(long, "0xBob"))
+    assert at_rest.open(at_rest.seal(long, "0xBob"), "0xBob") == long
+
+
+async def test_socket_and_rate_keys_name_client_addresses_by_tag(redis, redis_prefix) -> None:
+    at_rest = AtRest(secrets.token_bytes(32))
+    slots = SocketSlots(redis, prefix=redis_prefix, per_account=2, per_address=2, at_rest=at_rest)
+    await slots.acquire("sid", account="0xBob", address="203.0.113.7")
+    await RateLimiter(redis, prefix=redis_prefix, at_rest=at_rest).take("address", RateLimit(5, 60), "203.0.113.7")
+    stored = await everything_under(redis, redis_prefix)
+    assert b"203.0.113.7" not in stored
+    assert socket_key(redis_prefix, "address", at_rest.subject("203.0.113.7")).encode() in stored
+    assert rate_key(redis_prefix, "address", at_rest.subject("203.0.113.7")).encode() in stored
+    await slots.release("sid")
+    assert b"sockets:address" not in await everything_under(redis, redis_prefix)
