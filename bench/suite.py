@@ -15,7 +15,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from delivery.at_rest import AtRest
 from delivery.queue import MessageQueue
+from ensign.protocol.encoding import b64decode
 
 from .fixtures import BenchUser, Envelope, ServiceSpec, delete_prefix
 from .httpload import build_request
@@ -72,7 +74,12 @@ class Suite:
 
     @property
     def queue(self) -> MessageQueue:
-        return MessageQueue(self.redis, prefix=self.prefix)
+        """The queue as the service makes it: filled through it, messages are sealed the same way."""
+        return MessageQueue(self.redis, prefix=self.prefix, at_rest=self.at_rest)
+
+    @property
+    def at_rest(self) -> AtRest:
+        return AtRest(b64decode(self.spec.encryption_private_key, length=32))
 
     @staticmethod
     def new_prefix() -> str:
