@@ -207,7 +207,9 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         # Service URLs come from ENS: only the embedded dev chain may point them at local hosts.
         embedded = settings.chain.rpc_url is None
         policy = LinkPolicy(allow_http=embedded, allow_private=embedded, timeout=settings.forwarding.timeout)
-        app[forwarder_key] = Forwarder(settings, directory=directory, metrics=app[metrics_key], policy=policy)
+        app[forwarder_key] = Forwarder(
+            settings, directory=directory, metrics=app[metrics_key], policy=policy, limiter=limiter
+        )
     app[intake_key] = Intake(
         settings,
         accounts=accounts,

@@ -12,6 +12,9 @@ order, at most ``FORWARD_MAX_SERVICES`` of them, until one stores it:
 * the envelope goes unchanged, with a note (:mod:`ensign.protocol.forwarding`) signed by this
   service, over JSON-RPC ``ensign_forwardMessage`` ``[envelope, note]``, given
   ``FORWARD_TIMEOUT`` seconds; redirects are not followed, answers are read up to 64 KiB;
+* at most ``RATE_FORWARD`` calls go to any one service (a token bucket per service name in
+  :mod:`delivery.limits`): past it the service is skipped — *limited*, next — so nobody can point
+  this service at one host through many senders;
 * the answer decides: ``result`` — *forwarded*, done; 404 ``receiver_without_account`` —
   *no_account*, next; any other 404 or a 5xx — *failed*, next; no connection or no answer in time
   — *unreachable*, next; the service cannot be found in ENS or its URL is not allowed —
@@ -45,7 +48,8 @@ from ensign.protocol.encoding import normalize_name
 from ensign.protocol.forwarding import Forwarding, build_forwarding, verify_forwarding
 from ensign.protocol.models import EncryptionEnvelop
 
-from .errors import ForwardingRefused
+from .errors import ForwardingRefused, RateLimited
+from .limits import RateLimiter
 from .metrics import DeliveryMetrics
 from .ports import Directory, ResolvedProfile
 
@@ -90,6 +94,7 @@ class Forwarder:
     :param policy: which service URLs may be called (https and public hosts in production).
     :param session: the HTTP session to call with; without one the forwarder opens its own on first
         use (under ``policy``) and :meth:`aclose` closes it.
+    :param limiter: the token buckets of ``RATE_FORWARD`` (per next service); ``None``: no such limit.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class Forwarder:
         metrics: DeliveryMetrics,
         policy: LinkPolicy,
         session: aiohttp.ClientSession | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._settings = settings.forwarding
         self._name = normalize_name(settings.name)
@@ -108,6 +114,7 @@ class Forwarder:
         self._policy = policy
         self._session = session
         self._own_session = session is None
+        self._limiter = limiter
         self._keys = EncryptionKeyPair(
             public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
         )
@@ -193,6 +200,11 @@ class Forwarder:
             return ForwardAttempt(service, "unresolved", "ENS cannot be reached")
         except EnsignError as exc:
             return ForwardAttempt(service, "unresolved", exc.message)
+        if self._limiter is not None:
+            try:
+                await self._limiter.take("forward", self._settings.rate, service)
+            except RateLimited as exc:
+                return ForwardAttempt(service, "limited", f"retry after {exc.retry_after} s")
         body = {"jsonrpc": "2.0", "id": 1, "method": FORWARD_METHOD, "params": [envelope.to_json(), note.to_json()]}
         url = profile.url.rstrip("/") + "/rpc"
         try:

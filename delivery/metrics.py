@@ -12,7 +12,7 @@ metric                                 type       labels
 ``ensign_ds_rejections_total``         counter    ``reason`` (the error code, e.g. ``spam``)
 ``ensign_ds_forwards_total``           counter    ``outcome`` of handing an envelope on (forwarded,
                                                   no_account, unreachable, failed, refused,
-                                                  unresolved; ``specs/delivery.md`` §4.5)
+                                                  unresolved, limited; ``specs/delivery.md`` §4.5)
 ``ensign_ds_forwarded_in_total``       counter    —  (forwarded envelopes stored here)
 ``ensign_ds_acks_total``               counter    —  (messages removed by acknowledgement)
 ``ensign_ds_pushes_total``             counter    —  (envelopes emitted to sockets)

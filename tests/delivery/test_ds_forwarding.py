@@ -17,7 +17,8 @@ import pytest
 from delivery.forwarder import Forwarder
 from delivery.keys import queue_keys
 from delivery.metrics import DeliveryMetrics
-from ensign.config import ForwardingSettings
+from delivery.limits import RateLimiter
+from ensign.config import ForwardingSettings, RateLimit
 from ensign.ens.lookup import LinkPolicy
 from ensign.protocol.envelope import build_envelope, envelope_id
 from ensign.protocol.forwarding import build_forwarding
@@ -216,6 +217,26 @@ async def test_forged_and_looping_notes_are_refused(sdk_stack: SdkStack) -> None
     status, answer = await _rpc(sdk_stack, second, "ensign_forwardMessage", [envelope.to_json(), genuine])
     assert (status, answer.get("result")) == (200, "OK")
     assert len((await bob.fetch(SECOND)).messages) == 1
+
+
+async def test_calls_to_one_service_are_rate_limited(sdk_stack: SdkStack, redis: Any, redis_prefix: str) -> None:
+    alice, bob = await _users(sdk_stack)
+    first = sdk_stack.services[FIRST]
+    settings = replace(first.settings, forwarding=ForwardingSettings(rate=RateLimit(1, 60)))
+    forwarder = Forwarder(
+        settings, directory=sdk_stack.stack.lookup, metrics=DeliveryMetrics(), policy=LinkPolicy(allow_http=True, allow_private=True),
+        limiter=RateLimiter(redis, prefix=f"{redis_prefix}fw:"),
+    )
+    receiver = await sdk_stack.stack.lookup.user_profile(bob.name)
+    try:
+        sent = await forwarder.forward(await _envelope(alice, bob, first, "one"), receiver)
+        held = await forwarder.forward(await _envelope(alice, bob, first, "two"), receiver)
+    finally:
+        await forwarder.aclose()
+    assert [a.outcome for a in sent.attempts] == ["forwarded"]
+    [attempt] = held.attempts
+    assert (held.delivered_to, attempt.outcome, attempt.detail) == (None, "limited", "retry after 60 s")
+    assert [m.text for m in (await bob.fetch(SECOND)).messages] == ["one"]
 
 
 # -- the forwarder's choices, without a second service -------------------------------------------
