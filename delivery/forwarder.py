@@ -16,7 +16,8 @@ order, at most ``FORWARD_MAX_SERVICES`` of them, until one stores it:
   :mod:`delivery.limits`): past it the service is skipped — *limited*, next — so nobody can point
   this service at one host through many senders;
 * the answer decides: ``result`` — *forwarded*, done; 404 ``receiver_without_account`` —
-  *no_account*, next; any other 404 or a 5xx — *failed*, next; no connection or no answer in time
+  *no_account*, next; any other 404, a 5xx, a redirect or a 2xx without ``result`` — *failed*,
+  next; no connection or no answer in time
   — *unreachable*, next; the service cannot be found in ENS or its URL is not allowed —
   *unresolved*, next; any other refusal (spam, size, rate, …) — *refused*, stop (the sender
   hears it from that service when it tries it itself, as dm3 clients and the SDK do).
@@ -254,7 +255,7 @@ def _judge(service: str, status: int, raw: bytes) -> ForwardAttempt:
     detail = f"HTTP {status}" + (f" {code}" if code else "")
     if status == 404 and code == "receiver_without_account":
         return ForwardAttempt(service, "no_account", detail)
-    if status == 404 or status >= 500 or status == 200:
+    if status < 400 or status == 404 or status >= 500:
         return ForwardAttempt(service, "failed", detail)
     return ForwardAttempt(service, "refused", detail)
 

@@ -7,12 +7,14 @@ each published in ENS. Bob's profile lists both, in that order; his account is o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from delivery.forwarder import Forwarder
 from delivery.keys import queue_keys
@@ -31,6 +33,8 @@ from ensign.protocol.profile import sign_profile
 from ensign.client import Client, DeliveryError
 from tests.client.sdk_stack import DS_NAMES, DeliveryService, SdkStack, sdk_stack  # noqa: F401
 from tests.delivery.ds_helpers import MemoryDirectory, Resolved, User, make_settings
+from tests.delivery.ds_helpers import chain, clock, directory, ds_client, ds_settings, users  # noqa: F401  (fixtures)
+from tests.delivery.ds_helpers import envelope as build_test_envelope
 
 FIRST, SECOND = DS_NAMES
 
@@ -291,3 +295,74 @@ async def test_service_urls_from_ens_must_be_https_on_public_hosts(url: str, det
     assert (outcome.delivered_to, attempt.outcome) == (None, "unresolved")
     assert detail in attempt.detail
     await forwarder.aclose()
+
+
+async def test_malformed_forward_calls_are_refused_with_what_is_wrong(ds_client: Any, users: list[User], ds_settings: Any) -> None:
+    env = build_test_envelope(users[0], users[1], ds_settings)
+    valid_shape = {
+        "version": "ensign-forward-v1", "path": ["ds0.eth"], "to": ds_settings.name, "envelopeId": "0x00",
+        "deliveryKey": "{}", "signature": "AA==",
+    }
+    cases: list[tuple[list[Any], int, str]] = [
+        ([], 400, "invalid_params"),
+        ([env], 400, "invalid_params"),
+        ([env, "note"], 400, "invalid_params"),
+        ([env, {}], 403, "forwarding_refused"),
+        ([env, {**valid_shape, "path": [123]}], 403, "forwarding_refused"),
+        ([env, {**valid_shape, "path": [""]}], 403, "forwarding_refused"),
+        ([env, valid_shape], 400, "delivery_information_unreadable"),
+        (["{", valid_shape], 400, "invalid_encoding"),
+        ([{"message": 1}, valid_shape], 400, "invalid_schema"),
+    ]
+    for params, status, code in cases:
+        resp = await ds_client.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "ensign_forwardMessage", "params": params})
+        answer = await resp.json()
+        assert (resp.status, answer["error"]["data"]["error"]) == (status, code), params
+
+
+async def test_the_next_services_answer_decides_whether_to_go_on(aiohttp_server: Any) -> None:
+    async def rpc(request: web.Request) -> web.Response:
+        case = request.match_info["case"]
+        if case == "down":
+            return web.json_response({"error": {"data": {"error": "unavailable"}}}, status=503)
+        if case == "moved":
+            raise web.HTTPFound("http://example.com/rpc")
+        if case == "limited":
+            return web.json_response({"error": {"data": {"error": "rate_limited"}}}, status=429)
+        if case == "slow":
+            await asyncio.sleep(3)
+        return web.json_response({"jsonrpc": "2.0", "id": 1, "result": "OK"})
+
+    app = web.Application()
+    app.router.add_post("/{case}/rpc", rpc)
+    server = await aiohttp_server(app)
+    directory = MemoryDirectory()
+    for case in ("down", "moved", "limited", "slow", "ok"):
+        directory.services[f"{case}.eth"] = DeliveryServiceProfile(
+            public_encryption_key=random_encryption_key_pair().public_key,
+            public_signing_key=random_signing_key_pair().public_key,
+            url=str(server.make_url(f"/{case}")),
+        )
+    settings = replace(SETTINGS, forwarding=ForwardingSettings(timeout=1, max_services=8))
+    forwarder = Forwarder(
+        settings, directory=directory, metrics=DeliveryMetrics(), policy=LinkPolicy(allow_http=True, allow_private=True)
+    )
+    sender, receiver = User.create(), User.create()
+    message = create_message(receiver.name, sender.name, "x", sender.keys.signing.secret_key)
+    envelope = build_envelope(
+        message, sender.keys.signing.secret_key, receiver.keys.encryption.public_key, SETTINGS.keys.encryption_public_key
+    )
+    try:
+        stopped = await forwarder.forward(envelope, _receiver((FIRST, "down.eth", "moved.eth", "slow.eth", "limited.eth", "ok.eth")))
+        passed = await forwarder.forward(envelope, _receiver((FIRST, "down.eth", "ok.eth")))
+    finally:
+        await forwarder.aclose()
+    assert [(a.service, a.outcome, a.detail) for a in stopped.attempts] == [
+        ("down.eth", "failed", "HTTP 503 unavailable"),
+        ("moved.eth", "failed", "HTTP 302"),
+        ("slow.eth", "unreachable", "no answer within 1 s"),
+        ("limited.eth", "refused", "HTTP 429 rate_limited"),
+    ]
+    assert stopped.delivered_to is None
+    assert [a.outcome for a in passed.attempts] == ["failed", "forwarded"]
+    assert passed.delivered_to == "ok.eth"
