@@ -35,6 +35,7 @@
     ├── MessageOutsideWindow                 403  stale_message
     ├── AccountDeleted                       403  account_deleted
     ├── AccountSuspended                     403  account_suspended                 -32019
+    ├── ForwardingRefused                    403  forwarding_refused                -32030
     └── KeyNotBound                          403  key_not_bound
     NotFound                                 404
     ├── NoAccount                            404  no_account
@@ -123,6 +124,7 @@ __all__ = [
     "ChannelNotEnabled",
     "ChannelNotSupported",
     "DeliveryInformationUnreadable",
+    "ForwardingRefused",
     "InvalidAccount",
     "InvalidChannelType",
     "InvalidEnvelope",
@@ -265,6 +267,15 @@ class MessageOutsideWindow(Forbidden):
 
 class AccountDeleted(Forbidden):
     code = "account_deleted"
+
+
+class ForwardingRefused(Forbidden):
+    """A forwarded envelope whose note this service does not accept: not for this service, a loop,
+    a path too long, a forwarder the receiver does not list before this service, or a signature
+    that is not the forwarder's (``specs/delivery.md`` §4.5)."""
+
+    code = "forwarding_refused"
+    jsonrpc_code = -32030
 
 
 class KeyNotBound(Forbidden):
