@@ -36,7 +36,8 @@
     ├── AccountDeleted                       403  account_deleted
     ├── AccountSuspended                     403  account_suspended                 -32019
     ├── ForwardingRefused                    403  forwarding_refused                -32030
-    └── KeyNotBound                          403  key_not_bound
+    ├── KeyNotBound                          403  key_not_bound
+    └── DeviceNotListed                      403  device_not_listed
     NotFound                                 404
     ├── NoAccount                            404  no_account
     ├── NoProfile                            404  no_profile
@@ -283,6 +284,13 @@ class KeyNotBound(Forbidden):
     than the one the account is bound to (:mod:`delivery.accounts`, "Binding")."""
 
     code = "key_not_bound"
+
+
+class DeviceNotListed(Forbidden):
+    """A login as a device the account's device list does not hold (or, without a device id, with
+    a profile key no listed device carries: :mod:`delivery.devices`)."""
+
+    code = "device_not_listed"
 
 
 # -- 404 -------------------------------------------------------------------------------------------
