@@ -125,6 +125,7 @@ __all__ = [
     "ChannelNotEnabled",
     "ChannelNotSupported",
     "DeliveryInformationUnreadable",
+    "DeviceNotListed",
     "ForwardingRefused",
     "InvalidAccount",
     "InvalidChannelType",
