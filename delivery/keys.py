@@ -29,9 +29,11 @@ The queue (:mod:`delivery.queue`)
 
 The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fetch.lua`` (a page) and
 ``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
-one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
-it replaces, or expired entries it purges when the queue is at ``max_queued``),
-``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used without accounts).
+one script: ``ack.lua`` (acknowledged, by every listed device when the account has a device list),
+``set_devices.lua`` (a removed device was the last to miss it), ``sweep.lua`` (expired),
+``enqueue.lua`` (an expired entry it replaces, or expired entries it purges when the queue is at
+``max_queued``), ``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used
+without accounts).
 Redis deletes a zset or hash when its last member goes, so an empty queue leaves no key behind.
 
 TTL: per message, in seconds (``ttl_seconds``; ``expires_at = now + ttl_seconds``). As a backstop

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jwt
+
 from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
     DS_URL,
     User,
@@ -125,3 +127,21 @@ async def test_device_list_rules(ds_client, users, clock) -> None:
     assert (resp.status, (await resp.json())["error"]) == (404, "no_account")
     # Reading the list needs a session.
     assert (await ds_client.get(f"/account/{alice.name}/devices")).status == 401
+
+
+async def test_device_claims_and_fields_must_be_whole(ds_client, users, ds_settings, clock) -> None:
+    alice = users[0]
+    await signup(ds_client, alice)
+    now = int(clock.now)
+    claims = {"account": alice.name, "addr": alice.address, "gen": clock.ms, "iat": now, "nbf": now,
+              "exp": now + 60, "kind": "session"}
+    for extra in ({"dev": "laptop"}, {"dev": "", "dgen": 1}, {"dev": "laptop", "dgen": "1"}, {"dgen": 1}):
+        token = jwt.encode({**claims, **extra}, ds_settings.jwt_secret, algorithm="HS256")
+        resp = await ds_client.get(f"/account/{alice.name}", headers=bearer(token))
+        assert (resp.status, (await resp.json())["error"]) == (401, "session_invalid"), extra
+    challenge = await (await ds_client.get(f"/auth/{alice.name}")).json()
+    for device in ("", "a" * 33, "lap top", 7):
+        resp = await ds_client.post(
+            f"/auth/{alice.name}", json={"challenge": challenge, "signature": "x", "device": device}
+        )
+        assert (resp.status, (await resp.json())["error"]) == (400, "invalid_schema"), device
