@@ -745,7 +745,9 @@ class Client:
         self, *messages: ReceivedMessage | RejectedEnvelope | str, delivery_service: str | None = None
     ) -> int:
         """Acknowledge messages, which removes them from their delivery service; returns how many
-        were removed (an already acknowledged one counts 0).
+        were removed (an already acknowledged one counts 0). On an account with a device list the
+        acknowledgement is this client's device's: the message leaves once every listed device
+        acknowledged it, and the count is of the messages this device acknowledged now.
 
         Messages and rejected envelopes are acknowledged at the service they came from; a bare
         envelope id at ``delivery_service`` (default: the first configured).
