@@ -67,6 +67,7 @@ __all__ = [
     "ACK_MEMORY_SECONDS",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_SWEEP_BATCH",
+    "DEVICE_SKIP_ROWS",
     "KEY_TTL_GRACE_SECONDS",
     "MAX_PAGE_SIZE",
     "MAX_TTL_SECONDS",
@@ -91,6 +92,10 @@ ACK_CHUNK = 500
 # long enough for any client's retries, bounded so an account's memory stays ~100 KB.
 ACK_MEMORY_SECONDS = 3600
 ACK_MEMORY_MAX = 1000
+# Rows a device has acknowledged (while another device has not) that a fetch skips without
+# counting them against its page: a device sees past its acknowledged messages, dm3 clients (which
+# never follow a cursor) included, while one fetch scans at most limit + this many rows.
+DEVICE_SKIP_ROWS = 1000
 # Expired messages the insert script drops when a queue is at its limit.
 ENQUEUE_PURGE_BATCH = 100
 
@@ -394,7 +399,8 @@ class MessageQueue:
             this many bytes (it always holds at least one); ``None`` = no byte cap. The cursor
             then points after the last message returned.
         :param device: the fetching device of an account with a device list: the messages it has
-            acknowledged are skipped; ``""`` (default) for an account without one.
+            acknowledged are skipped, up to :data:`DEVICE_SKIP_ROWS` of them without counting
+            against ``limit``; ``""`` (default) for an account without one.
         """
         keys = self.keys(account)
         now = _check_now(now)
@@ -403,7 +409,8 @@ class MessageQueue:
             raise InvalidRequest("cursor is not a cursor returned by fetch")
         byte_limit = 0 if max_bytes is None else _check_positive_int("max_bytes", max_bytes, None)
         reply: list[Any] = await self._fetch(
-            keys=[*keys.keys, keys.seen], args=[cursor or "", self._now_arg(now), limit, byte_limit, device]
+            keys=[*keys.keys, keys.seen],
+            args=[cursor or "", self._now_arg(now), limit, byte_limit, device, DEVICE_SKIP_ROWS if device else 0],
         )
         next_seq = _text(reply[0])
         items = [

@@ -143,3 +143,22 @@ async def test_deleting_the_account_deletes_the_acknowledgers(
     await gated.ack(ALICE, [mid(1)], now=NOW + 1, device="laptop")
     assert await gated.delete_account(ALICE, generation=1, tombstone="{}") == 1
     assert await redis.exists(gated.keys(ALICE).seen, account_key(redis_prefix, ALICE)) == 0
+
+
+async def test_a_device_sees_past_what_it_acknowledged_without_a_cursor(
+    gated: MessageQueue, redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """dm3 clients never follow a cursor: a first page of 2 must not be filled by messages this
+    device acknowledged while another device still holds them."""
+    await with_devices(gated, redis, redis_prefix, "laptop", "phone")
+    for n in range(5):
+        await gated.enqueue(ALICE, mid(n), envelope(n), now=NOW + n, ttl_seconds=DAY)
+    await gated.ack(ALICE, [mid(0), mid(1), mid(2)], now=NOW + 6, device="laptop")
+    page = await gated.fetch(ALICE, now=NOW + 10, device="laptop", limit=2)
+    assert [m.id for m in page.items] == [mid(3), mid(4)] and page.next_cursor is None
+    page = await gated.fetch(ALICE, now=NOW + 10, device="phone", limit=2)
+    assert [m.id for m in page.items] == [mid(0), mid(1)] and page.next_cursor is not None
+    page = await gated.fetch(ALICE, now=NOW + 10, device="laptop", limit=1)
+    assert [m.id for m in page.items] == [mid(3)] and page.next_cursor is not None
+    page = await gated.fetch(ALICE, now=NOW + 10, device="laptop", limit=1, cursor=page.next_cursor)
+    assert [m.id for m in page.items] == [mid(4)] and page.next_cursor is None
