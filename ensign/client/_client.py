@@ -216,7 +216,9 @@ class Client:
         Derives new keys from the wallet with a new ``nonce`` (default: a random one), publishes
         the profile carrying them through the backend (the gateway then answers with it), and
         binds the account at each of the profile's delivery services to the new signing key with a
-        wallet-signed binding message: sessions and sockets of the old key end there at once. The
+        wallet-signed binding message: sessions and sockets of the old key end there at once (a
+        device listed with the old signing key, such as :meth:`add_device`'s ``profile``, is listed
+        with the new one, by a wallet-signed list). The
         old keys stay in :attr:`previous_nonces` (newest first) so queued messages encrypted to
         them still open; persist :attr:`nonce` and :attr:`previous_nonces` to keep reading them
         in a later process.
@@ -233,6 +235,8 @@ class Client:
         services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
         new_nonce = nonce if nonce is not None else secrets.token_hex(32)
         old_keys, old_nonce = await self.keys(), self.nonce
+        # Read while the old key still logs in: a device listed with it moves to the new key.
+        listed = {service: await self._devices_or_none(service) for service in services}
         if new_nonce != old_nonce:
             new_keys = await derive_keys(self.wallet, new_nonce)
             async with self._keys_lock:
@@ -242,9 +246,21 @@ class Client:
                 self._profiles.clear()
                 self._receiver_cache = None
         registration = await self.publish_profile(services)
+        new_key = (await self.keys()).signing.public_key
         for service in services:
             await self._bind(service)
+            devices = listed[service]
+            if devices and old_keys.signing.public_key in devices.values() and new_key != old_keys.signing.public_key:
+                moved = {i: new_key if key == old_keys.signing.public_key else key for i, key in devices.items()}
+                await self.set_devices(moved, service)
         return registration
+
+    async def _devices_or_none(self, service: str) -> dict[str, str] | None:
+        """The device list at ``service`` (id → key), or ``None`` when it cannot be read now."""
+        try:
+            return {d.id: d.public_signing_key for d in (await self.devices(service)).devices}
+        except (ApiError, ClientConnectionError, ServiceUnavailable, NotFound):
+            return None
 
     async def _bind(self, service: str) -> DeliveryAccount:
         """Bind the account at ``service`` to the current signing key (wallet-signed, EIP-191)."""

@@ -109,3 +109,23 @@ async def test_pushes_reach_every_device_and_a_removed_devices_socket_ends(sdk_s
         # The phone's socket was ended by the service; the laptop's stays.
         assert len(list(sio.manager.get_participants("/", bob.address))) == 1
         assert on_laptop.connected
+
+
+async def test_key_rotation_moves_the_profile_device_to_the_new_key(sdk_stack: SdkStack) -> None:
+    bob_key = new_private_key()
+    alice, bob = sdk_stack.client(), sdk_stack.client(bob_key)
+    await alice.setup()
+    await bob.setup()
+    laptop_key = DeviceKey.generate("laptop")
+    await bob.add_device("laptop", laptop_key.public_signing_key)
+    laptop = sdk_stack.client(bob_key, device=laptop_key)
+    await alice.send(bob.name, "before")
+
+    await bob.rotate_keys(nonce="cd" * 32)
+    listed = await bob.devices()
+    assert listed.device == "profile"
+    assert dict((d.id, d.public_signing_key) for d in listed.devices) == {
+        "profile": (await bob.keys()).signing.public_key, "laptop": laptop_key.public_signing_key,
+    }
+    # The laptop logs in again (its session ended with the re-binding) on its own key.
+    assert [m.text for m in (await laptop.fetch()).messages] == ["before"]
