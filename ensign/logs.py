@@ -6,8 +6,9 @@ one; it is echoed in the response header of the same name. It lives in a context
 log line written while handling the request (intake, Redis errors) carries it.
 
 What is never logged: tokens, challenges, signatures, keys, envelope contents, message bodies.
-Handlers log names, addresses, message ids, sizes and error codes only. Connection URLs
-(``REDIS_URL``, ``ETH_RPC_URL``) may carry passwords or API keys and libraries log them (web3 logs
+Handlers log message ids, sizes, error codes and, for an account, a keyed reference
+(``account_ref``: the delivery service's ``AtRest.log_ref``); names and addresses only at DEBUG.
+Connection URLs (``REDIS_URL``, ``ETH_RPC_URL``) may carry passwords or API keys and libraries log them (web3 logs
 the RPC URL at INFO when it disconnects), so the formatter replaces them in the finished line —
 message, extra fields and traceback alike — with a placeholder naming the variable.
 """
