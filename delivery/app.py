@@ -34,14 +34,17 @@ from .appkeys import (
     chain_key,
     clock_key,
     directory_key,
+    forward_key,
     intake_key,
     metrics_key,
+    multi_intake_key,
     queue_key,
     redis_key,
     sessions_key,
     settings_key,
 )
 from .intake import Intake
+from .multi_intake import Forward, MultiIntake, refuse_elsewhere
 from .keys import challenge_key
 from .limits import RateLimiter, SocketSlots
 from .metrics import DeliveryMetrics
@@ -68,6 +71,7 @@ def create_app(
     sweep_interval: float | None = 60.0,
     notify_worker: bool = True,
     metrics_dir: str | None = None,
+    forward: Forward = refuse_elsewhere,
 ) -> web.Application:
     """Build the delivery service.
 
@@ -82,6 +86,9 @@ def create_app(
     :param notify_worker: run the notification worker in this app (tests may drive it by hand).
     :param metrics_dir: the shared metrics directory of worker processes (``ensign delivery
         --workers``), so ``/metrics`` sums them all; ``None`` for one process.
+    :param forward: what becomes of the receivers of a multi-recipient envelope that are hosted
+        by other delivery services (:class:`delivery.multi_intake.Forward`; default: refused
+        with ``receiver_elsewhere``).
 
     Clients passed in stay the caller's to close. Without them the app opens its own at start-up
     from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
@@ -105,6 +112,7 @@ def create_app(
     )
     app[settings_key] = settings
     app[clock_key] = clock
+    app[forward_key] = forward
     app[metrics_key] = metrics
     if redis is not None and directory is not None and chain is not None:
         _use_clients(app, redis, directory, chain)
@@ -197,6 +205,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         on_notify=notifier.message_stored,
         limiter=limiter,
     )
+    app[multi_intake_key] = MultiIntake(app[intake_key], forward=app[forward_key])
 
 
 async def _own_clients(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from ensign.redis_client import RedisClient
 from .accounts import Accounts
 from .intake import Intake
 from .metrics import DeliveryMetrics
+from .multi_intake import Forward, MultiIntake
 from .ports import Chain, Directory
 from .queue import MessageQueue
 from ensign.sessions import Sessions
@@ -26,4 +27,7 @@ queue_key = web.AppKey("queue_key", MessageQueue)
 accounts_key = web.AppKey("accounts_key", Accounts)
 sessions_key = web.AppKey("sessions_key", Sessions)
 intake_key = web.AppKey("intake_key", Intake)
+multi_intake_key = web.AppKey("multi_intake_key", MultiIntake)
+# What create_app was given to forward multi-recipient receivers hosted elsewhere (a callable).
+forward_key: web.AppKey[Forward] = web.AppKey("forward_key")
 metrics_key = web.AppKey("metrics_key", DeliveryMetrics)

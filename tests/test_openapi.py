@@ -526,6 +526,8 @@ FLOW: tuple[Step, ...] = (
     Step("delivery", "get", "/delivery/messages/incoming/{ensName}", check=lambda b: len(b) == 1),
     Step("delivery", "post", "/delivery/messages/{ensName}/syncAcknowledgements/", "one",
          check=lambda b: b == {"acknowledged": 1}),
+    Step("delivery", "post", "/rpc", "submitMultiMessage",
+         check=lambda b: [r["status"] for r in b["result"]["recipients"]] == ["stored", "refused"]),
     # Notifications, after the messages: no message arrives while alice has a channel, so the
     # example push endpoint (not reachable from a test) is never called.
     Step("delivery", "post", "/notifications/global/{ensName}", "on", check=lambda b: b == "OK"),
