@@ -22,7 +22,8 @@ name                     what
 ``derive_keys``          the dm3 keys of a wallet
 ``sign_profile``         a dm3 profile signed by a wallet
 ``Subscription``         messages pushed over socket.io, as an async iterator
-``SentMessage``          what :meth:`Client.send` returns
+``SentMessage``          what :meth:`Client.send` returns for one name
+``MultiSentMessage``     what it returns for a list of names: a ``RecipientDelivery`` each
 ``ReceivedMessage``      a verified incoming message
 ``RejectedEnvelope``     an incoming envelope that failed verification
 ``InboxPage``            one page of :meth:`Client.fetch`
@@ -42,7 +43,16 @@ from __future__ import annotations
 from ._client import Client
 from ._config import DEV_BACKEND_URL, DEV_RPC_URL, ClientConfig
 from ._errors import ApiError, ClientConnectionError, ClientError, ClientStateError, DeliveryAttempt, DeliveryError
-from ._models import DeliveryAccount, InboxPage, NameRegistration, ReceivedMessage, RejectedEnvelope, SentMessage
+from ._models import (
+    DeliveryAccount,
+    InboxPage,
+    MultiSentMessage,
+    NameRegistration,
+    ReceivedMessage,
+    RecipientDelivery,
+    RejectedEnvelope,
+    SentMessage,
+)
 from ._push import Subscription
 from ._storage import Storage, StorageGrant, StoredBlob, StoredDocument
 from ._wallet import Signer, Wallet, derive_keys, sign_profile
@@ -60,8 +70,10 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryError",
     "InboxPage",
+    "MultiSentMessage",
     "NameRegistration",
     "ReceivedMessage",
+    "RecipientDelivery",
     "RejectedEnvelope",
     "SentMessage",
     "Signer",

@@ -14,6 +14,10 @@ For a stored envelope (``specs/delivery.md`` §4.1: ``deliveryInformation`` decr
 5. the postmark decrypts, is for this envelope's message, and is signed with the public signing key
    of the delivery service's ENS profile.
 
+A copy of a multi-recipient envelope (``metadata.version`` ``ensign-multi-v1``) goes through the
+same steps with :func:`ensign.protocol.multi.open_copy` in step 3, which also checks that the
+signed message lists the receiver the copy is for.
+
 A failed check rejects the envelope (:class:`RejectedEnvelope`); an unreachable chain or gateway
 is raised instead, since the envelope may well be fine: it stays queued and is tried again.
 """
@@ -30,6 +34,7 @@ from ensign.protocol.encoding import normalize_name
 from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
 from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message
+from ensign.protocol.multi import MultiCopy, is_multi, open_copy
 from ensign.protocol.postmark import open_postmark, verify_postmark
 from ensign.ens.lookup import NameLookup
 
@@ -77,6 +82,8 @@ class Receiver:
             return RejectedEnvelope(id=envelope_hash, delivery_service=delivery_service, error=exc, envelope=raw)
 
     async def _open(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
+        if is_multi(raw):
+            return await self._open_copy(raw, delivery_service, ds_profile)
         envelope = EncryptionEnvelop.from_json(raw)
         if envelope.postmark is None:
             raise SignatureError("the envelope carries no postmark")
@@ -106,6 +113,36 @@ class Receiver:
             postmark=postmark,
         )
 
+    async def _open_copy(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
+        """A receiver's copy of a multi-recipient envelope: the same checks, through
+        :func:`ensign.protocol.multi.open_copy`; the copy's ``to`` must name this account."""
+        copy = MultiCopy.from_json(raw)
+        if copy.postmark is None:
+            raise SignatureError("the envelope carries no postmark")
+        sender_name = copy.delivery_information.from_
+        sender = await self.lookup.user_profile(sender_name)
+        signing_key = sender.signed_profile.profile.public_signing_key
+        message = self._with_any_key(lambda key: open_copy(copy, key, signing_key))
+        receiver = copy.delivery_information.to
+        await self._check_receiver(receiver)
+        sealed = copy.postmark
+        postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
+        if not verify_postmark(postmark, copy.message, ds_profile.public_signing_key):
+            raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
+        return ReceivedMessage(
+            id=copy.encrypted_message_hash,
+            sender=message.metadata.from_,
+            receiver=receiver,
+            text=message.message,
+            type=message.metadata.type,
+            timestamp=message.metadata.timestamp,
+            received_at=postmark.incomming_timestamp,
+            delivery_service=delivery_service,
+            message=message,
+            envelope=copy,
+            postmark=postmark,
+        )
+
     def _peek_sender(self, envelope: EncryptionEnvelop) -> str:
         # A service that kept deliveryInformation encrypted: only the message itself names the sender.
         payload = EncryptedPayload.from_wire(envelope.message, what="envelope message")
@@ -131,5 +168,5 @@ def _id_of(raw: Any) -> str | None:
     metadata = raw.get("metadata") if isinstance(raw, dict) else None
     if not isinstance(metadata, dict):
         return None
-    value = metadata.get("encryptedMessageHash", metadata.get("messageHash"))
+    value = metadata.get("encryptedMessageHash", metadata.get("messageHash"))  # a multi-recipient copy's too
     return value if isinstance(value, str) else None

@@ -1,0 +1,112 @@
+"""``client.send([names], text)`` on the real stack: one envelope per delivery service, each
+receiver fetches, verifies and decrypts its copy; and ``ensign send a,b`` on the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from ensign.client import ApiError, MultiSentMessage
+from ensign.protocol.multi import MultiCopy, recipients_of
+from ensign.protocol.postmark import verify_postmark
+from tests.client.sdk_stack import DS_NAMES, SdkStack, new_private_key
+from tests.client.test_cli_client import run_cli
+
+
+async def test_one_envelope_to_three_receivers_each_decrypts_it(sdk_stack: SdkStack) -> None:
+    alice, bob, carol, dave = (sdk_stack.client() for _ in range(4))
+    for client in (alice, bob, carol, dave):
+        await client.setup()
+    names = [bob.name, carol.name, dave.name]
+
+    sent = await alice.send(names, "hello, all three")
+
+    assert isinstance(sent, MultiSentMessage)
+    assert [(r.receiver, r.status, r.delivery_service) for r in sent.recipients] == [(n, "stored", DS_NAMES[0]) for n in names]
+    assert len({r.id for r in sent.recipients}) == 1 and sent.refused == ()
+    ds = sdk_stack.services[DS_NAMES[0]]
+    for receiver in (bob, carol, dave):
+        page = await receiver.fetch()
+        assert page.rejected == ()
+        [message] = page.messages
+        assert (message.id, message.text, message.sender, message.receiver) == (
+            sent.recipients[0].id, "hello, all three", alice.name, receiver.name,
+        )
+        assert isinstance(message.envelope, MultiCopy)
+        assert recipients_of(message.message) == tuple(names)
+        assert verify_postmark(message.postmark, message.envelope.message, ds.signing_public_key)
+        assert await receiver.ack(message) == 1
+        assert (await receiver.fetch()).messages == ()
+
+
+async def test_receivers_on_two_services_and_one_without_account(sdk_stack: SdkStack) -> None:
+    alice, bob, erin = sdk_stack.client(), sdk_stack.client(), sdk_stack.client()
+    carol = sdk_stack.client(config=sdk_stack.config(delivery_services=(DS_NAMES[1],)))
+    for client in (alice, bob, carol):
+        await client.setup()
+    await erin.publish_profile()  # lists the first service, but no account there
+
+    sent = await alice.send([bob.name, carol.name, erin.name], "across services")
+
+    assert [(r.status, r.delivery_service) for r in sent.recipients] == [
+        ("stored", DS_NAMES[0]), ("stored", DS_NAMES[1]), ("refused", DS_NAMES[0]),
+    ]
+    error = sent.recipients[2].error
+    assert isinstance(error, ApiError) and error.code == "receiver_without_account"
+    assert sent.refused == (sent.recipients[2],)
+    # One envelope per service, each encrypted and postmarked on its own; each copy opens.
+    [at_first] = (await bob.fetch()).messages
+    [at_second] = (await carol.fetch(DS_NAMES[1])).messages
+    assert (at_first.text, at_second.text) == ("across services", "across services")
+    assert at_second.delivery_service == DS_NAMES[1]
+
+
+async def test_a_receiver_moves_on_to_the_next_service_of_its_profile(sdk_stack: SdkStack) -> None:
+    alice, bob = sdk_stack.client(), sdk_stack.client(config=sdk_stack.config(delivery_services=DS_NAMES))
+    carol = sdk_stack.client()
+    for client in (alice, carol):
+        await client.setup()
+    await bob.publish_profile(DS_NAMES)
+    await bob.create_account(DS_NAMES[1])  # listed at both, an account only at the second
+
+    sent = await alice.send([bob.name, carol.name], "second service for bob")
+
+    bob_outcome = sent.recipients[0]
+    assert (bob_outcome.status, bob_outcome.delivery_service) == ("stored", DS_NAMES[1])
+    [attempt] = bob_outcome.failed_attempts
+    # The first service sees a profile naming another service: receiver_elsewhere, and the client moves on.
+    assert attempt.delivery_service == DS_NAMES[0] and attempt.error.code == "receiver_elsewhere"
+    [received] = (await bob.fetch(DS_NAMES[1])).messages
+    assert received.text == "second service for bob"
+
+
+async def test_a_pushed_multi_recipient_message_is_opened(sdk_stack: SdkStack) -> None:
+    alice, bob, carol = sdk_stack.client(), sdk_stack.client(), sdk_stack.client()
+    for client in (alice, bob, carol):
+        await client.setup()
+    async with bob.subscribe() as inbox:
+        await inbox.wait_connected(10)
+        sent = await alice.send([carol.name, bob.name], "pushed to both")
+        pushed = await asyncio.wait_for(inbox.__anext__(), 10)
+    assert (pushed.id, pushed.text, pushed.receiver) == (sent.recipients[1].id, "pushed to both", bob.name)
+
+
+async def test_send_command_to_several_names(sdk_stack: SdkStack) -> None:
+    alice_key = new_private_key()
+    bob, carol = sdk_stack.client(), sdk_stack.client()
+    await bob.setup()
+    await carol.setup()
+
+    code, out, err = await run_cli(sdk_stack, "send", "--setup", f"{bob.name},{carol.name}", "hi both", stdin=alice_key + "\n")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["to"] == [bob.name, carol.name]
+    assert [(r["to"], r["status"]) for r in result["recipients"]] == [(bob.name, "stored"), (carol.name, "stored")]
+
+    nobody = sdk_stack.client()
+    await nobody.publish_profile()
+    code, out, err = await run_cli(sdk_stack, "send", "--to", bob.name, "--to", nobody.name, "again", stdin=alice_key + "\n")
+    assert code == 1, err
+    statuses = [(r["status"], r.get("error")) for r in json.loads(out)["recipients"]]
+    assert statuses == [("stored", None), ("refused", "receiver_without_account")]
+    assert [m.text for m in (await bob.fetch()).messages] == ["hi both", "again"]
