@@ -64,7 +64,7 @@ def multi(sender: User, receivers: Sequence[User], settings: Any, text: str = "h
     names = list(to) if to is not None else [r.name for r in receivers]
     message = create_multi_message(names, sender.name, text, sender.keys.signing.secret_key, timestamp=1_700_000_000_000)
     env = build_multi_envelope(
-        message, sender.keys.signing.secret_key, [r.keys.encryption.public_key for r in receivers],
+        message, sender.keys.signing.secret_key, {n: r.keys.encryption.public_key for n, r in zip(names, receivers)},
         settings.keys.encryption_public_key,
     )
     return env.to_json()
@@ -211,7 +211,7 @@ async def test_an_envelope_signed_by_someone_else_is_refused(ds_client, users, n
     for user in (alice, bob):
         await signup(ds_client, user)
     message = create_multi_message([bob.name], alice.name, "spoof", users[2].keys.signing.secret_key)
-    env = build_multi_envelope(message, users[2].keys.signing.secret_key, [bob.keys.encryption.public_key],
+    env = build_multi_envelope(message, users[2].keys.signing.secret_key, {bob.name: bob.keys.encryption.public_key},
                                ds_settings.keys.encryption_public_key).to_json()
     resp = await ds_client.post("/rpc", json=rpc_multi(env))
     assert (await resp.json())["error"]["data"]["error"] == "sender_not_verified"
