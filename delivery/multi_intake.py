@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ensign.errors import EnsignError, SchemaError
+from ensign.errors import EnsignError
 from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
 from ensign.protocol.encoding import normalize_name
@@ -49,6 +49,7 @@ from ensign.protocol.postmark import postmark_plaintext, seal_postmark
 
 from .errors import (
     DeliveryInformationUnreadable,
+    InvalidEnvelope,
     MessageTooLarge,
     ReceiverElsewhere,
     ReceiverUnknown,
@@ -182,7 +183,7 @@ class MultiIntake:
 
     async def _submit(self, raw: object) -> MultiSubmitted:
         if not isinstance(raw, dict):
-            raise SchemaError("the envelope must be a JSON object")
+            raise InvalidEnvelope("the envelope must be a JSON object")
         limits = self._settings.limits
         size = canonical_size(raw)
         limit = self._settings.message_size_limit + limits.max_recipients * RECIPIENT_BYTES
@@ -264,6 +265,8 @@ class MultiIntake:
             return stringify_bytes(copy_for(envelope, info, index, sealed).to_json())
 
         submitted = await self._intake._deliver(address, profile, sender.address, envelope.encrypted_message_hash, size, stored)
+        if submitted.stored:
+            self._metrics.message_bytes.inc(submitted.size)
         return RecipientOutcome(name, STORED if submitted.stored else DUPLICATE)
 
     def _hosted_elsewhere(self, profile: ResolvedProfile) -> bool:

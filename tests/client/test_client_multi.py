@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
 from ensign.client import ApiError, MultiSentMessage
+from ensign.protocol.models import DeliveryServiceProfile
 from ensign.protocol.multi import MultiCopy, recipients_of
+from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
 from ensign.protocol.postmark import verify_postmark
 from tests.client.sdk_stack import DS_NAMES, SdkStack, new_private_key
 from tests.client.test_cli_client import run_cli
@@ -110,3 +115,48 @@ async def test_send_command_to_several_names(sdk_stack: SdkStack) -> None:
     statuses = [(r["status"], r.get("error")) for r in json.loads(out)["recipients"]]
     assert statuses == [("stored", None), ("refused", "receiver_without_account")]
     assert [m.text for m in (await bob.fetch()).messages] == ["hi both", "again"]
+
+
+async def test_a_service_without_multi_recipient_envelopes_gets_one_dm3_envelope_per_receiver(sdk_stack: SdkStack) -> None:
+    """The second service's ENS record points at a stand-in that answers ``method_not_found`` to
+    ``ensign_submitMultiMessage``, as a dm3 service does, and passes everything else on."""
+    real = sdk_stack.services[DS_NAMES[1]]
+    seen: list[str] = []
+
+    async def rpc(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body["method"])
+        if body["method"] == "ensign_submitMultiMessage":
+            error = {"code": -32601, "message": "unknown method", "data": {"error": "method_not_found"}}
+            return web.json_response({"jsonrpc": "2.0", "id": body.get("id"), "error": error}, status=405)
+        async with ClientSession() as http, http.post(real.settings.url + "/rpc", json=body) as answer:
+            return web.json_response(await answer.json(), status=answer.status)
+
+    app = web.Application()
+    app.router.add_post("/rpc", rpc)
+    stand_in = TestServer(app, host="127.0.0.1")
+    await stand_in.start_server()
+    try:
+        bob, carol = (sdk_stack.client(config=sdk_stack.config(delivery_services=(DS_NAMES[1],))) for _ in range(2))
+        for client in (bob, carol):
+            await client.setup()
+        profile = DeliveryServiceProfile(
+            public_encryption_key=real.settings.keys.encryption_public_key,
+            public_signing_key=real.settings.keys.signing_public_key,
+            url=str(stand_in.make_url("")).rstrip("/"),
+        )
+        await sdk_stack.stack.chain.set_text(DS_NAMES[1], DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri(profile))
+        alice = sdk_stack.client()
+        await alice.publish_profile()
+
+        sent = await alice.send([bob.name, carol.name], "one each")
+
+        assert [(r.status, r.delivery_service) for r in sent.recipients] == [("stored", DS_NAMES[1])] * 2
+        assert seen == ["ensign_submitMultiMessage", "dm3_submitMessage", "dm3_submitMessage"]
+        for receiver in (bob, carol):  # bob and carol cached the real service's URL at set-up
+            [message] = (await receiver.fetch(DS_NAMES[1])).messages
+            assert (message.text, message.receiver, message.id) == ("one each", receiver.name, next(
+                r.id for r in sent.recipients if r.receiver == receiver.name))
+            assert message.message.metadata.to == receiver.name  # an ordinary dm3 message, for it alone
+    finally:
+        await stand_in.close()
