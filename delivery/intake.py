@@ -25,6 +25,9 @@ written):
    turns into socket.io pushes on every process. When the account wants notifications, the
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
+:mod:`delivery.multi_intake` runs steps 4 and 6–9 for each receiver of a multi-recipient envelope
+through the same methods (``_resolve_receiver``, ``_verified_sender``, ``_deliver``).
+
 The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
 ``postmark`` the encrypted postmark string, so dm3 clients read it unchanged.
 """

@@ -143,7 +143,9 @@ async def refuse_elsewhere(
 
 
 class MultiIntake:
-    """Runs the pipeline of the module docstring on the steps of an :class:`Intake`.
+    """Runs the pipeline of the module docstring on the steps of an :class:`Intake`: its
+    underscore methods are the steps both intakes share, called from here on purpose, so that a
+    change to a step (a check, the postmark, the insert) reaches multi-recipient envelopes too.
 
     :param intake: the service's single-envelope intake (settings, stores, clients, metrics)
     :param forward: what to do with receivers hosted elsewhere (default :func:`refuse_elsewhere`)

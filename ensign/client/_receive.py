@@ -94,24 +94,7 @@ class Receiver:
         message = self._with_any_key(lambda key: open_envelope(envelope, key, signing_key))
         if not _same_name(message.metadata.from_, sender_name):
             raise SignatureError("the message names another sender than its envelope")
-        await self._check_receiver(message.metadata.to)
-        sealed = envelope.postmark
-        postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
-        if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
-            raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
-        return ReceivedMessage(
-            id=envelope_id(envelope),
-            sender=message.metadata.from_,
-            receiver=message.metadata.to,
-            text=message.message,
-            type=message.metadata.type,
-            timestamp=message.metadata.timestamp,
-            received_at=postmark.incomming_timestamp,
-            delivery_service=delivery_service,
-            message=message,
-            envelope=envelope,
-            postmark=postmark,
-        )
+        return await self._received(message, message.metadata.to, envelope, envelope_id(envelope), delivery_service, ds_profile)
 
     async def _open_copy(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
         """A receiver's copy of a multi-recipient envelope: the same checks, through
@@ -119,18 +102,30 @@ class Receiver:
         copy = MultiCopy.from_json(raw)
         if copy.postmark is None:
             raise SignatureError("the envelope carries no postmark")
-        sender_name = copy.delivery_information.from_
-        sender = await self.lookup.user_profile(sender_name)
+        sender = await self.lookup.user_profile(copy.delivery_information.from_)
         signing_key = sender.signed_profile.profile.public_signing_key
         message = self._with_any_key(lambda key: open_copy(copy, key, signing_key))
         receiver = copy.delivery_information.to
+        return await self._received(message, receiver, copy, copy.encrypted_message_hash, delivery_service, ds_profile)
+
+    async def _received(
+        self,
+        message: Message,
+        receiver: str,
+        envelope: EncryptionEnvelop | MultiCopy,
+        message_id: str,
+        delivery_service: str,
+        ds_profile: DeliveryServiceProfile,
+    ) -> ReceivedMessage:
+        """Steps 4 and 5 for an opened message, then the message as handed out."""
         await self._check_receiver(receiver)
-        sealed = copy.postmark
+        sealed = envelope.postmark
+        assert sealed is not None  # both callers refuse an envelope without one first
         postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
-        if not verify_postmark(postmark, copy.message, ds_profile.public_signing_key):
+        if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
             raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
         return ReceivedMessage(
-            id=copy.encrypted_message_hash,
+            id=message_id,
             sender=message.metadata.from_,
             receiver=receiver,
             text=message.message,
@@ -139,7 +134,7 @@ class Receiver:
             received_at=postmark.incomming_timestamp,
             delivery_service=delivery_service,
             message=message,
-            envelope=copy,
+            envelope=envelope,
             postmark=postmark,
         )
 

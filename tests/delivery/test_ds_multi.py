@@ -52,12 +52,12 @@ def more_users() -> list[User]:
 
 
 @pytest.fixture
-def names(directory, more_users) -> dict[str, User]:
+def names(directory, more_users) -> None:
+    """Carol, Erin and Frank in the directory beside the shared users."""
     carol, erin, frank = more_users
     directory.add(carol, "carol.user.ensign.eth")
     directory.add(erin, "erin.user.ensign.eth")
     directory.add(frank, "frank.user.ensign.eth")
-    return {u.name: u for u in (*directory.names.values(),)}
 
 
 def multi(sender: User, receivers: Sequence[User], settings: Any, text: str = "hi all", *, to: Sequence[str] | None = None) -> dict[str, Any]:
