@@ -254,3 +254,24 @@ async def test_single_dm3_envelopes_still_work_beside_multi_ones(ds_client, user
     await submit(ds_client, multi(alice, [bob, carol], ds_settings))
     stored = await inbox(ds_client, bob)
     assert [s["metadata"]["version"] for s in stored] == ["v1", "ensign-multi-v1"]
+
+
+async def test_size_limits_refuse_the_envelope_or_each_copy(
+    aiohttp_client, redis, ds_settings, directory, chain, clock, users, more_users, names
+) -> None:
+    alice, bob, carol = users[0], users[1], more_users[0]
+    # Copies of about 3.3 KB against a 3,000-byte limit; the envelope may grow 1,024 B per receiver.
+    small = replace(ds_settings, message_size_limit=3_000)
+    client = await aiohttp_client(create_app(small, redis=redis, directory=directory, chain=chain, clock=clock,
+                                             sweep_interval=None))
+    for user in (alice, bob, carol):
+        await signup(client, user)
+    outcomes = await submit(client, multi(alice, [bob, carol], small))
+    assert [(o["status"], o["error"]["code"]) for o in outcomes] == [("refused", "message_too_large")] * 2
+
+    tight = replace(small, limits=replace(small.limits, max_recipients=2))
+    client = await aiohttp_client(create_app(tight, redis=redis, directory=directory, chain=chain, clock=clock,
+                                             sweep_interval=None))
+    resp = await client.post("/rpc", json=rpc_multi(multi(alice, [bob, carol], tight)))
+    assert resp.status == 413
+    assert (await resp.json())["error"]["data"]["error"] == "message_too_large"
