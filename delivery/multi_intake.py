@@ -228,7 +228,10 @@ class MultiIntake:
         outcomes: list[RecipientOutcome | None] = list(await asyncio.gather(*(one(i) for i in range(count))))
         if elsewhere:
             elsewhere.sort(key=lambda r: r.index)
-            forwarded = await self._forward(envelope, info, sender, elsewhere)
+            try:
+                forwarded = await self._forward(envelope, info, sender, elsewhere)
+            except EnsignError as exc:  # the others are stored already: their outcomes stand
+                forwarded = [RecipientOutcome(r.name, REFUSED, exc) for r in elsewhere]
             for recipient, outcome in zip(elsewhere, forwarded, strict=True):
                 outcomes[recipient.index] = outcome
         assert all(outcome is not None for outcome in outcomes)

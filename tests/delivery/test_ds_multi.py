@@ -275,3 +275,21 @@ async def test_size_limits_refuse_the_envelope_or_each_copy(
     resp = await client.post("/rpc", json=rpc_multi(multi(alice, [bob, carol], tight)))
     assert resp.status == 413
     assert (await resp.json())["error"]["data"]["error"] == "message_too_large"
+
+
+async def test_a_failing_forward_hook_refuses_only_the_receivers_it_was_given(
+    aiohttp_client, redis, ds_settings, directory, chain, clock, users, more_users, names
+) -> None:
+    from ensign.errors import ServiceUnavailable
+
+    async def forward(envelope, info, sender, recipients):  # type: ignore[no-untyped-def]
+        raise ServiceUnavailable("the other delivery service cannot be reached")
+
+    client = await aiohttp_client(create_app(ds_settings, redis=redis, directory=directory, chain=chain, clock=clock,
+                                             sweep_interval=None, forward=forward))
+    alice, bob, frank = users[0], users[1], more_users[2]
+    for user in (alice, bob):
+        await signup(client, user)
+    outcomes = await submit(client, multi(alice, [bob, frank], ds_settings))
+    assert outcomes[0] == {"to": bob.name, "status": "stored"}
+    assert (outcomes[1]["status"], outcomes[1]["error"]["code"]) == ("refused", "unavailable")
