@@ -10,6 +10,7 @@ from ensign.config import DeliverySettings
 from ensign.redis_client import RedisClient
 
 from .accounts import Accounts
+from .forwarder import Forwarder
 from .intake import Intake
 from .metrics import DeliveryMetrics
 from .multi_intake import Forward, MultiIntake
@@ -27,6 +28,7 @@ queue_key = web.AppKey("queue_key", MessageQueue)
 accounts_key = web.AppKey("accounts_key", Accounts)
 sessions_key = web.AppKey("sessions_key", Sessions)
 intake_key = web.AppKey("intake_key", Intake)
+forwarder_key = web.AppKey("forwarder_key", Forwarder)
 multi_intake_key = web.AppKey("multi_intake_key", MultiIntake)
 # What create_app was given to forward multi-recipient receivers hosted elsewhere (a callable).
 forward_key: web.AppKey[Forward] = web.AppKey("forward_key")

@@ -24,7 +24,7 @@
     ├── SpamRejected                         400  spam                              -32010
     ├── DeliveryInformationUnreadable        400  delivery_information_unreadable   -32012
     ├── SenderUnknown                        400  sender_unknown                    -32015
-    ├── TooManyRecipients                    400  too_many_recipients               -32030
+    ├── TooManyRecipients                    400  too_many_recipients               -32031
     └── SignatureError                       400  invalid_signature                 -32602
         └── SenderNotVerified                400  sender_not_verified               -32016
     Unauthorized                             401
@@ -36,6 +36,7 @@
     ├── MessageOutsideWindow                 403  stale_message
     ├── AccountDeleted                       403  account_deleted
     ├── AccountSuspended                     403  account_suspended                 -32019
+    ├── ForwardingRefused                    403  forwarding_refused                -32030
     └── KeyNotBound                          403  key_not_bound
     NotFound                                 404
     ├── NoAccount                            404  no_account
@@ -44,7 +45,7 @@
     ├── ReceiverUnknown                      404  receiver_unknown                  -32013
     ├── ReceiverWithoutAccount               404  receiver_without_account          -32014
     │   └── AccountMissingError              404  receiver_without_account          -32014  (the queue's view)
-    ├── ReceiverElsewhere                    404  receiver_elsewhere                -32031  (a multi-recipient receiver, §4.5)
+    ├── ReceiverElsewhere                    404  receiver_elsewhere                -32032  (a multi-recipient receiver, §4.6)
     └── UnknownUser                          404  unknown_user                      -32018
     EnsignError
     └── MethodNotFound                       405  method_not_found                  -32601
@@ -125,6 +126,7 @@ __all__ = [
     "ChannelNotEnabled",
     "ChannelNotSupported",
     "DeliveryInformationUnreadable",
+    "ForwardingRefused",
     "InvalidAccount",
     "InvalidChannelType",
     "InvalidEnvelope",
@@ -239,7 +241,7 @@ class TooManyRecipients(InvalidRequest):
     sender's rate limit holds tokens for."""
 
     code = "too_many_recipients"
-    jsonrpc_code = -32030
+    jsonrpc_code = -32031
 
 
 class SenderNotVerified(SignatureError):
@@ -279,6 +281,15 @@ class AccountDeleted(Forbidden):
     code = "account_deleted"
 
 
+class ForwardingRefused(Forbidden):
+    """A forwarded envelope whose note this service does not accept: not for this service, a loop,
+    a path too long, a forwarder the receiver does not list before this service, or a signature
+    that is not the forwarder's (``specs/delivery.md`` §4.5)."""
+
+    code = "forwarding_refused"
+    jsonrpc_code = -32030
+
+
 class KeyNotBound(Forbidden):
     """The profile presented (the one ENS publishes for the name used) carries another signing key
     than the one the account is bound to (:mod:`delivery.accounts`, "Binding")."""
@@ -313,7 +324,7 @@ class ReceiverElsewhere(NotFound):
     and that this service does not forward to (a per-receiver outcome)."""
 
     code = "receiver_elsewhere"
-    jsonrpc_code = -32031
+    jsonrpc_code = -32032
 
 
 class ReceiverWithoutAccount(NotFound):

@@ -6,9 +6,14 @@ written):
 
 1. size — canonical size of the submitted envelope (dm3 ``getSize``) ≤ the service limit;
 2. schema — the envelope, in either form (npm ``encryptedMessageHash`` or source ``messageHash``);
-3. delivery information — decrypted with this service's X25519 key;
+3. delivery information — decrypted with this service's X25519 key (a forwarded envelope: with
+   the key its forwarding note carries, :mod:`ensign.protocol.forwarding`);
 4. receiver — the ``to`` name resolves to an address that has an account here, not suspended by
-   the operator; then the size again against the account's own (lower) limit;
+   the operator; then the size again against the account's own (lower) limit. A forwarded
+   envelope's note is checked first (:meth:`delivery.forwarder.Forwarder.accept`). Without an
+   account here, an envelope submitted directly is handed on to the receiver's next delivery
+   services once steps 5 and 6 pass (:meth:`delivery.forwarder.Forwarder.forward`): the answer
+   is then theirs, and nothing is stored or postmarked here;
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
    spoofed);
@@ -25,8 +30,9 @@ written):
    turns into socket.io pushes on every process. When the account wants notifications, the
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
-:mod:`delivery.multi_intake` runs steps 4 and 6–9 for each receiver of a multi-recipient envelope
-through the same methods (``_resolve_receiver``, ``_verified_sender``, ``_deliver``).
+:mod:`delivery.multi_intake` runs steps 4, 5 and 7–9 through the same methods
+(``_resolve_receiver``, ``_signed_by_sender``, ``_deliver``), step 5 once per envelope and the
+others for each of its receivers.
 
 The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
 ``postmark`` the encrypted postmark string, so dm3 clients read it unchanged.
@@ -45,7 +51,8 @@ from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
 from ensign.protocol.crypto import EncryptionKeyPair
 from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
-from ensign.protocol.models import EncryptionEnvelop
+from ensign.protocol.forwarding import Forwarding, open_forwarded_delivery_information
+from ensign.protocol.models import DeliveryInformation, EncryptionEnvelop
 from ensign.protocol.postmark import create_postmark
 
 from .accounts import Account, Accounts
@@ -53,6 +60,7 @@ from .errors import (
     AccountMissingError,
     AccountSuspended,
     DeliveryInformationUnreadable,
+    ForwardingRefused,
     InvalidEnvelope,
     MessageTooLarge,
     ReceiverUnknown,
@@ -61,6 +69,7 @@ from .errors import (
     SenderUnknown,
     SpamRejected,
 )
+from .forwarder import Forwarder
 from .limits import RateLimiter, pair_subject
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, ResolvedProfile, address_or_none, profile_or_none
@@ -77,12 +86,14 @@ __all__ = ["Intake", "Submitted", "stored_envelope"]
 
 @dataclass(frozen=True)
 class Submitted:
-    """Outcome of a submission: the message id, the receiver's account, whether newly stored."""
+    """Outcome of a submission: the message id, the receiver's account, whether newly stored here,
+    and the delivery service it was handed on to instead (:mod:`delivery.forwarder`)."""
 
     message_id: str
     account: str
     stored: bool
     size: int
+    forwarded_to: str | None = None
 
 
 class Intake:
@@ -98,6 +109,8 @@ class Intake:
         use Redis's clock).
     :param on_notify: told the receiver's address when a new message needs a notification.
     :param limiter: the rate limits' buckets.
+    :param forwarder: hands envelopes for receivers without an account here on, and checks those
+        handed here; without one, neither happens (a forwarded envelope is refused).
     """
 
     def __init__(
@@ -112,6 +125,7 @@ class Intake:
         clock: Clock,
         on_notify: Callable[[str], None] | None = None,
         limiter: RateLimiter,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self._settings = settings
         # Called (must not block or raise) with the receiver's address after a new message is
@@ -124,32 +138,39 @@ class Intake:
         self._metrics = metrics
         self._clock = clock
         self._limiter = limiter
+        self._forwarder = forwarder
         self._ds_keys = EncryptionKeyPair(
             public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
         )
 
-    async def submit(self, raw: object) -> Submitted:
-        """Accept one envelope (the parsed JSON object). Counts rejections by error code."""
+    async def submit(self, raw: object, forwarding: object = None) -> Submitted:
+        """Accept one envelope (the parsed JSON object), with the forwarding note (parsed JSON)
+        when another delivery service hands it on. Counts rejections by error code."""
         try:
-            result = await self._submit(raw)
+            result = await self._submit(raw, forwarding)
         except EnsignError as exc:
             self._metrics.rejections.labels(reason=exc.code).inc()
             # On the request's own log line when there is one (JSON-RPC), else a line of its own.
             if not add_request_fields(reason=exc.code):
                 log.info("submission refused: %s", exc.code, extra={"reason": exc.code})
             raise
-        if result.stored:
+        if result.forwarded_to is not None:
+            outcome = f"forwarded to {result.forwarded_to}"
+        elif result.stored:
             self._metrics.messages.inc()
             self._metrics.message_bytes.inc(result.size)
+            if forwarding is not None:
+                self._metrics.forwarded_in.inc()
+            outcome = "stored"
         else:
             self._metrics.duplicates.inc()
-        outcome = "stored" if result.stored else "already queued"
+            outcome = "already queued"
         fields: dict[str, str | int] = {"account": result.account, "message_id": result.message_id, "bytes": result.size}
         if not add_request_fields(outcome=outcome, **fields):
             log.info("message %s for %s", outcome, result.account, extra=fields)
         return result
 
-    async def _submit(self, raw: object) -> Submitted:
+    async def _submit(self, raw: object, forwarding: object) -> Submitted:
         if not isinstance(raw, dict):
             raise InvalidEnvelope("the envelope must be a JSON object")
         size = canonical_size(raw)
@@ -157,8 +178,19 @@ class Intake:
         if size > limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; this service accepts at most {limit}")
         envelope = EncryptionEnvelop.from_json(raw)
+        note = None
+        if forwarding is not None:
+            if self._forwarder is None:
+                raise ForwardingRefused("this delivery service does not take forwarded envelopes")
+            try:
+                note = Forwarding.from_json(forwarding)
+            except EnsignError as exc:
+                raise ForwardingRefused(f"the forwarding note is malformed: {exc.message}") from None
         try:
-            info = open_delivery_information(envelope, self._ds_keys)
+            if note is None:
+                info = open_delivery_information(envelope, self._ds_keys)
+            else:
+                info = open_forwarded_delivery_information(envelope, note, self._ds_keys)
         except EnsignError as exc:
             raise DeliveryInformationUnreadable(
                 f"the delivery information cannot be opened with this service's key ({exc.code})"
@@ -167,10 +199,19 @@ class Intake:
         receiver_profile, receiver = await self._resolve_receiver(info.to)
         if receiver is None:
             raise ReceiverUnknown("the receiver's name does not resolve to an address")
-        await self._receiver_account(receiver, lambda account: self._receiver_limits(account, size))
+        if note is not None:
+            assert self._forwarder is not None  # checked with the note
+            if receiver_profile is None:
+                raise ReceiverUnknown("the receiver's name has no valid profile in ENS to check the forwarder against")
+            await self._forwarder.accept(note, envelope, receiver_profile)
+        try:
+            await self._receiver_account(receiver, lambda account: self._receiver_limits(account, size))
+        except ReceiverWithoutAccount:
+            if note is not None or self._forwarder is None or receiver_profile is None:
+                raise
+            return await self._forward(envelope, info, receiver, receiver_profile, size)
 
-        sender = await self._verified_sender(info.from_, lambda key: verify_envelope(envelope, key))
-        await self._limiter.take("sender", self._settings.limits.sender, sender.address)
+        sender = await self._verified_sender(envelope, info, receiver)
 
         def stored(receiver_profile: ResolvedProfile, now_ms: int) -> bytes:
             postmark = create_postmark(
@@ -193,7 +234,7 @@ class Intake:
             return receiver_profile, receiver_profile.address
         return None, await address_or_none(self._directory, name)
 
-    async def _verified_sender(self, name: str, verify: Callable[[str], None]) -> ResolvedProfile:
+    async def _signed_by_sender(self, name: str, verify: Callable[[str], None]) -> ResolvedProfile:
         """Step 5: the sender's profile, once ``verify(its public signing key)`` passed."""
         sender = await profile_or_none(self._directory, name)
         if sender is None:
@@ -213,10 +254,9 @@ class Intake:
         size: int,
         stored: Callable[[ResolvedProfile, int], bytes],
     ) -> Submitted:
-        """Steps 6 (pair bucket) to 9 for one receiver: ``stored(receiver profile, now in ms)``
-        makes the postmarked record to enqueue."""
+        """Steps 7 to 9 for one receiver, its rate limits taken: ``stored(receiver profile, now
+        in ms)`` makes the postmarked record to enqueue."""
         limits = self._settings.limits
-        await self._limiter.take("pair", limits.pair, pair_subject(sender_address, receiver))
 
         async def receiver_checks(account: Account) -> None:
             self._receiver_limits(account, size)
@@ -259,6 +299,41 @@ class Intake:
         if new and account.notify and self._on_notify is not None:
             self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
+
+    async def _verified_sender(
+        self, envelope: EncryptionEnvelop, info: DeliveryInformation, receiver: str
+    ) -> ResolvedProfile:
+        """Steps 5 and 6: the sender's profile, its signature on the envelope, its rate limits."""
+        sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
+        limits = self._settings.limits
+        await self._limiter.take("sender", limits.sender, sender.address)
+        await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
+        return sender
+
+    async def _forward(
+        self,
+        envelope: EncryptionEnvelop,
+        info: DeliveryInformation,
+        receiver: str,
+        receiver_profile: ResolvedProfile,
+        size: int,
+    ) -> Submitted:
+        """No account here: hand the envelope on to the receiver's next services, once its sender
+        is verified; refuse as before when none takes it, saying what each answered."""
+        assert self._forwarder is not None
+        if not self._forwarder.next_services(receiver_profile):
+            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
+        await self._verified_sender(envelope, info, receiver)
+        outcome = await self._forwarder.forward(envelope, receiver_profile)
+        if outcome.delivered_to is None:
+            tried = "; ".join(f"{a.service}: {a.outcome} ({a.detail})" for a in outcome.attempts)
+            raise ReceiverWithoutAccount(
+                f"the receiver has no account on this delivery service, and no other took the envelope ({tried})",
+                details={"forwarding": [attempt.to_json() for attempt in outcome.attempts]},
+            )
+        return Submitted(
+            message_id=envelope_id(envelope), account=receiver, stored=False, size=size, forwarded_to=outcome.delivered_to
+        )
 
     async def _receiver_account(
         self, receiver: str, check: Callable[[Account], Awaitable[None] | None]

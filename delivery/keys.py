@@ -128,8 +128,9 @@ Limits (:mod:`delivery.limits`)
 -------------------------------
 
 ``{prefix}rate:<limit>:{<subject>}``  HASH ``tokens``, ``at`` (ms of Redis ``TIME``): one token
-    bucket of the named limit (``sender``, ``pair``, ``address``, ``login``) for one subject (an
-    address, ``<sender>><receiver>``, a client IP or /64). ``PEXPIRE`` = time to refill completely,
+    bucket of the named limit (``sender``, ``pair``, ``address``, ``login``, ``forward``) for one
+    subject (an address, ``<sender>><receiver>``, a client IP or /64, the ENS name of a delivery
+    service envelopes are forwarded to). ``PEXPIRE`` = time to refill completely,
     so an idle bucket disappears. The subject is the hash tag: each bucket is its own slot.
 ``{prefix}sockets:<kind>:{<subject>}``  ZSET, member = ``<process>:<sid>``, score = lease expiry
     (ms of Redis ``TIME``): the live sockets of one account (``kind`` = ``account``) or client

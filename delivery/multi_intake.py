@@ -1,6 +1,6 @@
 """Multi-recipient intake: one ``ensign-multi-v1`` envelope, verified once, stored for each receiver.
 
-JSON-RPC ``ensign_submitMultiMessage`` (``specs/delivery.md`` §4.5). The envelope as a whole goes
+JSON-RPC ``ensign_submitMultiMessage`` (``specs/delivery.md`` §4.6). The envelope as a whole goes
 through (each step refuses all of it, before anything is written):
 
 1. size — canonical size ≤ ``MESSAGE_SIZE_LIMIT`` + ``MAX_RECIPIENTS`` × :data:`RECIPIENT_BYTES`;
@@ -8,7 +8,7 @@ through (each step refuses all of it, before anything is written):
 3. delivery information — decrypted with this service's X25519 key; it pairs each receiver with a
    wrapped key; at most ``MAX_RECIPIENTS`` receivers;
 4. sender — the ``from`` profile's key verifies the signature over the whole metadata (every
-   wrapped key and the encrypted receiver list) once (:meth:`Intake._verified_sender`);
+   wrapped key and the encrypted receiver list) once (:meth:`Intake._signed_by_sender`);
 5. rate — the sender's bucket pays one token per receiver, as that many single sends would (more
    receivers than the bucket holds is :class:`TooManyRecipients`, since it could never pass).
 
@@ -21,8 +21,8 @@ with the error code a single submission would get:
    default :func:`refuse_elsewhere`, ``receiver_elsewhere``), any other is ``receiver_without_account``;
 7. the receiver's copy (:func:`ensign.protocol.multi.copy_for`: the shared message, its own wrapped
    key, ``{to, from}``) is checked against the service's size limit and the account's, then
-   :meth:`Intake._deliver` runs steps 6–9 of :mod:`delivery.intake`: the sender→receiver pair
-   bucket, the account and its spam rules, the postmark, the queue insert. One postmark
+   the sender→receiver pair bucket is taken and :meth:`Intake._deliver` runs steps 7–9 of
+   :mod:`delivery.intake`: the account and its spam rules, the postmark, the queue insert. One postmark
    signature serves every receiver (same message, same receive time); it is sealed to each.
 """
 
@@ -57,6 +57,7 @@ from .errors import (
     TooManyRecipients,
 )
 from .intake import Intake
+from .limits import pair_subject
 from .ports import ResolvedProfile
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class MultiIntake:
             raise DeliveryInformationUnreadable(
                 f"the delivery information does not open with this service's key, or does not pair with the keys: {exc.message}"
             ) from None
-        sender = await self._intake._verified_sender(info.from_, lambda key: verify_multi_envelope(envelope, key))
+        sender = await self._intake._signed_by_sender(info.from_, lambda key: verify_multi_envelope(envelope, key))
         count = len(info.to)
         if limits.sender is not None and count > limits.sender.capacity:
             raise TooManyRecipients(
@@ -269,6 +270,8 @@ class MultiIntake:
             sealed = seal_postmark(postmark_for(now_ms), receiver.signed_profile.profile.public_encryption_key)
             return stringify_bytes(copy_for(envelope, info, index, sealed).to_json())
 
+        limits = self._settings.limits
+        await self._intake._limiter.take("pair", limits.pair, pair_subject(sender.address, address))
         submitted = await self._intake._deliver(address, profile, sender.address, envelope.encrypted_message_hash, size, stored)
         if submitted.stored:
             self._metrics.message_bytes.inc(submitted.size)

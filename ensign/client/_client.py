@@ -580,7 +580,7 @@ class Client:
         To a list (at most the services' ``MAX_RECIPIENTS``, 100 by default): the message is signed
         once, listing every receiver (each receiver sees the whole list), and encrypted once; each
         receiver's delivery service gets one ``ensign-multi-v1`` envelope with the key wrapped to
-        each of its receivers (``specs/protocol.md`` §1.14). Receivers refused as a single send
+        each of its receivers (``specs/protocol.md`` §1.15). Receivers refused as a single send
         would be skipped move on to the next service of their profile. A service that does not
         know multi-recipient envelopes (a dm3 service) gets one ordinary envelope per receiver.
         Nothing is raised for one receiver: see each :class:`RecipientDelivery`.

@@ -1,6 +1,6 @@
 """Multi-recipient envelopes (``ensign-multi-v1``): one message encrypted once for many receivers.
 
-What the sender submits (``specs/protocol.md`` §1.14)::
+What the sender submits (``specs/protocol.md`` §1.15)::
 
     {"message":  "<EncryptedPayload JSON text: stringify(Message) under a random 32-byte key K>",
      "metadata": {"version": "ensign-multi-v1",

@@ -1,4 +1,4 @@
-"""Writes specs/vectors/multi.json: a multi-recipient envelope (specs/protocol.md §1.14).
+"""Writes specs/vectors/multi.json: a multi-recipient envelope (specs/protocol.md §1.15).
 
 Deliberately written without ``ensign``: only the standard library and PyNaCl, following the prose
 of specs/protocol.md, so the vector is a second implementation that ``ensign.protocol.multi`` is
@@ -106,7 +106,7 @@ def main() -> None:
         for name, key in zip(names, keys)
     ]
     vector = {
-        "description": "ensign-multi-v1 envelope to three receivers (specs/protocol.md §1.14); written by specs/vectors/multi_vectors.py",
+        "description": "ensign-multi-v1 envelope to three receivers (specs/protocol.md §1.15); written by specs/vectors/multi_vectors.py",
         "randomSeed": RANDOM_SEED.decode("ascii"),
         "senderSigningSeed": "0x" + (bytes([1]) * 32).hex(),
         "senderSigningPublicKey": b64(sender_pk),

@@ -235,7 +235,7 @@ async def test_recipient_limits_are_refused_with_their_codes(
     resp = await client.post("/rpc", json=rpc_multi(multi(alice, [bob, carol, users[2]], small_settings)))
     assert resp.status == 400
     body = await resp.json()
-    assert (body["error"]["code"], body["error"]["data"]["error"]) == (-32030, "too_many_recipients")
+    assert (body["error"]["code"], body["error"]["data"]["error"]) == (-32031, "too_many_recipients")
 
     # Five sender tokens: two receivers twice take four, a third envelope of two finds one left.
     for text in ("one", "two"):
