@@ -393,7 +393,7 @@ def _document_json(doc: StoredDocument) -> dict[str, Any]:
 
 
 def _message_json(message: ReceivedMessage) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": message.id,
         "from": message.sender,
         "to": message.receiver,
@@ -403,6 +403,9 @@ def _message_json(message: ReceivedMessage) -> dict[str, Any]:
         "receivedAt": message.received_at,
         "deliveryService": message.delivery_service,
     }
+    if len(message.recipients) > 1:  # sent to several receivers at once: who else got it
+        out["recipients"] = list(message.recipients)
+    return out
 
 
 def _report(rejected: RejectedEnvelope) -> None:

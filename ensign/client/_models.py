@@ -8,7 +8,7 @@ from typing import Any
 
 from ensign.errors import EnsignError
 from ensign.protocol.models import EncryptionEnvelop, Message, Postmark
-from ensign.protocol.multi import MultiCopy
+from ensign.protocol.multi import MultiCopy, recipients_of
 
 from ._errors import DeliveryAttempt
 
@@ -158,6 +158,14 @@ class ReceivedMessage:
     message: Message
     envelope: EncryptionEnvelop | MultiCopy
     postmark: Postmark
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Everyone the sender addressed, as the signed message names them: ``(receiver,)``, or
+        the whole list of a message sent to several receivers at once."""
+        if isinstance(self.envelope, MultiCopy):
+            return recipients_of(self.message)
+        return (self.receiver,)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ async def test_one_envelope_to_three_receivers_each_decrypts_it(sdk_stack: SdkSt
             sent.recipients[0].id, "hello, all three", alice.name, receiver.name,
         )
         assert isinstance(message.envelope, MultiCopy)
-        assert recipients_of(message.message) == tuple(names)
+        assert message.recipients == recipients_of(message.message) == tuple(names)
         assert verify_postmark(message.postmark, message.envelope.message, ds.signing_public_key)
         assert await receiver.ack(message) == 1
         assert (await receiver.fetch()).messages == ()
@@ -98,7 +98,8 @@ async def test_a_pushed_multi_recipient_message_is_opened(sdk_stack: SdkStack) -
 
 async def test_send_command_to_several_names(sdk_stack: SdkStack) -> None:
     alice_key = new_private_key()
-    bob, carol = sdk_stack.client(), sdk_stack.client()
+    carol_key = new_private_key()
+    bob, carol = sdk_stack.client(), sdk_stack.client(carol_key)
     await bob.setup()
     await carol.setup()
 
@@ -115,6 +116,11 @@ async def test_send_command_to_several_names(sdk_stack: SdkStack) -> None:
     statuses = [(r["status"], r.get("error")) for r in json.loads(out)["recipients"]]
     assert statuses == [("stored", None), ("refused", "receiver_without_account")]
     assert [m.text for m in (await bob.fetch()).messages] == ["hi both", "again"]
+
+    code, out, err = await run_cli(sdk_stack, "inbox", stdin=carol_key + "\n")
+    assert code == 0, err
+    [line] = [json.loads(line) for line in out.splitlines()]
+    assert (line["text"], line["to"], line["recipients"]) == ("hi both", carol.name, [bob.name, carol.name])
 
 
 async def test_a_service_without_multi_recipient_envelopes_gets_one_dm3_envelope_per_receiver(sdk_stack: SdkStack) -> None:
