@@ -18,6 +18,8 @@ floor      the per-message work without HTTP, in this process, right after the m
            service's CPU per message over it
 push       submit → socket.io ``message`` latency
 inbox      fetch and ack throughput; one ack at 1,000 vs 100,000 queued; memory per message
+multi      one multi-recipient envelope to 100 receivers against 100 single sends: the
+           service's CPU per receiver each way, the sender's CPU, bytes sent and queued
 scale      one process, then ``--workers N`` (every core) on one port; the ratio and who used the CPU
 profile    a delivery process sampled by py-spy under load (skipped without py-spy)
 resolver   ``ensign backend`` + ``ensign resolver``: gateway answers/s; lookups cold and warm
@@ -44,12 +46,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import inbox, push, report, resolver, submit
+from . import inbox, multi, push, report, resolver, submit
 from .fixtures import ServiceSpec, make_envelopes, make_users, redis_url
 from .procstat import calibrate, machine
 from .suite import Durations, Suite
 
-PARTS = ("submit", "floor", "push", "inbox", "scale", "profile", "resolver")
+PARTS = ("submit", "floor", "push", "inbox", "multi", "scale", "profile", "resolver")
 RESULTS = Path(__file__).resolve().parent / "results"
 CALM_LOAD = 1.5
 
@@ -87,7 +89,8 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
     url = redis_url()
     # Users and envelopes are made in worker processes, before this process opens any connection.
     step = time.perf_counter()
-    users = make_users(durations.users)
+    # The multi-recipient part needs a sender and its receivers among the users.
+    users = make_users(max(durations.users, durations.multi_recipients + 1) if "multi" in parts else durations.users)
     spec = ServiceSpec.create(url, Suite.new_prefix(), users)
     envelopes = make_envelopes(users, spec.encryption_public_key, durations.envelopes)
     print(f"made {len(users)} users and {len(envelopes)} envelopes in {time.perf_counter() - step:.1f} s", file=sys.stderr)
@@ -127,6 +130,9 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
         if "inbox" in parts:
             results["inbox"] = await inbox.run_inbox(suite, server)
             done("inbox")
+        if "multi" in parts:
+            results["multi"] = await multi.run_multi(suite, server)
+            done("multi")
         if "scale" in parts:
             results["scale"] = await submit.run_scale(suite, server, requests)
             done("scale")

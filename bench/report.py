@@ -179,6 +179,19 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
             row(f"| Redis memory per queued message | **{_n(mem['redis_bytes_per_msg'])} B** for a "
                 f"{_n(mem['envelope_bytes'])} B stored envelope = {_n(mem['ratio'], 2)}× in a queue of "
                 f"{_n(mem['messages'])}{extra} | ≤ 1.5×: {_verdict(derived, 'memory_over_envelope')} |")
+    mu = results.get("multi", {})
+    if mu:
+        one, many = mu.get("multi", {}), mu.get("single", {})
+        sc_, qb = mu.get("sender_cpu_us_per_message", {}), mu.get("queued_bytes_per_recipient", {})
+        n = mu.get("recipients")
+        row(f"| multi-recipient: {n} recipients in one envelope vs {n} single sends ({mu.get('rounds')} messages "
+            f"each way) | service CPU per recipient **{_n(one.get('server_cpu_us_per_recipient'))} µs** vs "
+            f"{_n(many.get('server_cpu_us_per_recipient'))} µs = **{_n(mu.get('server_ratio'), 2)}× cheaper**; "
+            f"{_n(one.get('recipients_per_s'))} vs {_n(many.get('recipients_per_s'))} recipients/s; sender CPU "
+            f"{_n(sc_.get('multi_us'))} vs {_n(sc_.get('single_us'))} µs per message; submitted "
+            f"{_n(one.get('bytes_submitted_per_message'))} vs {_n(many.get('bytes_submitted_per_message'))} B; "
+            f"queued per recipient {_n(qb.get('multi'))} vs {_n(qb.get('single'))} B (the copy carries the "
+            f"receiver list) | |")
     sc = results.get("scale", {})
     if sc:
         one = sc.get("single", {})

@@ -41,11 +41,13 @@ class Durations:
     ack_samples: int = 400
     push_sockets: int = 64
     lookup_names: int = 20
+    multi_recipients: int = 100
+    multi_rounds: int = 40
 
     @classmethod
     def quick(cls) -> Durations:
         return cls(users=64, envelopes=4_000, warmup=0.5, phase=1.0, big_queue=10_000, inbox_receivers=8,
-                   inbox_queued=500, ack_samples=100, push_sockets=16, lookup_names=5)
+                   inbox_queued=500, ack_samples=100, push_sockets=16, lookup_names=5, multi_rounds=10)
 
 
 @dataclass

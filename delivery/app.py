@@ -37,8 +37,10 @@ from .appkeys import (
     clock_key,
     directory_key,
     forwarder_key,
+    forward_key,
     intake_key,
     metrics_key,
+    multi_intake_key,
     queue_key,
     redis_key,
     sessions_key,
@@ -46,6 +48,7 @@ from .appkeys import (
 )
 from .forwarder import Forwarder
 from .intake import Intake
+from .multi_intake import Forward, MultiIntake, refuse_elsewhere
 from .keys import challenge_key
 from .limits import RateLimiter, SocketSlots
 from .metrics import DeliveryMetrics
@@ -73,6 +76,7 @@ def create_app(
     notify_worker: bool = True,
     metrics_dir: str | None = None,
     forwarder: Forwarder | None = None,
+    forward: Forward = refuse_elsewhere,
 ) -> web.Application:
     """Build the delivery service.
 
@@ -91,6 +95,9 @@ def create_app(
         handed here (:mod:`delivery.forwarder`); without one the app makes its own on its
         directory, with its own HTTP session closed at clean-up, calling https URLs of public hosts
         only unless the chain is the embedded one (``settings.chain.rpc_url`` unset).
+    :param forward: what becomes of the receivers of a multi-recipient envelope that are hosted
+        by other delivery services (:class:`delivery.multi_intake.Forward`; default: refused
+        with ``receiver_elsewhere``).
 
     Clients passed in stay the caller's to close. Without them the app opens its own at start-up
     from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
@@ -114,6 +121,7 @@ def create_app(
     )
     app[settings_key] = settings
     app[clock_key] = clock
+    app[forward_key] = forward
     app[metrics_key] = metrics
     if forwarder is not None:
         app[forwarder_key] = forwarder
@@ -229,6 +237,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         forwarder=app[forwarder_key],
         log_ref=at_rest.log_ref,
     )
+    app[multi_intake_key] = MultiIntake(app[intake_key], forward=app[forward_key])
 
 
 async def _own_clients(app: web.Application) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from .at_rest import AtRest
 from .forwarder import Forwarder
 from .intake import Intake
 from .metrics import DeliveryMetrics
+from .multi_intake import Forward, MultiIntake
 from .ports import Chain, Directory
 from .queue import MessageQueue
 from ensign.sessions import Sessions
@@ -29,5 +30,8 @@ accounts_key = web.AppKey("accounts_key", Accounts)
 sessions_key = web.AppKey("sessions_key", Sessions)
 intake_key = web.AppKey("intake_key", Intake)
 forwarder_key = web.AppKey("forwarder_key", Forwarder)
+multi_intake_key = web.AppKey("multi_intake_key", MultiIntake)
+# What create_app was given to forward multi-recipient receivers hosted elsewhere (a callable).
+forward_key: web.AppKey[Forward] = web.AppKey("forward_key")
 metrics_key = web.AppKey("metrics_key", DeliveryMetrics)
 at_rest_key = web.AppKey("at_rest_key", AtRest)

@@ -24,6 +24,7 @@
     ├── SpamRejected                         400  spam                              -32010
     ├── DeliveryInformationUnreadable        400  delivery_information_unreadable   -32012
     ├── SenderUnknown                        400  sender_unknown                    -32015
+    ├── TooManyRecipients                    400  too_many_recipients               -32031
     └── SignatureError                       400  invalid_signature                 -32602
         └── SenderNotVerified                400  sender_not_verified               -32016
     Unauthorized                             401
@@ -45,6 +46,7 @@
     ├── ReceiverUnknown                      404  receiver_unknown                  -32013
     ├── ReceiverWithoutAccount               404  receiver_without_account          -32014
     │   └── AccountMissingError              404  receiver_without_account          -32014  (the queue's view)
+    ├── ReceiverElsewhere                    404  receiver_elsewhere                -32032  (a multi-recipient receiver, §4.6)
     └── UnknownUser                          404  unknown_user                      -32018
     EnsignError
     └── MethodNotFound                       405  method_not_found                  -32601
@@ -154,6 +156,7 @@ __all__ = [
     "ProfileNotPublished",
     "QueueFullError",
     "RateLimited",
+    "ReceiverElsewhere",
     "ReceiverUnknown",
     "ReceiverWithoutAccount",
     "ReplayedMessage",
@@ -166,6 +169,7 @@ __all__ = [
     "SessionWrongAccount",
     "SpamRejected",
     "StaleMessage",
+    "TooManyRecipients",
     "TooManySockets",
     "UnknownUser",
     "WrongAccount",
@@ -232,6 +236,14 @@ class SenderUnknown(InvalidRequest):
 
     code = "sender_unknown"
     jsonrpc_code = -32015
+
+
+class TooManyRecipients(InvalidRequest):
+    """A multi-recipient envelope names more receivers than ``MAX_RECIPIENTS`` or than the
+    sender's rate limit holds tokens for."""
+
+    code = "too_many_recipients"
+    jsonrpc_code = -32031
 
 
 class SenderNotVerified(SignatureError):
@@ -314,6 +326,14 @@ class ReceiverUnknown(NotFound):
 
     code = "receiver_unknown"
     jsonrpc_code = -32013
+
+
+class ReceiverElsewhere(NotFound):
+    """A receiver of a multi-recipient envelope whose profile names other delivery services,
+    and that this service does not forward to (a per-receiver outcome)."""
+
+    code = "receiver_elsewhere"
+    jsonrpc_code = -32032
 
 
 class ReceiverWithoutAccount(NotFound):

@@ -30,6 +30,10 @@ written):
    turns into socket.io pushes on every process. When the account wants notifications, the
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
+:mod:`delivery.multi_intake` runs steps 4, 5 and 7–9 through the same methods
+(``_resolve_receiver``, ``_signed_by_sender``, ``_deliver``), step 5 once per envelope and the
+others for each of its receivers.
+
 The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
 ``postmark`` the encrypted postmark string, so dm3 clients read it unchanged. Redis never holds it
 in clear: the queue seals it and scopes it by the sender's keyed tag, and rate buckets are named by
@@ -200,14 +204,7 @@ class Intake:
                 f"the delivery information cannot be opened with this service's key ({exc.code})"
             ) from None
 
-        # One lookup per name: the profile comes with its address. A receiver without a valid
-        # profile is still told apart from one that does not resolve (and from one without an
-        # account here), so only then is its address asked for alone.
-        receiver_profile = await profile_or_none(self._directory, info.to)
-        if receiver_profile is not None:
-            receiver: str | None = receiver_profile.address
-        else:
-            receiver = await address_or_none(self._directory, info.to)
+        receiver_profile, receiver = await self._resolve_receiver(info.to)
         if receiver is None:
             raise ReceiverUnknown("the receiver's name does not resolve to an address")
         if note is not None:
@@ -223,8 +220,51 @@ class Intake:
             return await self._forward(envelope, info, receiver, receiver_profile, size)
 
         sender = await self._verified_sender(envelope, info, receiver)
+
+        def stored(receiver_profile: ResolvedProfile, now_ms: int) -> bytes:
+            postmark = create_postmark(
+                envelope.message,
+                self._settings.keys.signing_private_key,
+                receiver_profile.signed_profile.profile.public_encryption_key,
+                now_ms,
+            )
+            return stringify_bytes(stored_envelope(envelope.to_json(), info.to_json(), postmark))
+
+        return await self._deliver(receiver, receiver_profile, sender.address, envelope_id(envelope), size, stored)
+
+    async def _resolve_receiver(self, name: str) -> tuple[ResolvedProfile | None, str | None]:
+        """The receiver's profile (``None`` without a valid one) and address (``None`` if unresolved)."""
+        # One lookup per name: the profile comes with its address. A receiver without a valid
+        # profile is still told apart from one that does not resolve (and from one without an
+        # account here), so only then is its address asked for alone.
+        receiver_profile = await profile_or_none(self._directory, name)
+        if receiver_profile is not None:
+            return receiver_profile, receiver_profile.address
+        return None, await address_or_none(self._directory, name)
+
+    async def _signed_by_sender(self, name: str, verify: Callable[[str], None]) -> ResolvedProfile:
+        """Step 5: the sender's profile, once ``verify(its public signing key)`` passed."""
+        sender = await profile_or_none(self._directory, name)
+        if sender is None:
+            raise SenderUnknown("the sender's name has no valid profile in ENS")
+        try:
+            verify(sender.signed_profile.profile.public_signing_key)
+        except SignatureError as exc:
+            raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        return sender
+
+    async def _deliver(
+        self,
+        receiver: str,
+        receiver_profile: ResolvedProfile | None,
+        sender_address: str,
+        message_id: str,
+        size: int,
+        stored: Callable[[ResolvedProfile, int], bytes],
+    ) -> Submitted:
+        """Steps 7 to 9 for one receiver, its rate limits taken: ``stored(receiver profile, now
+        in ms)`` makes the postmarked record to enqueue."""
         limits = self._settings.limits
-        sender_address = sender.address
 
         async def receiver_checks(account: Account) -> None:
             self._receiver_limits(account, size)
@@ -235,14 +275,7 @@ class Intake:
             raise ReceiverUnknown("the receiver's name has no valid profile in ENS to encrypt the postmark to")
 
         now = self._clock()
-        postmark = create_postmark(
-            envelope.message,
-            self._settings.keys.signing_private_key,
-            receiver_profile.signed_profile.profile.public_encryption_key,
-            int(now * 1000),
-        )
-        stored = stringify_bytes(stored_envelope(envelope.to_json(), info.to_json(), postmark))
-        message_id = envelope_id(envelope)
+        record = stored(receiver_profile, int(now * 1000))
         for attempt in range(1, SETTINGS_ATTEMPTS + 1):
             ttl = account.settings.message_ttl or self._settings.message_ttl
             try:
@@ -252,10 +285,10 @@ class Intake:
                 new = await self._queue.enqueue(
                     receiver,
                     message_id,
-                    stored,
+                    record,
                     now=now,
                     ttl_seconds=ttl,
-                    sender=sender.address,
+                    sender=sender_address,
                     max_queued=_lower(limits.max_queued_messages, account.settings.max_queued_messages),
                     max_bytes=_lower(limits.max_queued_bytes, account.settings.max_queued_bytes),
                     account_state=checked,
@@ -279,13 +312,7 @@ class Intake:
         self, envelope: EncryptionEnvelop, info: DeliveryInformation, receiver: str
     ) -> ResolvedProfile:
         """Steps 5 and 6: the sender's profile, its signature on the envelope, its rate limits."""
-        sender = await profile_or_none(self._directory, info.from_)
-        if sender is None:
-            raise SenderUnknown("the sender's name has no valid profile in ENS")
-        try:
-            verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
-        except SignatureError as exc:
-            raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
         limits = self._settings.limits
         await self._limiter.take("sender", limits.sender, sender.address)
         await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))

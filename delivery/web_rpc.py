@@ -19,7 +19,7 @@ from ensign.errors import EncodingError, InvalidJson, InvalidRequest
 from ensign.protocol.canonical import parse_json, stringify
 from ensign.web import read_body
 
-from .appkeys import accounts_key, directory_key, intake_key, settings_key
+from .appkeys import accounts_key, directory_key, intake_key, multi_intake_key, settings_key
 from .forwarder import FORWARD_METHOD
 from .errors import InvalidParams, MessageTooLarge, MethodNotFound, UnknownUser
 from .ports import address_or_none
@@ -97,6 +97,17 @@ async def forward_message(request: web.Request, params: list[Any]) -> str:
     return "OK"
 
 
+async def submit_multi_message(request: web.Request, params: list[Any]) -> dict[str, Any]:
+    """``ensign_submitMultiMessage``: params[0] is an ``ensign-multi-v1`` envelope (JSON string or
+    object); the result lists each receiver's outcome (:mod:`delivery.multi_intake`)."""
+    if not params:
+        raise InvalidParams("params[0] must hold the envelope")
+    envelope = params[0]
+    if isinstance(envelope, str):
+        envelope = parse_json(envelope, what="params[0]")
+    return (await request.app[multi_intake_key].submit(envelope)).to_json()
+
+
 async def delivery_service_properties(request: web.Request, params: list[Any]) -> str:
     """``dm3_getDeliveryServiceProperties``: public limits only, as a JSON string (dm3 parses it).
 
@@ -122,4 +133,5 @@ _METHODS = {
     FORWARD_METHOD: forward_message,
     "dm3_getDeliveryServiceProperties": delivery_service_properties,
     "dm3_getProfileExtension": profile_extension,
+    "ensign_submitMultiMessage": submit_multi_message,
 }

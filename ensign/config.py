@@ -405,7 +405,8 @@ class DeliveryLimits:
     without a session per client address, login attempts per client address;
     ``sockets_per_account`` / ``sockets_per_address``: socket.io connections at once;
     ``trusted_proxies``: addresses or networks whose ``X-Forwarded-For`` is believed (empty: the
-    peer address is the client address).
+    peer address is the client address); ``max_recipients``: most receivers of one
+    multi-recipient envelope (``ensign_submitMultiMessage``; each also spends a sender token).
     """
 
     max_queued_messages: int = 5_000
@@ -418,6 +419,7 @@ class DeliveryLimits:
     sockets_per_account: int = 10
     sockets_per_address: int = 50
     trusted_proxies: tuple[str, ...] = ()
+    max_recipients: int = 100
 
     @classmethod
     def from_env(cls, env: Env) -> DeliveryLimits:
@@ -432,6 +434,7 @@ class DeliveryLimits:
             sockets_per_account=env.integer("MAX_SOCKETS_PER_ACCOUNT", 10, minimum=1),
             sockets_per_address=env.integer("MAX_SOCKETS_PER_ADDRESS", 50, minimum=1),
             trusted_proxies=env.networks("TRUSTED_PROXIES"),
+            max_recipients=env.integer("MAX_RECIPIENTS", 100, minimum=1, maximum=1000),
         )
 
 

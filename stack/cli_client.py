@@ -6,6 +6,7 @@ out of shell history and ``ps``::
 
     echo 0x<key> | ensign send bob.user.ensign.eth "hello"
     printf '0x<key>\\nhello\\nsecond line\\n' | ensign send bob.user.ensign.eth   # text from stdin
+    echo 0x<key> | ensign send bob.user.ensign.eth,carol.user.ensign.eth "hi both"   # or --to NAME --to NAME
     echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
     echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
     echo 0x<key> | ensign recover                        # new profile keys from the wallet alone
@@ -83,11 +84,27 @@ def add_commands(subparsers: Any) -> None:
             "Reads the wallet's private key (0x-hex) from the first line of standard input, signs and "
             "encrypts TEXT for TO and hands it to TO's delivery services, trying them in their profile's "
             "order. Without TEXT the message is the rest of standard input. Prints "
-            '{"id", "to", "deliveryService"} as JSON.'
+            '{"id", "to", "deliveryService"} as JSON. To several receivers (a,b,c or repeated --to) the '
+            "message is encrypted once per delivery service and each receiver gets the key wrapped to it; "
+            'prints {"to": [...], "recipients": [{"to", "status", "deliveryService", "id", "error"}]} and '
+            "exits with 1 when any receiver was refused."
         ),
     )
-    send.add_argument("to", metavar="TO", help="the receiver's ENS name, e.g. bob.user.ensign.eth")
+    send.add_argument(
+        "to",
+        metavar="TO",
+        nargs="?",
+        help="the receiver's ENS name, e.g. bob.user.ensign.eth, or several separated by commas (without --to)",
+    )
     send.add_argument("text", metavar="TEXT", nargs="?", help="the message (default: the rest of standard input)")
+    send.add_argument(
+        "--to",
+        dest="receivers",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a receiver, repeatable (then the only positional argument is TEXT)",
+    )
     _add_settings(send)
     send.set_defaults(handler=_send)
 
@@ -315,20 +332,47 @@ async def _recover_async(client: Client, args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
+    if args.receivers:
+        if args.text is not None:
+            raise EnsignError("with --to, give only TEXT as an argument")
+        receivers: str | list[str] = [name for given in args.receivers for name in given.split(",") if name]
+        text = args.to
+    else:
+        if not args.to:
+            raise EnsignError("give the receiver: TO (names separated by commas) or --to NAME")
+        names = [name for name in args.to.split(",") if name]
+        receivers = names if "," in args.to else args.to
+        text = args.text
     client = _client(args)
-    text = args.text if args.text is not None else sys.stdin.read().rstrip("\n")
+    text = text if text is not None else sys.stdin.read().rstrip("\n")
     if not text:
         raise EnsignError("the message is empty: give TEXT or write it to standard input after the key")
-    return asyncio.run(_send_async(client, args, text))
+    return asyncio.run(_send_async(client, args, receivers, text))
 
 
-async def _send_async(client: Client, args: argparse.Namespace, text: str) -> int:
+async def _send_async(client: Client, args: argparse.Namespace, receivers: str | list[str], text: str) -> int:
     async with client:
         if args.setup:
             await client.setup()
-        sent = await client.send(args.to, text)
-    _print({"id": sent.id, "to": sent.receiver, "deliveryService": sent.delivery_service})
-    return 0
+        if isinstance(receivers, str):
+            sent = await client.send(receivers, text)
+            _print({"id": sent.id, "to": sent.receiver, "deliveryService": sent.delivery_service})
+            return 0
+        multi = await client.send(receivers, text)
+    _print({
+        "to": receivers,
+        "recipients": [
+            {
+                "to": r.receiver,
+                "status": r.status,
+                "deliveryService": r.delivery_service,
+                "id": r.id,
+                **({"error": r.error.code, "message": r.error.message} if r.error is not None else {}),
+            }
+            for r in multi.recipients
+        ],
+    })
+    return 1 if multi.refused else 0
 
 
 def _inbox(args: argparse.Namespace) -> int:
@@ -431,7 +475,7 @@ def _document_json(doc: StoredDocument) -> dict[str, Any]:
 
 
 def _message_json(message: ReceivedMessage) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": message.id,
         "from": message.sender,
         "to": message.receiver,
@@ -441,6 +485,9 @@ def _message_json(message: ReceivedMessage) -> dict[str, Any]:
         "receivedAt": message.received_at,
         "deliveryService": message.delivery_service,
     }
+    if len(message.recipients) > 1:  # sent to several receivers at once: who else got it
+        out["recipients"] = list(message.recipients)
+    return out
 
 
 def _report(rejected: RejectedEnvelope) -> None:

@@ -179,8 +179,10 @@ def test_delivery_limits_have_defaults_and_read_rates_and_proxies() -> None:
     assert (limits.max_queued_messages, limits.sender, limits.trusted_proxies) == (5_000, RateLimit(60, 60), ())
     limits = DeliverySettings.from_env(delivery_env(
         RATE_SENDER="10/5", RATE_LOGIN="off", MAX_QUEUED_BYTES="2048", TRUSTED_PROXIES="10.0.0.0/8, ::1",
+        MAX_RECIPIENTS="20",
     )).limits
     assert limits.sender == RateLimit(10, 5) and limits.sender.per_second == 2
+    assert limits.max_recipients == 20
     assert limits.login is None
     assert limits.max_queued_bytes == 2048
     assert limits.trusted_proxies == ("10.0.0.0/8", "::1")
@@ -194,6 +196,7 @@ def test_delivery_limits_have_defaults_and_read_rates_and_proxies() -> None:
         ("RATE_ADDRESS", "ten/60", "RATE_ADDRESS must be <capacity>/<seconds>"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.local", "TRUSTED_PROXIES must be comma-separated IP addresses"),
         ("MAX_SOCKETS_PER_ACCOUNT", "0", "MAX_SOCKETS_PER_ACCOUNT must be at least 1"),
+        ("MAX_RECIPIENTS", "1001", "MAX_RECIPIENTS must be at most 1000"),
     ],
 )
 def test_malformed_limit_names_the_variable(variable: str, value: str, expected: str) -> None:

@@ -58,6 +58,7 @@ from ensign.protocol.crypto import (
 )
 from ensign.protocol.keys import profile_keys_from_wallet
 from ensign.protocol.models import UserProfile
+from ensign.protocol.multi import build_multi_envelope, create_multi_message, deterministic_bytes
 from ensign.protocol.profile import sign_profile
 from resolver.gateway import create_app as create_gateway
 from tests.delivery.ds_helpers import Clock, MemoryChain, MemoryDirectory, User
@@ -397,6 +398,22 @@ def _jwt_claims(token: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
+def test_the_multi_recipient_example_is_made_from_the_example_keys(spec: dict[str, Any]) -> None:
+    """bob's ``ensign_submitMultiMessage`` example, re-made: to alice and to himself, its random
+    bytes drawn from a fixed label (as only test vectors may)."""
+    alice, bob = example_user("alice"), example_user("bob")
+    message = create_multi_message([ALIAS, BOB_ALIAS], BOB_ALIAS, "hello alice, and a note to myself",
+                                   bob.keys.signing.secret_key, timestamp=1_767_225_600_000)
+    envelope = build_multi_envelope(
+        message, bob.keys.signing.secret_key,
+        {ALIAS: alice.keys.encryption.public_key, BOB_ALIAS: bob.keys.encryption.public_key},
+        example_delivery_settings("").keys.encryption_public_key,
+        random_bytes=deterministic_bytes(b"ensign openapi example: multi-recipient envelope"),
+    )
+    example = spec["paths"]["/rpc"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert example["submitMultiMessage"]["value"]["params"] == [envelope.to_json()]
+
+
 def test_token_examples_carry_the_documented_claims(spec: dict[str, Any], schemas: Schemas) -> None:
     auth = spec["paths"]["/auth/{ensName}"]
     challenge = auth["get"]["responses"]["200"]["content"]["application/json"]["example"]
@@ -526,6 +543,8 @@ FLOW: tuple[Step, ...] = (
     Step("delivery", "get", "/delivery/messages/incoming/{ensName}", check=lambda b: len(b) == 1),
     Step("delivery", "post", "/delivery/messages/{ensName}/syncAcknowledgements/", "one",
          check=lambda b: b == {"acknowledged": 1}),
+    Step("delivery", "post", "/rpc", "submitMultiMessage",
+         check=lambda b: [r["status"] for r in b["result"]["recipients"]] == ["stored", "refused"]),
     # Notifications, after the messages: no message arrives while alice has a channel, so the
     # example push endpoint (not reachable from a test) is never called.
     Step("delivery", "post", "/notifications/global/{ensName}", "on", check=lambda b: b == "OK"),

@@ -22,7 +22,8 @@ name                     what
 ``derive_keys``          the dm3 keys of a wallet
 ``sign_profile``         a dm3 profile signed by a wallet
 ``Subscription``         messages pushed over socket.io, as an async iterator
-``SentMessage``          what :meth:`Client.send` returns
+``SentMessage``          what :meth:`Client.send` returns for one name
+``MultiSentMessage``     what it returns for a list of names: a ``RecipientDelivery`` each
 ``ReceivedMessage``      a verified incoming message
 ``RejectedEnvelope``     an incoming envelope that failed verification
 ``InboxPage``            one page of :meth:`Client.fetch`
@@ -50,8 +51,10 @@ from ._models import (
     DeviceList,
     InboxPage,
     ListedDevice,
+    MultiSentMessage,
     NameRegistration,
     ReceivedMessage,
+    RecipientDelivery,
     RejectedEnvelope,
     SentMessage,
 )
@@ -75,8 +78,10 @@ __all__ = [
     "DeviceList",
     "InboxPage",
     "ListedDevice",
+    "MultiSentMessage",
     "NameRegistration",
     "ReceivedMessage",
+    "RecipientDelivery",
     "RejectedEnvelope",
     "SentMessage",
     "Signer",

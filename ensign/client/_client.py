@@ -24,9 +24,10 @@ import enum
 import json
 import secrets
 import time
+from dataclasses import replace
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import quote
 
 import aiohttp
@@ -37,7 +38,15 @@ from ensign.protocol.crypto import sign
 from ensign.protocol.envelope import build_envelope, envelope_id
 from ensign.protocol.keys import DEFAULT_NONCE, ProfileKeys
 from ensign.protocol.message import create_message
-from ensign.protocol.models import Attachment, DeliveryServiceProfile, SignedUserProfile, UserProfile
+from ensign.protocol.models import (
+    Attachment,
+    DeliveryServiceProfile,
+    EncryptionEnvelop,
+    Message,
+    SignedUserProfile,
+    UserProfile,
+)
+from ensign.protocol.multi import build_multi_envelope, create_multi_message
 from ensign.ens.lookup import NameLookup
 
 from ._config import ClientConfig
@@ -49,8 +58,10 @@ from ._models import (
     DeliveryAccount,
     DeviceList,
     InboxPage,
+    MultiSentMessage,
     NameRegistration,
     ReceivedMessage,
+    RecipientDelivery,
     RejectedEnvelope,
     SentMessage,
 )
@@ -67,6 +78,20 @@ DEFAULT_PAGE_SIZE = 100
 
 
 T = TypeVar("T")
+
+
+def _try_next_service(error: EnsignError) -> bool:
+    """Whether a refusal means "try the receiver's next delivery service": the service failed
+    (5xx, unreachable) or does not host the receiver (404: no account, hosted elsewhere)."""
+    if isinstance(error, ApiError):
+        return error.status >= 500 or error.status == 404 or error.code in _NEXT_SERVICE_CODES
+    return isinstance(error, (ClientConnectionError, ServiceUnavailable, NotFound, InvalidRequest))
+
+
+#: A receiver's refusal in a multi-recipient answer that a single send would have skipped past.
+_NEXT_SERVICE_CODES = frozenset(
+    {"receiver_unknown", "receiver_without_account", "receiver_elsewhere", "unavailable", "not_replicated"}
+)
 
 
 class _State(enum.Enum):
@@ -618,7 +643,8 @@ class Client:
 
     # -- sending --------------------------------------------------------------------------------
 
-    async def send(
+    @overload
+    async def send(  # type: ignore[overload-overlap]  # a str is a Sequence[str]; this one wins
         self,
         to: str,
         text: str | None,
@@ -626,54 +652,70 @@ class Client:
         type: str = "NEW",
         reference_message_hash: str | None = None,
         attachments: Iterable[Attachment] | None = None,
-    ) -> SentMessage:
-        """Sign, encrypt and deliver a message to ``to`` (any ENS name with a dm3 profile).
+    ) -> SentMessage: ...
 
-        The receiver's profile comes from ENS; its delivery services are tried in the profile's
-        order. A service that cannot be found in ENS or reached, that fails (5xx), or that has no
-        account for the receiver (404) is skipped for the next one; any other refusal (spam rules,
-        size, …) ends the attempt.
+    @overload
+    async def send(
+        self,
+        to: Sequence[str],
+        text: str | None,
+        *,
+        type: str = "NEW",
+        reference_message_hash: str | None = None,
+        attachments: Iterable[Attachment] | None = None,
+    ) -> MultiSentMessage: ...
+
+    async def send(
+        self,
+        to: str | Sequence[str],
+        text: str | None,
+        *,
+        type: str = "NEW",
+        reference_message_hash: str | None = None,
+        attachments: Iterable[Attachment] | None = None,
+    ) -> SentMessage | MultiSentMessage:
+        """Sign, encrypt and deliver a message to ``to``: one ENS name with a dm3 profile, or a
+        list of them.
+
+        To one name: the receiver's profile comes from ENS; its delivery services are tried in the
+        profile's order. A service that cannot be found in ENS or reached, that fails (5xx), or
+        that has no account for the receiver (404) is skipped for the next one; any other refusal
+        (spam rules, size, …) ends the attempt.
+
+        To a list (at most the services' ``MAX_RECIPIENTS``, 100 by default): the message is signed
+        once, listing every receiver (each receiver sees the whole list), and encrypted once; each
+        receiver's delivery service gets one ``ensign-multi-v1`` envelope with the key wrapped to
+        each of its receivers (``specs/protocol.md`` §1.15). Receivers refused as a single send
+        would be skipped move on to the next service of their profile. A service that does not
+        know multi-recipient envelopes (a dm3 service) gets one ordinary envelope per receiver.
+        Nothing is raised for one receiver: see each :class:`RecipientDelivery`.
 
         :param type: dm3's message type (``"NEW"``, ``"REPLY"``, ``"REACTION"``, …)
         :param reference_message_hash: the message a reply, edit or reaction refers to
-        :raises DeliveryError: no service took the message; ``attempts`` says why for each
-        :raises NotFound: ``to`` has no dm3 profile in ENS
+        :raises DeliveryError: (one name) no service took the message; ``attempts`` says why for each
+        :raises NotFound: (one name) ``to`` has no dm3 profile in ENS
         """
+        options: dict[str, Any] = {
+            "type": type,
+            "reference_message_hash": reference_message_hash,
+            "attachments": None if attachments is None else tuple(attachments),
+        }
+        if not isinstance(to, str):
+            return await self._send_multi(list(to), text, options)
         lookup = await self._directory()
         receiver = (await lookup.user_profile(to)).signed_profile.profile
         keys = await self.keys()
-        message = create_message(
-            to,
-            self.name,
-            text,
-            keys.signing.secret_key,
-            type=type,
-            timestamp=self._now_ms(),
-            reference_message_hash=reference_message_hash,
-            attachments=attachments,
-        )
-        http = await self._open()
+        message = create_message(to, self.name, text, keys.signing.secret_key, timestamp=self._now_ms(), **options)
         attempts: list[DeliveryAttempt] = []
         for service in receiver.delivery_services:
             try:
-                profile = await self._delivery_service_profile(service)
-                # deliveryInformation is encrypted to each service: one envelope per attempt.
-                envelope = build_envelope(
-                    message, keys.signing.secret_key, receiver.public_encryption_key, profile.public_encryption_key
-                )
-                request = {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "dm3_submitMessage",
-                    "params": [json.dumps(envelope.to_json())],
-                }
-                await http.request("POST", profile.url.rstrip("/") + "/rpc", json_body=request)
+                envelope = await self._submit_single(service, message, receiver.public_encryption_key)
             except (ClientConnectionError, ServiceUnavailable, NotFound, InvalidRequest) as exc:
                 attempts.append(DeliveryAttempt(service, exc))
                 continue
             except ApiError as exc:
                 attempts.append(DeliveryAttempt(service, exc))
-                if exc.status >= 500 or exc.status == 404:
+                if _try_next_service(exc):
                     continue
                 raise DeliveryError(to, attempts) from exc
             return SentMessage(
@@ -685,6 +727,100 @@ class Client:
             )
         error = DeliveryError(to, attempts)
         raise error from attempts[-1].error if attempts else None
+
+    async def _submit_single(self, service: str, message: Message, receiver_key: str) -> EncryptionEnvelop:
+        """``dm3_submitMessage`` of ``message`` to ``service``; the envelope it took."""
+        profile = await self._delivery_service_profile(service)
+        keys = await self.keys()
+        # deliveryInformation is encrypted to each service: one envelope per attempt.
+        envelope = build_envelope(message, keys.signing.secret_key, receiver_key, profile.public_encryption_key)
+        request = {"jsonrpc": "2.0", "id": 1, "method": "dm3_submitMessage", "params": [json.dumps(envelope.to_json())]}
+        http = await self._open()
+        await http.request("POST", profile.url.rstrip("/") + "/rpc", json_body=request)
+        return envelope
+
+    async def _send_multi(self, names: list[str], text: str | None, options: Mapping[str, Any]) -> MultiSentMessage:
+        if not names:
+            raise InvalidRequest("send to a list needs at least one name")
+        lookup = await self._directory()
+        keys = await self.keys()
+        message = create_multi_message(names, self.name, text, keys.signing.secret_key, timestamp=self._now_ms(), **options)
+        profiles: dict[str, UserProfile] = {}
+        outcomes: dict[str, RecipientDelivery] = {}
+        for name in names:
+            try:
+                profiles[name] = (await lookup.user_profile(name)).signed_profile.profile
+            except (NotFound, InvalidRequest, ServiceUnavailable) as exc:
+                outcomes[name] = RecipientDelivery(name, "refused", None, error=exc)
+        attempts: dict[str, list[DeliveryAttempt]] = {name: [] for name in profiles}
+        pending = list(profiles)
+        # Round n sends each pending receiver to the n-th service of its profile, grouped by service.
+        for round_ in range(max((len(p.delivery_services) for p in profiles.values()), default=0)):
+            groups: dict[str, list[str]] = {}
+            for name in pending:
+                services = profiles[name].delivery_services
+                if round_ < len(services):
+                    groups.setdefault(services[round_], []).append(name)
+            pending = []
+            for service, group in groups.items():
+                results = await self._submit_multi(service, message, {n: profiles[n].public_encryption_key for n in group})
+                for name, outcome in results.items():
+                    earlier = tuple(attempts[name])
+                    if outcome.error is not None and _try_next_service(outcome.error):
+                        # Stands unless the receiver's next service takes it in the next round.
+                        attempts[name].append(DeliveryAttempt(service, outcome.error))
+                        pending.append(name)
+                    outcomes[name] = replace(outcome, failed_attempts=earlier)
+        return MultiSentMessage(message=message, recipients=tuple(outcomes[name] for name in names))
+
+    async def _submit_multi(self, service: str, message: Message, receivers: Mapping[str, str]) -> dict[str, RecipientDelivery]:
+        """``ensign_submitMultiMessage`` of ``message`` for ``receivers`` (name → encryption key)
+        at ``service``: each receiver's outcome. A service without the method gets single envelopes."""
+        try:
+            profile = await self._delivery_service_profile(service)
+            keys = await self.keys()
+            envelope = build_multi_envelope(message, keys.signing.secret_key, receivers, profile.public_encryption_key)
+            request = {"jsonrpc": "2.0", "id": 1, "method": "ensign_submitMultiMessage", "params": [envelope.to_json()]}
+            url = profile.url.rstrip("/") + "/rpc"
+            http = await self._open()
+            answer, _ = await http.request("POST", url, json_body=request)
+        except ApiError as exc:
+            if exc.code == "method_not_found":
+                return {name: await self._submit_one_of_many(service, message, name, key) for name, key in receivers.items()}
+            return {name: RecipientDelivery(name, "refused", service, error=exc) for name in receivers}
+        except (ClientConnectionError, ServiceUnavailable, NotFound, InvalidRequest) as exc:
+            return {name: RecipientDelivery(name, "refused", service, error=exc) for name in receivers}
+        result = answer.get("result") if isinstance(answer, dict) else None
+        entries = result.get("recipients") if isinstance(result, dict) else None
+        if not isinstance(entries, list) or len(entries) != len(receivers):
+            error = ApiError(200, "invalid_response", answer, "the service did not answer one outcome per receiver", url=url)
+            return {name: RecipientDelivery(name, "refused", service, error=error) for name in receivers}
+        outcomes: dict[str, RecipientDelivery] = {}
+        for name, entry in zip(receivers, entries):
+            status = entry.get("status") if isinstance(entry, dict) else None
+            failure = entry.get("error") if isinstance(entry, dict) else None
+            if status in ("stored", "duplicate", "forwarded"):
+                outcomes[name] = RecipientDelivery(name, str(status), service, id=envelope.encrypted_message_hash)
+            else:
+                code = str(failure.get("code", "invalid_response")) if isinstance(failure, dict) else "invalid_response"
+                text = str(failure.get("message", "")) if isinstance(failure, dict) else None
+                outcomes[name] = RecipientDelivery(name, "refused", service, error=ApiError(200, code, entry, text, url=url))
+        return outcomes
+
+    async def _submit_one_of_many(self, service: str, message: Message, name: str, key: str) -> RecipientDelivery:
+        """A receiver of a multi-recipient message at a service that takes only dm3 envelopes: a
+        message of its own (signed for it alone) in an ordinary envelope."""
+        keys = await self.keys()
+        meta = message.metadata
+        single = create_message(
+            name, meta.from_, message.message, keys.signing.secret_key, type=meta.type, timestamp=meta.timestamp,
+            reference_message_hash=meta.reference_message_hash, attachments=message.attachments,
+        )
+        try:
+            envelope = await self._submit_single(service, single, key)
+        except (ClientConnectionError, ServiceUnavailable, NotFound, InvalidRequest) as exc:
+            return RecipientDelivery(name, "refused", service, error=exc)
+        return RecipientDelivery(name, "stored", service, id=envelope_id(envelope))
 
     # -- receiving ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ensign.errors import EnsignError
 from ensign.protocol.models import EncryptionEnvelop, Message, Postmark
+from ensign.protocol.multi import MultiCopy, recipients_of
 
 from ._errors import DeliveryAttempt
 
@@ -15,6 +16,8 @@ __all__ = [
     "NameRegistration",
     "DeliveryAccount",
     "SentMessage",
+    "RecipientDelivery",
+    "MultiSentMessage",
     "ReceivedMessage",
     "RejectedEnvelope",
     "InboxPage",
@@ -84,6 +87,51 @@ class SentMessage:
 
 
 @dataclass(frozen=True)
+class RecipientDelivery:
+    """What became of one receiver of a multi-recipient message.
+
+    :param receiver: the name, as given to :meth:`~ensign.client.Client.send`
+    :param status: ``"stored"``, ``"duplicate"`` (already queued: a repeat), ``"forwarded"`` (handed
+        to the receiver's own delivery service) or ``"refused"``
+    :param delivery_service: ENS name of the service that answered last (``None``: none was asked,
+        e.g. the receiver has no profile)
+    :param id: the envelope's hash at that service, by which the receiver acknowledges it
+    :param error: why it was refused: an :class:`~ensign.client.ApiError` whose ``code`` is the
+        service's (``receiver_without_account``, ``spam``, ``rate_limited``, …), or the lookup's error
+    :param failed_attempts: services tried before, in the receiver's profile order, and why they failed
+    """
+
+    receiver: str
+    status: str
+    delivery_service: str | None
+    id: str | None = None
+    error: EnsignError | None = None
+    failed_attempts: tuple[DeliveryAttempt, ...] = ()
+
+    @property
+    def delivered(self) -> bool:
+        """Stored, already queued, or forwarded: not refused."""
+        return self.status != "refused"
+
+
+@dataclass(frozen=True)
+class MultiSentMessage:
+    """A message sent to several receivers, encrypted once per delivery service.
+
+    :param message: the signed plaintext message (its ``metadata.to`` lists every receiver)
+    :param recipients: one :class:`RecipientDelivery` per receiver, in the order given
+    """
+
+    message: Message
+    recipients: tuple[RecipientDelivery, ...]
+
+    @property
+    def refused(self) -> tuple[RecipientDelivery, ...]:
+        """The receivers no service took."""
+        return tuple(r for r in self.recipients if not r.delivered)
+
+
+@dataclass(frozen=True)
 class ReceivedMessage:
     """A received message whose signature and postmark were verified.
 
@@ -96,7 +144,8 @@ class ReceivedMessage:
     :param received_at: the delivery service's postmarked receive time, ms
     :param delivery_service: ENS name of the service it came from (whose key signed the postmark)
     :param message: the whole decrypted message
-    :param envelope: the envelope as stored by the service
+    :param envelope: the envelope as stored by the service (a :class:`~ensign.protocol.multi.MultiCopy`
+        for a message sent to several receivers at once; ``message.metadata.to`` then lists them all)
     :param postmark: the decrypted postmark
     """
 
@@ -109,8 +158,16 @@ class ReceivedMessage:
     received_at: int
     delivery_service: str
     message: Message
-    envelope: EncryptionEnvelop
+    envelope: EncryptionEnvelop | MultiCopy
     postmark: Postmark
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Everyone the sender addressed, as the signed message names them: ``(receiver,)``, or
+        the whole list of a message sent to several receivers at once."""
+        if isinstance(self.envelope, MultiCopy):
+            return recipients_of(self.message)
+        return (self.receiver,)
 
 
 @dataclass(frozen=True)

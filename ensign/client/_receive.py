@@ -14,6 +14,10 @@ For a stored envelope (``specs/delivery.md`` §4.1: ``deliveryInformation`` decr
 5. the postmark decrypts, is for this envelope's message, and is signed with the public signing key
    of the delivery service's ENS profile.
 
+A copy of a multi-recipient envelope (``metadata.version`` ``ensign-multi-v1``) goes through the
+same steps with :func:`ensign.protocol.multi.open_copy` in step 3, which also checks that the
+signed message lists the receiver the copy is for.
+
 A failed check rejects the envelope (:class:`RejectedEnvelope`); an unreachable chain or gateway
 is raised instead, since the envelope may well be fine: it stays queued and is tried again.
 """
@@ -30,6 +34,7 @@ from ensign.protocol.encoding import normalize_name
 from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
 from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message
+from ensign.protocol.multi import MultiCopy, is_multi, open_copy
 from ensign.protocol.postmark import open_postmark, verify_postmark
 from ensign.ens.lookup import NameLookup
 
@@ -77,6 +82,8 @@ class Receiver:
             return RejectedEnvelope(id=envelope_hash, delivery_service=delivery_service, error=exc, envelope=raw)
 
     async def _open(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
+        if is_multi(raw):
+            return await self._open_copy(raw, delivery_service, ds_profile)
         envelope = EncryptionEnvelop.from_json(raw)
         if envelope.postmark is None:
             raise SignatureError("the envelope carries no postmark")
@@ -87,15 +94,40 @@ class Receiver:
         message = self._with_any_key(lambda key: open_envelope(envelope, key, signing_key))
         if not _same_name(message.metadata.from_, sender_name):
             raise SignatureError("the message names another sender than its envelope")
-        await self._check_receiver(message.metadata.to)
+        return await self._received(message, message.metadata.to, envelope, envelope_id(envelope), delivery_service, ds_profile)
+
+    async def _open_copy(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
+        """A receiver's copy of a multi-recipient envelope: the same checks, through
+        :func:`ensign.protocol.multi.open_copy`; the copy's ``to`` must name this account."""
+        copy = MultiCopy.from_json(raw)
+        if copy.postmark is None:
+            raise SignatureError("the envelope carries no postmark")
+        sender = await self.lookup.user_profile(copy.delivery_information.from_)
+        signing_key = sender.signed_profile.profile.public_signing_key
+        message = self._with_any_key(lambda key: open_copy(copy, key, signing_key))
+        receiver = copy.delivery_information.to
+        return await self._received(message, receiver, copy, copy.encrypted_message_hash, delivery_service, ds_profile)
+
+    async def _received(
+        self,
+        message: Message,
+        receiver: str,
+        envelope: EncryptionEnvelop | MultiCopy,
+        message_id: str,
+        delivery_service: str,
+        ds_profile: DeliveryServiceProfile,
+    ) -> ReceivedMessage:
+        """Steps 4 and 5 for an opened message, then the message as handed out."""
+        await self._check_receiver(receiver)
         sealed = envelope.postmark
+        assert sealed is not None  # both callers refuse an envelope without one first
         postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
         if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
             raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
         return ReceivedMessage(
-            id=envelope_id(envelope),
+            id=message_id,
             sender=message.metadata.from_,
-            receiver=message.metadata.to,
+            receiver=receiver,
             text=message.message,
             type=message.metadata.type,
             timestamp=message.metadata.timestamp,
@@ -131,5 +163,5 @@ def _id_of(raw: Any) -> str | None:
     metadata = raw.get("metadata") if isinstance(raw, dict) else None
     if not isinstance(metadata, dict):
         return None
-    value = metadata.get("encryptedMessageHash", metadata.get("messageHash"))
+    value = metadata.get("encryptedMessageHash", metadata.get("messageHash"))  # a multi-recipient copy's too
     return value if isinstance(value, str) else None

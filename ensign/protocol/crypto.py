@@ -308,15 +308,31 @@ def decrypt_symmetric(key: bytes, payload: EncryptedPayload, *, block: int = PAD
         raise DecryptionError("decrypted data is not valid UTF-8") from None
 
 
-def encrypt_asymmetric(receiver_public_key_b64: str, plaintext: str, *, block: int = PAD_BLOCK) -> EncryptedPayload:
-    """dm3 ``encryptAsymmetric``: encrypt to an X25519 public key with a fresh ephemeral key."""
+def encrypt_asymmetric(
+    receiver_public_key_b64: str,
+    plaintext: str,
+    *,
+    block: int = PAD_BLOCK,
+    ephemeral_seed: bytes | None = None,
+    nonce: bytes | None = None,
+) -> EncryptedPayload:
+    """dm3 ``encryptAsymmetric``: encrypt to an X25519 public key with a fresh ephemeral key.
+
+    ``ephemeral_seed`` (32 bytes, the ephemeral pair is ``crypto_kx_seed_keypair`` of it) and
+    ``nonce`` default to fresh random values; pass them only to reproduce test vectors.
+    """
     receiver = b64decode(receiver_public_key_b64, length=_KEY_BYTES, what="receiver public encryption key")
-    eph_pk, eph_sk = sodium.crypto_kx_keypair()
+    if ephemeral_seed is None:
+        eph_pk, eph_sk = sodium.crypto_kx_keypair()
+    elif len(ephemeral_seed) != _KEY_BYTES:
+        raise EncodingError(f"ephemeral seed must be {_KEY_BYTES} bytes, got {len(ephemeral_seed)}")
+    else:
+        eph_pk, eph_sk = sodium.crypto_kx_seed_keypair(ephemeral_seed)
     try:
         _rx, tx = sodium.crypto_kx_client_session_keys(eph_pk, eph_sk, receiver)
     except CryptoError:
         raise EncodingError("receiver public encryption key is not a usable X25519 point") from None
-    sealed = encrypt_symmetric(tx, plaintext, block=block)
+    sealed = encrypt_symmetric(tx, plaintext, block=block, nonce=nonce)
     return EncryptedPayload(
         ciphertext=sealed.ciphertext, nonce=sealed.nonce, ephem_public_key=b64encode(eph_pk)
     )

@@ -160,9 +160,14 @@ def verify_grant(grant: Grant, *, signer: str) -> None:
         raise SignatureError("the grant is not signed by the owner's profile signing key")
 
 
-def wrap_key(reader_public_encryption_key: str, key: bytes) -> str:
-    """The namespace ``key`` encrypted to the reader's X25519 key: ``wrappedKey`` of a grant."""
-    payload = encrypt_asymmetric(reader_public_encryption_key, _b64encode_key(key), block=WRAP_BLOCK)
+def wrap_key(
+    reader_public_encryption_key: str, key: bytes, *, ephemeral_seed: bytes | None = None, nonce: bytes | None = None
+) -> str:
+    """The namespace ``key`` encrypted to the reader's X25519 key: ``wrappedKey`` of a grant (and
+    of a multi-recipient envelope). ``ephemeral_seed`` and ``nonce``: only to reproduce vectors."""
+    payload = encrypt_asymmetric(
+        reader_public_encryption_key, _b64encode_key(key), block=WRAP_BLOCK, ephemeral_seed=ephemeral_seed, nonce=nonce
+    )
     return stringify(payload.to_json())
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "postmark_message_hash",
     "postmark_signature_payload",
     "create_postmark",
+    "postmark_plaintext",
+    "seal_postmark",
     "open_postmark",
     "verify_postmark",
 ]
@@ -60,10 +62,21 @@ def create_postmark(
         or not 0 <= incomming_timestamp <= MAX_SAFE_INTEGER
     ):
         raise SchemaError("incommingTimestamp must be a non-negative integer of milliseconds")
+    plain = postmark_plaintext(envelope_message, ds_signing_secret_key, incomming_timestamp)
+    return seal_postmark(plain, receiver_public_encryption_key)
+
+
+def postmark_plaintext(envelope_message: str, ds_signing_secret_key: str, incomming_timestamp: int) -> str:
+    """The signed postmark JSON before encryption: one serves every receiver of the same
+    ``envelope_message`` stamped at the same time (multi-recipient envelopes)."""
     digest = postmark_message_hash(envelope_message)
     signature = sign(ds_signing_secret_key, postmark_signature_payload(digest, incomming_timestamp))
-    plain = stringify({"incommingTimestamp": incomming_timestamp, "messageHash": digest, "signature": signature})
-    return encrypt_asymmetric(receiver_public_encryption_key, plain).to_wire()
+    return stringify({"incommingTimestamp": incomming_timestamp, "messageHash": digest, "signature": signature})
+
+
+def seal_postmark(plaintext: str, receiver_public_encryption_key: str) -> str:
+    """The ``postmark`` field's wire value: :func:`postmark_plaintext` encrypted to one receiver."""
+    return encrypt_asymmetric(receiver_public_encryption_key, plaintext).to_wire()
 
 
 def open_postmark(postmark_wire: str, receiver_encryption_key_pair: EncryptionKeyPair) -> Postmark:

@@ -30,6 +30,7 @@ from ensign.protocol.models import (
     SignedUserProfile,
     UserProfile,
 )
+from ensign.protocol.multi import MultiCopy, MultiDeliveryInformation, MultiEnvelope
 from ensign.protocol.profile import load_delivery_service_profile, load_user_profile, parse_profile_record
 from ensign.protocol.safe_json import MAX_DEPTH, parse_json
 
@@ -175,6 +176,9 @@ MODEL_PARSERS: list[Callable[[Any], Any]] = [
     Postmark.from_json,
     load_user_profile,
     load_delivery_service_profile,
+    MultiEnvelope.from_json,
+    MultiCopy.from_json,
+    MultiDeliveryInformation.from_json,
 ]
 
 
@@ -187,7 +191,7 @@ MODEL_KEYS = [
     "profile", "signature", "publicEncryptionKey", "publicSigningKey", "deliveryServices", "url",
     "message", "metadata", "version", "to", "from", "timestamp", "type", "referenceMessageHash",
     "attachments", "encryptedMessageHash", "encryptionScheme", "deliveryInformation", "signedUserProfile",
-    "messageHash", "incommingTimestamp", "postmark", "preferredEncryptionScheme",
+    "messageHash", "incommingTimestamp", "postmark", "preferredEncryptionScheme", "keys", "key",
 ]  # fmt: skip
 
 
