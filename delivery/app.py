@@ -205,7 +205,7 @@ async def _own_clients(app: web.Application) -> AsyncIterator[None]:
     async with AsyncExitStack() as owned:
         redis = await open_redis(settings.redis)
         owned.push_async_callback(redis.aclose)
-        lookup = await open_lookup(settings.chain)
+        lookup = await open_lookup(settings.chain, revocation_domains=settings.revocation_domains)
         owned.push_async_callback(lookup.close)
         _use_clients(app, redis, lookup, Web3Chain(lookup.w3))
         yield

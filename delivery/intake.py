@@ -6,12 +6,15 @@ written):
 
 1. size — canonical size of the submitted envelope (dm3 ``getSize``) ≤ the service limit;
 2. schema — the envelope, in either form (npm ``encryptedMessageHash`` or source ``messageHash``);
-3. delivery information — decrypted with this service's X25519 key;
+3. delivery information — decrypted with this service's X25519 key (during a key rotation, with
+   either set: ``DeliverySettings.next_keys``);
 4. receiver — the ``to`` name resolves to an address that has an account here, not suspended by
    the operator; then the size again against the account's own (lower) limit;
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
-   spoofed);
+   spoofed); that key is not on the address's revocation list as of now, the time this service
+   receives the envelope (the sender's own timestamp is theirs to forge;
+   :mod:`ensign.protocol.revocation`);
 6. rate — the sender's and the sender→receiver pair's token buckets (:mod:`delivery.limits`);
    after the signature, so nobody can spend another sender's tokens;
 7. spam rules of the receiver, read from the chain for the sender's address;
@@ -42,8 +45,9 @@ from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
 from ensign.protocol.crypto import EncryptionKeyPair
 from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
-from ensign.protocol.models import EncryptionEnvelop
+from ensign.protocol.models import DeliveryInformation, EncryptionEnvelop
 from ensign.protocol.postmark import create_postmark
+from ensign.protocol.revocation import KeyRevokedError, check_not_revoked
 
 from .accounts import Account, Accounts
 from .errors import (
@@ -60,7 +64,7 @@ from .errors import (
 )
 from .limits import RateLimiter, pair_subject
 from .metrics import DeliveryMetrics
-from .ports import Chain, Clock, Directory, address_or_none, profile_or_none
+from .ports import Chain, Clock, Directory, ResolvedProfile, address_or_none, profile_or_none
 from .queue import MessageQueue, AccountStateChangedError
 from .spam import check_spam_rules
 
@@ -121,8 +125,10 @@ class Intake:
         self._metrics = metrics
         self._clock = clock
         self._limiter = limiter
-        self._ds_keys = EncryptionKeyPair(
-            public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
+        self._ds_keys = tuple(
+            EncryptionKeyPair(public_key=keys.encryption_public_key, secret_key=keys.encryption_private_key)
+            for keys in (settings.keys, settings.next_keys)
+            if keys is not None
         )
 
     async def submit(self, raw: object) -> Submitted:
@@ -154,12 +160,7 @@ class Intake:
         if size > limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; this service accepts at most {limit}")
         envelope = EncryptionEnvelop.from_json(raw)
-        try:
-            info = open_delivery_information(envelope, self._ds_keys)
-        except EnsignError as exc:
-            raise DeliveryInformationUnreadable(
-                f"the delivery information cannot be opened with this service's key ({exc.code})"
-            ) from None
+        info = self._open_delivery_information(envelope)
 
         # One lookup per name: the profile comes with its address. A receiver without a valid
         # profile is still told apart from one that does not resolve (and from one without an
@@ -180,6 +181,7 @@ class Intake:
             verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
         except SignatureError as exc:
             raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        _refuse_revoked_key(sender, int(self._clock() * 1000))
         limits = self._settings.limits
         await self._limiter.take("sender", limits.sender, sender.address)
         await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
@@ -235,6 +237,19 @@ class Intake:
             self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
 
+    def _open_delivery_information(self, envelope: EncryptionEnvelop) -> DeliveryInformation:
+        """The delivery information, opened with the current key set, else the next one."""
+        first: EnsignError | None = None
+        for keys in self._ds_keys:
+            try:
+                return open_delivery_information(envelope, keys)
+            except EnsignError as exc:
+                first = first or exc
+        assert first is not None
+        raise DeliveryInformationUnreadable(
+            f"the delivery information cannot be opened with this service's key ({first.code})"
+        )
+
     async def _receiver_account(
         self, receiver: str, check: Callable[[Account], Awaitable[None] | None]
     ) -> tuple[Account, str]:
@@ -267,6 +282,14 @@ class Intake:
         own_limit = account.settings.max_message_size
         if own_limit is not None and size > own_limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
+
+
+def _refuse_revoked_key(sender: ResolvedProfile, at_ms: int) -> None:
+    """Refuse a sender whose profile key its wallet revoked at or before ``at_ms`` (receive time)."""
+    try:
+        check_not_revoked(sender.revoked, sender.signed_profile.profile.public_signing_key, at_ms)
+    except KeyRevokedError as exc:
+        raise SenderNotVerified(f"the envelope is signed with a revoked key: {exc.message}") from None
 
 
 def _lower(service: int, own: int | None) -> int:

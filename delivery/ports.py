@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ensign.clock import Clock, system_clock
@@ -36,6 +37,11 @@ class ResolvedProfile(Protocol):
 
     @property
     def signed_profile(self) -> SignedUserProfile: ...
+
+    @property
+    def revoked(self) -> Mapping[str, int]:
+        """``{public signing key: revokedAt ms}`` of the address (:mod:`ensign.protocol.revocation`)."""
+        ...
 
 
 @runtime_checkable

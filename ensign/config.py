@@ -341,6 +341,10 @@ class GatewaySettings:
     signer_key: str = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 8082
+    #: A second key the resolver contract already lists (``GATEWAY_NEXT_SIGNER_KEY``), for a
+    #: rotation without failed lookups; it signs instead of ``signer_key`` when ``sign_with_next``.
+    next_signer_key: str | None = field(default=None, repr=False)
+    sign_with_next: bool = False
     signature_ttl: int = 300
     answer_format: str = "ensdomains"
     backend_url: str = "http://127.0.0.1:8081"
@@ -353,8 +357,16 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
         env = Env(environ)
+        next_signer_key = None
+        if env.optional("GATEWAY_NEXT_SIGNER_KEY") is not None:
+            next_signer_key = env.secret("GATEWAY_NEXT_SIGNER_KEY", _check_private_key_hex, "a 32-byte hex secp256k1 key")
+        sign_with_next = env.flag("GATEWAY_SIGN_WITH_NEXT", False)
+        if sign_with_next and next_signer_key is None:
+            raise ConfigError("GATEWAY_SIGN_WITH_NEXT needs GATEWAY_NEXT_SIGNER_KEY")
         return cls(
             signer_key=env.secret("GATEWAY_SIGNER_KEY", _check_private_key_hex, "a 32-byte hex secp256k1 key"),
+            next_signer_key=next_signer_key,
+            sign_with_next=sign_with_next,
             host=env.text("GATEWAY_HOST", "127.0.0.1"),
             port=env.port("GATEWAY_PORT", 8082),
             signature_ttl=env.integer("GATEWAY_SIGNATURE_TTL", 300, minimum=1, maximum=86400),
@@ -443,6 +455,27 @@ class DeliveryKeys:
     encryption_public_key: str
     encryption_private_key: str = field(repr=False)
 
+    @classmethod
+    def from_env(cls, env: Env, prefix: str = "") -> DeliveryKeys:
+        """``<prefix>SIGNING_PUBLIC_KEY``, ``…SIGNING_PRIVATE_KEY``, ``…ENCRYPTION_PUBLIC_KEY``,
+        ``…ENCRYPTION_PRIVATE_KEY``: base64 of 32, 64, 32 and 32 bytes."""
+
+        def key_of(length: int) -> Callable[[str], object]:
+            def check(value: str) -> None:
+                if len(base64.b64decode(value, validate=True)) != length:
+                    raise ValueError("wrong length")
+
+            return check
+
+        return cls(
+            signing_public_key=env.secret(f"{prefix}SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+            signing_private_key=env.secret(f"{prefix}SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
+            encryption_public_key=env.secret(f"{prefix}ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+            encryption_private_key=env.secret(f"{prefix}ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
+        )
+
+
+_DELIVERY_KEY_PARTS = ("SIGNING_PUBLIC_KEY", "SIGNING_PRIVATE_KEY", "ENCRYPTION_PUBLIC_KEY", "ENCRYPTION_PRIVATE_KEY")
 
 SMTP_TLS_MODES = ("starttls", "tls", "none")
 
@@ -532,6 +565,12 @@ class DeliverySettings:
 
     keys: DeliveryKeys
     jwt_secret: str = field(repr=False)
+    #: The other key set during a key rotation (``NEXT_*``): delivery information encrypted to
+    #: either set is read; postmarks are signed with ``keys`` only (README "Rotating keys").
+    next_keys: DeliveryKeys | None = None
+    #: Parents of the address names whose revocation lists apply to every name of an address
+    #: (``ADDR_DOMAINS``, the backend's setting; :mod:`ensign.protocol.revocation`).
+    revocation_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
     host: str = "127.0.0.1"
     port: int = 8083
     url: str = "http://127.0.0.1:8083"
@@ -553,25 +592,17 @@ class DeliverySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
         env = Env(environ)
-
-        def key_of(length: int) -> Callable[[str], object]:
-            def check(value: str) -> None:
-                if len(base64.b64decode(value, validate=True)) != length:
-                    raise ValueError("wrong length")
-
-            return check
-
+        next_keys = None
+        if any(env.optional(f"NEXT_{part}") is not None for part in _DELIVERY_KEY_PARTS):
+            next_keys = DeliveryKeys.from_env(env, "NEXT_")
         jwt_secret = env.secret("JWT_SECRET")
         if len(jwt_secret.encode()) < 32:
             raise ConfigError("JWT_SECRET must be at least 32 bytes long")
         return cls(
-            keys=DeliveryKeys(
-                signing_public_key=env.secret("SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
-                signing_private_key=env.secret("SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
-                encryption_public_key=env.secret("ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
-                encryption_private_key=env.secret("ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
-            ),
+            keys=DeliveryKeys.from_env(env),
             jwt_secret=jwt_secret,
+            next_keys=next_keys,
+            revocation_domains=env.names("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS),
             host=env.text("DELIVERY_HOST", "127.0.0.1"),
             port=env.port("DELIVERY_PORT", 8083),
             url=env.url("DELIVERY_URL", "http://127.0.0.1:8083"),

@@ -34,10 +34,12 @@ import aiohttp
 from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import sign
+from ensign.protocol.encoding import checksum_address
 from ensign.protocol.envelope import build_envelope, envelope_id
 from ensign.protocol.keys import DEFAULT_NONCE, ProfileKeys
 from ensign.protocol.message import create_message
 from ensign.protocol.models import Attachment, DeliveryServiceProfile, SignedUserProfile, UserProfile
+from ensign.protocol.revocation import RevocationList, RevokedKey, revocation_message
 from ensign.ens.lookup import NameLookup
 
 from ._config import ClientConfig
@@ -196,7 +198,7 @@ class Client:
         return [self._previous_keys[nonce] for nonce in self.previous_nonces]
 
     async def rotate_keys(
-        self, nonce: str | None = None, delivery_services: Sequence[str] | None = None
+        self, nonce: str | None = None, delivery_services: Sequence[str] | None = None, *, revoke: bool = False
     ) -> NameRegistration:
         """Replace the profile's keys everywhere at once (``specs/delivery.md`` §2.6).
 
@@ -214,12 +216,17 @@ class Client:
         that were lost cannot be opened; fetching hands them out as rejected envelopes
         (:class:`RejectedEnvelope`), which :meth:`ack` drops. ``ensign recover`` does this on the command line.
 
+        With ``revoke=True`` the signing key of the profile published before (and this client's
+        previous key) are then revoked (:meth:`revoke_keys`): whoever kept them cannot send as
+        this address any more, under any name.
+
         :raises ApiError: as the backend or a delivery service answered (the keys have changed
             by then; calling again with the same ``nonce`` finishes the rotation)
         """
         services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
         new_nonce = nonce if nonce is not None else secrets.token_hex(32)
         old_keys, old_nonce = await self.keys(), self.nonce
+        to_revoke = [old_keys.signing.public_key, *(await self._published_signing_key())] if revoke else []
         if new_nonce != old_nonce:
             new_keys = await derive_keys(self.wallet, new_nonce)
             async with self._keys_lock:
@@ -231,7 +238,54 @@ class Client:
         registration = await self.publish_profile(services)
         for service in services:
             await self._bind(service)
+        current = (await self.keys()).signing.public_key
+        if any(key != current for key in to_revoke):
+            await self.revoke_keys(*(key for key in to_revoke if key != current))
         return registration
+
+    async def _published_signing_key(self) -> list[str]:
+        """The signing key of the profile the backend holds for this address (none: ``[]``)."""
+        try:
+            answer = await self._backend("GET", f"/profile/{self.address}", None)
+        except ApiError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return [SignedUserProfile.from_json(answer).profile.public_signing_key]
+
+    async def revocations(self) -> RevocationList | None:
+        """The wallet's published list of revoked signing keys (``None`` when it revoked none)."""
+        try:
+            answer = await self._backend("GET", f"/revocations/{self.address}", None)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return RevocationList.from_json(answer)
+
+    async def revoke_keys(self, *public_signing_keys: str, revoked_at: int | None = None) -> RevocationList:
+        """Revoke profile signing keys of this wallet (``specs/protocol.md``, "Revoked keys").
+
+        Adds each key, with ``revoked_at`` (ms; default now), to the wallet's list, which the
+        wallet signs, and publishes it through the backend: from then on the gateway answers it on
+        every name of the address, delivery services refuse envelopes signed with those keys, and
+        receivers reject messages signed with them that were received after ``revoked_at``. Keys
+        already listed keep their time; a revocation cannot be taken back.
+
+        :raises ApiError: as the backend answered (e.g. 404 when the address has no profile yet)
+        """
+        at = revoked_at if revoked_at is not None else self._now_ms()
+        current = await self.revocations()
+        entries = list(current.revoked) if current is not None else []
+        listed = {entry.public_signing_key for entry in entries}
+        entries += [RevokedKey(key, at) for key in dict.fromkeys(public_signing_keys) if key not in listed]
+        signature = await self.wallet.sign_checked(revocation_message(self.address, entries))
+        revocations = RevocationList(address=checksum_address(self.address), revoked=tuple(entries), signature=signature)
+        await self._backend("POST", f"/revocations/{self.address}", revocations.to_json())
+        lookup = await self._directory()
+        lookup.forget(self.name)
+        lookup.forget(f"{self.address.lower()}.{self.config.addr_domain}")
+        return revocations
 
     async def _bind(self, service: str) -> DeliveryAccount:
         """Bind the account at ``service`` to the current signing key (wallet-signed, EIP-191)."""

@@ -12,7 +12,12 @@ For a stored envelope (``specs/delivery.md`` §4.1: ``deliveryInformation`` decr
 4. ``metadata.to`` names this account (the name itself, or one resolving to its address), so a
    message signed for someone else cannot be replayed into this inbox;
 5. the postmark decrypts, is for this envelope's message, and is signed with the public signing key
-   of the delivery service's ENS profile.
+   of the delivery service's ENS profile, or, during the service's key rotation, one its
+   ``eth.ensign.deliveryServiceKeys`` record lists (:mod:`ensign.protocol.ds_keys`);
+6. the sender's signing key was not revoked by its wallet at the postmark's time (the delivery
+   service's, which the sender cannot choose): a message signed with a revoked key and received
+   after the revocation is rejected, one received before stays readable
+   (:mod:`ensign.protocol.revocation`).
 
 A failed check rejects the envelope (:class:`RejectedEnvelope`); an unreachable chain or gateway
 is raised instead, since the envelope may well be fine: it stays queued and is tried again.
@@ -29,8 +34,9 @@ from ensign.protocol.crypto import EncryptedPayload, EncryptionKeyPair, decrypt_
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
-from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message
+from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message, Postmark
 from ensign.protocol.postmark import open_postmark, verify_postmark
+from ensign.protocol.revocation import check_not_revoked
 from ensign.ens.lookup import NameLookup
 
 from ._errors import ClientConnectionError
@@ -90,8 +96,9 @@ class Receiver:
         await self._check_receiver(message.metadata.to)
         sealed = envelope.postmark
         postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
-        if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
+        if not await self._postmark_verifies(postmark, envelope.message, delivery_service, ds_profile):
             raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
+        check_not_revoked(sender.revoked, signing_key, postmark.incomming_timestamp)
         return ReceivedMessage(
             id=envelope_id(envelope),
             sender=message.metadata.from_,
@@ -105,6 +112,15 @@ class Receiver:
             envelope=envelope,
             postmark=postmark,
         )
+
+    async def _postmark_verifies(
+        self, postmark: Postmark, message: str, delivery_service: str, ds_profile: DeliveryServiceProfile
+    ) -> bool:
+        """Signed by the profile's key; else (a key rotation) by another key the service lists."""
+        if verify_postmark(postmark, message, ds_profile.public_signing_key):
+            return True
+        others = await self.lookup.delivery_service_signing_keys(delivery_service)
+        return any(verify_postmark(postmark, message, key) for key in others if key != ds_profile.public_signing_key)
 
     def _peek_sender(self, envelope: EncryptionEnvelop) -> str:
         # A service that kept deliveryInformation encrypted: only the message itself names the sender.
