@@ -116,11 +116,17 @@ class Receiver:
     async def _postmark_verifies(
         self, postmark: Postmark, message: str, delivery_service: str, ds_profile: DeliveryServiceProfile
     ) -> bool:
-        """Signed by the profile's key; else (a key rotation) by another key the service lists."""
+        """Signed by the profile's key; else (a key rotation) by another key the service lists, read
+        from ENS afresh when the cached records do not carry it (the service may have just moved)."""
         if verify_postmark(postmark, message, ds_profile.public_signing_key):
             return True
-        others = await self.lookup.delivery_service_signing_keys(delivery_service)
-        return any(verify_postmark(postmark, message, key) for key in others if key != ds_profile.public_signing_key)
+        for fresh in (False, True):
+            if fresh:
+                self.lookup.forget(delivery_service)
+            keys = await self.lookup.delivery_service_signing_keys(delivery_service)
+            if any(verify_postmark(postmark, message, key) for key in keys if key != ds_profile.public_signing_key):
+                return True
+        return False
 
     def _peek_sender(self, envelope: EncryptionEnvelop) -> str:
         # A service that kept deliveryInformation encrypted: only the message itself names the sender.
