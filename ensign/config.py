@@ -455,25 +455,6 @@ class DeliveryKeys:
     encryption_public_key: str
     encryption_private_key: str = field(repr=False)
 
-    @classmethod
-    def from_env(cls, env: Env, prefix: str = "") -> DeliveryKeys:
-        """``<prefix>SIGNING_PUBLIC_KEY``, ``…SIGNING_PRIVATE_KEY``, ``…ENCRYPTION_PUBLIC_KEY``,
-        ``…ENCRYPTION_PRIVATE_KEY``: base64 of 32, 64, 32 and 32 bytes."""
-
-        def key_of(length: int) -> Callable[[str], object]:
-            def check(value: str) -> None:
-                if len(base64.b64decode(value, validate=True)) != length:
-                    raise ValueError("wrong length")
-
-            return check
-
-        return cls(
-            signing_public_key=env.secret(f"{prefix}SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
-            signing_private_key=env.secret(f"{prefix}SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
-            encryption_public_key=env.secret(f"{prefix}ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
-            encryption_private_key=env.secret(f"{prefix}ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
-        )
-
 
 _DELIVERY_KEY_PARTS = ("SIGNING_PUBLIC_KEY", "SIGNING_PRIVATE_KEY", "ENCRYPTION_PUBLIC_KEY", "ENCRYPTION_PRIVATE_KEY")
 
@@ -592,14 +573,33 @@ class DeliverySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
         env = Env(environ)
+
+        def key_of(length: int) -> Callable[[str], object]:
+            def check(value: str) -> None:
+                if len(base64.b64decode(value, validate=True)) != length:
+                    raise ValueError("wrong length")
+
+            return check
+
         next_keys = None
+        # The next set is all four NEXT_* variables or none: one set alone is an error naming it.
         if any(env.optional(f"NEXT_{part}") is not None for part in _DELIVERY_KEY_PARTS):
-            next_keys = DeliveryKeys.from_env(env, "NEXT_")
+            next_keys = DeliveryKeys(
+                signing_public_key=env.secret("NEXT_SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                signing_private_key=env.secret("NEXT_SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
+                encryption_public_key=env.secret("NEXT_ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                encryption_private_key=env.secret("NEXT_ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
+            )
         jwt_secret = env.secret("JWT_SECRET")
         if len(jwt_secret.encode()) < 32:
             raise ConfigError("JWT_SECRET must be at least 32 bytes long")
         return cls(
-            keys=DeliveryKeys.from_env(env),
+            keys=DeliveryKeys(
+                signing_public_key=env.secret("SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                signing_private_key=env.secret("SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
+                encryption_public_key=env.secret("ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                encryption_private_key=env.secret("ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
+            ),
             jwt_secret=jwt_secret,
             next_keys=next_keys,
             revocation_domains=env.names("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS),

@@ -8,7 +8,7 @@ out of shell history and ``ps``::
     printf '0x<key>\\nhello\\nsecond line\\n' | ensign send bob.user.ensign.eth   # text from stdin
     echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
     echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
-    echo 0x<key> | ensign recover                        # new profile keys from the wallet alone
+    echo 0x<key> | ensign recover [--revoke]             # new profile keys from the wallet alone
     printf '0x<key>\n["carol"]\n' | ensign store set contacts list   # value from stdin
     echo 0x<key> | ensign store get contacts list [--owner alice.user.ensign.eth]
     echo 0x<key> | ensign store history contacts list    # every revision, chain checked
@@ -116,6 +116,11 @@ def add_commands(subparsers: Any) -> None:
         ),
     )
     recover.add_argument("--new-nonce", help="the nonce of the new keys (default: a random one)")
+    recover.add_argument(
+        "--revoke",
+        action="store_true",
+        help="also revoke the signing key of the profile published until now (a lost or stolen key)",
+    )
     _add_settings(recover)
     recover.set_defaults(handler=_recover)
     _add_store(subparsers)
@@ -227,7 +232,7 @@ def _recover(args: argparse.Namespace) -> int:
 
 async def _recover_async(client: Client, args: argparse.Namespace) -> int:
     async with client:
-        registration = await client.rotate_keys(nonce=args.new_nonce)
+        registration = await client.rotate_keys(nonce=args.new_nonce, revoke=args.revoke)
     _print({"name": registration.name, "nonce": client.nonce, "deliveryServices": list(client.config.delivery_services)})
     return 0
 

@@ -216,9 +216,8 @@ class Client:
         that were lost cannot be opened; fetching hands them out as rejected envelopes
         (:class:`RejectedEnvelope`), which :meth:`ack` drops. ``ensign recover`` does this on the command line.
 
-        With ``revoke=True`` the signing key of the profile published before (and this client's
-        previous key) are then revoked (:meth:`revoke_keys`): whoever kept them cannot send as
-        this address any more, under any name.
+        With ``revoke=True`` the signing key of the profile published until now is then revoked
+        (:meth:`revoke_keys`): whoever kept it cannot send as this address any more, under any name.
 
         :raises ApiError: as the backend or a delivery service answered (the keys have changed
             by then; calling again with the same ``nonce`` finishes the rotation)
@@ -226,7 +225,9 @@ class Client:
         services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
         new_nonce = nonce if nonce is not None else secrets.token_hex(32)
         old_keys, old_nonce = await self.keys(), self.nonce
-        to_revoke = [old_keys.signing.public_key, *(await self._published_signing_key())] if revoke else []
+        # The key of the profile the backend publishes until now (this client's own old key may be
+        # one that was never published, e.g. dm3's default nonce in a recovery: not revoked).
+        to_revoke = await self._published_signing_key() if revoke else []
         if new_nonce != old_nonce:
             new_keys = await derive_keys(self.wallet, new_nonce)
             async with self._keys_lock:

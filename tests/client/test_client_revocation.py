@@ -15,6 +15,7 @@ from ensign.client import ApiError, DeliveryError
 from ensign.protocol.profile import PROFILE_RECORD_NAME, profile_json_data_uri
 from ensign.protocol.revocation import RevokedKey, sign_revocations
 from tests.client.sdk_stack import SdkStack, new_private_key
+from tests.client.test_cli_client import run_cli
 from tests.wallets import ADDR_DOMAIN
 
 THIEF_NAME = "alice-old.evil.eth"
@@ -99,3 +100,15 @@ async def test_rotate_keys_with_revoke_revokes_the_published_key_and_the_list_on
         assert (response.status, (await response.json())["error"]) == (400, "invalid_signature")
     with pytest.raises(ApiError):
         await sdk_stack.client().revoke_keys(first_key)  # an address without a profile: 404
+
+
+async def test_ensign_recover_revoke_on_the_command_line(sdk_stack: SdkStack) -> None:
+    alice_key = new_private_key()
+    alice = sdk_stack.client(alice_key, nonce=secrets.token_hex(32))
+    await alice.setup()
+    lost_key = (await alice.keys()).signing.public_key
+
+    status, out, err = await run_cli(sdk_stack, "recover", "--revoke", stdin=alice_key + "\n")
+    assert status == 0, err
+    listed = await sdk_stack.client(alice_key).revocations()
+    assert listed is not None and list(listed.revoked_keys()) == [lost_key]
