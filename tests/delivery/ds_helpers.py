@@ -8,7 +8,7 @@ Redis is always the real one (the shared ``redis`` / ``redis_prefix`` fixtures).
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +117,8 @@ class Resolved:
     name: str
     address: str
     signed_profile: SignedUserProfile
+    #: The address's revoked signing keys ({key: revokedAt ms}), as the lookup merges them.
+    revoked: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
