@@ -71,6 +71,7 @@ __all__ = [
     "NothingToRemove",
     "ProfileNotRegistered",
     "ProfileSuperseded",
+    "RevocationDropped",
     "QuotaExceeded",
     "Replayed",
     "RevisionConflict",

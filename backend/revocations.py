@@ -19,9 +19,9 @@ from aiohttp import web
 
 from backend.appkeys import store_key
 from backend.errors import RevocationDropped
-from ensign.errors import Conflict, EncodingError, InvalidAddress, NotFound, SignatureError
+from backend.profiles import _address
+from ensign.errors import Conflict, InvalidAddress, NotFound, SignatureError
 from ensign.protocol.canonical import parse_json, stringify
-from ensign.protocol.encoding import checksum_address
 from ensign.protocol.revocation import RevocationList, extends, verify_revocations
 from ensign.web import read_json
 
@@ -34,11 +34,7 @@ WRITE_ATTEMPTS = 3
 
 
 def _path_address(request: web.Request) -> str:
-    raw = request.match_info["address"]
-    try:
-        return checksum_address(raw)
-    except EncodingError as exc:
-        raise InvalidAddress(f"the path's address is not an Ethereum address: {exc.message}") from None
+    return _address(request.match_info["address"], "the path's address")
 
 
 @routes.post("/revocations/{address}")

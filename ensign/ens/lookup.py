@@ -296,9 +296,10 @@ class NameLookup:
             raise NotFound(f"the resolver of {name} gave a malformed {key} record") from None
 
     async def _user_profile(self, name: str) -> ResolvedUserProfile:
-        # The text and addr records are independent: fetch them at the same time.
-        text, address = await asyncio.gather(
-            self.text(name, PROFILE_RECORD_NAME), self.address(name), return_exceptions=True
+        # The text and addr records (and the name's own revocation list) are independent: fetch
+        # them at the same time.
+        text, address, own_list = await asyncio.gather(
+            self.text(name, PROFILE_RECORD_NAME), self.address(name), self._revocation_text(name), return_exceptions=True
         )
         if isinstance(text, BaseException):
             raise text
@@ -311,13 +312,17 @@ class NameLookup:
             raise address
         if not verify_profile(signed, address):
             raise InvalidProfile(f"the dm3 profile of {name} is not signed by the name's address {address}")
-        revoked = await self._revoked_keys(name, address)
+        if isinstance(own_list, BaseException):
+            raise own_list
+        revoked = await self._revoked_keys(name, address, own_list)
         return ResolvedUserProfile(name=name, address=address, signed_profile=signed, revoked=revoked)
 
-    async def _revoked_keys(self, name: str, address: str) -> dict[str, int]:
-        """Step 5 of the module docstring: the address's revoked keys from every place they may be."""
-        names = [name, *(f"{address.lower()}.{domain}" for domain in self.revocation_domains)]
-        texts = await asyncio.gather(*(self._revocation_text(each) for each in dict.fromkeys(names)))
+    async def _revoked_keys(self, name: str, address: str, own_list: str) -> dict[str, int]:
+        """Step 5 of the module docstring: the address's revoked keys from every place they may be
+        (``own_list``: the name's own record, already read)."""
+        address_names = dict.fromkeys(f"{address.lower()}.{domain}" for domain in self.revocation_domains)
+        address_names.pop(name, None)
+        texts = [own_list, *await asyncio.gather(*(self._revocation_text(each) for each in address_names))]
         lists = []
         for text in texts:
             if not text:
