@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from backend.keys import storage_key, usage_key
+from backend.keys import StorageKeys
 from ensign.redis_client import RedisClient, lua_script
 
 __all__ = ["BLOB_CHUNK", "UPLOAD_TTL", "BlobStore", "BlobMeta"]
@@ -40,17 +40,14 @@ class BlobMeta:
 
 
 
-class BlobStore:
+class BlobStore(StorageKeys):
     """Chunked writes, the atomic commit and streaming reads of the layout above."""
 
     def __init__(self, redis: RedisClient, prefix: str) -> None:
+        super().__init__(prefix)
         self.redis = redis
-        self.prefix = prefix
         self._commit = redis.register_script(lua_script("backend.lua", "commit_blob"))
         self._delete = redis.register_script(lua_script("backend.lua", "delete_blob"))
-
-    def _k(self, owner: str, rest: str) -> str:
-        return storage_key(self.prefix, owner, rest)
 
     async def write_upload_chunk(self, owner: str, upload_id: str, index: int, data: bytes) -> None:
         await self.redis.set(self._k(owner, f"upload:{upload_id}:{index}"), data, ex=UPLOAD_TTL)
@@ -64,7 +61,7 @@ class BlobStore:
     ) -> tuple[str, int]:
         """``('stored' | 'exists' | 'quota', size or bytes used)``."""
         n = len(digests)
-        keys = [self._k(owner, f"blob:{blob_hash}"), usage_key(self.prefix, owner)]
+        keys = [self._k(owner, f"blob:{blob_hash}"), self._usage(owner)]
         keys += [self._k(owner, f"upload:{upload_id}:{i}") for i in range(n)]
         keys += [self._k(owner, f"blob:{blob_hash}:{i}") for i in range(n)]
         outcome, detail = await self._commit(keys=keys, args=[size, json.dumps(digests), now_ms, quota])
@@ -91,7 +88,7 @@ class BlobStore:
             meta = await self.meta(owner, blob_hash)
             if meta is None:
                 return False
-            keys = [self._k(owner, f"blob:{blob_hash}"), usage_key(self.prefix, owner)]
+            keys = [self._k(owner, f"blob:{blob_hash}"), self._usage(owner)]
             keys += [self._k(owner, f"blob:{blob_hash}:{i}") for i in range(len(meta.digests))]
             outcome = _text(await self._delete(keys=keys, args=[]))
             if outcome != "moved":

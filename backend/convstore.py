@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from backend.keys import storage_key, usage_key
+from backend.keys import StorageKeys
 from ensign.redis_client import RedisClient, lua_script
 
 __all__ = [
@@ -72,28 +72,23 @@ class NewMessage:
 
 
 
-class ConversationStore:
+class ConversationStore(StorageKeys):
     """Reads and atomic writes of the layout above."""
 
     def __init__(self, redis: RedisClient, prefix: str) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("prefix must not contain '{' or '}'")
+        super().__init__(prefix)
         self.redis = redis
-        self.prefix = prefix
         self._add_conv = redis.register_script(lua_script("backend.lua", "add_conversation"))
         self._add_msgs = redis.register_script(lua_script("backend.lua", "add_messages"))
         self._edit_msgs = redis.register_script(lua_script("backend.lua", "edit_messages"))
         self._toggle = redis.register_script(lua_script("backend.lua", "toggle_hide"))
         self._clear = redis.register_script(lua_script("backend.lua", "clear_halted"))
 
-    def _k(self, owner: str, rest: str) -> str:
-        return storage_key(self.prefix, owner, rest)
-
     async def add_conversation(self, owner: str, contact: str, location: str, *, now_ms: int, quota: int) -> str:
         cid = conversation_id(contact)
         result = await self._add_conv(
             keys=[self._k(owner, "convs"), self._k(owner, "visible"), self._k(owner, f"conv:{cid}"),
-                  usage_key(self.prefix, owner)],
+                  self._usage(owner)],
             args=[cid, contact, location, now_ms, quota],
         )
         return _text(result)
@@ -128,7 +123,7 @@ class ConversationStore:
         keys = [self._k(owner, "convs"), self._k(owner, "visible"), self._k(owner, f"conv:{cid}"),
                 self._k(owner, f"msgs:{cid}")]
         keys += [self._k(owner, "halted")] if halted else []
-        keys += [usage_key(self.prefix, owner)] + [self._k(owner, f"msg:{m.id}") for m in messages]
+        keys += [self._usage(owner)] + [self._k(owner, f"msg:{m.id}") for m in messages]
         args: list[Any] = [cid, contact, now_ms, quota]
         for values in per_message:
             args += values

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from backend.keys import storage_key, usage_key
+from backend.keys import StorageKeys
 from ensign.protocol.canonical import stringify
 from ensign.protocol.grants import Grant
 from ensign.protocol.revisions import CoSignature, Revision
@@ -73,7 +73,7 @@ class WriteResult:
     detail: str
 
 
-class DocumentStore:
+class DocumentStore(StorageKeys):
     """Reads and atomic writes of the layout above.
 
     :param redis: a single-server or cluster client; the caller owns it.
@@ -81,19 +81,12 @@ class DocumentStore:
     """
 
     def __init__(self, redis: RedisClient, prefix: str) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError("prefix must not contain '{' or '}'")
+        super().__init__(prefix)
         self.redis = redis
-        self.prefix = prefix
         self._set = redis.register_script(lua_script("backend.lua", "set_revision"))
         self._cosign = redis.register_script(lua_script("backend.lua", "add_cosignature"))
         self._grant = redis.register_script(lua_script("backend.lua", "add_grant"))
         self._revoke = redis.register_script(lua_script("backend.lua", "revoke_grant"))
-
-    # --- keys -------------------------------------------------------------------------------------
-
-    def _k(self, owner: str, rest: str) -> str:
-        return storage_key(self.prefix, owner, rest)
 
     # --- documents --------------------------------------------------------------------------------
 
@@ -108,7 +101,7 @@ class DocumentStore:
                 self._k(o, f"heads:{ns}"),
                 self._k(o, f"hist:{ns}:{key}"),
                 self._k(o, f"rev:{revision.rev}"),
-                usage_key(self.prefix, o),
+                self._usage(o),
             ],
             args=[key, revision.lastrev or "", revision.rev, body, now_ms, len(body.encode()), quota, max_documents],
         )
@@ -172,7 +165,7 @@ class DocumentStore:
         return cast(CosignOutcome, _text(result))
 
     async def usage(self, owner: str) -> int:
-        value = await self.redis.get(usage_key(self.prefix, owner))
+        value = await self.redis.get(self._usage(owner))
         return 0 if value is None else int(value)
 
     # --- grants -----------------------------------------------------------------------------------

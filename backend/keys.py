@@ -57,6 +57,7 @@ with a brace, which would move the tag.
 from __future__ import annotations
 
 __all__ = [
+    "StorageKeys",
     "alias_key",
     "aliases_key",
     "challenge_key",
@@ -129,6 +130,25 @@ def storage_key(prefix: str, address: str, rest: str) -> str:
 def usage_key(prefix: str, address: str) -> str:
     """``<prefix>{st:<addr>}:usage`` — bytes the account keeps, shared by every kind of storage."""
     return storage_key(prefix, address, "usage")
+
+
+class StorageKeys:
+    """Base of the three storage stores: the prefix they were given (checked once) and their keys.
+
+    :param prefix: ``RedisSettings.prefix``. A brace in it would end the account's hash tag early
+        (and on a cluster put an account's keys in different slots), so it is refused.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must not contain '{' or '}'")
+        self.prefix = prefix
+
+    def _k(self, owner: str, rest: str) -> str:
+        return storage_key(self.prefix, owner, rest)
+
+    def _usage(self, owner: str) -> str:
+        return usage_key(self.prefix, owner)
 
 
 def challenge_key(prefix: str, challenge_id: str) -> str:

@@ -48,6 +48,12 @@ signed with the key bound at the deletion, or a binding message, re-creates the 
 profile (public data) never does. A re-binding or a deletion ends every session and socket of the
 old binding at once (the sessions channel, :mod:`delivery.keys`).
 
+Devices
+=======
+
+The wallet can also list the account's devices, each with its own signing key and cursor
+(:mod:`delivery.devices`, :meth:`Accounts.set_devices`).
+
 Redis keys
 ==========
 
@@ -80,6 +86,7 @@ from ensign.protocol.profile import profile_hash
 from ensign.protocol.schema import load
 from ensign.redis_client import RedisClient, lua_script
 
+from .devices import NO_DEVICES, DeviceList, SignedDevices
 from .errors import (
     AccountChanged,
     ProfileNotPublished,
@@ -220,6 +227,10 @@ class Account:
     suspended: bool = False
     signing_key: str = ""
     bound: int = 0
+    #: ``devices`` field (:mod:`delivery.devices`); ``None`` when the account has no device list.
+    devices: DeviceList | None = None
+    #: The ``devices`` field as stored ("" when absent): the state ``set_devices.lua`` compares.
+    devices_stored: str = ""
 
     def accepts(self, profile: SignedUserProfile) -> bool:
         """Whether ``profile`` is the one the account is bound to (its signing key; for an account
@@ -373,6 +384,8 @@ class Accounts:
             suspended="suspended" in fields,
             signing_key=fields.get("key", ""),
             bound=int(fields.get("bound", fields["created"])),
+            devices=DeviceList.from_stored(fields["devices"]) if "devices" in fields else None,
+            devices_stored=fields.get("devices", ""),
         )
         return account, account_state(fields)
 
@@ -423,9 +436,9 @@ class Accounts:
         if not verify(public_signing_key, message.payload, message.signature):
             raise SignatureError("signature does not verify with the signing key the account is bound to")
 
-    def check_binding(self, binding: SignedBinding, name: str, address: str) -> None:
-        """Check a binding message's target, window and wallet signature (no Redis): it must be
-        ``address``'s EIP-191 signature of the message."""
+    def check_binding(self, binding: SignedBinding | SignedDevices, name: str, address: str) -> None:
+        """Check a binding (or device list) message's target, window and wallet signature (no
+        Redis): it must be ``address``'s EIP-191 signature of the message."""
         self._check_target(binding, name)
         try:
             signer = recover_personal_sign(binding.payload, binding.signature)
@@ -434,7 +447,7 @@ class Accounts:
         if signer != address:
             raise SignatureError("signature is not the EIP-191 signature of the name's address over the message")
 
-    def _check_target(self, message: SignedAccountMessage | SignedBinding, name: str) -> None:
+    def _check_target(self, message: SignedAccountMessage | SignedBinding | SignedDevices, name: str) -> None:
         if message.delivery_service != self._service_url:
             raise WrongDeliveryService(
                 f"message.deliveryService names another delivery service; this one is {self._service_url}"
@@ -451,7 +464,7 @@ class Accounts:
                 f"message.timestamp is more than {REPLAY_WINDOW} s away from this service's clock"
             )
 
-    async def _use_once(self, address: str, message: SignedAccountMessage | SignedBinding) -> None:
+    async def _use_once(self, address: str, message: SignedAccountMessage | SignedBinding | SignedDevices) -> None:
         now_ms = int(self._clock() * 1000)
         ttl = max(1, (message.timestamp + REPLAY_WINDOW * 1000 - now_ms) // 1000 + 1)
         key = signed_message_key(self._prefix, address, message.signature)
@@ -617,6 +630,35 @@ class Accounts:
         if result < 0:
             raise AccountChanged("the account changed concurrently; try again")
         return bound, result == 2
+
+    async def set_devices(self, address: str, message: SignedDevices) -> tuple[DeviceList, int]:
+        """Replace the account's device list from a verified, wallet-signed message (call
+        :meth:`check_binding` first); an empty list removes it. Returns the list now stored and
+        how many messages left the queue (those only a removed device was missing).
+
+        404 ``no_account``; 409 ``stale_message`` when the message is not newer than the stored
+        list and the account's creation, ``replayed_message`` when used, ``account_changed`` when
+        the list changed concurrently. Sessions and sockets of removed devices end at once
+        (``set_devices.lua`` publishes on the sessions channel).
+        """
+        account = await self.get(address)
+        if account is None:
+            raise NoAccount("there is no account for this name on this delivery service")
+        current = account.devices or NO_DEVICES
+        if message.timestamp <= max(account.created, current.at):
+            raise StaleMessage("the message is not newer than the account's device list and creation")
+        await self._use_once(address, message)
+        devices = current.replaced(message.timestamp, message.devices)
+        left = await self._queue.set_devices(
+            address,
+            expected=account.devices_stored,
+            devices=devices.to_stored() if devices.devices else "",
+            now=self._clock(),
+        )
+        self.forget_recent(address)
+        if left is None:
+            raise AccountChanged("the account changed concurrently; try again")
+        return devices, left
 
     async def _tombstone_raw(self, address: str) -> str | None:
         raw = await self._redis.get(tombstone_key(self._prefix, address))

@@ -21,7 +21,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from ensign.config import ConfigError, DeliverySettings
-from ensign.ens.lookup import open_lookup
+from ensign.ens.lookup import LinkPolicy, open_lookup
 from ensign.metrics import add_metrics
 from ensign.redis_client import RedisClient, open_redis
 from ensign.sessions import Sessions
@@ -34,6 +34,7 @@ from .appkeys import (
     chain_key,
     clock_key,
     directory_key,
+    forwarder_key,
     intake_key,
     metrics_key,
     queue_key,
@@ -41,6 +42,7 @@ from .appkeys import (
     sessions_key,
     settings_key,
 )
+from .forwarder import Forwarder
 from .intake import Intake
 from .keys import challenge_key
 from .limits import RateLimiter, SocketSlots
@@ -68,6 +70,7 @@ def create_app(
     sweep_interval: float | None = 60.0,
     notify_worker: bool = True,
     metrics_dir: str | None = None,
+    forwarder: Forwarder | None = None,
 ) -> web.Application:
     """Build the delivery service.
 
@@ -82,6 +85,10 @@ def create_app(
     :param notify_worker: run the notification worker in this app (tests may drive it by hand).
     :param metrics_dir: the shared metrics directory of worker processes (``ensign delivery
         --workers``), so ``/metrics`` sums them all; ``None`` for one process.
+    :param forwarder: hands envelopes on to a receiver's next delivery services and checks those
+        handed here (:mod:`delivery.forwarder`); without one the app makes its own on its
+        directory, with its own HTTP session closed at clean-up, calling https URLs of public hosts
+        only unless the chain is the embedded one (``settings.chain.rpc_url`` unset).
 
     Clients passed in stay the caller's to close. Without them the app opens its own at start-up
     from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
@@ -106,6 +113,8 @@ def create_app(
     app[settings_key] = settings
     app[clock_key] = clock
     app[metrics_key] = metrics
+    if forwarder is not None:
+        app[forwarder_key] = forwarder
     if redis is not None and directory is not None and chain is not None:
         _use_clients(app, redis, directory, chain)
     else:
@@ -113,6 +122,8 @@ def create_app(
             raise ConfigError("the delivery service needs REDIS_URL and ETH_RPC_URL (or clients passed to create_app)")
         app.cleanup_ctx.append(_own_clients)
     app.on_cleanup.append(_close_queue)
+    if forwarder is None:
+        app.on_cleanup.append(_close_forwarder)
     app.cleanup_ctx.append(notifier_ctx(run_worker=notify_worker))
     for module in (web_auth, web_accounts, web_inbox, web_rpc, web_ops, web_notifications):
         app.router.add_routes(module.routes)
@@ -136,6 +147,12 @@ async def _close_queue(app: web.Application) -> None:
     # The queue's own per-node clients (WAIT on a cluster); the app's clients are closed by their owner.
     if queue_key in app:
         await app[queue_key].aclose()
+
+
+async def _close_forwarder(app: web.Application) -> None:
+    # Only the forwarder the app made itself; one passed in stays the caller's.
+    if forwarder_key in app:
+        await app[forwarder_key].aclose()
 
 
 def _use_clients(app: web.Application, redis: RedisClient, directory: Directory, chain: Chain) -> None:
@@ -186,6 +203,13 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         clock=clock,
     )
     app[notifier_key] = notifier
+    if forwarder_key not in app:
+        # Service URLs come from ENS: only the embedded dev chain may point them at local hosts.
+        embedded = settings.chain.rpc_url is None
+        policy = LinkPolicy(allow_http=embedded, allow_private=embedded, timeout=settings.forwarding.timeout)
+        app[forwarder_key] = Forwarder(
+            settings, directory=directory, metrics=app[metrics_key], policy=policy, limiter=limiter
+        )
     app[intake_key] = Intake(
         settings,
         accounts=accounts,
@@ -196,6 +220,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         clock=clock,
         on_notify=notifier.message_stored,
         limiter=limiter,
+        forwarder=app[forwarder_key],
     )
 
 

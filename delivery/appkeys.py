@@ -10,6 +10,7 @@ from ensign.config import DeliverySettings
 from ensign.redis_client import RedisClient
 
 from .accounts import Accounts
+from .forwarder import Forwarder
 from .intake import Intake
 from .metrics import DeliveryMetrics
 from .ports import Chain, Directory
@@ -26,4 +27,5 @@ queue_key = web.AppKey("queue_key", MessageQueue)
 accounts_key = web.AppKey("accounts_key", Accounts)
 sessions_key = web.AppKey("sessions_key", Sessions)
 intake_key = web.AppKey("intake_key", Intake)
+forwarder_key = web.AppKey("forwarder_key", Forwarder)
 metrics_key = web.AppKey("metrics_key", DeliveryMetrics)

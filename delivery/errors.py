@@ -35,7 +35,9 @@
     ├── MessageOutsideWindow                 403  stale_message
     ├── AccountDeleted                       403  account_deleted
     ├── AccountSuspended                     403  account_suspended                 -32019
-    └── KeyNotBound                          403  key_not_bound
+    ├── ForwardingRefused                    403  forwarding_refused                -32030
+    ├── KeyNotBound                          403  key_not_bound
+    └── DeviceNotListed                      403  device_not_listed
     NotFound                                 404
     ├── NoAccount                            404  no_account
     ├── NoProfile                            404  no_profile
@@ -123,6 +125,8 @@ __all__ = [
     "ChannelNotEnabled",
     "ChannelNotSupported",
     "DeliveryInformationUnreadable",
+    "DeviceNotListed",
+    "ForwardingRefused",
     "InvalidAccount",
     "InvalidChannelType",
     "InvalidEnvelope",
@@ -267,11 +271,27 @@ class AccountDeleted(Forbidden):
     code = "account_deleted"
 
 
+class ForwardingRefused(Forbidden):
+    """A forwarded envelope whose note this service does not accept: not for this service, a loop,
+    a path too long, a forwarder the receiver does not list before this service, or a signature
+    that is not the forwarder's (``specs/delivery.md`` §4.5)."""
+
+    code = "forwarding_refused"
+    jsonrpc_code = -32030
+
+
 class KeyNotBound(Forbidden):
     """The profile presented (the one ENS publishes for the name used) carries another signing key
     than the one the account is bound to (:mod:`delivery.accounts`, "Binding")."""
 
     code = "key_not_bound"
+
+
+class DeviceNotListed(Forbidden):
+    """A login as a device the account's device list does not hold (or, without a device id, with
+    a profile key no listed device carries: :mod:`delivery.devices`)."""
+
+    code = "device_not_listed"
 
 
 # -- 404 -------------------------------------------------------------------------------------------

@@ -7,9 +7,14 @@ written):
 1. size — canonical size of the submitted envelope (dm3 ``getSize``) ≤ the service limit;
 2. schema — the envelope, in either form (npm ``encryptedMessageHash`` or source ``messageHash``);
 3. delivery information — decrypted with this service's X25519 key (during a key rotation, with
-   either set: ``DeliverySettings.next_keys``);
+   either of its sets: ``DeliverySettings.next_keys``; a forwarded envelope: with the key its
+   forwarding note carries, :mod:`ensign.protocol.forwarding`);
 4. receiver — the ``to`` name resolves to an address that has an account here, not suspended by
-   the operator; then the size again against the account's own (lower) limit;
+   the operator; then the size again against the account's own (lower) limit. A forwarded
+   envelope's note is checked first (:meth:`delivery.forwarder.Forwarder.accept`). Without an
+   account here, an envelope submitted directly is handed on to the receiver's next delivery
+   services once steps 5 and 6 pass (:meth:`delivery.forwarder.Forwarder.forward`): the answer
+   is then theirs, and nothing is stored or postmarked here;
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
    spoofed); that key is not on the address's revocation list as of now, the time this service
@@ -45,6 +50,7 @@ from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
 from ensign.protocol.crypto import EncryptionKeyPair
 from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
+from ensign.protocol.forwarding import Forwarding, open_forwarded_delivery_information
 from ensign.protocol.models import DeliveryInformation, EncryptionEnvelop
 from ensign.protocol.postmark import create_postmark
 from ensign.protocol.revocation import KeyRevokedError, check_not_revoked
@@ -54,6 +60,7 @@ from .errors import (
     AccountMissingError,
     AccountSuspended,
     DeliveryInformationUnreadable,
+    ForwardingRefused,
     InvalidEnvelope,
     MessageTooLarge,
     ReceiverUnknown,
@@ -62,6 +69,7 @@ from .errors import (
     SenderUnknown,
     SpamRejected,
 )
+from .forwarder import Forwarder
 from .limits import RateLimiter, pair_subject
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, ResolvedProfile, address_or_none, profile_or_none
@@ -78,12 +86,14 @@ __all__ = ["Intake", "Submitted", "stored_envelope"]
 
 @dataclass(frozen=True)
 class Submitted:
-    """Outcome of a submission: the message id, the receiver's account, whether newly stored."""
+    """Outcome of a submission: the message id, the receiver's account, whether newly stored here,
+    and the delivery service it was handed on to instead (:mod:`delivery.forwarder`)."""
 
     message_id: str
     account: str
     stored: bool
     size: int
+    forwarded_to: str | None = None
 
 
 class Intake:
@@ -99,6 +109,8 @@ class Intake:
         use Redis's clock).
     :param on_notify: told the receiver's address when a new message needs a notification.
     :param limiter: the rate limits' buckets.
+    :param forwarder: hands envelopes for receivers without an account here on, and checks those
+        handed here; without one, neither happens (a forwarded envelope is refused).
     """
 
     def __init__(
@@ -113,6 +125,7 @@ class Intake:
         clock: Clock,
         on_notify: Callable[[str], None] | None = None,
         limiter: RateLimiter,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self._settings = settings
         # Called (must not block or raise) with the receiver's address after a new message is
@@ -125,34 +138,41 @@ class Intake:
         self._metrics = metrics
         self._clock = clock
         self._limiter = limiter
+        self._forwarder = forwarder
         self._ds_keys = tuple(
             EncryptionKeyPair(public_key=keys.encryption_public_key, secret_key=keys.encryption_private_key)
             for keys in (settings.keys, settings.next_keys)
             if keys is not None
         )
 
-    async def submit(self, raw: object) -> Submitted:
-        """Accept one envelope (the parsed JSON object). Counts rejections by error code."""
+    async def submit(self, raw: object, forwarding: object = None) -> Submitted:
+        """Accept one envelope (the parsed JSON object), with the forwarding note (parsed JSON)
+        when another delivery service hands it on. Counts rejections by error code."""
         try:
-            result = await self._submit(raw)
+            result = await self._submit(raw, forwarding)
         except EnsignError as exc:
             self._metrics.rejections.labels(reason=exc.code).inc()
             # On the request's own log line when there is one (JSON-RPC), else a line of its own.
             if not add_request_fields(reason=exc.code):
                 log.info("submission refused: %s", exc.code, extra={"reason": exc.code})
             raise
-        if result.stored:
+        if result.forwarded_to is not None:
+            outcome = f"forwarded to {result.forwarded_to}"
+        elif result.stored:
             self._metrics.messages.inc()
             self._metrics.message_bytes.inc(result.size)
+            if forwarding is not None:
+                self._metrics.forwarded_in.inc()
+            outcome = "stored"
         else:
             self._metrics.duplicates.inc()
-        outcome = "stored" if result.stored else "already queued"
+            outcome = "already queued"
         fields: dict[str, str | int] = {"account": result.account, "message_id": result.message_id, "bytes": result.size}
         if not add_request_fields(outcome=outcome, **fields):
             log.info("message %s for %s", outcome, result.account, extra=fields)
         return result
 
-    async def _submit(self, raw: object) -> Submitted:
+    async def _submit(self, raw: object, forwarding: object) -> Submitted:
         if not isinstance(raw, dict):
             raise InvalidEnvelope("the envelope must be a JSON object")
         size = canonical_size(raw)
@@ -160,7 +180,15 @@ class Intake:
         if size > limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; this service accepts at most {limit}")
         envelope = EncryptionEnvelop.from_json(raw)
-        info = self._open_delivery_information(envelope)
+        note = None
+        if forwarding is not None:
+            if self._forwarder is None:
+                raise ForwardingRefused("this delivery service does not take forwarded envelopes")
+            try:
+                note = Forwarding.from_json(forwarding)
+            except EnsignError as exc:
+                raise ForwardingRefused(f"the forwarding note is malformed: {exc.message}") from None
+        info = self._open_delivery_information(envelope, note)
 
         # One lookup per name: the profile comes with its address. A receiver without a valid
         # profile is still told apart from one that does not resolve (and from one without an
@@ -172,20 +200,20 @@ class Intake:
             receiver = await address_or_none(self._directory, info.to)
         if receiver is None:
             raise ReceiverUnknown("the receiver's name does not resolve to an address")
-        await self._receiver_account(receiver, lambda account: self._receiver_limits(account, size))
-
-        sender = await profile_or_none(self._directory, info.from_)
-        if sender is None:
-            raise SenderUnknown("the sender's name has no valid profile in ENS")
+        if note is not None:
+            assert self._forwarder is not None  # checked with the note
+            if receiver_profile is None:
+                raise ReceiverUnknown("the receiver's name has no valid profile in ENS to check the forwarder against")
+            await self._forwarder.accept(note, envelope, receiver_profile)
         try:
-            verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
-        except SignatureError as exc:
-            raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
-        _refuse_revoked_key(sender, int(self._clock() * 1000))
-        limits = self._settings.limits
-        await self._limiter.take("sender", limits.sender, sender.address)
-        await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
+            await self._receiver_account(receiver, lambda account: self._receiver_limits(account, size))
+        except ReceiverWithoutAccount:
+            if note is not None or self._forwarder is None or receiver_profile is None:
+                raise
+            return await self._forward(envelope, info, receiver, receiver_profile, size)
 
+        sender = await self._verified_sender(envelope, info, receiver)
+        limits = self._settings.limits
         sender_address = sender.address
 
         async def receiver_checks(account: Account) -> None:
@@ -237,17 +265,62 @@ class Intake:
             self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
 
-    def _open_delivery_information(self, envelope: EncryptionEnvelop) -> DeliveryInformation:
-        """The delivery information, opened with the current key set, else the next one."""
+    def _open_delivery_information(self, envelope: EncryptionEnvelop, note: Forwarding | None) -> DeliveryInformation:
+        """The delivery information, opened with the current key set, else the next one (a
+        forwarded envelope: through its note)."""
         first: EnsignError | None = None
         for keys in self._ds_keys:
             try:
-                return open_delivery_information(envelope, keys)
+                if note is None:
+                    return open_delivery_information(envelope, keys)
+                return open_forwarded_delivery_information(envelope, note, keys)
             except EnsignError as exc:
                 first = first or exc
         assert first is not None
         raise DeliveryInformationUnreadable(
             f"the delivery information cannot be opened with this service's key ({first.code})"
+        )
+
+    async def _verified_sender(
+        self, envelope: EncryptionEnvelop, info: DeliveryInformation, receiver: str
+    ) -> ResolvedProfile:
+        """Steps 5 and 6: the sender's profile, its signature on the envelope, its rate limits."""
+        sender = await profile_or_none(self._directory, info.from_)
+        if sender is None:
+            raise SenderUnknown("the sender's name has no valid profile in ENS")
+        try:
+            verify_envelope(envelope, sender.signed_profile.profile.public_signing_key)
+        except SignatureError as exc:
+            raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        _refuse_revoked_key(sender, int(self._clock() * 1000))
+        limits = self._settings.limits
+        await self._limiter.take("sender", limits.sender, sender.address)
+        await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
+        return sender
+
+    async def _forward(
+        self,
+        envelope: EncryptionEnvelop,
+        info: DeliveryInformation,
+        receiver: str,
+        receiver_profile: ResolvedProfile,
+        size: int,
+    ) -> Submitted:
+        """No account here: hand the envelope on to the receiver's next services, once its sender
+        is verified; refuse as before when none takes it, saying what each answered."""
+        assert self._forwarder is not None
+        if not self._forwarder.next_services(receiver_profile):
+            raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
+        await self._verified_sender(envelope, info, receiver)
+        outcome = await self._forwarder.forward(envelope, receiver_profile)
+        if outcome.delivered_to is None:
+            tried = "; ".join(f"{a.service}: {a.outcome} ({a.detail})" for a in outcome.attempts)
+            raise ReceiverWithoutAccount(
+                f"the receiver has no account on this delivery service, and no other took the envelope ({tried})",
+                details={"forwarding": [attempt.to_json() for attempt in outcome.attempts]},
+            )
+        return Submitted(
+            message_id=envelope_id(envelope), account=receiver, stored=False, size=size, forwarded_to=outcome.delivered_to
         )
 
     async def _receiver_account(

@@ -29,9 +29,11 @@ The queue (:mod:`delivery.queue`)
 
 The three keys always hold the same ids. Only ``enqueue.lua`` writes them; ``fetch.lua`` (a page) and
 ``get.lua`` (one id) read them, and no other module reads them directly. A message leaves them in
-one script: ``ack.lua`` (acknowledged), ``sweep.lua`` (expired), ``enqueue.lua`` (an expired entry
-it replaces, or expired entries it purges when the queue is at ``max_queued``),
-``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used without accounts).
+one script: ``ack.lua`` (acknowledged, by every listed device when the account has a device list),
+``set_devices.lua`` (a removed device was the last to miss it), ``sweep.lua`` (expired),
+``enqueue.lua`` (an expired entry it replaces, or expired entries it purges when the queue is at
+``max_queued``), ``delete_account.lua`` (account deleted; ``delete_queue.lua`` for a queue used
+without accounts).
 Redis deletes a zset or hash when its last member goes, so an empty queue leaves no key behind.
 
 TTL: per message, in seconds (``ttl_seconds``; ``expires_at = now + ttl_seconds``). As a backstop
@@ -46,6 +48,15 @@ outlives its longest-lived message.
     the same sender as already delivered, so a retry after an unclear answer (the first attempt
     stored, the answer lost, the message meanwhile fetched and acknowledged) is not delivered a
     second time. Deleted with the queue.
+``{prefix}seen:{<tag>}``    HASH, field = message id, value = ``,<device>,<device>,``: the devices
+    of the account's device list (the account hash's ``devices``) that have acknowledged the
+    message while another listed device has not. Each device's cursor is thus the queue minus its
+    entries here: ``fetch.lua`` skips a device's acknowledged messages, and ``ack.lua`` removes a
+    message (and its entry) when the last listed device acknowledges it. ``set_devices.lua`` drops
+    a removed device from every entry and removes the messages every remaining device has; the
+    scripts that remove messages (``sweep.lua``, ``enqueue.lua``'s purge) remove their entries.
+    Empty (no key) for an account without a device list; EXPIRE as the queue's keys. Deleted with
+    the queue.
 
 ``{prefix}notify:{<tag>}``  pub/sub channel (not a key). ``enqueue.lua`` publishes the message id
     (UTF-8) when it stores a new message, in the same script as the write, so no subscriber hears
@@ -76,14 +87,19 @@ The account (:mod:`delivery.accounts`)
                  (:mod:`delivery.notifications`), so deleting the account deletes them
     ``suspended``  JSON ``{at, by, reason}`` while an operator has suspended the account
                  (:mod:`delivery.admin`)
+    ``devices``  the device list, JSON ``{"at": ms, "list": [{"id", "key", "since"}]}``: the
+                 wallet-signed document's timestamp and each device's id, Ed25519 public signing
+                 key (base64) and the time (ms) its id got that key (:mod:`delivery.devices`);
+                 absent when the account has no device list (the profile key is its one device).
+                 Written only by ``set_devices.lua``
 ``{prefix}tombstone:{<tag>}``   STRING, JSON ``{"deletedAt": ms, "profile": dm3Hash, "key": base64}``,
     written by delete, removed by a creation (in the same script that writes the account hash); no
     expiry (a few bytes per deleted account). While it exists, only the owner re-creates the
     account: a ``createAccount`` signed with the key bound at the deletion, or a wallet-signed
     binding message; public data (a profile) never does.
-``{prefix}sessions:{<tag>}``   pub/sub channel (not a key). ``delete_account.lua`` and
-    ``bind_account.lua`` publish on it (payload ``deleted`` / ``bound``) in the same script as the
-    write; every process PSUBSCRIBEs :func:`sessions_pattern` and ends its sockets of the account
+``{prefix}sessions:{<tag>}``   pub/sub channel (not a key). ``delete_account.lua``,
+    ``bind_account.lua`` and ``set_devices.lua`` publish on it (payload ``deleted`` / ``bound`` /
+    ``devices``) in the same script as the write; every process PSUBSCRIBEs :func:`sessions_pattern` and ends its sockets of the account
     whose session no longer matches it (:mod:`delivery.push`).
 ``{prefix}signed:{<tag>}:<sha256 of the signature>``  STRING ``"1"``, a used signed account
     message, ``SET NX EX`` until its timestamp leaves the replay window (≤ 601 s).
@@ -128,8 +144,9 @@ Limits (:mod:`delivery.limits`)
 -------------------------------
 
 ``{prefix}rate:<limit>:{<subject>}``  HASH ``tokens``, ``at`` (ms of Redis ``TIME``): one token
-    bucket of the named limit (``sender``, ``pair``, ``address``, ``login``) for one subject (an
-    address, ``<sender>><receiver>``, a client IP or /64). ``PEXPIRE`` = time to refill completely,
+    bucket of the named limit (``sender``, ``pair``, ``address``, ``login``, ``forward``) for one
+    subject (an address, ``<sender>><receiver>``, a client IP or /64, the ENS name of a delivery
+    service envelopes are forwarded to). ``PEXPIRE`` = time to refill completely,
     so an idle bucket disappears. The subject is the hash tag: each bucket is its own slot.
 ``{prefix}sockets:<kind>:{<subject>}``  ZSET, member = ``<process>:<sid>``, score = lease expiry
     (ms of Redis ``TIME``): the live sockets of one account (``kind`` = ``account``) or client
@@ -214,6 +231,7 @@ class QueueKeys:
     tombstone: str
     sessions: str
     acked: str
+    seen: str
 
     @property
     def keys(self) -> list[str]:
@@ -249,6 +267,7 @@ def _keys_for_tag(prefix: str, tag: str) -> QueueKeys:
         messages=f"{prefix}msg:{{{tag}}}",
         size=f"{prefix}qbytes:{{{tag}}}",
         acked=f"{prefix}acked:{{{tag}}}",
+        seen=f"{prefix}seen:{{{tag}}}",
         channel=f"{prefix}notify:{{{tag}}}",
         account=f"{prefix}account:{{{tag}}}",
         tombstone=f"{prefix}tombstone:{{{tag}}}",

@@ -1,7 +1,8 @@
 """What the delivery service needs from the outside world, as protocols the app gets injected.
 
 * :class:`Directory` — ENS reads: a name's address, its validated user profile together with that
-  address (:class:`ResolvedProfile`, so one lookup answers both). ``ensign.ens.lookup``'s class
+  address (:class:`ResolvedProfile`, so one lookup answers both), and a delivery service's profile
+  (its keys and URL, for forwarding: :mod:`delivery.forwarder`). ``ensign.ens.lookup``'s class
   satisfies it in production; tests may pass the same class wired to the embedded chain.
 * :class:`Chain` — the few chain reads the spam filters and ``/health`` need.
 * :data:`Clock` — seconds since the epoch as a float (:mod:`ensign.clock`, shared by the three
@@ -16,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ensign.clock import Clock, system_clock
 from ensign.errors import InvalidRequest, NotFound
-from ensign.protocol.models import SignedUserProfile
+from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
 
 __all__ = [
     "Chain",
@@ -52,12 +53,16 @@ class Directory(Protocol):
     ``NotFound`` when there is none. ``user_profile(name)`` returns an object with ``address``
     and ``signed_profile`` (a ``SignedUserProfile`` whose EIP-191 signature recovers to that
     address); it raises ``NotFound`` when the name has no profile and ``InvalidRequest`` when the
-    profile is invalid. Both raise ``ServiceUnavailable`` when ENS cannot be reached.
+    profile is invalid. ``delivery_service_profile(name)`` returns the name's
+    ``DeliveryServiceProfile`` and raises as ``user_profile``. All raise ``ServiceUnavailable``
+    when ENS cannot be reached.
     """
 
     async def address(self, name: str) -> str: ...
 
     async def user_profile(self, name: str) -> ResolvedProfile: ...
+
+    async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile: ...
 
 
 async def address_or_none(directory: Directory, name: str) -> str | None:

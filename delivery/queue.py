@@ -21,6 +21,12 @@ after that, a resubmission is a new delivery (clients de-duplicate by message ha
 source-form ``messageHash`` is chosen by its sender and only the receiver can check it) does not
 shadow this sender's message, which is stored under ``<id>:<sender>`` (:func:`scoped_id`).
 
+Devices: an account with a device list (:mod:`delivery.devices`) has one cursor per device. Fetch
+for a device skips what that device acknowledged; an ack is that device's, and the message leaves
+when every listed device has acknowledged it (or it expires). :meth:`MessageQueue.set_devices`
+replaces the list and settles what a removed device was the last to miss. Without a list an ack
+removes the message at once, as it always did (the profile key is the one implicit device).
+
 Quotas: ``max_queued`` live messages and ``max_bytes`` bytes of stored records per queue, checked
 in the insert script; a fetched page stops before ``max_bytes`` too (at least one message).
 """
@@ -42,6 +48,7 @@ from redis.exceptions import AskError, NoScriptError
 from ensign.config import DEFAULT_REDIS_PREFIX
 from ensign.errors import InvalidRequest
 from ensign.redis_client import RedisClient, lua_script
+from ensign.sessions import SessionStale
 
 from .batching import ScriptBatcher
 from .errors import AccountMissingError, NotReplicatedError, QueueFullError
@@ -60,6 +67,7 @@ __all__ = [
     "ACK_MEMORY_SECONDS",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_SWEEP_BATCH",
+    "DEVICE_SKIP_ROWS",
     "KEY_TTL_GRACE_SECONDS",
     "MAX_PAGE_SIZE",
     "MAX_TTL_SECONDS",
@@ -84,6 +92,10 @@ ACK_CHUNK = 500
 # long enough for any client's retries, bounded so an account's memory stays ~100 KB.
 ACK_MEMORY_SECONDS = 3600
 ACK_MEMORY_MAX = 1000
+# Rows a device has acknowledged (while another device has not) that a fetch skips without
+# counting them against its page: a device sees past its acknowledged messages, dm3 clients (which
+# never follow a cursor) included, while one fetch scans at most limit + this many rows.
+DEVICE_SKIP_ROWS = 1000
 # Expired messages the insert script drops when a queue is at its limit.
 ENQUEUE_PURGE_BATCH = 100
 
@@ -100,6 +112,7 @@ _ACK_LUA = lua_script("delivery.lua", "ack")
 _SWEEP_LUA = lua_script("delivery.lua", "sweep")
 _DELETE_QUEUE_LUA = lua_script("delivery.lua", "delete_queue")
 _DELETE_ACCOUNT_LUA = lua_script("delivery.lua", "delete_account")
+_SET_DEVICES_LUA = lua_script("delivery.lua", "set_devices")
 
 
 # -- Public types ----------------------------------------------------------------------------
@@ -190,6 +203,7 @@ class MessageQueue:
         self._sweep = redis.register_script(_SWEEP_LUA)
         self._delete_queue = redis.register_script(_DELETE_QUEUE_LUA)
         self._delete_account = redis.register_script(_DELETE_ACCOUNT_LUA)
+        self._set_devices = redis.register_script(_SET_DEVICES_LUA)
 
     @property
     def prefix(self) -> str:
@@ -273,7 +287,7 @@ class MessageQueue:
         # KEYS[6], when present, is the account hash the script requires (module docstring).
         status = await self._write(
             self._enqueue,
-            [*keys.keys, keys.acked, keys.account] if self._require_account else [*keys.keys, keys.acked],
+            [*keys.keys, keys.acked, keys.account, keys.seen] if self._require_account else [*keys.keys, keys.acked],
             [
                 message_id,
                 body,
@@ -371,6 +385,7 @@ class MessageQueue:
         cursor: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         max_bytes: int | None = None,
+        device: str = "",
     ) -> Page:
         """Return one page of ``account``'s live messages, oldest first. Removes nothing.
 
@@ -383,6 +398,9 @@ class MessageQueue:
         :param max_bytes: the page stops before the message that would take its records past
             this many bytes (it always holds at least one); ``None`` = no byte cap. The cursor
             then points after the last message returned.
+        :param device: the fetching device of an account with a device list: the messages it has
+            acknowledged are skipped, up to :data:`DEVICE_SKIP_ROWS` of them without counting
+            against ``limit``; ``""`` (default) for an account without one.
         """
         keys = self.keys(account)
         now = _check_now(now)
@@ -391,7 +409,8 @@ class MessageQueue:
             raise InvalidRequest("cursor is not a cursor returned by fetch")
         byte_limit = 0 if max_bytes is None else _check_positive_int("max_bytes", max_bytes, None)
         reply: list[Any] = await self._fetch(
-            keys=keys.keys, args=[cursor or "", self._now_arg(now), limit, byte_limit]
+            keys=[*keys.keys, keys.seen],
+            args=[cursor or "", self._now_arg(now), limit, byte_limit, device, DEVICE_SKIP_ROWS if device else 0],
         )
         next_seq = _text(reply[0])
         items = [
@@ -428,16 +447,23 @@ class MessageQueue:
             return None
         return _stored(message_id, expires_at=reply[0], record=reply[1])
 
-    async def ack(self, account: str, ids: Iterable[str], *, now: float | None = None) -> int:
+    async def ack(self, account: str, ids: Iterable[str], *, now: float | None = None, device: str = "") -> int:
         """Remove the acknowledged messages of ``account``; O(log n) each. Each removed message is
         remembered (with its sender) for :data:`ACK_MEMORY_SECONDS`, so :meth:`enqueue` does not
         store the sender's retry of it again.
 
+        With a device list, the ack is ``device``'s: a message leaves once every listed device
+        has acknowledged it (module docstring).
+
         Unknown ids (already acked, swept, never stored) are not an error.
 
         :param now: the caller's clock, epoch seconds (default the wall clock).
+        :param device: the acknowledging device; ``""`` (default) for an account without a list.
 
-        :returns: how many of ``ids`` were queued and are now removed.
+        :returns: how many of ``ids`` were queued and are now acknowledged by this device (removed,
+            without a device list).
+        :raises SessionStale: ``device`` is not on the account's list (removed since the session
+            began), or is ``""`` while the account has a list; nothing changed.
         """
         keys = self.keys(account)
         if isinstance(ids, (str, bytes)):
@@ -449,13 +475,16 @@ class MessageQueue:
         removed = 0
         # Each chunk is atomic; acking is idempotent, so a retry after a failed chunk is safe.
         for start in range(0, len(unique), ACK_CHUNK):
-            removed += int(
+            acked = int(
                 await self._write(
                     self._ack,
-                    [*keys.keys, keys.acked],
-                    [clock, ACK_MEMORY_SECONDS, ACK_MEMORY_MAX, *unique[start : start + ACK_CHUNK]],
+                    [*keys.keys, keys.acked, keys.account, keys.seen],
+                    [clock, ACK_MEMORY_SECONDS, ACK_MEMORY_MAX, device, *unique[start : start + ACK_CHUNK]],
                 )
             )
+            if acked < 0:
+                raise SessionStale("the device of this session is no longer on the account's device list")
+            removed += acked
         return removed
 
     async def count(self, account: str, now: float) -> int:
@@ -472,7 +501,7 @@ class MessageQueue:
         accounts; the delivery service deletes with :meth:`delete_account`). Returns how many
         messages it held."""
         keys = self.keys(account)
-        return int(await self._delete_queue(keys=[*keys.keys, keys.acked]))
+        return int(await self._delete_queue(keys=[*keys.keys, keys.acked, keys.seen]))
 
     async def delete_account(self, account: str, *, generation: int, tombstone: str) -> int | None:
         """Delete ``account``: its account hash and whole queue, and write its tombstone, in one
@@ -495,11 +524,32 @@ class MessageQueue:
             raise InvalidRequest("tombstone must be a non-empty string")
         dropped = int(
             await self._delete_account(
-                keys=[*keys.keys, keys.account, keys.tombstone, keys.acked],
+                keys=[*keys.keys, keys.account, keys.tombstone, keys.acked, keys.seen],
                 args=[str(generation), tombstone, keys.sessions],
             )
         )
         return None if dropped < 0 else dropped
+
+    async def set_devices(self, account: str, *, expected: str, devices: str, now: float | None = None) -> int | None:
+        """Replace ``account``'s device list (the account hash's ``devices`` field) with ``devices``
+        (``""`` removes it) if it is still ``expected``, in one script (``set_devices.lua``) that
+        also drops removed devices from every message's acknowledgers, removes the messages every
+        remaining device has acknowledged, and publishes ``devices`` on the account's sessions
+        channel (:mod:`delivery.push` re-checks its sockets on every process).
+
+        :returns: how many messages left the queue, or ``None`` when the account is gone or its
+            list changed since the caller read it (nothing changed).
+        """
+        keys = self.keys(account)
+        clock = self._now_arg(_check_now(time.time() if now is None else now))
+        left = int(
+            await self._write(
+                self._set_devices,
+                [*keys.keys, keys.acked, keys.account, keys.seen],
+                [expected, devices, keys.sessions, clock, ACK_MEMORY_SECONDS, ACK_MEMORY_MAX],
+            )
+        )
+        return None if left < 0 else left
 
     async def sweep_expired(
         self, now: float, *, batch: int = DEFAULT_SWEEP_BATCH, scan_count: int = 1000
@@ -524,7 +574,7 @@ class MessageQueue:
         ):
             keys = queue_keys_from_expiry_key(self._prefix, _text(raw))
             while True:
-                n = int(await self._sweep(keys=keys.keys, args=[now_arg, batch]))
+                n = int(await self._sweep(keys=[*keys.keys, keys.seen], args=[now_arg, batch]))
                 removed += n
                 if n < batch:
                     break

@@ -2,7 +2,8 @@
 validation style, see :mod:`ensign.protocol.schema`): unknown fields are refused and every error
 names its field (400 ``invalid_schema``).
 
-``POST /auth/<name>``                               ``{challenge: string, signature: string}``
+``POST /auth/<name>``                               ``{challenge: string, signature: string,
+                                                    device?: string}``
 ``POST /delivery/messages/<name>/syncAcknowledgements``
                                                     ``{acknowledgements: [{contactAddress: string,
                                                     messageHash: string (1–256)}]}``, at most
@@ -15,6 +16,11 @@ names its field (400 ``invalid_schema``).
 ``POST /account/<name>/binding``                    ``{message: {deliveryService, ensName, timestamp,
                                                     topic: "bindProfile", publicSigningKey}, signature}``
                                                     (:data:`SIGNED_BINDING`, 400 ``invalid_message``)
+``PUT /account/<name>/devices``                     ``{message: {deliveryService, ensName, timestamp,
+                                                    topic: "setDevices", devices: [{id,
+                                                    publicSigningKey}]}, signature}`` (at most
+                                                    :data:`MAX_DEVICES`; :data:`SIGNED_DEVICES`,
+                                                    400 ``invalid_message``)
 account settings                                    :func:`settings_schema` (400 ``invalid_settings``)
 
 Envelopes are checked by :mod:`ensign.protocol.models`.
@@ -23,12 +29,13 @@ Envelopes are checked by :mod:`ensign.protocol.models`.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, cast
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from ensign.protocol.encoding import is_address
-from ensign.protocol.schema import Strict, Text
+from ensign.protocol.schema import Base64, Pattern, Strict, Text
 
 __all__ = [
     "MAX_ACKS",
@@ -36,6 +43,12 @@ __all__ = [
     "NOTIFICATION_TYPES",
     "SIGNED_ACCOUNT_MESSAGE",
     "SIGNED_BINDING",
+    "SIGNED_DEVICES",
+    "DEVICE_ID",
+    "MAX_DEVICES",
+    "DeviceEntry",
+    "DevicesMessage",
+    "SignedDevicesBody",
     "TOPICS",
     "AccountMessage",
     "Acknowledgement",
@@ -60,9 +73,17 @@ NOTIFICATION_TYPES = ("EMAIL", "PUSH")
 MAX_RECIPIENT_VALUE = 2048  # characters of a notification channel's address
 
 
+#: Devices on one account's device list (:mod:`delivery.devices`).
+MAX_DEVICES = 16
+#: A device id: 1 to 32 letters, digits, ``_`` or ``-``.
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 class ChallengeAnswer(Strict):
     challenge = Text(required=True)
     signature = Text(required=True)
+    # The device logging in with its own key; absent = the profile's signing key (dm3 clients).
+    device = Pattern(DEVICE_ID, "a device id (1-32 letters, digits, _ or -)")
 
 
 class Acknowledgement(Strict):
@@ -196,3 +217,40 @@ class SignedBindingBody(Strict):
 
 
 SIGNED_BINDING = SignedBindingBody()
+
+
+def _unique_devices(devices: list[dict[str, Any]]) -> None:
+    ids = [device["id"] for device in devices]
+    keys = [device["publicSigningKey"] for device in devices]
+    if len(set(ids)) != len(ids):
+        raise ValidationError("device ids must be unique")
+    if len(set(keys)) != len(keys):
+        raise ValidationError("each device needs its own signing key")
+
+
+class DeviceEntry(Strict):
+    id = Pattern(DEVICE_ID, "a device id (1-32 letters, digits, _ or -)", required=True)
+    publicSigningKey = Base64(32, required=True)  # noqa: N815 - an Ed25519 public key
+
+
+class DevicesMessage(Strict):
+    deliveryService = Text(required=True)  # noqa: N815
+    ensName = Text(required=True)  # noqa: N815
+    timestamp = fields.Integer(strict=True, required=True, validate=validate.Range(min=0))
+    topic = Text(required=True, validate=validate.Equal("setDevices", error="must be setDevices"))
+    devices = fields.List(
+        fields.Nested(DeviceEntry),
+        required=True,
+        validate=[
+            validate.Length(max=MAX_DEVICES, error=f"at most {MAX_DEVICES} devices per account"),
+            _unique_devices,
+        ],
+    )
+
+
+class SignedDevicesBody(Strict):
+    message = fields.Nested(DevicesMessage, required=True)
+    signature = Text(required=True, max_length=200)
+
+
+SIGNED_DEVICES = SignedDevicesBody()

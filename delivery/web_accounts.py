@@ -9,6 +9,8 @@ route                                    authenticated by                   answ
 ``PUT    /account/<name>/settings``      session token, body = settings     200 account
 ``POST   /account/<name>/settings``      signed ``updateSettings`` message  200 account
 ``POST   /account/<name>/binding``       wallet-signed binding message      200 / 201 account
+``PUT    /account/<name>/devices``       wallet-signed device list          200 device list
+``GET    /account/<name>/devices``       session token                      200 device list
 =======================================  =================================  ==================
 
 Signed messages are described in :mod:`delivery.accounts`; the signing key is the one of the
@@ -26,10 +28,11 @@ from ensign.protocol.models import SignedUserProfile
 from ensign.web import read_json
 
 from .accounts import SignedAccountMessage, SignedBinding
+from .devices import NO_DEVICES, SignedDevices
 from .appkeys import accounts_key, directory_key
 from .errors import NoProfile
 from .ports import profile_or_none
-from .web_auth import address_of, path_name, require_session
+from .web_auth import address_of, path_name, require_session, session_request_key
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +118,24 @@ async def post_settings(request: web.Request) -> web.Response:
     address, message, _ = await _signed(request, "updateSettings")
     updated = await request.app[accounts_key].update_signed(address, message)
     return web.json_response(updated.to_json())
+
+
+@routes.put("/account/{ensName}/devices")
+async def put_devices(request: web.Request) -> web.Response:
+    """Replace the account's device list with a wallet-signed one (:mod:`delivery.devices`)."""
+    name = path_name(request)
+    message = SignedDevices.from_body(await read_json(request))
+    address = await address_of(request, name)
+    accounts = request.app[accounts_key]
+    accounts.check_binding(message, name, address)
+    devices, left = await accounts.set_devices(address, message)
+    log.info("device list set", extra={"account": address, "devices": len(devices.devices), "left": left})
+    return web.json_response({**devices.to_json(), "releasedMessages": left})
+
+
+@routes.get("/account/{ensName}/devices")
+async def get_devices(request: web.Request) -> web.Response:
+    """The account's device list (empty without one) and the session's own device."""
+    _, account = await require_session(request)
+    body = (account.devices or NO_DEVICES).to_json()
+    return web.json_response({**body, "device": request[session_request_key].device or None})

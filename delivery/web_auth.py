@@ -21,6 +21,7 @@ from ensign.web import read_json
 from .accounts import Account
 from .appkeys import accounts_key, directory_key, sessions_key
 from .errors import (
+    DeviceNotListed,
     NameUnresolved,
     NoAccount,
     NoProfile,
@@ -92,6 +93,14 @@ def check_current(account: Account | None, session: Session) -> Account:
         raise SessionStale("the account of this session token no longer exists")
     if account.bound != session.generation:
         raise SessionStale("the account of this session token was bound to another key since")
+    # A device's session lasts while its id is listed with the key it logged in with; a session
+    # without a device only while the account has no device list (delivery.devices).
+    if session.device:
+        device = account.devices.get(session.device) if account.devices is not None else None
+        if device is None or device.since != session.device_generation:
+            raise SessionStale("the device of this session token was removed from the account's device list")
+    elif account.devices is not None:
+        raise SessionStale("the account has a device list since this session began; log in as a device")
     return account
 
 
@@ -152,17 +161,34 @@ async def get_challenge(request: web.Request) -> web.Response:
 
 @routes.post("/auth/{ensName}")
 async def post_challenge(request: web.Request) -> web.Response:
-    """Redeem a signed challenge for a session JWT (1 h)."""
+    """Redeem a signed challenge for a session JWT (1 h): signed with the profile's key, or with a
+    listed device's key naming the device (:mod:`delivery.devices`)."""
     name = path_name(request)
     body = load(_CHALLENGE_ANSWER, await read_json(request))
     address, account = await _account_of(request, name)
-    resolved = await profile_or_none(request.app[directory_key], name)
-    if resolved is None:
-        raise NoProfileToVerify("the name has no valid profile in ENS to check the signature")
-    # Only the key the account is bound to logs in, whichever name points at the address.
-    account.require_bound(resolved.signed_profile)
-    signing_key = resolved.signed_profile.profile.public_signing_key
+    # Only the key the account is bound to logs in, whichever name points at the address, or the
+    # key of a listed device (delivery.devices).
+    device = None
+    if "device" in body:
+        device = account.devices.get(body["device"]) if account.devices is not None else None
+        if device is None:
+            raise DeviceNotListed("the account's device list holds no device of this id")
+        signing_key = device.key
+    else:
+        resolved = await profile_or_none(request.app[directory_key], name)
+        if resolved is None:
+            raise NoProfileToVerify("the name has no valid profile in ENS to check the signature")
+        account.require_bound(resolved.signed_profile)
+        signing_key = resolved.signed_profile.profile.public_signing_key
+        if account.devices is not None:
+            device = account.devices.with_key(signing_key)
+            if device is None:
+                raise DeviceNotListed(
+                    "the account has a device list and no listed device carries the profile's signing key; "
+                    "log in as a device"
+                )
     token = await request.app[sessions_key].redeem(
-        name, address, account.bound, body["challenge"], body["signature"], signing_key
+        name, address, account.bound, body["challenge"], body["signature"], signing_key,
+        device=device.id if device else "", device_generation=device.since if device else 0,
     )
     return web.json_response(token)

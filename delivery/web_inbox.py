@@ -16,6 +16,10 @@ The hash identifies the message within the account's queue; ``contactAddress``, 
 sender that resolves, also removes that sender's message stored under its scoped id (a message
 whose hash another sender held already, :func:`delivery.queue.scoped_id`). Unknown hashes are ignored. Delivery is at least once: a message stays
 until it is acknowledged or expires.
+
+On an account with a device list (:mod:`delivery.devices`) both are the session's device's: the
+inbox leaves out what that device acknowledged, and a message leaves the queue when every listed
+device has acknowledged it. ``acknowledged`` then counts the messages this device acknowledged now.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from .errors import InvalidLimit
 from .ports import address_or_none
 from .queue import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, scoped_id
 from .schemas import Acknowledgements
-from .web_auth import require_session
+from .web_auth import require_session, session_request_key
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ async def incoming(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor") or None
     page = await request.app[queue_key].fetch(
         account.address, now=request.app[clock_key](), cursor=cursor, limit=limit,
-        max_bytes=request.app[settings_key].limits.page_bytes,
+        max_bytes=request.app[settings_key].limits.page_bytes, device=request[session_request_key].device,
     )
     # The stored bytes are canonical JSON already: splice them instead of parsing and re-encoding.
     body = b"[" + b",".join(item.envelope for item in page.items) + b"]"
@@ -91,7 +95,8 @@ async def acknowledge(request: web.Request) -> web.Response:
         if sender is not None:
             hashes.append(scoped_id(ack["messageHash"], sender))
     now = request.app[clock_key]()
-    removed = await request.app[queue_key].ack(account.address, hashes, now=now) if hashes else 0
+    device = request[session_request_key].device
+    removed = await request.app[queue_key].ack(account.address, hashes, now=now, device=device) if hashes else 0
     request.app[metrics_key].acks.inc(removed)
     log.info("acknowledged", extra={"account": account.address, "removed": removed})
     return web.json_response({"acknowledged": removed})

@@ -36,6 +36,7 @@ SESSION_ROUTES = frozenset(
     {
         ("GET", "/account/{ensName}"),
         ("PUT", "/account/{ensName}/settings"),
+        ("GET", "/account/{ensName}/devices"),
         ("GET", "/delivery/messages/incoming/{ensName}"),
         ("GET", "/delivery/messages/incoming/{ensName}/"),
         ("POST", "/delivery/messages/{ensName}/syncAcknowledgements"),

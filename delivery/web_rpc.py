@@ -20,6 +20,7 @@ from ensign.protocol.canonical import parse_json, stringify
 from ensign.web import read_body
 
 from .appkeys import accounts_key, directory_key, intake_key, settings_key
+from .forwarder import FORWARD_METHOD
 from .errors import InvalidParams, MessageTooLarge, MethodNotFound, UnknownUser
 from .ports import address_or_none
 from .web_auth import path_name_of
@@ -79,6 +80,23 @@ async def submit_message(request: web.Request, params: list[Any]) -> str:
     return "OK"
 
 
+async def forward_message(request: web.Request, params: list[Any]) -> str:
+    """``ensign_forwardMessage``: another delivery service hands an envelope on.
+
+    params[0] is the envelope (object or JSON string), params[1] the forwarding note (object),
+    both as :mod:`delivery.forwarder` sends them; intake checks the note (``specs/delivery.md`` §4.5).
+    """
+    if len(params) != 2:
+        raise InvalidParams("params must hold the envelope and the forwarding note")
+    envelope, note = params
+    if isinstance(envelope, str):
+        envelope = parse_json(envelope, what="params[0]")
+    if not isinstance(note, dict):
+        raise InvalidParams("params[1] must be the forwarding note, an object")
+    await request.app[intake_key].submit(envelope, note)
+    return "OK"
+
+
 async def delivery_service_properties(request: web.Request, params: list[Any]) -> str:
     """``dm3_getDeliveryServiceProperties``: public limits only, as a JSON string (dm3 parses it).
 
@@ -101,6 +119,7 @@ async def profile_extension(request: web.Request, params: list[Any]) -> str:
 
 _METHODS = {
     "dm3_submitMessage": submit_message,
+    FORWARD_METHOD: forward_message,
     "dm3_getDeliveryServiceProperties": delivery_service_properties,
     "dm3_getProfileExtension": profile_extension,
 }

@@ -404,6 +404,7 @@ DEFAULT_RATE_SENDER = RateLimit(60, 60)
 DEFAULT_RATE_PAIR = RateLimit(30, 60)
 DEFAULT_RATE_ADDRESS = RateLimit(300, 60)
 DEFAULT_RATE_LOGIN = RateLimit(30, 300)
+DEFAULT_RATE_FORWARD = RateLimit(600, 60)
 
 
 @dataclass(frozen=True)
@@ -541,6 +542,42 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True)
+class ForwardingSettings:
+    """Forwarding to the receiver's next delivery services (``specs/delivery.md`` §4.5).
+
+    When a receiver has no account here, the service hands the envelope on to the services the
+    receiver's profile lists after this one, at most ``max_services`` of them, each call given
+    ``timeout`` seconds (its ENS lookup apart), and at most ``rate`` calls to any one service
+    (a token bucket per service name; ``None`` = off). Each call is an outbound request an
+    outsider can cause, so all are bounded; ``enabled=False`` answers ``receiver_without_account``
+    as before. Envelopes forwarded here by another service are accepted either way.
+
+    ================  ==========================  =========
+    setting           environment                 default
+    ================  ==========================  =========
+    ``enabled``       ``FORWARDING``              ``yes``
+    ``timeout``       ``FORWARD_TIMEOUT``         ``5`` s
+    ``max_services``  ``FORWARD_MAX_SERVICES``    ``2``
+    ``rate``          ``RATE_FORWARD``            ``600/60``
+    ================  ==========================  =========
+    """
+
+    enabled: bool = True
+    timeout: int = 5
+    max_services: int = 2
+    rate: RateLimit | None = DEFAULT_RATE_FORWARD
+
+    @classmethod
+    def from_env(cls, env: Env) -> ForwardingSettings:
+        return cls(
+            enabled=env.flag("FORWARDING", True),
+            timeout=env.integer("FORWARD_TIMEOUT", 5, minimum=1, maximum=30),
+            max_services=env.integer("FORWARD_MAX_SERVICES", 2, minimum=1, maximum=8),
+            rate=env.rate("RATE_FORWARD", DEFAULT_RATE_FORWARD),
+        )
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     """A delivery-service process. Several processes share one Redis and the same settings."""
 
@@ -569,6 +606,7 @@ class DeliverySettings:
     redis_wait_replicas: int = 0
     #: Milliseconds ``WAIT`` may take; fewer confirmations by then answer 503 ``not_replicated``.
     redis_wait_timeout_ms: int = 1000
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
@@ -617,6 +655,7 @@ class DeliverySettings:
             http=HttpSettings.from_env(env),
             redis_wait_replicas=env.integer("REDIS_WAIT_REPLICAS", 0, minimum=0, maximum=16),
             redis_wait_timeout_ms=env.integer("REDIS_WAIT_TIMEOUT_MS", 1000, minimum=1, maximum=60_000),
+            forwarding=ForwardingSettings.from_env(env),
         )
 
 

@@ -15,7 +15,9 @@ Both are HS256 with this service's own ``settings.jwt_secret`` (never derived fr
 other service can mint them). Claims:
 
 * challenge ``{account, addr, challenge, gen, iat, nbf, exp, kind:"challenge"}``
-* session   ``{account, addr, gen, iat, nbf, exp, kind:"session"}``
+* session   ``{account, addr, gen, iat, nbf, exp, kind:"session"}``, plus ``dev`` and ``dgen`` for a
+  session of one of the account's devices (the delivery service's device list,
+  ``delivery.devices``): the device id and the time (ms) that id got its key
 
 ``account`` is the normalised name in the path (dm3 clients read it), ``addr`` the EIP-55 address
 the name resolved to — the account id — and ``gen`` a generation of the account the service chooses
@@ -83,6 +85,7 @@ SESSION_TTL = 3600  # seconds, as dm3
 ALGORITHM = "HS256"
 _CHALLENGE_CLAIMS = {"account", "addr", "challenge", "gen", "iat", "nbf", "exp", "kind"}
 _SESSION_CLAIMS = {"account", "addr", "gen", "iat", "nbf", "exp", "kind"}
+_DEVICE_CLAIMS = {"dev", "dgen"}
 
 
 class SessionMissing(Unauthorized):
@@ -159,6 +162,10 @@ class Session:
     address: str
     generation: int
     expires_at: int
+    #: The device that logged in ("" = the profile's signing key, no device list) and the time
+    #: (ms) its id got its key.
+    device: str = ""
+    device_generation: int = 0
 
 
 class Sessions:
@@ -199,9 +206,19 @@ class Sessions:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     async def redeem(
-        self, name: str, address: str, generation: int, challenge: str, signature: str, public_signing_key: str
+        self,
+        name: str,
+        address: str,
+        generation: int,
+        challenge: str,
+        signature: str,
+        public_signing_key: str,
+        *,
+        device: str = "",
+        device_generation: int = 0,
     ) -> str:
         """Check a signed challenge and return a session JWT; the challenge cannot be used again.
+        With ``device``, the session is that device's (``public_signing_key`` is its key).
 
         Raises :class:`Unauthorized` naming the failed check: not a valid challenge, expired, for
         another account, signature not made with the profile's signing key, already redeemed.
@@ -220,12 +237,14 @@ class Sessions:
         fresh = await self._redis.set(self._challenge_key(str(claims["challenge"])), "1", nx=True, ex=remaining)
         if not fresh:
             raise ChallengeReplayed("challenge was already redeemed")
-        return self.issue_session(name, address, generation)
+        return self.issue_session(name, address, generation, device=device, device_generation=device_generation)
 
-    def issue_session(self, name: str, address: str, generation: int) -> str:
-        """A session JWT, valid :data:`SESSION_TTL` seconds."""
+    def issue_session(
+        self, name: str, address: str, generation: int, *, device: str = "", device_generation: int = 0
+    ) -> str:
+        """A session JWT, valid :data:`SESSION_TTL` seconds (of ``device``, when given)."""
         now = int(self._clock())
-        claims = {
+        claims: dict[str, Any] = {
             "account": name,
             "addr": address,
             "gen": generation,
@@ -234,6 +253,8 @@ class Sessions:
             "exp": now + SESSION_TTL,
             "kind": "session",
         }
+        if device:
+            claims.update(dev=device, dgen=device_generation)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def check_session(self, token: str) -> Session:
@@ -244,6 +265,8 @@ class Sessions:
             address=str(claims["addr"]),
             generation=int(claims["gen"]),
             expires_at=int(claims["exp"]),
+            device=str(claims.get("dev", "")),
+            device_generation=int(claims.get("dgen", 0)),
         )
 
     def _decode(self, token: str, *, kind: str, claim_set: set[str], what: str) -> dict[str, Any]:
@@ -258,9 +281,13 @@ class Sessions:
             )
         except jwt.InvalidTokenError:
             raise token_error(kind, "invalid")(f"{what} is not a valid token of this service") from None
-        if set(claims) != claim_set or claims.get("kind") != kind:
+        device_claims = _DEVICE_CLAIMS if kind == "session" and "dev" in claims else set()
+        if set(claims) != claim_set | device_claims or claims.get("kind") != kind:
             raise token_error(kind, "invalid")(f"{what} is not a {kind} token")
-        for field in ("iat", "nbf", "exp", "gen"):
+        if device_claims and (not isinstance(claims["dev"], str) or not claims["dev"]):
+            raise token_error(kind, "invalid")(f"{what} has a malformed dev claim")
+        whole_numbers = ("iat", "nbf", "exp", "gen", "dgen") if device_claims else ("iat", "nbf", "exp", "gen")
+        for field in whole_numbers:
             if not isinstance(claims[field], int) or isinstance(claims[field], bool):
                 raise token_error(kind, "invalid")(f"{what} has a malformed {field} claim")
         now = self._clock()

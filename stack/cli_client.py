@@ -1,4 +1,4 @@
-"""``ensign send``, ``ensign inbox``, ``ensign recover`` and ``ensign store``: the Python SDK (:mod:`ensign.client`) on the command line.
+"""``ensign send``, ``ensign inbox``, ``ensign recover``, ``ensign devices`` and ``ensign store``: the Python SDK (:mod:`ensign.client`) on the command line.
 
 :func:`add_commands` adds the commands to the ``ensign`` parser's sub-commands. Each reads the
 wallet's private key from the first line of standard input, never from an argument, so it stays
@@ -9,6 +9,10 @@ out of shell history and ``ps``::
     echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
     echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
     echo 0x<key> | ensign recover [--revoke]             # new profile keys from the wallet alone
+    ensign devices keygen                                # a new device key pair, printed as JSON
+    echo 0x<key> | ensign devices add laptop --public-key <base64>   # wallet-signed device list
+    echo 0x<key> | ensign devices list                   # or: remove laptop
+    printf '0x<key>\n<device secret key>\n' | ensign inbox --device laptop --ack   # as the device
     printf '0x<key>\n["carol"]\n' | ensign store set contacts list   # value from stdin
     echo 0x<key> | ensign store get contacts list [--owner alice.user.ensign.eth]
     echo 0x<key> | ensign store history contacts list    # every revision, chain checked
@@ -61,6 +65,7 @@ from ensign.errors import EnsignError
 if TYPE_CHECKING:
     # The SDK pulls in web3; it is imported when a command runs, so `ensign --help` stays light.
     from ensign.client import Client, ClientConfig, ReceivedMessage, RejectedEnvelope, StoredDocument
+    from ensign.protocol.crypto import SigningKeyPair
 
 __all__ = ["add_commands", "client_config"]
 
@@ -100,6 +105,11 @@ def add_commands(subparsers: Any) -> None:
         "--follow", action="store_true", help="then keep printing messages pushed over socket.io until Ctrl-C"
     )
     inbox.add_argument("--limit", type=int, default=100, help="messages per page, 1 to 1000 (default 100)")
+    inbox.add_argument(
+        "--device",
+        metavar="ID",
+        help="log in as this device of your device list; its secret key (base64) is the second line of standard input",
+    )
     _add_settings(inbox)
     inbox.set_defaults(handler=_inbox)
 
@@ -124,6 +134,32 @@ def add_commands(subparsers: Any) -> None:
     _add_settings(recover)
     recover.set_defaults(handler=_recover)
     _add_store(subparsers)
+    _add_devices(subparsers)
+
+
+def _add_devices(subparsers: Any) -> None:
+    devices = subparsers.add_parser(
+        "devices",
+        help="your account's devices at the delivery service: list, add, remove, keygen",
+        description=(
+            "Each device logs in with its own signing key and acknowledges messages on its own cursor: a "
+            "message leaves the queue once every listed device has it, or at its TTL. add and remove send "
+            "a device list signed by the wallet (key on standard input); the first add also lists your "
+            "profile key as device 'profile', so dm3 clients keep working. A removed device's sessions end "
+            "at once. keygen prints a new device key pair: keep secretKey on the device only."
+        ),
+    )
+    commands = devices.add_subparsers(dest="devices_command", required=True)
+    commands.add_parser("list", help="print the device list as JSON")
+    add = commands.add_parser("add", help="add (or re-key) a device")
+    add.add_argument("device_id", metavar="ID", help="1-32 letters, digits, _ or -")
+    add.add_argument("--public-key", required=True, help="the device's Ed25519 public key, base64 (see keygen)")
+    remove = commands.add_parser("remove", help="remove a device: its sessions end, its cursor goes")
+    remove.add_argument("device_id", metavar="ID")
+    commands.add_parser("keygen", help="print a new device key pair as JSON (no wallet needed)")
+    for parser in commands.choices.values():
+        _add_settings(parser)  # keygen ignores them; accepted so every sub-command takes the same flags
+        parser.set_defaults(handler=_devices)
 
 
 def _add_store(subparsers: Any) -> None:
@@ -217,13 +253,59 @@ def _read_key(stream: TextIO) -> str:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from ensign.client import Client, Wallet
+    from ensign.client import Client, DeviceKey, Wallet
 
     from ensign.protocol.keys import DEFAULT_NONCE
 
     config = client_config(args)
     nonce = args.nonce or DEFAULT_NONCE
-    return Client(Wallet.from_private_key(_read_key(sys.stdin)), config, nonce=nonce)
+    wallet = Wallet.from_private_key(_read_key(sys.stdin))
+    device = None
+    if getattr(args, "device", None):
+        device = DeviceKey(args.device, _device_key(sys.stdin.readline().strip()))
+    return Client(wallet, config, nonce=nonce, device=device)
+
+
+def _device_key(secret_key: str) -> SigningKeyPair:
+    """The device's key pair from its secret key (base64 of libsodium's 64 bytes: seed ‖ public key)."""
+    from ensign.protocol.crypto import SigningKeyPair
+    from ensign.protocol.encoding import b64decode, b64encode
+
+    if not secret_key:
+        raise EnsignError("--device needs the device's secret key (base64) on the second line of standard input")
+    try:
+        return SigningKeyPair(public_key=b64encode(b64decode(secret_key, length=64)[32:]), secret_key=secret_key)
+    except EnsignError:
+        raise EnsignError("the device's secret key is not base64 of a 64-byte Ed25519 secret key") from None
+
+
+def _devices(args: argparse.Namespace) -> int:
+    if args.devices_command == "keygen":
+        from ensign.protocol.keys import random_signing_key_pair
+
+        pair = random_signing_key_pair()
+        _print({"publicSigningKey": pair.public_key, "secretKey": pair.secret_key})
+        return 0
+    return asyncio.run(_devices_async(_client(args), args))
+
+
+async def _devices_async(client: Client, args: argparse.Namespace) -> int:
+    async with client:
+        if args.setup:
+            await client.setup()
+        if args.devices_command == "add":
+            listed = await client.add_device(args.device_id, args.public_key)
+        elif args.devices_command == "remove":
+            listed = await client.remove_device(args.device_id)
+        else:
+            listed = await client.devices()
+    _print({
+        "deliveryService": listed.delivery_service,
+        "devices": [{"id": d.id, "publicSigningKey": d.public_signing_key, "since": d.since} for d in listed.devices],
+        "updatedAt": listed.updated_at,
+        **({"releasedMessages": listed.released_messages} if args.devices_command != "list" else {}),
+    })
+    return 0
 
 
 def _recover(args: argparse.Namespace) -> int:

@@ -109,6 +109,20 @@ def test_wait_for_replicas_is_off_unless_the_operator_asks() -> None:
         DeliverySettings.from_env(delivery_env(REDIS_WAIT_TIMEOUT_MS="0"))
 
 
+def test_forwarding_is_on_and_bounded_unless_the_operator_says_otherwise() -> None:
+    forwarding = DeliverySettings.from_env(delivery_env()).forwarding
+    assert (forwarding.enabled, forwarding.timeout, forwarding.max_services) == (True, 5, 2)
+    assert forwarding.rate == RateLimit(600, 60)
+
+    env = delivery_env(FORWARDING="no", FORWARD_TIMEOUT="2", FORWARD_MAX_SERVICES="1", RATE_FORWARD="off")
+    forwarding = DeliverySettings.from_env(env).forwarding
+    assert (forwarding.enabled, forwarding.timeout, forwarding.max_services, forwarding.rate) == (False, 2, 1, None)
+    with pytest.raises(ConfigError, match="FORWARD_TIMEOUT"):
+        DeliverySettings.from_env(delivery_env(FORWARD_TIMEOUT="60"))
+    with pytest.raises(ConfigError, match="FORWARD_MAX_SERVICES"):
+        DeliverySettings.from_env(delivery_env(FORWARD_MAX_SERVICES="0"))
+
+
 def test_delivery_refuses_a_short_jwt_secret() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET must be at least 32 bytes"):
         DeliverySettings.from_env(delivery_env(JWT_SECRET="short"))

@@ -562,6 +562,11 @@ FLOW: tuple[Step, ...] = (
     Step("delivery", "post", "/rpc", status=400, url="/rpc", body=b"not json"),
     Step("delivery", "post", "/rpc", status=404, url="/rpc",
          body={"jsonrpc": "2.0", "id": 5, "method": "dm3_getProfileExtension", "params": ["nobody.user.ensign.eth"]}),
+    # The device list: read (none yet), then set by the wallet, which ends alice's session made
+    # without a device.
+    Step("delivery", "get", "/account/{ensName}/devices", check=lambda b: b["devices"] == []),
+    Step("delivery", "put", "/account/{ensName}/devices", "laptop", check=lambda b: len(b["devices"]) == 2),
+    Step("delivery", "get", "/account/{ensName}/devices", status=401, check=lambda b: b["error"] == "session_stale"),
     # Last: the account goes, and its session token with it; then the wallet re-creates it.
     Step("delivery", "delete", "/account/{ensName}", "delete"),
     Step("delivery", "get", "/account/{ensName}", status=401, check=lambda b: b["error"] == "session_stale"),

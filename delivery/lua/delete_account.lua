@@ -12,6 +12,7 @@ local bytesKey     = KEYS[4] -- string: bytes of every record in msgKey
 local accountKey   = KEYS[5] -- hash: the account (field `created` = its generation, ms)
 local tombstoneKey = KEYS[6] -- string: the account's last deletion
 local ackedKey     = KEYS[7] -- zset: recently acknowledged messages (ack.lua)
+local seenKey      = KEYS[8] -- hash: message id -> devices that acked it (ack.lua)
 local generation   = ARGV[1] -- [integer] `created` the caller read; another value means re-created
 local tombstone    = ARGV[2] -- [string]  JSON {"deletedAt": ms, "profile": dm3Hash, "key": …}; no expiry
 local sessions     = ARGV[3] -- [string]  pub/sub channel of the account's sessions ("" = none)
@@ -20,7 +21,7 @@ if redis.call('HGET', accountKey, 'created') ~= generation then
     return -1
 end
 local count = redis.call('ZCARD', queueKey)
-redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, accountKey, ackedKey)
+redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, accountKey, ackedKey, seenKey)
 redis.call('SET', tombstoneKey, tombstone)
 if sessions ~= '' then
     redis.call('PUBLISH', sessions, 'deleted')

@@ -7,7 +7,8 @@ local expiryKey = KEYS[2] -- zset: message id -> expires_at (seconds)
 local msgKey    = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <envelope bytes>"
 local bytesKey  = KEYS[4] -- string: bytes of every record in msgKey
 local ackedKey  = KEYS[5] -- zset: recently acknowledged messages (ack.lua)
+local seenKey   = KEYS[6] -- hash: message id -> devices that acked it (ack.lua)
 
 local count = redis.call('ZCARD', queueKey)
-redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, ackedKey)
+redis.call('UNLINK', queueKey, expiryKey, msgKey, bytesKey, ackedKey, seenKey)
 return count

@@ -13,6 +13,7 @@ local msgKey     = KEYS[3] -- hash: message id -> "<received_at>[|<sender>] <env
 local bytesKey   = KEYS[4] -- string: bytes of every record in msgKey
 local ackedKey   = KEYS[5] -- zset: "<id>|<sender>" of an acknowledged message -> forget_at (ack.lua)
 local accountKey = KEYS[6] -- hash: the account; optional: when given, store only while it exists
+local seenKey    = KEYS[7] -- hash: message id -> devices that acked it (ack.lua); optional, with KEYS[6]
 local id         = ARGV[1] -- [string]  message id (the dm3 message hash)
 local envelope   = ARGV[2] -- [bytes]   the envelope
 local nowArg     = ARGV[3] -- [number or ""] the caller's clock, seconds; "" = Redis TIME
@@ -63,6 +64,9 @@ local function drop(ids)
     redis.call('ZREM', queueKey, unpack(ids))
     redis.call('ZREM', expiryKey, unpack(ids))
     redis.call('HDEL', msgKey, unpack(ids))
+    if seenKey then
+        redis.call('HDEL', seenKey, unpack(ids))
+    end
     if freed > 0 and redis.call('DECRBY', bytesKey, freed) <= 0 then
         redis.call('DEL', bytesKey)
     end

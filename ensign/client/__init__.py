@@ -27,6 +27,8 @@ name                     what
 ``RejectedEnvelope``     an incoming envelope that failed verification
 ``InboxPage``            one page of :meth:`Client.fetch`
 ``DeliveryAccount``      an account at a delivery service
+``DeviceKey``            a device's id and own signing key: ``Client(…, device=…)`` logs in as it
+``DeviceList``           an account's device list (``ListedDevice``\\ s) at a delivery service
 ``NameRegistration``     the backend's answer to a profile or alias
 ``Storage``              ``client.storage``: encrypted documents with signed history, sharing
 ``StoredDocument``       one decrypted revision of a document
@@ -42,7 +44,17 @@ from __future__ import annotations
 from ._client import Client
 from ._config import DEV_BACKEND_URL, DEV_RPC_URL, ClientConfig
 from ._errors import ApiError, ClientConnectionError, ClientError, ClientStateError, DeliveryAttempt, DeliveryError
-from ._models import DeliveryAccount, InboxPage, NameRegistration, ReceivedMessage, RejectedEnvelope, SentMessage
+from ._device import DeviceKey
+from ._models import (
+    DeliveryAccount,
+    DeviceList,
+    InboxPage,
+    ListedDevice,
+    NameRegistration,
+    ReceivedMessage,
+    RejectedEnvelope,
+    SentMessage,
+)
 from ._push import Subscription
 from ._storage import Storage, StorageGrant, StoredBlob, StoredDocument
 from ._wallet import Signer, Wallet, derive_keys, sign_profile
@@ -59,7 +71,10 @@ __all__ = [
     "DeliveryAccount",
     "DeliveryAttempt",
     "DeliveryError",
+    "DeviceKey",
+    "DeviceList",
     "InboxPage",
+    "ListedDevice",
     "NameRegistration",
     "ReceivedMessage",
     "RejectedEnvelope",

@@ -43,10 +43,19 @@ from ensign.protocol.revocation import RevocationList, RevokedKey, revocation_me
 from ensign.ens.lookup import NameLookup
 
 from ._config import ClientConfig
+from ._device import DeviceKey
 from ._directory import open_directory
 from ._errors import ApiError, ClientConnectionError, ClientStateError, DeliveryAttempt, DeliveryError
 from ._http import JsonHttp, error_code
-from ._models import DeliveryAccount, InboxPage, NameRegistration, ReceivedMessage, RejectedEnvelope, SentMessage
+from ._models import (
+    DeliveryAccount,
+    DeviceList,
+    InboxPage,
+    NameRegistration,
+    ReceivedMessage,
+    RejectedEnvelope,
+    SentMessage,
+)
 from ._push import Subscription
 from ._receive import Receiver
 from ._session import Sessions
@@ -86,6 +95,8 @@ class Client:
     :param session: an ``aiohttp.ClientSession`` to use (not closed by the client)
     :param clock: seconds since the epoch, for message and account-message timestamps and for
         renewing session tokens (default ``time.time``)
+    :param device: log in to delivery services as this device of the account (its own key and
+        cursor, :meth:`set_devices`) instead of with the profile's signing key
     """
 
     def __init__(
@@ -100,8 +111,10 @@ class Client:
         lookup: NameLookup | None = None,
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
+        device: DeviceKey | None = None,
     ) -> None:
         self.wallet = wallet
+        self.device = device
         self.config = config if config is not None else ClientConfig()
         self.name = name if name is not None else f"{wallet.address.lower()}.{self.config.addr_domain}"
         self._keys = keys
@@ -205,7 +218,9 @@ class Client:
         Derives new keys from the wallet with a new ``nonce`` (default: a random one), publishes
         the profile carrying them through the backend (the gateway then answers with it), and
         binds the account at each of the profile's delivery services to the new signing key with a
-        wallet-signed binding message: sessions and sockets of the old key end there at once. The
+        wallet-signed binding message: sessions and sockets of the old key end there at once (a
+        device listed with the old signing key, such as :meth:`add_device`'s ``profile``, is listed
+        with the new one, by a wallet-signed list). The
         old keys stay in :attr:`previous_nonces` (newest first) so queued messages encrypted to
         them still open; persist :attr:`nonce` and :attr:`previous_nonces` to keep reading them
         in a later process.
@@ -228,6 +243,8 @@ class Client:
         # The key of the profile the backend publishes until now (this client's own old key may be
         # one that was never published, e.g. dm3's default nonce in a recovery: not revoked).
         to_revoke = await self._published_signing_key() if revoke else []
+        # Read while the old key still logs in: a device listed with it moves to the new key.
+        listed = {service: await self._devices_or_none(service) for service in services}
         if new_nonce != old_nonce:
             new_keys = await derive_keys(self.wallet, new_nonce)
             async with self._keys_lock:
@@ -237,11 +254,15 @@ class Client:
                 self._profiles.clear()
                 self._receiver_cache = None
         registration = await self.publish_profile(services)
+        new_key = (await self.keys()).signing.public_key
         for service in services:
             await self._bind(service)
-        current = (await self.keys()).signing.public_key
-        if any(key != current for key in to_revoke):
-            await self.revoke_keys(*(key for key in to_revoke if key != current))
+            devices = listed[service]
+            if devices and old_keys.signing.public_key in devices.values() and new_key != old_keys.signing.public_key:
+                moved = {i: new_key if key == old_keys.signing.public_key else key for i, key in devices.items()}
+                await self.set_devices(moved, service)
+        if any(key != new_key for key in to_revoke):
+            await self.revoke_keys(*(key for key in to_revoke if key != new_key))
         return registration
 
     async def _published_signing_key(self) -> list[str]:
@@ -287,6 +308,13 @@ class Client:
         lookup.forget(self.name)
         lookup.forget(f"{self.address.lower()}.{self.config.addr_domain}")
         return revocations
+
+    async def _devices_or_none(self, service: str) -> dict[str, str] | None:
+        """The device list at ``service`` (id → key), or ``None`` when it cannot be read now."""
+        try:
+            return {d.id: d.public_signing_key for d in (await self.devices(service)).devices}
+        except (ApiError, ClientConnectionError, ServiceUnavailable, NotFound):
+            return None
 
     async def _bind(self, service: str) -> DeliveryAccount:
         """Bind the account at ``service`` to the current signing key (wallet-signed, EIP-191)."""
@@ -519,6 +547,85 @@ class Client:
             raise failure
         return registration
 
+    # -- devices --------------------------------------------------------------------------------
+
+    async def devices(self, delivery_service: str | None = None) -> DeviceList:
+        """The account's device list at a delivery service (needs a session; empty without a list)."""
+        service = self._service(delivery_service)
+        answer, _ = await self._authorized(service, "GET", f"/account/{quote(self.name, safe='')}/devices")
+        return DeviceList.from_json(service, answer)
+
+    async def set_devices(
+        self, devices: Mapping[str, str], delivery_service: str | None = None
+    ) -> DeviceList:
+        """Replace the account's device list at a delivery service with ``devices`` (id → public
+        signing key, base64), signed by the wallet (``specs/delivery.md`` §2.7); ``{}`` removes it.
+
+        Each listed device logs in with its own key and acknowledges for itself: a message leaves the
+        queue once every listed device acknowledged it (or its TTL ends). Once a list exists, the
+        profile's key logs in only if a device carries it, so list it to keep a dm3 client
+        (:meth:`add_device` does). A removed device's sessions and sockets end at once.
+
+        :raises ApiError: 400 ``invalid_message`` (over 16 devices, a bad id or key, a key twice),
+            409 ``stale_message`` / ``replayed_message`` / ``account_changed``
+        """
+        service = self._service(delivery_service)
+        profile = await self._delivery_service_profile(service)
+        message = {
+            "deliveryService": profile.url,
+            "ensName": self.name,
+            "timestamp": self._now_ms(),
+            "topic": "setDevices",
+            "devices": [{"id": i, "publicSigningKey": key} for i, key in devices.items()],
+        }
+        body = {"message": message, "signature": await self.wallet.sign_checked(stringify(message))}
+        http = await self._open()
+        url = f"{profile.url.rstrip('/')}/account/{quote(self.name, safe='')}/devices"
+        answer, _ = await http.request("PUT", url, json_body=body)
+        # A session made before the list (or of a removed device) has ended; log in afresh.
+        self._sessions.forget(service)
+        return DeviceList.from_json(service, answer)
+
+    async def _current_devices(self, service: str) -> dict[str, str]:
+        try:
+            listed = await self.devices(service)
+        except ApiError as exc:
+            if exc.code != "device_not_listed" or self.device is None:
+                raise
+            # This device was removed: read the list with the profile's key (listed or no list).
+            profile = await self._delivery_service_profile(service)
+            token = await self._challenge_login(profile.url, as_device=False)
+            http = await self._open()
+            url = f"{profile.url.rstrip('/')}/account/{quote(self.name, safe='')}/devices"
+            answer, _ = await http.request("GET", url, headers={"Authorization": f"Bearer {token}"})
+            listed = DeviceList.from_json(service, answer)
+        return {d.id: d.public_signing_key for d in listed.devices}
+
+    async def add_device(
+        self, device_id: str, public_signing_key: str, delivery_service: str | None = None
+    ) -> DeviceList:
+        """Add (or re-key) one device on the account's list, signed by the wallet. The first device
+        added starts the list with the profile's signing key as device ``profile``, so the profile
+        key (and dm3 clients using it) keeps logging in; remove it to stop that."""
+        service = self._service(delivery_service)
+        current = await self._current_devices(service)
+        if not current:
+            profile_key = (await self.keys()).signing.public_key
+            if profile_key != public_signing_key:
+                current["profile"] = profile_key
+        current[device_id] = public_signing_key
+        return await self.set_devices(current, service)
+
+    async def remove_device(self, device_id: str, delivery_service: str | None = None) -> DeviceList:
+        """Remove one device from the account's list, signed by the wallet: its sessions and
+        sockets end at once, and messages only it had not acknowledged leave the queue."""
+        service = self._service(delivery_service)
+        current = await self._current_devices(service)
+        if device_id not in current:
+            raise InvalidRequest(f"the account's device list at {service} holds no device {device_id!r}")
+        del current[device_id]
+        return await self.set_devices(current, service)
+
     # -- sessions -------------------------------------------------------------------------------
 
     async def login(self, delivery_service: str | None = None) -> str:
@@ -532,14 +639,18 @@ class Client:
         profile = await self._delivery_service_profile(service)
         return await self._challenge_login(profile.url)
 
-    async def _challenge_login(self, base_url: str) -> str:
-        keys = await self.keys()
+    async def _challenge_login(self, base_url: str, *, as_device: bool = True) -> str:
+        """Log in with the profile's signing key, or as :attr:`device` (``as_device``, when set)."""
+        device = self.device if as_device else None
+        secret_key = device.signing.secret_key if device is not None else (await self.keys()).signing.secret_key
         http = await self._open()
         url = f"{base_url.rstrip('/')}/auth/{quote(self.name, safe='')}"
         challenge, _ = await http.request("GET", url)
         if not isinstance(challenge, str):
             raise ApiError(200, "invalid_response", challenge, "the challenge is not a string", url=url)
-        body = {"challenge": challenge, "signature": sign(keys.signing.secret_key, challenge)}
+        body = {"challenge": challenge, "signature": sign(secret_key, challenge)}
+        if device is not None:
+            body["device"] = device.id
         token, _ = await http.request("POST", url, json_body=body)
         if not isinstance(token, str):
             raise ApiError(200, "invalid_response", None, "the session token is not a string", url=url)
@@ -704,7 +815,9 @@ class Client:
         self, *messages: ReceivedMessage | RejectedEnvelope | str, delivery_service: str | None = None
     ) -> int:
         """Acknowledge messages, which removes them from their delivery service; returns how many
-        were removed (an already acknowledged one counts 0).
+        were removed (an already acknowledged one counts 0). On an account with a device list the
+        acknowledgement is this client's device's: the message leaves once every listed device
+        acknowledged it, and the count is of the messages this device acknowledged now.
 
         Messages and rejected envelopes are acknowledged at the service they came from; a bare
         envelope id at ``delivery_service`` (default: the first configured).

@@ -18,6 +18,8 @@ __all__ = [
     "ReceivedMessage",
     "RejectedEnvelope",
     "InboxPage",
+    "ListedDevice",
+    "DeviceList",
 ]
 
 
@@ -137,3 +139,50 @@ class InboxPage:
     messages: tuple[ReceivedMessage, ...]
     rejected: tuple[RejectedEnvelope, ...]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ListedDevice:
+    """A device on an account's device list at a delivery service.
+
+    :param id: the device's id
+    :param public_signing_key: its Ed25519 public key (base64), with which it logs in
+    :param since: when (ms) this id got this key; re-keying an id ends its sessions
+    """
+
+    id: str
+    public_signing_key: str
+    since: int
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    """An account's device list at a delivery service (``specs/delivery.md`` §2.7).
+
+    :param delivery_service: the service's ENS name
+    :param devices: the listed devices; empty when the account has no list (the profile key is its
+        one device)
+    :param updated_at: the timestamp (ms) of the wallet-signed list, 0 without one
+    :param device: the id of the device whose session read it (``None``: no device, or not read
+        with a session)
+    :param released_messages: after a change, how many queued messages left because only a
+        removed device was missing them
+    """
+
+    delivery_service: str
+    devices: tuple[ListedDevice, ...]
+    updated_at: int
+    device: str | None = None
+    released_messages: int = 0
+
+    @classmethod
+    def from_json(cls, delivery_service: str, body: Mapping[str, Any]) -> DeviceList:
+        return cls(
+            delivery_service=delivery_service,
+            devices=tuple(
+                ListedDevice(str(d["id"]), str(d["publicSigningKey"]), int(d["since"])) for d in body["devices"]
+            ),
+            updated_at=int(body["updatedAt"]),
+            device=body.get("device"),
+            released_messages=int(body.get("releasedMessages", 0)),
+        )

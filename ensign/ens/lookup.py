@@ -151,6 +151,33 @@ def is_public_ip(text: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def check_url(url: str, policy: LinkPolicy, what: str) -> None:
+    """Refuse (``InvalidRequest``, starting with ``what``) a URL ``policy`` does not allow: not https
+    (or http when allowed), no host, or an IP literal off the public network. A host name is
+    checked when the connection is made (:func:`policy_session`)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and policy.allow_http):
+        raise InvalidRequest(f"{what} must use https")
+    host = parts.hostname or ""
+    if not host:
+        raise InvalidRequest(f"{what} must name a host")
+    if not policy.allow_private and _is_ip_literal(host) and not is_public_ip(host):
+        raise InvalidRequest(f"{what} must point to a public host")
+
+
+def is_non_public_host_error(error: BaseException) -> bool:
+    """True when a connection of a :func:`policy_session` was refused for a non-public host."""
+    return isinstance(error, aiohttp.ClientConnectorError) and isinstance(error.os_error, _NonPublicHostError)
+
+
+def policy_session(policy: LinkPolicy) -> aiohttp.ClientSession:
+    """An HTTP session for URLs from ENS records: unless ``policy.allow_private``, its connections
+    reach only hosts whose addresses are public, checked as each connection is made, so DNS
+    cannot swap in a private address after :func:`check_url`. The caller closes it."""
+    resolver: AbstractResolver = DefaultResolver() if policy.allow_private else _PublicOnlyResolver()
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
+
+
 class _NonPublicHostError(OSError):
     """Raised by the link resolver when a host has only non-public addresses."""
 
@@ -371,14 +398,7 @@ class NameLookup:
         if link.kind == "http" and link.dm3_hash is None:
             # Without a hash the fetched profile could not be checked: do not fetch it at all.
             raise InvalidRequest("the profile link carries no dm3Hash, so its content cannot be checked")
-        parts = urlsplit(link.url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and policy.allow_http):
-            raise InvalidRequest("profile links must use https")
-        host = parts.hostname or ""
-        if not host:
-            raise InvalidRequest("the profile link has no host")
-        if not policy.allow_private and _is_ip_literal(host) and not is_public_ip(host):
-            raise InvalidRequest("profile links must point to a public host")
+        check_url(link.url, policy, "profile links")
         session = self._link_session()
         try:
             async with session.get(
@@ -393,7 +413,7 @@ class NameLookup:
                     raise InvalidRequest(f"the profile link answered HTTP {response.status}")
                 raw = await read_capped(response.content, policy.max_bytes)
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, _NonPublicHostError):
+            if is_non_public_host_error(exc):
                 raise InvalidRequest("profile links must point to a public host") from None
             raise ServiceUnavailable(f"the profile link of {name} cannot be reached") from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -407,8 +427,7 @@ class NameLookup:
 
     def _link_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            resolver: AbstractResolver = DefaultResolver() if self.link_policy.allow_private else _PublicOnlyResolver()
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
+            self._session = policy_session(self.link_policy)
         return self._session
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -202,3 +202,39 @@ async def test_store_upload_and_download_show_progress(sdk_stack: SdkStack, tmp_
     code, out, err = await run_cli(sdk_stack, "store", "download", uploaded["hash"], str(target), stdin=key + "\n")
     assert code == 0, err
     assert target.read_bytes() == source.read_bytes() and "received 600000/600000 bytes" in err
+
+
+async def test_devices_commands_add_list_remove_and_inbox_as_a_device(sdk_stack: SdkStack) -> None:
+    bob_key = new_private_key()
+    alice, bob = sdk_stack.client(), sdk_stack.client(bob_key)
+    await alice.setup()
+    await bob.setup()
+
+    code, out, err = await run_cli(sdk_stack, "devices", "keygen", stdin="")
+    assert code == 0, err
+    laptop = json.loads(out)
+    code, out, err = await run_cli(
+        sdk_stack, "devices", "add", "laptop", "--public-key", laptop["publicSigningKey"], stdin=bob_key + "\n"
+    )
+    assert code == 0, err
+    assert [d["id"] for d in json.loads(out)["devices"]] == ["profile", "laptop"]
+
+    await alice.send(bob.name, "for every device")
+    code, out, err = await run_cli(
+        sdk_stack, "inbox", "--device", "laptop", "--ack", stdin=f"{bob_key}\n{laptop['secretKey']}\n"
+    )
+    assert code == 0, err
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["for every device"]
+    # Acknowledged by the laptop only: the profile key's device still has it.
+    assert [m.text for m in (await bob.fetch()).messages] == ["for every device"]
+
+    code, out, err = await run_cli(sdk_stack, "devices", "remove", "laptop", stdin=bob_key + "\n")
+    assert code == 0, err
+    assert [d["id"] for d in json.loads(out)["devices"]] == ["profile"]
+    code, out, err = await run_cli(sdk_stack, "devices", "list", stdin=bob_key + "\n")
+    assert code == 0, err
+    assert [d["id"] for d in json.loads(out)["devices"]] == ["profile"]
+    code, out, err = await run_cli(
+        sdk_stack, "inbox", "--device", "laptop", stdin=f"{bob_key}\n{laptop['secretKey']}\n"
+    )
+    assert code == 2 and "device list holds no device" in err

@@ -27,7 +27,7 @@ from ensign.protocol.keys import (
     random_encryption_key_pair,
     random_signing_key_pair,
 )
-from ensign.protocol.models import SignedUserProfile, UserProfile
+from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile, UserProfile
 from ensign.protocol.profile import sign_profile
 
 DS_URL = "http://ds.test.invalid"
@@ -126,6 +126,7 @@ class MemoryDirectory:
     """ENS as a dict: name → user. Raises ``NotFound`` like ``ensign.ens.lookup.NameLookup``."""
 
     names: dict[str, User] = field(default_factory=dict)
+    services: dict[str, DeliveryServiceProfile] = field(default_factory=dict)
 
     def add(self, user: User, *aliases: str) -> None:
         for name in (user.name, *aliases):
@@ -142,6 +143,12 @@ class MemoryDirectory:
         if user is None:
             raise NotFound(f"{name} has no dm3 profile")
         return Resolved(name.lower(), user.address, user.profile)
+
+    async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile:
+        profile = self.services.get(name.lower())
+        if profile is None:
+            raise NotFound(f"{name} has no delivery service profile")
+        return profile
 
 
 @dataclass

@@ -10,7 +10,8 @@ from redis.asyncio import RedisCluster
 from tests.cluster import Cluster
 from tests.delivery.test_queue import TRICKY_ACCOUNTS, envelope, mid
 
-from delivery.keys import account_tag
+from delivery.devices import Device, DeviceList
+from delivery.keys import account_key, account_tag
 from delivery.queue import MessageQueue
 
 NOW = 1_700_000_000.0
@@ -72,3 +73,23 @@ async def test_accounts_spread_over_the_nodes_and_the_sweep_reaches_every_node(
 
     assert await cluster_queue.sweep_expired(NOW + 61) == len(accounts)
     assert await keys_on_each_node(redis_cluster, redis_prefix) == {port: [] for port in redis_cluster.ports}
+
+
+@pytest.mark.parametrize("account", TRICKY_ACCOUNTS)
+async def test_device_cursors_run_on_the_node_of_the_accounts_slot(
+    cluster_redis: RedisCluster, redis_prefix: str, account: str
+) -> None:
+    queue = MessageQueue(cluster_redis, prefix=redis_prefix)
+    await cluster_redis.hset(account_key(redis_prefix, account), "created", "1")
+    listed = DeviceList(1, (Device("laptop", "k1", 1), Device("phone", "k2", 1)))
+    assert await queue.set_devices(account, expected="", devices=listed.to_stored(), now=NOW) == 0
+    await queue.enqueue(account, mid(1), envelope(1), now=NOW, ttl_seconds=DAY)
+    assert await queue.ack(account, [mid(1)], now=NOW + 1, device="laptop") == 1
+    assert (await queue.fetch(account, now=NOW + 2, device="laptop")).items == ()
+    assert [m.id for m in (await queue.fetch(account, now=NOW + 2, device="phone")).items] == [mid(1)]
+    keys = queue.keys(account)
+    assert len({int(await cluster_redis.cluster_keyslot(k)) for k in (keys.seen, keys.account, keys.queue)}) == 1
+    # Removing the phone releases the message, in the same slot's script.
+    one = DeviceList(2, (Device("laptop", "k1", 1),)).to_stored()
+    assert await queue.set_devices(account, expected=listed.to_stored(), devices=one, now=NOW + 3) == 1
+    assert await queue.count(account, NOW + 4) == 0
