@@ -54,8 +54,10 @@ class Directory(Protocol):
     and ``signed_profile`` (a ``SignedUserProfile`` whose EIP-191 signature recovers to that
     address); it raises ``NotFound`` when the name has no profile and ``InvalidRequest`` when the
     profile is invalid. ``delivery_service_profile(name)`` returns the name's
-    ``DeliveryServiceProfile`` and raises as ``user_profile``. All raise ``ServiceUnavailable``
-    when ENS cannot be reached.
+    ``DeliveryServiceProfile`` and raises as ``user_profile``; ``delivery_service_signing_keys(name)``
+    the keys whose signatures count as that service's (its profile's, then, during its key
+    rotation, those of its ``eth.ensign.deliveryServiceKeys`` record). All raise
+    ``ServiceUnavailable`` when ENS cannot be reached.
     """
 
     async def address(self, name: str) -> str: ...
@@ -63,6 +65,8 @@ class Directory(Protocol):
     async def user_profile(self, name: str) -> ResolvedProfile: ...
 
     async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile: ...
+
+    async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]: ...
 
 
 async def address_or_none(directory: Directory, name: str) -> str | None:

@@ -202,3 +202,35 @@ async def test_a_delivery_service_key_rotation_fails_no_submission(
             with contextlib.suppress(Exception):
                 await server.close()
 
+
+
+async def test_a_forwarding_note_signed_with_the_forwarders_other_key_is_taken_during_its_rotation(
+    sdk_stack: SdkStack,
+) -> None:
+    from ensign.protocol.forwarding import build_forwarding
+    from tests.delivery.test_ds_forwarding import FIRST, SECOND, _ds_keys, _envelope, _rpc, _users
+
+    alice, bob = await _users(sdk_stack)
+    first, second = sdk_stack.services[FIRST], sdk_stack.services[SECOND]
+    envelope = await _envelope(alice, bob, first, "forwarded while the first service rotates")
+    other = random_signing_key_pair()  # the first service's other key (next or previous)
+    note = build_forwarding(
+        envelope,
+        _ds_keys(first),
+        other.secret_key,
+        path=(FIRST,),
+        to=SECOND,
+        to_public_encryption_key=second.settings.keys.encryption_public_key,
+    ).to_json()
+
+    async def forward() -> tuple[int, object]:
+        status, answer = await _rpc(sdk_stack, second, "ensign_forwardMessage", [envelope.to_json(), note])
+        return status, answer.get("result", answer.get("error", {}).get("data", {}).get("error"))
+
+    assert await forward() == (403, "forwarding_refused")  # not a key of the first service
+    await sdk_stack.stack.chain.set_text(
+        FIRST, DELIVERY_SERVICE_KEYS_RECORD_NAME, delivery_service_keys_record([other.public_key])
+    )
+    sdk_stack.stack.lookup.forget(FIRST)
+    assert await forward() == (200, "OK")
+    assert [m.text for m in (await bob.fetch(SECOND)).messages] == ["forwarded while the first service rotates"]

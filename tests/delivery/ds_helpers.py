@@ -150,6 +150,9 @@ class MemoryDirectory:
             raise NotFound(f"{name} has no delivery service profile")
         return profile
 
+    async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]:
+        return ((await self.delivery_service_profile(name)).public_signing_key,)
+
 
 @dataclass
 class MemoryChain:
