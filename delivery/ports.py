@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from ensign.clock import Clock, system_clock
 from ensign.errors import InvalidRequest, NotFound
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
+from ensign.protocol.revocation import KeyRevokedError, check_not_revoked
 
 __all__ = [
     "Chain",
@@ -27,6 +28,7 @@ __all__ = [
     "Web3Chain",
     "address_or_none",
     "profile_or_none",
+    "signing_key_revoked",
     "system_clock",
 ]
 
@@ -67,6 +69,17 @@ class Directory(Protocol):
     async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile: ...
 
     async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]: ...
+
+
+def signing_key_revoked(profile: ResolvedProfile, now: float) -> bool:
+    """True when the profile's signing key is on its address's revocation list as of ``now``
+    (seconds, this service's clock): nothing signed with it from then on is taken
+    (:mod:`ensign.protocol.revocation`)."""
+    try:
+        check_not_revoked(profile.revoked, profile.signed_profile.profile.public_signing_key, int(now * 1000))
+    except KeyRevokedError:
+        return True
+    return False
 
 
 async def address_or_none(directory: Directory, name: str) -> str | None:

@@ -112,3 +112,31 @@ async def test_ensign_recover_revoke_on_the_command_line(sdk_stack: SdkStack) ->
     assert status == 0, err
     listed = await sdk_stack.client(alice_key).revocations()
     assert listed is not None and list(listed.revoked_keys()) == [lost_key]
+
+
+async def test_a_revoked_key_cannot_open_or_log_in_to_the_account_through_another_name(sdk_stack: SdkStack) -> None:
+    carol_key, old_nonce = new_private_key(), secrets.token_hex(32)
+    carol = sdk_stack.client(carol_key, nonce=old_nonce)
+    await carol.publish_profile()  # no account at the delivery service yet
+    old_profile = await carol.signed_profile()
+    # New keys published (no account anywhere yet), the old signing key revoked.
+    carol = sdk_stack.client(carol_key, nonce=secrets.token_hex(32))
+    await carol.publish_profile()
+    await carol.revoke_keys(old_profile.profile.public_signing_key, revoked_at=sdk_stack.clock.ms)
+
+    # Whoever kept the old keys publishes the old profile under a name of their own and tries to
+    # open carol's account (accounts belong to the address) before she does: refused.
+    await sdk_stack.stack.chain.set_addr("carol-old.evil.eth", carol.address)
+    await sdk_stack.stack.chain.set_text("carol-old.evil.eth", PROFILE_RECORD_NAME, profile_json_data_uri(old_profile))
+    thief = sdk_stack.client(carol_key, name="carol-old.evil.eth", nonce=old_nonce)
+    with pytest.raises(ApiError) as refused:
+        await thief.create_account()
+    assert (refused.value.status, refused.value.code) == (404, "no_profile")
+    assert "revoked" in str(refused.value)
+
+    # Carol opens it with her new keys and logs in; the old key cannot log in through that name.
+    await carol.create_account()
+    await carol.login()
+    with pytest.raises(ApiError) as login:
+        await thief.login()
+    assert (login.value.status, login.value.code) == (401, "no_profile")
