@@ -9,6 +9,7 @@ command                what it does
 ``ensign delivery``    the delivery service (production; settings from the environment)
 ``ensign keys derive`` a dm3 profile's keys from a wallet key or signature on standard input
 ``ensign keys new``    a delivery service's key set, as environment lines and its ENS record
+                       (``--next``: the next set of a key rotation, as ``NEXT_*`` lines)
 ``ensign admin …``     operator actions on delivery accounts, audited (:mod:`stack.cli_admin`)
 =====================  ==========================================================================
 
@@ -77,6 +78,7 @@ def _keys_new(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
     from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
+    from ensign.protocol.ds_keys import DELIVERY_SERVICE_KEYS_RECORD_NAME, delivery_service_keys_record
     from ensign.protocol.models import DeliveryServiceProfile
     from ensign.protocol.profile import profile_json_data_uri
 
@@ -94,6 +96,23 @@ def _keys_new(args: argparse.Namespace) -> int:
         public_signing_key=signing.public_key,
         url=url,
     )
+    if args.next:
+        # The next set of a key rotation (README "Rotating keys"): added beside the current one.
+        lines = [
+            "# The next key set of an Ensign delivery service, made by `ensign keys new --next`.",
+            f"NEXT_SIGNING_PUBLIC_KEY={signing.public_key}",
+            f"NEXT_ENCRYPTION_PUBLIC_KEY={encryption.public_key}",
+            "# SECRETS: keep these out of version control, logs and chat.",
+            f"NEXT_SIGNING_PRIVATE_KEY={signing.secret_key}",
+            f"NEXT_ENCRYPTION_PRIVATE_KEY={encryption.secret_key}",
+            f"# Step 1: set the ENS text record {DELIVERY_SERVICE_KEYS_RECORD_NAME} of {name or 'the delivery service name'}"
+            " (with the keys the current one lists, if any):",
+            f"# {delivery_service_keys_record([signing.public_key])}",
+            f"# Step 2: publish as its {DELIVERY_SERVICE_RECORD_NAME} record:",
+            f"# {profile_json_data_uri(profile)}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return 0
     lines = [
         "# Ensign delivery service keys, made by `ensign keys new`.",
         "# Public settings:",
@@ -261,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("--url", required=True, help="the delivery service's public URL, e.g. https://ds.example.com")
     new.add_argument("--name", help="its ENS name, e.g. ds.example.eth (printed as DELIVERY_NAME)")
+    new.add_argument(
+        "--next",
+        action="store_true",
+        help="the next set of a key rotation: NEXT_* lines and the records to publish (README, Rotating keys)",
+    )
     new.set_defaults(handler=_keys_new)
 
     service_epilog = "Settings come from environment variables; the README's Configuration table lists them."

@@ -150,6 +150,23 @@ def test_keys_new_marks_the_secrets_and_makes_fresh_keys_each_time() -> None:
         assert first_env[name] != second_env[name]
 
 
+def test_keys_new_next_prints_the_next_set_the_delivery_service_reads_beside_the_current_one() -> None:
+    current, _ = parse_keys_new(ensign("keys", "new", "--url", "https://ds.example.com").stdout)
+    result = ensign("keys", "new", "--url", "https://ds.example.com", "--next")
+    assert result.returncode == 0, result.stderr
+    following, record = parse_keys_new(result.stdout)
+    assert set(following) == {
+        "NEXT_SIGNING_PUBLIC_KEY", "NEXT_SIGNING_PRIVATE_KEY", "NEXT_ENCRYPTION_PUBLIC_KEY", "NEXT_ENCRYPTION_PRIVATE_KEY"
+    }
+    settings = DeliverySettings.from_env({**current, **following})
+    assert settings.next_keys is not None
+    assert settings.next_keys.signing_public_key == following["NEXT_SIGNING_PUBLIC_KEY"]
+    parsed = parse_profile_record(record)
+    assert isinstance(parsed, ParsedProfile) and parsed.value["publicSigningKey"] == following["NEXT_SIGNING_PUBLIC_KEY"]
+    keys_line = next(line for line in result.stdout.splitlines() if '"publicSigningKeys"' in line)
+    assert following["NEXT_SIGNING_PUBLIC_KEY"] in keys_line
+
+
 @pytest.mark.parametrize("url", ["ds.example.com", "ftp://ds.example.com", "https://"])
 def test_keys_new_rejects_a_url_that_is_not_http(url: str) -> None:
     result = ensign("keys", "new", "--url", url)
