@@ -25,7 +25,7 @@ from functools import partial
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from backend import aliases, blobs, conversations, documents, profiles, records, storage_auth
+from backend import aliases, blobs, conversations, documents, profiles, records, revocations, storage_auth
 from backend.appkeys import (
     blobs_key,
     clock_key,
@@ -117,6 +117,7 @@ def create_app(
     app.add_routes(profiles.routes)
     app.add_routes(aliases.routes)
     app.add_routes(records.routes)
+    app.add_routes(revocations.routes)
     app.add_routes(storage_auth.routes)
     app.add_routes(documents.routes)
     app.add_routes(conversations.routes)

@@ -31,6 +31,7 @@
     ├── AliasLimit                       409  alias_limit
     ├── Replayed                         409  replayed              (a signed claim or release used twice)
     ├── ProfileSuperseded                409  profile_superseded    (an older profile than the one stored)
+    ├── RevocationDropped                409  revocation_dropped    (a revocation list without an entry of the stored one)
     ├── RevisionConflict                 409  revision_conflict     (storage: _lastrev is not the head; details.head)
     ├── RevisionExists                   409  revision_exists       (storage: a revision stored already, a replay)
     ├── GrantRevoked                     409  grant_revoked         (storage: a revoked grant sent again)
@@ -70,6 +71,7 @@ __all__ = [
     "NothingToRemove",
     "ProfileNotRegistered",
     "ProfileSuperseded",
+    "RevocationDropped",
     "QuotaExceeded",
     "Replayed",
     "RevisionConflict",
@@ -104,6 +106,10 @@ class Replayed(Conflict):
 
 class ProfileSuperseded(Conflict):
     code = "profile_superseded"
+
+
+class RevocationDropped(Conflict):
+    code = "revocation_dropped"
 
 
 # -- the user's storage -------------------------------------------------------------------------

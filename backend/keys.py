@@ -33,6 +33,11 @@ Only :mod:`backend.store` writes these keys.
     signature bytes). Timestamped claims expire when their time window has passed
     (``PX`` = window end − now + 1 s); dm3-form claims, which carry no time, are kept for ever.
 
+``P revocations:<addr>`` — string: canonical JSON of the address's wallet-signed list of revoked
+    signing keys (:mod:`ensign.protocol.revocation`), what the records feed publishes as
+    ``eth.ensign.revokedKeys`` on every name of the address. Replaced only by a list that keeps
+    every entry (``set_revocations.lua``); never deleted.
+
 ``P challenge:<uuid>`` — string ``"1"``: a redeemed storage-login challenge (:mod:`ensign.sessions`),
     set once (``NX``) and expiring with the challenge (≤ 900 s).
 
@@ -59,6 +64,7 @@ __all__ = [
     "claim_key",
     "domains_key",
     "profile_key",
+    "revocations_key",
     "storage_key",
     "storage_tag",
     "superseded_key",
@@ -92,6 +98,11 @@ def aliases_key(prefix: str, address: str) -> str:
 def alias_key(prefix: str, alias: str) -> str:
     """``P alias:<alias>`` — the alias's owner."""
     return f"{prefix}{_TAG}:alias:{alias}"
+
+
+def revocations_key(prefix: str, address: str) -> str:
+    """``P revocations:<addr>`` — the address's signed list of revoked signing keys."""
+    return f"{prefix}{_TAG}:revocations:{address.lower()}"
 
 
 def claim_key(prefix: str, digest: str) -> str:

@@ -4,7 +4,8 @@ The gateway has no database: for every ENS query under our domains it asks this 
 what it gets. The answer is a stable contract (``specs/backend.md``)::
 
     200 {"name": "<normalised name>", "address": "0x<EIP-55>",
-         "texts": {"network.dm3.profile": "data:application/json,<canonical JSON>"},
+         "texts": {"network.dm3.profile": "data:application/json,<canonical JSON>",
+                   "eth.ensign.revokedKeys": "data:application/json,<canonical JSON>"},  # if any
          "contenthash": null}
     404 {"error": "not_found", "message": "..."}
 
@@ -27,7 +28,7 @@ from ensign.protocol.canonical import parse_json
 from ensign.protocol.encoding import checksum_address, normalize_name
 from ensign.protocol.models import SignedUserProfile
 from ensign.protocol.profile import profile_json_data_uri
-from ensign.protocol.records import PROFILE_RECORD_NAME
+from ensign.protocol.records import PROFILE_RECORD_NAME, REVOCATION_RECORD_NAME
 
 __all__ = ["Resolved", "resolve_name", "routes", "get_records"]
 
@@ -81,14 +82,13 @@ async def get_records(request: web.Request) -> web.Response:
         name = normalize_name(raw)
     except EncodingError as exc:
         raise NotFound(f"no record for {raw!r}: not a valid name ({exc.message})") from None
-    resolved = await resolve_name(request.app[store_key], request.app[domains_key], name)
+    store = request.app[store_key]
+    resolved = await resolve_name(store, request.app[domains_key], name)
     if resolved is None:
         raise NotFound(f"no record for {name!r}")
-    return web.json_response(
-        {
-            "name": name,
-            "address": resolved.address,
-            "texts": {PROFILE_RECORD_NAME: profile_json_data_uri(resolved.signed_profile())},
-            "contenthash": None,
-        }
-    )
+    texts = {PROFILE_RECORD_NAME: profile_json_data_uri(resolved.signed_profile())}
+    revocations = await store.revocations(resolved.address)
+    if revocations is not None:
+        # Stored as canonical JSON, written as dm3 writes its data URIs (no escaping).
+        texts[REVOCATION_RECORD_NAME] = "data:application/json," + revocations
+    return web.json_response({"name": name, "address": resolved.address, "texts": texts, "contenthash": None})

@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from backend.keys import alias_key, aliases_key, claim_key, domains_key, profile_key, superseded_key
+from backend.keys import (
+    alias_key,
+    aliases_key,
+    claim_key,
+    domains_key,
+    profile_key,
+    revocations_key,
+    superseded_key,
+)
 from ensign.redis_client import RedisClient, lua_script
 
 __all__ = [
@@ -66,6 +74,7 @@ class ProfileStore:
         self._register = redis.register_script(lua_script("backend.lua", "register_profile"))
         self._claim = redis.register_script(lua_script("backend.lua", "claim_alias"))
         self._release = redis.register_script(lua_script("backend.lua", "release_alias"))
+        self._set_revocations = redis.register_script(lua_script("backend.lua", "set_revocations"))
 
     async def ping(self) -> bool:
         """True when Redis answers; raises redis' ConnectionError/TimeoutError when it cannot."""
@@ -148,6 +157,18 @@ class ProfileStore:
             args=[alias, address.lower(), profile_hash, used_ttl_ms, int(strict)],
         )
         return cast(ReleaseOutcome, _text(result))
+
+    async def revocations(self, address: str) -> str | None:
+        """Canonical JSON of the address's revocation list, or ``None``."""
+        value = await self.redis.get(revocations_key(self.prefix, address))
+        return None if value is None else _text(value)
+
+    async def set_revocations(self, address: str, expected: str | None, revocations_json: str) -> bool:
+        """Store the list unless the stored one is no longer ``expected`` (see the Lua header)."""
+        result = await self._set_revocations(
+            keys=[revocations_key(self.prefix, address)], args=[expected or "", revocations_json]
+        )
+        return int(result) == 1
 
 
 def _text(value: bytes | str) -> str:

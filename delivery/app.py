@@ -169,7 +169,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     """Build the service's parts on its clients."""
     settings, clock = app[settings_key], app[clock_key]
     prefix = settings.redis.prefix
-    at_rest = AtRest.from_keys(settings.keys)
+    at_rest = AtRest.from_settings(settings)
     app[at_rest_key] = at_rest
     queue = MessageQueue(
         redis,
@@ -246,7 +246,7 @@ async def _own_clients(app: web.Application) -> AsyncIterator[None]:
     async with AsyncExitStack() as owned:
         redis = await open_redis(settings.redis)
         owned.push_async_callback(redis.aclose)
-        lookup = await open_lookup(settings.chain)
+        lookup = await open_lookup(settings.chain, revocation_domains=settings.revocation_domains)
         owned.push_async_callback(lookup.close)
         _use_clients(app, redis, lookup, Web3Chain(lookup.w3))
         yield

@@ -27,13 +27,17 @@ guessed address against one.
   (:meth:`AtRest.log_ref`), so lines of one account can be followed without naming it. An
   operator computes the reference of an address with the same function.
 
-The keys are derived from the service's X25519 private key (``ENCRYPTION_PRIVATE_KEY``) with
-BLAKE2b, one personalisation per use. That key never reaches Redis and every process already
-holds it; a second secret would have to be generated, shared among the processes and backed up
-the same way, and would protect nothing more (whoever holds the private key reads the
-``deliveryInformation`` of every envelope submitted anyway). The price: changing
-``ENCRYPTION_PRIVATE_KEY`` makes the sealed messages still queued unreadable — they are skipped
-(and logged) until they expire, and de-duplication and rate buckets start afresh.
+The keys are derived, with BLAKE2b and one personalisation per use, from one 32-byte master:
+``AT_REST_KEY`` when it is set, else a key derived from the service's X25519 private key
+(``ENCRYPTION_PRIVATE_KEY``; :func:`derived_master`). That key never reaches Redis and every
+process already holds it; a second secret would have to be generated, shared among the processes
+and backed up the same way, and would protect nothing more (whoever holds the private key reads
+the ``deliveryInformation`` of every envelope submitted anyway). But the encryption key changes in
+a key rotation while messages stay queued for up to ``MESSAGE_TTL``: so a rotation needs
+``AT_REST_KEY`` set, to the master derived from the current key (``ensign keys at-rest`` prints
+it), and the settings refuse ``NEXT_*`` keys without it. Changing the master itself leaves the
+sealed messages still queued unreadable — they are skipped (and logged) until they expire, and
+de-duplication and rate buckets start afresh.
 """
 
 from __future__ import annotations
@@ -43,12 +47,12 @@ import hashlib
 import nacl.bindings as sodium
 from nacl.exceptions import CryptoError
 
-from ensign.config import DeliveryKeys
+from ensign.config import DeliveryKeys, DeliverySettings
 from ensign.errors import DecryptionError
 from ensign.protocol.crypto import pad, unpad
 from ensign.protocol.encoding import b64decode
 
-__all__ = ["SEAL_BLOCK", "AtRest"]
+__all__ = ["SEAL_BLOCK", "AtRest", "derived_master"]
 
 #: Sealed envelopes are padded to a multiple of this many bytes.
 SEAL_BLOCK = 256
@@ -62,10 +66,16 @@ def _derive(master: bytes, use: bytes) -> bytes:
     return hashlib.blake2b(b"", key=master, person=use, digest_size=32).digest()
 
 
+def derived_master(keys: DeliveryKeys) -> bytes:
+    """The at-rest master of a service without ``AT_REST_KEY``: derived from its X25519 private key
+    (so the master, which ``ensign keys at-rest`` prints, is not the private key itself)."""
+    return _derive(b64decode(keys.encryption_private_key, length=32, what="ENCRYPTION_PRIVATE_KEY"), b"ensign/rest-key")
+
+
 class AtRest:
     """Seals stored envelopes and tags senders with keys derived from ``master`` (32 bytes).
 
-    Build it with :meth:`from_keys` from the service's settings.
+    Build it with :meth:`from_settings` from the service's settings.
     """
 
     def __init__(self, master: bytes) -> None:
@@ -77,9 +87,11 @@ class AtRest:
         self._log_key = _derive(master, b"ensign/log-ref")
 
     @classmethod
-    def from_keys(cls, keys: DeliveryKeys) -> AtRest:
-        """Derive from the delivery service's X25519 private key (module docstring: why)."""
-        return cls(b64decode(keys.encryption_private_key, length=32, what="ENCRYPTION_PRIVATE_KEY"))
+    def from_settings(cls, settings: DeliverySettings) -> AtRest:
+        """``AT_REST_KEY``, else the master derived from the current encryption key (module docstring)."""
+        if settings.at_rest_key is not None:
+            return cls(b64decode(settings.at_rest_key, length=32, what="AT_REST_KEY"))
+        return cls(derived_master(settings.keys))
 
     def __repr__(self) -> str:
         return "AtRest(<keys hidden>)"

@@ -177,13 +177,19 @@ class Forwarder:
                 f"{forwarder} is not listed before this delivery service in the receiver's profile"
             )
         try:
-            profile = await self._directory.delivery_service_profile(forwarder)
+            # The profile's key, and during the forwarder's key rotation its other one.
+            keys = await self._directory.delivery_service_signing_keys(forwarder)
         except (NotFound, InvalidRequest):
             raise ForwardingRefused(f"{forwarder} has no valid delivery service profile in ENS") from None
-        try:
-            verify_forwarding(note, envelope, profile.public_signing_key)
-        except (SignatureError, EncodingError) as exc:
-            raise ForwardingRefused(exc.message) from None
+        first: SignatureError | EncodingError | None = None
+        for key in keys:
+            try:
+                verify_forwarding(note, envelope, key)
+                return
+            except (SignatureError, EncodingError) as exc:
+                first = first or exc
+        assert first is not None
+        raise ForwardingRefused(first.message)
 
     async def _attempt(self, envelope: EncryptionEnvelop, service: str) -> ForwardAttempt:
         try:

@@ -6,8 +6,9 @@ written):
 
 1. size — canonical size of the submitted envelope (dm3 ``getSize``) ≤ the service limit;
 2. schema — the envelope, in either form (npm ``encryptedMessageHash`` or source ``messageHash``);
-3. delivery information — decrypted with this service's X25519 key (a forwarded envelope: with
-   the key its forwarding note carries, :mod:`ensign.protocol.forwarding`);
+3. delivery information — decrypted with this service's X25519 key (during a key rotation, with
+   either of its sets: ``DeliverySettings.next_keys``; a forwarded envelope: with the key its
+   forwarding note carries, :mod:`ensign.protocol.forwarding`);
 4. receiver — the ``to`` name resolves to an address that has an account here, not suspended by
    the operator; then the size again against the account's own (lower) limit. A forwarded
    envelope's note is checked first (:meth:`delivery.forwarder.Forwarder.accept`). Without an
@@ -16,7 +17,9 @@ written):
    is then theirs, and nothing is stored or postmarked here;
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
-   spoofed);
+   spoofed); that key is not on the address's revocation list as of now, the time this service
+   receives the envelope (the sender's own timestamp is theirs to forge;
+   :mod:`ensign.protocol.revocation`);
 6. rate — the sender's and the sender→receiver pair's token buckets (:mod:`delivery.limits`);
    after the signature, so nobody can spend another sender's tokens;
 7. spam rules of the receiver, read from the chain for the sender's address;
@@ -45,7 +48,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ensign.config import DeliverySettings
 from ensign.errors import EnsignError, ServiceUnavailable, SignatureError
@@ -56,6 +59,7 @@ from ensign.protocol.envelope import envelope_id, open_delivery_information, ver
 from ensign.protocol.forwarding import Forwarding, open_forwarded_delivery_information
 from ensign.protocol.models import DeliveryInformation, EncryptionEnvelop
 from ensign.protocol.postmark import create_postmark
+from ensign.protocol.revocation import KeyRevokedError, check_not_revoked
 
 from .accounts import Account, Accounts
 from .errors import (
@@ -79,6 +83,8 @@ from .queue import MessageQueue, AccountStateChangedError
 from .spam import check_spam_rules
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Insert attempts when the receiver's settings change between the read and the insert.
 SETTINGS_ATTEMPTS = 3
@@ -145,8 +151,10 @@ class Intake:
         self._limiter = limiter
         self._forwarder = forwarder
         self._log_ref = log_ref
-        self._ds_keys = EncryptionKeyPair(
-            public_key=settings.keys.encryption_public_key, secret_key=settings.keys.encryption_private_key
+        self._ds_keys = tuple(
+            EncryptionKeyPair(public_key=keys.encryption_public_key, secret_key=keys.encryption_private_key)
+            for keys in (settings.keys, settings.next_keys)
+            if keys is not None
         )
 
     async def submit(self, raw: object, forwarding: object = None) -> Submitted:
@@ -194,15 +202,7 @@ class Intake:
                 note = Forwarding.from_json(forwarding)
             except EnsignError as exc:
                 raise ForwardingRefused(f"the forwarding note is malformed: {exc.message}") from None
-        try:
-            if note is None:
-                info = open_delivery_information(envelope, self._ds_keys)
-            else:
-                info = open_forwarded_delivery_information(envelope, note, self._ds_keys)
-        except EnsignError as exc:
-            raise DeliveryInformationUnreadable(
-                f"the delivery information cannot be opened with this service's key ({exc.code})"
-            ) from None
+        info = self._open_delivery_information(envelope, note)
 
         receiver_profile, receiver = await self._resolve_receiver(info.to)
         if receiver is None:
@@ -243,7 +243,8 @@ class Intake:
         return None, await address_or_none(self._directory, name)
 
     async def _signed_by_sender(self, name: str, verify: Callable[[str], None]) -> ResolvedProfile:
-        """Step 5: the sender's profile, once ``verify(its public signing key)`` passed."""
+        """Step 5: the sender's profile, once ``verify(its public signing key)`` passed and the key is not
+        revoked at this receive time."""
         sender = await profile_or_none(self._directory, name)
         if sender is None:
             raise SenderUnknown("the sender's name has no valid profile in ENS")
@@ -251,6 +252,7 @@ class Intake:
             verify(sender.signed_profile.profile.public_signing_key)
         except SignatureError as exc:
             raise SenderNotVerified(f"the envelope was not signed by the sender's profile key: {exc.message}") from None
+        _refuse_revoked_key(sender, int(self._clock() * 1000))
         return sender
 
     async def _deliver(
@@ -307,6 +309,30 @@ class Intake:
         if new and account.notify and self._on_notify is not None:
             self._on_notify(receiver)
         return Submitted(message_id=message_id, account=receiver, stored=new, size=size)
+
+    def _open_delivery_information(self, envelope: EncryptionEnvelop, note: Forwarding | None) -> DeliveryInformation:
+        """The delivery information, opened with the current key set, else the next one (a
+        forwarded envelope: through its note)."""
+        try:
+            if note is None:
+                return self._with_ds_keys(lambda keys: open_delivery_information(envelope, keys))
+            return self._with_ds_keys(lambda keys: open_forwarded_delivery_information(envelope, note, keys))
+        except EnsignError as exc:
+            raise DeliveryInformationUnreadable(
+                f"the delivery information cannot be opened with this service's key ({exc.code})"
+            ) from None
+
+    def _with_ds_keys(self, open_: Callable[[EncryptionKeyPair], T]) -> T:
+        """``open_(key pair)`` with the current key set, else the next one (during a key rotation);
+        the first set's error when neither opens."""
+        first: EnsignError | None = None
+        for keys in self._ds_keys:
+            try:
+                return open_(keys)
+            except EnsignError as exc:
+                first = first or exc
+        assert first is not None
+        raise first
 
     async def _verified_sender(
         self, envelope: EncryptionEnvelop, info: DeliveryInformation, receiver: str
@@ -375,6 +401,14 @@ class Intake:
         own_limit = account.settings.max_message_size
         if own_limit is not None and size > own_limit:
             raise MessageTooLarge(f"the envelope is {size} bytes; the receiver accepts at most {own_limit}")
+
+
+def _refuse_revoked_key(sender: ResolvedProfile, at_ms: int) -> None:
+    """Refuse a sender whose profile key its wallet revoked at or before ``at_ms`` (receive time)."""
+    try:
+        check_not_revoked(sender.revoked, sender.signed_profile.profile.public_signing_key, at_ms)
+    except KeyRevokedError as exc:
+        raise SenderNotVerified(f"the envelope is signed with a revoked key: {exc.message}") from None
 
 
 def _lower(service: int, own: int | None) -> int:

@@ -196,7 +196,7 @@ class MultiIntake:
         if len(envelope.keys) > limits.max_recipients:
             raise TooManyRecipients(f"the envelope has {len(envelope.keys)} receivers; this service accepts at most {limits.max_recipients}")
         try:
-            info = open_multi_delivery_information(envelope, self._intake._ds_keys)
+            info = self._intake._with_ds_keys(lambda keys: open_multi_delivery_information(envelope, keys))
         except EnsignError as exc:
             raise DeliveryInformationUnreadable(
                 f"the delivery information does not open with this service's key, or does not pair with the keys: {exc.message}"

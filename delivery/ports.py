@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from ensign.clock import Clock, system_clock
 from ensign.errors import InvalidRequest, NotFound
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
+from ensign.protocol.revocation import KeyRevokedError, check_not_revoked
 
 __all__ = [
     "Chain",
@@ -26,6 +28,7 @@ __all__ = [
     "Web3Chain",
     "address_or_none",
     "profile_or_none",
+    "signing_key_revoked",
     "system_clock",
 ]
 
@@ -38,6 +41,11 @@ class ResolvedProfile(Protocol):
     @property
     def signed_profile(self) -> SignedUserProfile: ...
 
+    @property
+    def revoked(self) -> Mapping[str, int]:
+        """``{public signing key: revokedAt ms}`` of the address (:mod:`ensign.protocol.revocation`)."""
+        ...
+
 
 @runtime_checkable
 class Directory(Protocol):
@@ -48,8 +56,10 @@ class Directory(Protocol):
     and ``signed_profile`` (a ``SignedUserProfile`` whose EIP-191 signature recovers to that
     address); it raises ``NotFound`` when the name has no profile and ``InvalidRequest`` when the
     profile is invalid. ``delivery_service_profile(name)`` returns the name's
-    ``DeliveryServiceProfile`` and raises as ``user_profile``. All raise ``ServiceUnavailable``
-    when ENS cannot be reached.
+    ``DeliveryServiceProfile`` and raises as ``user_profile``; ``delivery_service_signing_keys(name)``
+    the keys whose signatures count as that service's (its profile's, then, during its key
+    rotation, those of its ``eth.ensign.deliveryServiceKeys`` record). All raise
+    ``ServiceUnavailable`` when ENS cannot be reached.
     """
 
     async def address(self, name: str) -> str: ...
@@ -57,6 +67,19 @@ class Directory(Protocol):
     async def user_profile(self, name: str) -> ResolvedProfile: ...
 
     async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile: ...
+
+    async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]: ...
+
+
+def signing_key_revoked(profile: ResolvedProfile, now: float) -> bool:
+    """True when the profile's signing key is on its address's revocation list as of ``now``
+    (seconds, this service's clock): nothing signed with it from then on is taken
+    (:mod:`ensign.protocol.revocation`)."""
+    try:
+        check_not_revoked(profile.revoked, profile.signed_profile.profile.public_signing_key, int(now * 1000))
+    except KeyRevokedError:
+        return True
+    return False
 
 
 async def address_or_none(directory: Directory, name: str) -> str | None:

@@ -29,9 +29,9 @@ from ensign.web import read_json
 
 from .accounts import SignedAccountMessage, SignedBinding
 from .devices import NO_DEVICES, SignedDevices
-from .appkeys import accounts_key, at_rest_key, directory_key
+from .appkeys import accounts_key, at_rest_key, clock_key, directory_key
 from .errors import NoProfile
-from .ports import profile_or_none
+from .ports import profile_or_none, signing_key_revoked
 from .web_auth import address_of, path_name, require_session, session_request_key
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ async def _profile(request: web.Request, name: str) -> SignedUserProfile:
     resolved = await profile_or_none(request.app[directory_key], name)
     if resolved is None:
         raise NoProfile("the name has no valid profile in ENS")
+    if signing_key_revoked(resolved, request.app[clock_key]()):
+        raise NoProfile("the name's profile carries a signing key its wallet has revoked")
     return resolved.signed_profile
 
 

@@ -19,7 +19,7 @@ from ensign.sessions import Session
 from ensign.web import read_json
 
 from .accounts import Account
-from .appkeys import accounts_key, directory_key, sessions_key
+from .appkeys import accounts_key, clock_key, directory_key, sessions_key
 from .errors import (
     DeviceNotListed,
     NameUnresolved,
@@ -31,7 +31,7 @@ from .errors import (
     SessionStale,
     SessionWrongAccount,
 )
-from .ports import address_or_none, profile_or_none
+from .ports import address_or_none, profile_or_none, signing_key_revoked
 from .schemas import ChallengeAnswer
 
 routes = web.RouteTableDef()
@@ -146,6 +146,8 @@ async def post_profile(request: web.Request) -> web.Response:
     resolved = await profile_or_none(request.app[directory_key], name)
     if resolved is None or stringify(resolved.signed_profile.to_json()) != stringify(posted.to_json()):
         raise ProfileNotPublished("the profile is not the one ENS publishes for this name; publish it first")
+    if signing_key_revoked(resolved, request.app[clock_key]()):
+        raise NoProfile("the name's profile carries a signing key its wallet has revoked")
     account, _ = await request.app[accounts_key].create_from_profile(address, resolved.signed_profile)
     challenge = request.app[sessions_key].issue_challenge(name, address, account.bound)
     return web.json_response(challenge)
@@ -178,6 +180,8 @@ async def post_challenge(request: web.Request) -> web.Response:
         resolved = await profile_or_none(request.app[directory_key], name)
         if resolved is None:
             raise NoProfileToVerify("the name has no valid profile in ENS to check the signature")
+        if signing_key_revoked(resolved, request.app[clock_key]()):
+            raise NoProfileToVerify("the name's profile carries a signing key its wallet has revoked")
         account.require_bound(resolved.signed_profile)
         signing_key = resolved.signed_profile.profile.public_signing_key
         if account.devices is not None:

@@ -341,6 +341,10 @@ class GatewaySettings:
     signer_key: str = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 8082
+    #: A second key the resolver contract already lists (``GATEWAY_NEXT_SIGNER_KEY``), for a
+    #: rotation without failed lookups; it signs instead of ``signer_key`` when ``sign_with_next``.
+    next_signer_key: str | None = field(default=None, repr=False)
+    sign_with_next: bool = False
     signature_ttl: int = 300
     answer_format: str = "ensdomains"
     backend_url: str = "http://127.0.0.1:8081"
@@ -353,8 +357,16 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
         env = Env(environ)
+        next_signer_key = None
+        if env.optional("GATEWAY_NEXT_SIGNER_KEY") is not None:
+            next_signer_key = env.secret("GATEWAY_NEXT_SIGNER_KEY", _check_private_key_hex, "a 32-byte hex secp256k1 key")
+        sign_with_next = env.flag("GATEWAY_SIGN_WITH_NEXT", False)
+        if sign_with_next and next_signer_key is None:
+            raise ConfigError("GATEWAY_SIGN_WITH_NEXT needs GATEWAY_NEXT_SIGNER_KEY")
         return cls(
             signer_key=env.secret("GATEWAY_SIGNER_KEY", _check_private_key_hex, "a 32-byte hex secp256k1 key"),
+            next_signer_key=next_signer_key,
+            sign_with_next=sign_with_next,
             host=env.text("GATEWAY_HOST", "127.0.0.1"),
             port=env.port("GATEWAY_PORT", 8082),
             signature_ttl=env.integer("GATEWAY_SIGNATURE_TTL", 300, minimum=1, maximum=86400),
@@ -447,6 +459,8 @@ class DeliveryKeys:
     encryption_public_key: str
     encryption_private_key: str = field(repr=False)
 
+
+_DELIVERY_KEY_PARTS = ("SIGNING_PUBLIC_KEY", "SIGNING_PRIVATE_KEY", "ENCRYPTION_PUBLIC_KEY", "ENCRYPTION_PRIVATE_KEY")
 
 SMTP_TLS_MODES = ("starttls", "tls", "none")
 
@@ -572,6 +586,17 @@ class DeliverySettings:
 
     keys: DeliveryKeys
     jwt_secret: str = field(repr=False)
+    #: The other key set during a key rotation (``NEXT_*``): delivery information encrypted to
+    #: either set is read; postmarks are signed with ``keys`` only (README "Rotating keys").
+    next_keys: DeliveryKeys | None = None
+    #: The key that seals queued messages and tags senders in Redis (``AT_REST_KEY``, base64 of 32
+    #: bytes; :mod:`delivery.at_rest`). Unset, it is derived from ``keys.encryption_private_key``,
+    #: which is why a key rotation (``next_keys``) needs it set: the sealed messages must outlive
+    #: the key set that was current when they were stored.
+    at_rest_key: str | None = field(default=None, repr=False)
+    #: Parents of the address names whose revocation lists apply to every name of an address
+    #: (``ADDR_DOMAINS``, the backend's setting; :mod:`ensign.protocol.revocation`).
+    revocation_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
     host: str = "127.0.0.1"
     port: int = 8083
     url: str = "http://127.0.0.1:8083"
@@ -591,6 +616,14 @@ class DeliverySettings:
     redis_wait_timeout_ms: int = 1000
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
 
+    def __post_init__(self) -> None:
+        if self.next_keys is not None and self.at_rest_key is None:
+            raise ConfigError(
+                "a key rotation (NEXT_* keys) needs AT_REST_KEY: without it the queued messages are sealed with a "
+                "key derived from ENCRYPTION_PRIVATE_KEY and become unreadable when that changes; "
+                "`ensign keys at-rest` prints the key derived from the current one (README, Rotating keys)"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
         env = Env(environ)
@@ -602,6 +635,15 @@ class DeliverySettings:
 
             return check
 
+        next_keys = None
+        # The next set is all four NEXT_* variables or none: one set alone is an error naming it.
+        if any(env.optional(f"NEXT_{part}") is not None for part in _DELIVERY_KEY_PARTS):
+            next_keys = DeliveryKeys(
+                signing_public_key=env.secret("NEXT_SIGNING_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                signing_private_key=env.secret("NEXT_SIGNING_PRIVATE_KEY", key_of(64), "base64 of 64 bytes"),
+                encryption_public_key=env.secret("NEXT_ENCRYPTION_PUBLIC_KEY", key_of(32), "base64 of 32 bytes"),
+                encryption_private_key=env.secret("NEXT_ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
+            )
         jwt_secret = env.secret("JWT_SECRET")
         if len(jwt_secret.encode()) < 32:
             raise ConfigError("JWT_SECRET must be at least 32 bytes long")
@@ -613,6 +655,11 @@ class DeliverySettings:
                 encryption_private_key=env.secret("ENCRYPTION_PRIVATE_KEY", key_of(32), "base64 of 32 bytes"),
             ),
             jwt_secret=jwt_secret,
+            next_keys=next_keys,
+            at_rest_key=(
+                env.secret("AT_REST_KEY", key_of(32), "base64 of 32 bytes") if env.optional("AT_REST_KEY") is not None else None
+            ),
+            revocation_domains=env.names("ADDR_DOMAINS", DEFAULT_ADDR_DOMAINS),
             host=env.text("DELIVERY_HOST", "127.0.0.1"),
             port=env.port("DELIVERY_PORT", 8083),
             url=env.url("DELIVERY_URL", "http://127.0.0.1:8083"),

@@ -12,7 +12,7 @@ route                        answer
 ``GET /{sender}/{data}``     ``200 {"data": "0x…"}``; ``{data}`` may end in ``.json``
 ``POST /``                   the same for a JSON body ``{"sender": "0x…", "data": "0x…"}``
 ``OPTIONS`` (any path)       CORS pre-flight, 204
-``GET /health``              ``200 {"status": "ok", "signer": "0x…", "format": "…"}``
+``GET /health``              ``200 {"status": "ok", "signer": "0x…", "format": "…"}`` (+ ``signers``)
 ===========================  ==================================================================
 
 ``data`` is ``resolve(bytes name, bytes call)`` (and, with ``answer_format="dm3"``, dm3's
@@ -150,14 +150,16 @@ routes = web.RouteTableDef()
 
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    """Liveness, plus the signer address the resolver contract must list and the answer format."""
-    return web.json_response(
-        {
-            "status": "ok",
-            "signer": request.app[signer_key].address,
-            "format": request.app[settings_key].answer_format,
-        }
-    )
+    """Liveness, the address signing answers, and the answer format; with a next signer key also
+    ``signers``, both addresses, which the resolver contract must list before the switch."""
+    settings = request.app[settings_key]
+    body: dict[str, Any] = {"status": "ok", "signer": request.app[signer_key].address, "format": settings.answer_format}
+    if settings.next_signer_key is not None:
+        body["signers"] = [
+            Account.from_key(settings.signer_key).address,
+            Account.from_key(settings.next_signer_key).address,
+        ]
+    return web.json_response(body)
 
 
 @routes.get("/{sender}/{data}")
@@ -322,7 +324,10 @@ def create_app(
         fetches whatever URLs the query names, so enable it only for the embedded dev stack.
     :param clock: seconds since the epoch, which signature expiries count from; default the wall clock.
     """
-    signer: LocalAccount = Account.from_key(settings.signer_key)
+    # During a signer rotation (README "Rotating keys") the next key signs once the resolver
+    # contract lists it as well; until then it only shows in /health.
+    use_next = settings.sign_with_next and settings.next_signer_key is not None
+    signer: LocalAccount = Account.from_key(settings.next_signer_key if use_next else settings.signer_key)
     metrics = GatewayMetrics()
     app = web.Application(
         middlewares=[

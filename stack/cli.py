@@ -1,16 +1,18 @@
 """The ``ensign`` command line.
 
-=====================  ==========================================================================
-command                what it does
-=====================  ==========================================================================
-``ensign dev``         the whole stack on one machine, with the embedded Redis and chain
-``ensign backend``     the profile backend (production; settings from the environment)
-``ensign resolver``    the CCIP-Read gateway (production; settings from the environment)
-``ensign delivery``    the delivery service (production; settings from the environment)
-``ensign keys derive`` a dm3 profile's keys from a wallet key or signature on standard input
-``ensign keys new``    a delivery service's key set, as environment lines and its ENS record
-``ensign admin …``     operator actions on delivery accounts, audited (:mod:`stack.cli_admin`)
-=====================  ==========================================================================
+=======================  ==========================================================================
+command                  what it does
+=======================  ==========================================================================
+``ensign dev``           the whole stack on one machine, with the embedded Redis and chain
+``ensign backend``       the profile backend (production; settings from the environment)
+``ensign resolver``      the CCIP-Read gateway (production; settings from the environment)
+``ensign delivery``      the delivery service (production; settings from the environment)
+``ensign keys derive``   a dm3 profile's keys from a wallet key or signature on standard input
+``ensign keys new``      a delivery service's key set, as environment lines and its ENS record
+                         (``--next``: the next set of a key rotation, as ``NEXT_*`` lines)
+``ensign keys at-rest``  the AT_REST_KEY a delivery service without one uses (before a key rotation)
+``ensign admin …``       operator actions on delivery accounts, audited (:mod:`stack.cli_admin`)
+=======================  ==========================================================================
 
 Secrets (wallet keys, signatures) are read from standard input, never from arguments, so they do
 not end up in shell history or in ``ps`` output. Errors go to standard error as ``ensign: …``
@@ -20,6 +22,7 @@ with exit status 2; a production command stopped by SIGTERM or SIGINT exits with
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Sequence
@@ -77,6 +80,7 @@ def _keys_new(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
     from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
+    from ensign.protocol.ds_keys import DELIVERY_SERVICE_KEYS_RECORD_NAME, delivery_service_keys_record
     from ensign.protocol.models import DeliveryServiceProfile
     from ensign.protocol.profile import profile_json_data_uri
 
@@ -94,6 +98,24 @@ def _keys_new(args: argparse.Namespace) -> int:
         public_signing_key=signing.public_key,
         url=url,
     )
+    if args.next:
+        # The next set of a key rotation (README "Rotating keys"): added beside the current one.
+        lines = [
+            "# The next key set of an Ensign delivery service, made by `ensign keys new --next`.",
+            f"NEXT_SIGNING_PUBLIC_KEY={signing.public_key}",
+            f"NEXT_ENCRYPTION_PUBLIC_KEY={encryption.public_key}",
+            "# SECRETS: keep these out of version control, logs and chat.",
+            f"NEXT_SIGNING_PRIVATE_KEY={signing.secret_key}",
+            f"NEXT_ENCRYPTION_PRIVATE_KEY={encryption.secret_key}",
+            "# The service must also have AT_REST_KEY (if it has none: `ensign keys at-rest`, before anything else).",
+            f"# Step 1: set the ENS text record {DELIVERY_SERVICE_KEYS_RECORD_NAME} of {name or 'the delivery service name'}"
+            " (with the keys the current one lists, if any):",
+            f"# {delivery_service_keys_record([signing.public_key])}",
+            f"# Step 2: publish as its {DELIVERY_SERVICE_RECORD_NAME} record:",
+            f"# {profile_json_data_uri(profile)}",
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return 0
     lines = [
         "# Ensign delivery service keys, made by `ensign keys new`.",
         "# Public settings:",
@@ -106,10 +128,29 @@ def _keys_new(args: argparse.Namespace) -> int:
         f"SIGNING_PRIVATE_KEY={signing.secret_key}",
         f"ENCRYPTION_PRIVATE_KEY={encryption.secret_key}",
         f"JWT_SECRET={jwt_secret}",
+        "# Seals queued messages and tags senders in Redis; keep it across key rotations (README, Privacy):",
+        f"AT_REST_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}",
         f"# Publish as the ENS text record {DELIVERY_SERVICE_RECORD_NAME} of {name or 'the delivery service name'}:",
         f"# {profile_json_data_uri(profile)}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _keys_at_rest(args: argparse.Namespace) -> int:
+    from delivery.at_rest import derived_master
+    from ensign.config import DeliveryKeys
+
+    # Only the encryption key is used; the other fields are not read by derived_master.
+    private_key = _read_secret(sys.stdin, "delivery service's ENCRYPTION_PRIVATE_KEY (base64)")
+    master = derived_master(
+        DeliveryKeys(signing_public_key="", signing_private_key="", encryption_public_key="", encryption_private_key=private_key)
+    )
+    sys.stdout.write(
+        "# The at-rest key this delivery service has used so far (derived from ENCRYPTION_PRIVATE_KEY):\n"
+        "# set it on every process before a key rotation, so queued messages stay readable.\n"
+        f"AT_REST_KEY={base64.b64encode(master).decode()}\n"
+    )
     return 0
 
 
@@ -261,7 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("--url", required=True, help="the delivery service's public URL, e.g. https://ds.example.com")
     new.add_argument("--name", help="its ENS name, e.g. ds.example.eth (printed as DELIVERY_NAME)")
+    new.add_argument(
+        "--next",
+        action="store_true",
+        help="the next set of a key rotation: NEXT_* lines and the records to publish (README, Rotating keys)",
+    )
     new.set_defaults(handler=_keys_new)
+    at_rest = keys_commands.add_parser(
+        "at-rest",
+        help="print the AT_REST_KEY a delivery service without one uses, from its ENCRYPTION_PRIVATE_KEY on standard input",
+        description=(
+            "A delivery service without AT_REST_KEY seals queued messages with a key derived from its "
+            "ENCRYPTION_PRIVATE_KEY. Before rotating that key, set AT_REST_KEY to the value printed here "
+            "on every process (README, Rotating keys). Reads the private key from standard input."
+        ),
+    )
+    at_rest.set_defaults(handler=_keys_at_rest)
 
     service_epilog = "Settings come from environment variables; the README's Configuration table lists them."
     backend = commands.add_parser(

@@ -9,7 +9,7 @@ out of shell history and ``ps``::
     echo 0x<key> | ensign send bob.user.ensign.eth,carol.user.ensign.eth "hi both"   # or --to NAME --to NAME
     echo 0x<key> | ensign inbox --ack                    # print the inbox as JSON lines, then ack
     echo 0x<key> | ensign inbox --follow                 # and keep printing pushed messages
-    echo 0x<key> | ensign recover                        # new profile keys from the wallet alone
+    echo 0x<key> | ensign recover [--revoke]             # new profile keys from the wallet alone
     ensign devices keygen                                # a new device key pair, printed as JSON
     echo 0x<key> | ensign devices add laptop --public-key <base64>   # wallet-signed device list
     echo 0x<key> | ensign devices list                   # or: remove laptop
@@ -143,6 +143,11 @@ def add_commands(subparsers: Any) -> None:
         ),
     )
     recover.add_argument("--new-nonce", help="the nonce of the new keys (default: a random one)")
+    recover.add_argument(
+        "--revoke",
+        action="store_true",
+        help="also revoke the signing key of the profile published until now (a lost or stolen key)",
+    )
     _add_settings(recover)
     recover.set_defaults(handler=_recover)
     _add_store(subparsers)
@@ -326,7 +331,7 @@ def _recover(args: argparse.Namespace) -> int:
 
 async def _recover_async(client: Client, args: argparse.Namespace) -> int:
     async with client:
-        registration = await client.rotate_keys(nonce=args.new_nonce)
+        registration = await client.rotate_keys(nonce=args.new_nonce, revoke=args.revoke)
     _print({"name": registration.name, "nonce": client.nonce, "deliveryServices": list(client.config.delivery_services)})
     return 0
 

@@ -239,7 +239,7 @@ class DevStack:
         redis: RedisClient,
         chain: DevChain,
     ) -> None:
-        lookup = await open_lookup(ChainSettings(), w3=chain.w3)
+        lookup = await open_lookup(ChainSettings(), w3=chain.w3, revocation_domains=settings.addr_domains)
         self.lookup = lookup
         self._exit.push_async_callback(lookup.close)
         delivery_settings = DeliverySettings(

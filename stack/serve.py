@@ -159,7 +159,7 @@ def delivery_app(settings: DeliverySettings, *, metrics_dir: str | None = None) 
         async with AsyncExitStack() as resources:
             redis_client = await open_redis(settings.redis)
             resources.push_async_callback(redis_client.aclose)
-            lookup = await open_lookup(settings.chain)
+            lookup = await open_lookup(settings.chain, revocation_domains=settings.revocation_domains)
             resources.push_async_callback(lookup.close)
             chain = Web3Chain(lookup.w3)
             await _retry("the Ethereum node (ETH_RPC_URL)", chain.block_number, (Exception,))

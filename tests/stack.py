@@ -80,7 +80,7 @@ async def stack(redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Stack
         signers=[signer.address],
         offchain_names=[ADDR_DOMAIN, USER_DOMAIN],
     ).start()
-    lookup = await open_lookup(ChainSettings(), w3=chain.w3)
+    lookup = await open_lookup(ChainSettings(), w3=chain.w3, revocation_domains=(ADDR_DOMAIN,))
     http = aiohttp.ClientSession()
     try:
         yield Stack(backend, gateway, chain, lookup, http, signer)

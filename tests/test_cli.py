@@ -25,7 +25,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from delivery.at_rest import AtRest
 from ensign.config import DeliverySettings
+from ensign.errors import DecryptionError
 from ensign.protocol.crypto import EncryptionKeyPair, SigningKeyPair
 from ensign.protocol.keys import (
     address_of_private_key,
@@ -148,6 +150,45 @@ def test_keys_new_marks_the_secrets_and_makes_fresh_keys_each_time() -> None:
     second_env, _ = parse_keys_new(second)
     for name in ("SIGNING_PRIVATE_KEY", "ENCRYPTION_PRIVATE_KEY", "JWT_SECRET"):
         assert first_env[name] != second_env[name]
+
+
+def test_keys_new_next_prints_the_next_set_the_delivery_service_reads_beside_the_current_one() -> None:
+    current, _ = parse_keys_new(ensign("keys", "new", "--url", "https://ds.example.com").stdout)
+    result = ensign("keys", "new", "--url", "https://ds.example.com", "--next")
+    assert result.returncode == 0, result.stderr
+    following, record = parse_keys_new(result.stdout)
+    assert set(following) == {
+        "NEXT_SIGNING_PUBLIC_KEY", "NEXT_SIGNING_PRIVATE_KEY", "NEXT_ENCRYPTION_PUBLIC_KEY", "NEXT_ENCRYPTION_PRIVATE_KEY"
+    }
+    settings = DeliverySettings.from_env({**current, **following})
+    assert settings.next_keys is not None
+    assert settings.next_keys.signing_public_key == following["NEXT_SIGNING_PUBLIC_KEY"]
+    parsed = parse_profile_record(record)
+    assert isinstance(parsed, ParsedProfile) and parsed.value["publicSigningKey"] == following["NEXT_SIGNING_PUBLIC_KEY"]
+    keys_line = next(line for line in result.stdout.splitlines() if '"publicSigningKeys"' in line)
+    assert following["NEXT_SIGNING_PUBLIC_KEY"] in keys_line
+
+
+def test_keys_at_rest_pins_the_key_a_service_without_one_seals_with() -> None:
+    """Before a rotation the operator sets AT_REST_KEY to what `ensign keys at-rest` prints: what the
+    service sealed before (no AT_REST_KEY, a key derived from ENCRYPTION_PRIVATE_KEY) opens after,
+    whatever the encryption key then is."""
+    current, _ = parse_keys_new(ensign("keys", "new", "--url", "https://ds.example.com").stdout)
+    assert len(base64.b64decode(current["AT_REST_KEY"])) == 32  # new services get their own from the start
+    without = {k: v for k, v in current.items() if k != "AT_REST_KEY"}
+    result = ensign("keys", "at-rest", stdin=without["ENCRYPTION_PRIVATE_KEY"] + "\n")
+    assert result.returncode == 0, result.stderr
+    assert without["ENCRYPTION_PRIVATE_KEY"] not in result.stdout
+    pinned = dict(line.split("=", 1) for line in result.stdout.splitlines() if not line.startswith("#"))
+    before = AtRest.from_settings(DeliverySettings.from_env(without))
+    sealed = before.seal(b'{"queued": "before the rotation"}', "0xbob")
+    following, _ = parse_keys_new(ensign("keys", "new", "--url", "https://ds.example.com").stdout)
+    rotated = {**following, "AT_REST_KEY": pinned["AT_REST_KEY"]}  # another encryption key, the same seal
+    after = AtRest.from_settings(DeliverySettings.from_env(rotated))
+    assert after.open(sealed, "0xbob") == b'{"queued": "before the rotation"}'
+    assert after.sender_tag("0xalice", "0xbob") == before.sender_tag("0xalice", "0xbob")  # de-duplication holds
+    with pytest.raises(DecryptionError):  # without the pin the new key could not open it
+        AtRest.from_settings(DeliverySettings.from_env(following)).open(sealed, "0xbob")
 
 
 @pytest.mark.parametrize("url", ["ds.example.com", "ftp://ds.example.com", "https://"])

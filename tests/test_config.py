@@ -82,6 +82,29 @@ def test_delivery_settings_validate_key_lengths_without_leaking_them() -> None:
     assert bad_key not in str(error.value)
 
 
+def test_the_next_delivery_key_set_is_all_four_variables_or_none() -> None:
+    assert DeliverySettings.from_env(delivery_env()).next_keys is None
+    next_env = {
+        "NEXT_SIGNING_PUBLIC_KEY": base64.b64encode(b"\x11" * 32).decode(),
+        "NEXT_SIGNING_PRIVATE_KEY": base64.b64encode(b"\x12" * 64).decode(),
+        "NEXT_ENCRYPTION_PUBLIC_KEY": base64.b64encode(b"\x13" * 32).decode(),
+        "NEXT_ENCRYPTION_PRIVATE_KEY": base64.b64encode(b"\x14" * 32).decode(),
+    }
+    with pytest.raises(ConfigError, match="AT_REST_KEY"):  # the queued messages would be lost
+        DeliverySettings.from_env(delivery_env(**next_env))
+    next_env["AT_REST_KEY"] = base64.b64encode(b"\x15" * 32).decode()
+    settings = DeliverySettings.from_env(delivery_env(**next_env))
+    assert settings.next_keys is not None
+    assert next_env["AT_REST_KEY"] not in repr(settings)
+    assert settings.next_keys.encryption_public_key == next_env["NEXT_ENCRYPTION_PUBLIC_KEY"]
+    assert next_env["NEXT_SIGNING_PRIVATE_KEY"] not in repr(settings)
+    with pytest.raises(ConfigError, match="AT_REST_KEY is malformed"):
+        DeliverySettings.from_env(delivery_env(**{**next_env, "AT_REST_KEY": "short"}))
+    partial = {k: v for k, v in next_env.items() if k != "NEXT_ENCRYPTION_PRIVATE_KEY"}
+    with pytest.raises(ConfigError, match="NEXT_ENCRYPTION_PRIVATE_KEY is required"):
+        DeliverySettings.from_env(delivery_env(**partial))
+
+
 def test_wait_for_replicas_is_off_unless_the_operator_asks() -> None:
     assert DeliverySettings.from_env(delivery_env()).redis_wait_replicas == 0
 

@@ -60,6 +60,7 @@ from ensign.protocol.keys import profile_keys_from_wallet
 from ensign.protocol.models import UserProfile
 from ensign.protocol.multi import build_multi_envelope, create_multi_message, deterministic_bytes
 from ensign.protocol.profile import sign_profile
+from ensign.protocol.revocation import RevokedKey, sign_revocations
 from resolver.gateway import create_app as create_gateway
 from tests.delivery.ds_helpers import Clock, MemoryChain, MemoryDirectory, User
 
@@ -518,6 +519,12 @@ FLOW: tuple[Step, ...] = (
          check=lambda b: b["status"] == "no_conversation"),
     Step("backend", "get", "/storage/new/{ensName}/getConversations", status=400,
          url=f"/storage/new/{ALIAS}/getConversations?pageSize=0"),
+    Step("backend", "post", "/revocations/{address}", "alice", check=lambda b: b["status"] == "stored"),
+    Step("backend", "get", "/revocations/{address}", check=lambda b: len(b["revoked"]) == 1),
+    # A list that leaves out the stored entry (an older one, replayed) is refused.
+    Step("backend", "post", "/revocations/{address}", status=409, url=f"/revocations/{example_user('alice').address}",
+         body=sign_revocations(example_user("alice").private_key, [RevokedKey("A" * 43 + "=", 1)]).to_json(),
+         check=lambda b: b["error"] == "revocation_dropped"),
     Step("backend", "get", "/records/{name}"),
     Step("gateway", "get", "/health"),
     Step("gateway", "get", "/{sender}/{data}"),

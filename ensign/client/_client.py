@@ -35,6 +35,7 @@ import aiohttp
 from ensign.errors import EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import sign
+from ensign.protocol.encoding import checksum_address
 from ensign.protocol.envelope import build_envelope, envelope_id
 from ensign.protocol.keys import DEFAULT_NONCE, ProfileKeys
 from ensign.protocol.message import create_message
@@ -47,6 +48,7 @@ from ensign.protocol.models import (
     UserProfile,
 )
 from ensign.protocol.multi import build_multi_envelope, create_multi_message
+from ensign.protocol.revocation import RevocationList, RevokedKey, revocation_message
 from ensign.ens.lookup import NameLookup
 
 from ._config import ClientConfig
@@ -234,7 +236,7 @@ class Client:
         return [self._previous_keys[nonce] for nonce in self.previous_nonces]
 
     async def rotate_keys(
-        self, nonce: str | None = None, delivery_services: Sequence[str] | None = None
+        self, nonce: str | None = None, delivery_services: Sequence[str] | None = None, *, revoke: bool = False
     ) -> NameRegistration:
         """Replace the profile's keys everywhere at once (``specs/delivery.md`` §2.6).
 
@@ -254,12 +256,18 @@ class Client:
         that were lost cannot be opened; fetching hands them out as rejected envelopes
         (:class:`RejectedEnvelope`), which :meth:`ack` drops. ``ensign recover`` does this on the command line.
 
+        With ``revoke=True`` the signing key of the profile published until now is then revoked
+        (:meth:`revoke_keys`): whoever kept it cannot send as this address any more, under any name.
+
         :raises ApiError: as the backend or a delivery service answered (the keys have changed
             by then; calling again with the same ``nonce`` finishes the rotation)
         """
         services = tuple(delivery_services) if delivery_services is not None else self.config.delivery_services
         new_nonce = nonce if nonce is not None else secrets.token_hex(32)
         old_keys, old_nonce = await self.keys(), self.nonce
+        # The key of the profile the backend publishes until now (this client's own old key may be
+        # one that was never published, e.g. dm3's default nonce in a recovery: not revoked).
+        to_revoke = await self._published_signing_key() if revoke else []
         # Read while the old key still logs in: a device listed with it moves to the new key.
         listed = {service: await self._devices_or_none(service) for service in services}
         if new_nonce != old_nonce:
@@ -278,7 +286,53 @@ class Client:
             if devices and old_keys.signing.public_key in devices.values() and new_key != old_keys.signing.public_key:
                 moved = {i: new_key if key == old_keys.signing.public_key else key for i, key in devices.items()}
                 await self.set_devices(moved, service)
+        if any(key != new_key for key in to_revoke):
+            await self.revoke_keys(*(key for key in to_revoke if key != new_key))
         return registration
+
+    async def _published_signing_key(self) -> list[str]:
+        """The signing key of the profile the backend holds for this address (none: ``[]``)."""
+        try:
+            answer = await self._backend("GET", f"/profile/{self.address}", None)
+        except ApiError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return [SignedUserProfile.from_json(answer).profile.public_signing_key]
+
+    async def revocations(self) -> RevocationList | None:
+        """The wallet's published list of revoked signing keys (``None`` when it revoked none)."""
+        try:
+            answer = await self._backend("GET", f"/revocations/{self.address}", None)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return RevocationList.from_json(answer)
+
+    async def revoke_keys(self, *public_signing_keys: str, revoked_at: int | None = None) -> RevocationList:
+        """Revoke profile signing keys of this wallet (``specs/protocol.md``, "Revoked keys").
+
+        Adds each key, with ``revoked_at`` (ms; default now), to the wallet's list, which the
+        wallet signs, and publishes it through the backend: from then on the gateway answers it on
+        every name of the address, delivery services refuse envelopes signed with those keys, and
+        receivers reject messages signed with them that were received after ``revoked_at``. Keys
+        already listed keep their time; a revocation cannot be taken back.
+
+        :raises ApiError: as the backend answered (e.g. 404 when the address has no profile yet)
+        """
+        at = revoked_at if revoked_at is not None else self._now_ms()
+        current = await self.revocations()
+        entries = list(current.revoked) if current is not None else []
+        listed = {entry.public_signing_key for entry in entries}
+        entries += [RevokedKey(key, at) for key in dict.fromkeys(public_signing_keys) if key not in listed]
+        signature = await self.wallet.sign_checked(revocation_message(self.address, entries))
+        revocations = RevocationList(address=checksum_address(self.address), revoked=tuple(entries), signature=signature)
+        await self._backend("POST", f"/revocations/{self.address}", revocations.to_json())
+        lookup = await self._directory()
+        lookup.forget(self.name)
+        lookup.forget(f"{self.address.lower()}.{self.config.addr_domain}")
+        return revocations
 
     async def _devices_or_none(self, service: str) -> dict[str, str] | None:
         """The device list at ``service`` (id → key), or ``None`` when it cannot be read now."""

@@ -33,4 +33,10 @@ async def open_directory(config: ClientConfig) -> NameLookup:
             await provider.connect()
         except Exception as exc:
             raise ServiceUnavailable("the Ethereum node cannot be reached over its websocket") from exc
-    return NameLookup(w3, registry=config.ens_registry, link_policy=policy, on_close=provider.disconnect)
+    return NameLookup(
+        w3,
+        registry=config.ens_registry,
+        link_policy=policy,
+        on_close=provider.disconnect,
+        revocation_domains=(config.addr_domain,),
+    )

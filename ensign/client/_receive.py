@@ -12,7 +12,12 @@ For a stored envelope (``specs/delivery.md`` §4.1: ``deliveryInformation`` decr
 4. ``metadata.to`` names this account (the name itself, or one resolving to its address), so a
    message signed for someone else cannot be replayed into this inbox;
 5. the postmark decrypts, is for this envelope's message, and is signed with the public signing key
-   of the delivery service's ENS profile.
+   of the delivery service's ENS profile, or, during the service's key rotation, one its
+   ``eth.ensign.deliveryServiceKeys`` record lists (:mod:`ensign.protocol.ds_keys`);
+6. the sender's signing key was not revoked by its wallet at the postmark's time (the delivery
+   service's, which the sender cannot choose): a message signed with a revoked key and received
+   after the revocation is rejected, one received before stays readable
+   (:mod:`ensign.protocol.revocation`).
 
 A copy of a multi-recipient envelope (``metadata.version`` ``ensign-multi-v1``) goes through the
 same steps with :func:`ensign.protocol.multi.open_copy` in step 3, which also checks that the
@@ -33,10 +38,11 @@ from ensign.protocol.crypto import EncryptedPayload, EncryptionKeyPair, decrypt_
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
-from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message
+from ensign.protocol.models import DeliveryInformation, DeliveryServiceProfile, EncryptionEnvelop, Message, Postmark
 from ensign.protocol.multi import MultiCopy, is_multi, open_copy
 from ensign.protocol.postmark import open_postmark, verify_postmark
-from ensign.ens.lookup import NameLookup
+from ensign.protocol.revocation import check_not_revoked
+from ensign.ens.lookup import NameLookup, ResolvedUserProfile
 
 from ._errors import ClientConnectionError
 from ._models import ReceivedMessage, RejectedEnvelope
@@ -94,7 +100,9 @@ class Receiver:
         message = self._with_any_key(lambda key: open_envelope(envelope, key, signing_key))
         if not _same_name(message.metadata.from_, sender_name):
             raise SignatureError("the message names another sender than its envelope")
-        return await self._received(message, message.metadata.to, envelope, envelope_id(envelope), delivery_service, ds_profile)
+        return await self._received(
+            message, message.metadata.to, envelope, envelope_id(envelope), delivery_service, ds_profile, sender, signing_key
+        )
 
     async def _open_copy(self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile) -> ReceivedMessage:
         """A receiver's copy of a multi-recipient envelope: the same checks, through
@@ -106,7 +114,9 @@ class Receiver:
         signing_key = sender.signed_profile.profile.public_signing_key
         message = self._with_any_key(lambda key: open_copy(copy, key, signing_key))
         receiver = copy.delivery_information.to
-        return await self._received(message, receiver, copy, copy.encrypted_message_hash, delivery_service, ds_profile)
+        return await self._received(
+            message, receiver, copy, copy.encrypted_message_hash, delivery_service, ds_profile, sender, signing_key
+        )
 
     async def _received(
         self,
@@ -116,14 +126,18 @@ class Receiver:
         message_id: str,
         delivery_service: str,
         ds_profile: DeliveryServiceProfile,
+        sender: ResolvedUserProfile,
+        signing_key: str,
     ) -> ReceivedMessage:
-        """Steps 4 and 5 for an opened message, then the message as handed out."""
+        """Steps 4 to 6 for an opened message (signed by ``signing_key``, ``sender``'s), then the
+        message as handed out."""
         await self._check_receiver(receiver)
         sealed = envelope.postmark
         assert sealed is not None  # both callers refuse an envelope without one first
         postmark = self._with_any_key(lambda key: open_postmark(sealed, key))
-        if not verify_postmark(postmark, envelope.message, ds_profile.public_signing_key):
+        if not await self._postmark_verifies(postmark, envelope.message, delivery_service, ds_profile):
             raise SignatureError(f"the postmark is not signed by {delivery_service} or is for another message")
+        check_not_revoked(sender.revoked, signing_key, postmark.incomming_timestamp)
         return ReceivedMessage(
             id=message_id,
             sender=message.metadata.from_,
@@ -137,6 +151,21 @@ class Receiver:
             envelope=envelope,
             postmark=postmark,
         )
+
+    async def _postmark_verifies(
+        self, postmark: Postmark, message: str, delivery_service: str, ds_profile: DeliveryServiceProfile
+    ) -> bool:
+        """Signed by the profile's key; else (a key rotation) by another key the service lists, read
+        from ENS afresh when the cached records do not carry it (the service may have just moved)."""
+        if verify_postmark(postmark, message, ds_profile.public_signing_key):
+            return True
+        for fresh in (False, True):
+            if fresh:
+                self.lookup.forget(delivery_service)
+            keys = await self.lookup.delivery_service_signing_keys(delivery_service)
+            if any(verify_postmark(postmark, message, key) for key in keys if key != ds_profile.public_signing_key):
+                return True
+        return False
 
     def _peek_sender(self, envelope: EncryptionEnvelop) -> str:
         # A service that kept deliveryInformation encrypted: only the message itself names the sender.

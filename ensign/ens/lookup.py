@@ -16,6 +16,8 @@ call                           returns                           raises
                                                                   ``InvalidRequest``: present but invalid
 ``delivery_service_profile``   ``DeliveryServiceProfile``         as ``user_profile``, for
                                                                   ``network.dm3.deliveryService``
+``delivery_service_signing``   the DS's postmark keys             as ``delivery_service_profile``
+``_keys(name)``                (profile's, then the record's)
 =============================  ================================  ===========================================
 
 Every call also raises ``InvalidRequest`` for a name that cannot be normalised and
@@ -27,7 +29,13 @@ Validation of a user profile (``network.dm3.profile``):
    raw JSON, or an ``http(s)`` link carrying ``dm3Hash``;
 2. a link is fetched (no redirects, bounded size and time) and must hash to its ``dm3Hash``;
 3. the result must be a well-formed ``SignedUserProfile``;
-4. the name must have an ``addr`` record, and the profile's EIP-191 signature must recover to it.
+4. the name must have an ``addr`` record, and the profile's EIP-191 signature must recover to it;
+5. the address's revoked signing keys (:mod:`ensign.protocol.revocation`) are read from the
+   ``eth.ensign.revokedKeys`` record of the name itself and of the address's own name
+   ``0x<address>.<domain>`` under each of ``revocation_domains`` (a name someone else made for the
+   address cannot drop the owner's list); lists that do not verify against the address are
+   ignored, the others merged into :attr:`ResolvedUserProfile.revoked`. The caller judges a
+   signature by the time it was made (:func:`ensign.protocol.revocation.check_not_revoked`).
 
 A delivery-service profile has no signature; it is trusted because it sits in ENS. It may be a
 ``data:`` URI, raw JSON (what dm3's installers publish) or a link (hash-checked like a user's).
@@ -50,7 +58,8 @@ import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -81,7 +90,14 @@ from ensign.protocol.profile import (
     parse_profile_record,
     verify_profile,
 )
-from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
+from ensign.protocol.ds_keys import parse_delivery_service_keys_record
+from ensign.protocol.records import (
+    DELIVERY_SERVICE_KEYS_RECORD_NAME,
+    DELIVERY_SERVICE_RECORD_NAME,
+    PROFILE_RECORD_NAME,
+    REVOCATION_RECORD_NAME,
+)
+from ensign.protocol.revocation import merge_revocations, parse_revocation_record, verify_revocations
 from ensign.protocol.safe_json import parse_json
 
 T = TypeVar("T")
@@ -104,6 +120,8 @@ class ResolvedUserProfile:
     name: str
     address: str
     signed_profile: SignedUserProfile
+    #: ``{public signing key: revokedAt ms}`` of the address (step 5 of the module docstring).
+    revoked: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,6 +207,8 @@ class NameLookup:
     :param link_policy: which profile links may be fetched (default: https to public hosts)
     :param on_close: awaited by :meth:`close`, e.g. to disconnect a provider this lookup owns
     :param clock: monotonic seconds for the cache (tests step a fake clock)
+    :param revocation_domains: parents of the address names ``0x<address>.<domain>`` whose
+        revocation lists apply to every name of the address (Ensign's ``ADDR_DOMAINS``)
 
     Use as ``async with NameLookup(w3) as lookup: ...`` or call :meth:`close` when done.
     """
@@ -202,8 +222,10 @@ class NameLookup:
         link_policy: LinkPolicy | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        revocation_domains: Sequence[str] = (),
     ) -> None:
         self.w3 = w3
+        self.revocation_domains = tuple(_normalise(domain) for domain in revocation_domains)
         self._registry = checksum_address(registry)
         self._ur: Any = None
         self._ens: Any = None
@@ -251,10 +273,33 @@ class NameLookup:
         normal = _normalise(name)
         return await self._cached(("ds", normal), lambda: self._delivery_service_profile(normal))
 
+    async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]:
+        """The keys whose postmarks count as the delivery service's: its profile's signing key, then
+        those of its ``eth.ensign.deliveryServiceKeys`` record during a key rotation
+        (:mod:`ensign.protocol.ds_keys`; a malformed record counts as none)."""
+        profile, text = await asyncio.gather(
+            self.delivery_service_profile(name), self.text(name, DELIVERY_SERVICE_KEYS_RECORD_NAME)
+        )
+        others: tuple[str, ...] = ()
+        if text:
+            try:
+                others = parse_delivery_service_keys_record(text)
+            except InvalidRequest:
+                others = ()
+        return (profile.public_signing_key, *(key for key in others if key != profile.public_signing_key))
+
     def forget(self, name: str) -> None:
         """Drop every cached answer about ``name``, e.g. after its profile was updated."""
         normal = _normalise(name)
-        for kind in ("addr", "profile", "ds", f"text:{PROFILE_RECORD_NAME}", f"text:{DELIVERY_SERVICE_RECORD_NAME}"):
+        for kind in (
+            "addr",
+            "profile",
+            "ds",
+            f"text:{PROFILE_RECORD_NAME}",
+            f"text:{DELIVERY_SERVICE_RECORD_NAME}",
+            f"text:{REVOCATION_RECORD_NAME}",
+            f"text:{DELIVERY_SERVICE_KEYS_RECORD_NAME}",
+        ):
             self.cache.invalidate((kind, normal))
 
     # -- resolution ---------------------------------------------------------------------------
@@ -278,9 +323,10 @@ class NameLookup:
             raise NotFound(f"the resolver of {name} gave a malformed {key} record") from None
 
     async def _user_profile(self, name: str) -> ResolvedUserProfile:
-        # The text and addr records are independent: fetch them at the same time.
-        text, address = await asyncio.gather(
-            self.text(name, PROFILE_RECORD_NAME), self.address(name), return_exceptions=True
+        # The text and addr records (and the name's own revocation list) are independent: fetch
+        # them at the same time.
+        text, address, own_list = await asyncio.gather(
+            self.text(name, PROFILE_RECORD_NAME), self.address(name), self._revocation_text(name), return_exceptions=True
         )
         if isinstance(text, BaseException):
             raise text
@@ -293,7 +339,35 @@ class NameLookup:
             raise address
         if not verify_profile(signed, address):
             raise InvalidProfile(f"the dm3 profile of {name} is not signed by the name's address {address}")
-        return ResolvedUserProfile(name=name, address=address, signed_profile=signed)
+        if isinstance(own_list, BaseException):
+            raise own_list
+        revoked = await self._revoked_keys(name, address, own_list)
+        return ResolvedUserProfile(name=name, address=address, signed_profile=signed, revoked=revoked)
+
+    async def _revoked_keys(self, name: str, address: str, own_list: str) -> dict[str, int]:
+        """Step 5 of the module docstring: the address's revoked keys from every place they may be
+        (``own_list``: the name's own record, already read)."""
+        address_names = dict.fromkeys(f"{address.lower()}.{domain}" for domain in self.revocation_domains)
+        address_names.pop(name, None)
+        texts = [own_list, *await asyncio.gather(*(self._revocation_text(each) for each in address_names))]
+        lists = []
+        for text in texts:
+            if not text:
+                continue
+            try:
+                revocations = parse_revocation_record(text)
+            except InvalidRequest:
+                continue
+            if verify_revocations(revocations, address):
+                lists.append(revocations)
+        return merge_revocations(lists)
+
+    async def _revocation_text(self, name: str) -> str:
+        """The name's revocation record; ``""`` when there is none or the name does not resolve."""
+        try:
+            return await self.text(name, REVOCATION_RECORD_NAME)
+        except (NotFound, InvalidRequest):
+            return ""
 
     async def _load_user_profile(self, name: str, text: str) -> SignedUserProfile:
         record = _parse_record(name, PROFILE_RECORD_NAME, text)
@@ -577,6 +651,7 @@ async def open_lookup(
     w3: Any = None,
     cache: CacheSettings | None = None,
     link_timeout: float = 10.0,
+    revocation_domains: Sequence[str] = (),
 ) -> NameLookup:
     """A :class:`NameLookup` for ``chain``.
 
@@ -586,6 +661,7 @@ async def open_lookup(
     :param w3: the embedded chain's web3 instance (ignored when ``rpc_url`` is set)
     :param cache: cache lifetimes and size bound (default :class:`CacheSettings`)
     :param link_timeout: seconds for fetching one profile link (default 10)
+    :param revocation_domains: see :class:`NameLookup`
     """
     if chain.rpc_url is not None:
         web3 = production_web3(chain.rpc_url, timeout=chain.rpc_timeout)
@@ -602,6 +678,7 @@ async def open_lookup(
             cache=cache,
             link_policy=LinkPolicy(timeout=link_timeout),
             on_close=on_close,
+            revocation_domains=revocation_domains,
         )
     if w3 is None:
         raise ValueError("the embedded chain's AsyncWeb3 is required when ChainSettings.rpc_url is not set")
@@ -610,6 +687,7 @@ async def open_lookup(
         registry=chain.ens_registry,
         cache=cache,
         link_policy=LinkPolicy(allow_http=True, allow_private=True, timeout=link_timeout),
+        revocation_domains=revocation_domains,
     )
 
 

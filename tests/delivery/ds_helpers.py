@@ -8,7 +8,7 @@ Redis is always the real one (the shared ``redis`` / ``redis_prefix`` fixtures).
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +117,8 @@ class Resolved:
     name: str
     address: str
     signed_profile: SignedUserProfile
+    #: The address's revoked signing keys ({key: revokedAt ms}), as the lookup merges them.
+    revoked: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +149,9 @@ class MemoryDirectory:
         if profile is None:
             raise NotFound(f"{name} has no delivery service profile")
         return profile
+
+    async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]:
+        return ((await self.delivery_service_profile(name)).public_signing_key,)
 
 
 @dataclass
