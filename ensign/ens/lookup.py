@@ -27,7 +27,9 @@ Validation of a user profile (``network.dm3.profile``):
    raw JSON, or an ``http(s)`` link carrying ``dm3Hash``;
 2. a link is fetched (no redirects, bounded size and time) and must hash to its ``dm3Hash``;
 3. the result must be a well-formed ``SignedUserProfile``;
-4. the name must have an ``addr`` record, and the profile's EIP-191 signature must recover to it.
+4. the name must have an ``addr`` record, and the profile's EIP-191 signature must be that
+   address's: recovering to it, or accepted by it as a contract wallet (EIP-1271,
+   :mod:`ensign.ens.wallets`, asked through the same node).
 
 A delivery-service profile has no signature; it is trusted because it sits in ENS. It may be a
 ``data:`` URI, raw JSON (what dm3's installers publish) or a link (hash-checked like a user's).
@@ -68,6 +70,7 @@ from ensign.ens.cache import CacheSettings, TTLCache
 from ensign.ens.errors import InvalidProfile
 from ensign.ens.fetch import read_capped
 from ensign.ens.names import ensip15_normalize
+from ensign.ens.wallets import WalletSignatures
 from ensign.errors import EncodingError, EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
@@ -79,7 +82,6 @@ from ensign.protocol.profile import (
     load_delivery_service_profile,
     load_user_profile,
     parse_profile_record,
-    verify_profile,
 )
 from ensign.protocol.records import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME
 from ensign.protocol.safe_json import parse_json
@@ -97,7 +99,7 @@ class ResolvedUserProfile:
     """A validated dm3 user profile and the name it was found under.
 
     :param name: the normalised ENS name that was looked up
-    :param address: EIP-55 ``addr`` of the name; the profile's signature recovers to it
+    :param address: EIP-55 ``addr`` of the name; the profile is its signature (by key or contract)
     :param signed_profile: the profile with its signature
     """
 
@@ -204,6 +206,8 @@ class NameLookup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.w3 = w3
+        #: Wallet signature checks (ECDSA, then EIP-1271 through ``w3``): :meth:`wallet_signed`.
+        self.wallets = WalletSignatures(w3)
         self._registry = checksum_address(registry)
         self._ur: Any = None
         self._ens: Any = None
@@ -251,6 +255,11 @@ class NameLookup:
         normal = _normalise(name)
         return await self._cached(("ds", normal), lambda: self._delivery_service_profile(normal))
 
+    async def wallet_signed(self, address: str, text: str, signature: str) -> bool:
+        """Whether ``address`` signed ``text`` (EIP-191), by its key or as a contract wallet
+        (:meth:`ensign.ens.wallets.WalletSignatures.verify`, on this lookup's chain)."""
+        return await self.wallets.verify(address, text, signature)
+
     def forget(self, name: str) -> None:
         """Drop every cached answer about ``name``, e.g. after its profile was updated."""
         normal = _normalise(name)
@@ -291,7 +300,7 @@ class NameLookup:
             raise InvalidProfile(f"{name} has a dm3 profile but no address record to check its signature against")
         if isinstance(address, BaseException):
             raise address
-        if not verify_profile(signed, address):
+        if not await self.wallets.verify_profile(signed, address):
             raise InvalidProfile(f"the dm3 profile of {name} is not signed by the name's address {address}")
         return ResolvedUserProfile(name=name, address=address, signed_profile=signed)
 

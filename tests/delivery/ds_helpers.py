@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from eth_account import Account as EthAccount
 
 from ensign.config import DeliveryKeys, DeliverySettings, RedisSettings
+from ensign.ens.wallets import WalletSignatures
 from ensign.errors import NotFound
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import sign
@@ -147,6 +148,10 @@ class MemoryDirectory:
         if profile is None:
             raise NotFound(f"{name} has no delivery service profile")
         return profile
+
+    async def wallet_signed(self, address: str, text: str, signature: str) -> bool:
+        # No chain here: wallets are accounts with keys (contract wallets: tests/test_contract_wallet.py).
+        return await WalletSignatures().verify(address, text, signature)
 
 
 @dataclass
