@@ -80,3 +80,21 @@ async def test_a_contract_wallet_signs_up_the_dm3_way_and_a_stranger_cannot_sign
         assert (exc.status, exc.code) == (400, "invalid_signature")
     else:
         raise AssertionError("a profile signed by a key the contract does not accept was registered")
+
+
+async def test_a_contract_wallet_rotates_its_keys_with_a_signed_binding(sdk_stack: SdkStack) -> None:
+    safe, alice = await contract_client(sdk_stack, new_private_key()), sdk_stack.client()
+    await safe.setup()
+    await alice.setup()
+    before = await alice.send(safe.name, "to the old keys")
+    old_key = (await safe.keys()).signing.public_key
+
+    # New keys: profile through the backend, account re-bound by a binding the contract signs.
+    await safe.rotate_keys()
+    assert (await safe.keys()).signing.public_key != old_key
+    account = await safe.account()
+    assert account.address == safe.address
+    after = await alice.send(safe.name, "to the new keys")
+    assert [(m.id, m.text) for m in (await safe.fetch()).messages] == [
+        (before.id, "to the old keys"), (after.id, "to the new keys"),
+    ]
