@@ -36,6 +36,7 @@ from backend.appkeys import (
     sessions_key,
     settings_key,
     store_key,
+    wallets_key,
 )
 from backend.blobstore import BlobStore
 from backend.convstore import ConversationStore
@@ -45,6 +46,7 @@ from backend.names import Domains
 from backend.store import ProfileStore
 from ensign.clock import Clock, system_clock
 from ensign.config import BackendSettings, ConfigError
+from ensign.ens.wallets import WalletSignatures
 from ensign.errors import ServiceUnavailable
 from ensign.metrics import ServiceMetrics, add_metrics
 from ensign.redis_client import REDIS_UNAVAILABLE, RedisClient, open_redis
@@ -73,7 +75,11 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: BackendSettings, *, redis: RedisClient | None = None, clock: Clock = system_clock
+    settings: BackendSettings,
+    *,
+    redis: RedisClient | None = None,
+    wallets: WalletSignatures | None = None,
+    clock: Clock = system_clock,
 ) -> web.Application:
     """Build the backend application.
 
@@ -84,6 +90,11 @@ def create_app(
         client at start-up with :func:`ensign.redis_client.open_redis` (``REDIS_CLUSTER`` picks
         the kind) and closes it on cleanup. ``settings.redis.url`` of ``None`` (the embedded Redis)
         needs this argument: the process that starts the embedded server passes a client or a URL.
+    :param wallets: the check of a profile's wallet signature (:mod:`ensign.ens.wallets`: the
+        address's key, or its contract through EIP-1271). The caller then owns its chain
+        connection; otherwise the app opens one at start-up on ``settings.chain.rpc_url``
+        (``ETH_RPC_URL``) and closes it on cleanup, and without that URL accepts only signatures
+        of an address's own key.
     :param clock: seconds since the epoch (claim time windows, profile times, storage sessions,
         grants and stored times); default the wall clock.
 
@@ -112,6 +123,12 @@ def create_app(
         app.cleanup_ctx.append(_own_redis)
     else:
         _use_redis(app, redis)
+    if wallets is not None:
+        app[wallets_key] = wallets
+    elif settings.chain.rpc_url is not None:
+        app.cleanup_ctx.append(_own_chain)
+    else:
+        app[wallets_key] = WalletSignatures()
     app.add_routes(routes)
     add_metrics(app, metrics, port=settings.http.metrics_port, host=settings.http.metrics_host)
     app.add_routes(profiles.routes)
@@ -148,6 +165,17 @@ def _use_redis(app: web.Application, redis: RedisClient) -> None:
     app[sessions_key] = Sessions(
         redis, challenge_key=partial(challenge_key, prefix), secret=secret, clock=app[clock_key]
     )
+
+
+async def _own_chain(app: web.Application) -> AsyncIterator[None]:
+    from ensign.ens.lookup import open_lookup
+
+    lookup = await open_lookup(app[settings_key].chain)
+    try:
+        app[wallets_key] = lookup.wallets
+        yield
+    finally:
+        await lookup.close()
 
 
 async def _own_redis(app: web.Application) -> AsyncIterator[None]:

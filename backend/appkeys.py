@@ -11,6 +11,7 @@ from backend.names import Domains
 from backend.store import ProfileStore
 from ensign.clock import Clock
 from ensign.config import BackendSettings
+from ensign.ens.wallets import WalletSignatures
 from ensign.redis_client import RedisClient
 from ensign.sessions import Sessions
 
@@ -24,6 +25,7 @@ __all__ = [
     "conversations_key",
     "blobs_key",
     "clock_key",
+    "wallets_key",
     "now_ms",
 ]
 
@@ -37,6 +39,7 @@ documents_key = web.AppKey("documents_key", DocumentStore)
 conversations_key = web.AppKey("conversations_key", ConversationStore)
 blobs_key = web.AppKey("blobs_key", BlobStore)
 clock_key: web.AppKey[Clock] = web.AppKey("clock_key")
+wallets_key = web.AppKey("wallets_key", WalletSignatures)
 
 
 def now_ms(request: web.Request) -> int:

@@ -1,7 +1,8 @@
 """Profile registration and reads: ``/profile/address``, ``/profile/{address}``, names by address.
 
 Registration accepts dm3's body ``{signedUserProfile, address, subdomain}`` unchanged. The profile's
-EIP-191 signature must recover to ``address``. A profile with new content replaces the current one;
+EIP-191 signature must be ``address``'s: recovering to it, or accepted by it as a contract wallet
+(EIP-1271, :mod:`ensign.ens.wallets`). A profile with new content replaces the current one;
 content that this address has replaced before is refused (409 ``profile_superseded``), so an old
 profile — public in ENS — cannot be replayed to roll the address back to old keys. Every success
 is 200, because dm3's clients test for exactly that status.
@@ -13,7 +14,7 @@ import logging
 
 from aiohttp import web
 
-from backend.appkeys import clock_key, domains_key, store_key
+from backend.appkeys import clock_key, domains_key, store_key, wallets_key
 from backend.errors import ProfileSuperseded
 from backend.records import resolve_name
 from backend.schemas import ProfileRegistration
@@ -21,7 +22,6 @@ from ensign.errors import EncodingError, InvalidAddress, NotFound, SignatureErro
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import checksum_address, sha256_hex
 from ensign.protocol.models import SignedUserProfile, UserProfile
-from ensign.protocol.profile import verify_profile
 from ensign.protocol.schema import load
 from ensign.web import read_json
 
@@ -54,7 +54,7 @@ async def register_profile(request: web.Request) -> web.Response:
     signed = SignedUserProfile.from_json(body["signedUserProfile"])
     address = _address(body["address"])
     domain = domains.addr_domain(body["subdomain"])
-    if not verify_profile(signed, address):
+    if not await request.app[wallets_key].verify_profile(signed, address):
         raise SignatureError(f"signedUserProfile is not signed by {address}")
     name = domains.address_name(address, domain)
     outcome = await store.register(

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.appkeys import store_key
+from backend.appkeys import store_key, wallets_key
 from backend.errors import RevocationDropped
 from backend.profiles import _address
 from ensign.errors import Conflict, InvalidAddress, NotFound, SignatureError
 from ensign.protocol.canonical import parse_json, stringify
-from ensign.protocol.revocation import RevocationList, extends, verify_revocations
+from ensign.protocol.revocation import RevocationList, extends
 from ensign.web import read_json
 
 __all__ = ["routes", "post_revocations", "get_revocations"]
@@ -45,7 +45,7 @@ async def post_revocations(request: web.Request) -> web.Response:
     revocations = RevocationList.from_json(await read_json(request))
     if revocations.address != address:
         raise InvalidAddress(f"the list is for {revocations.address}, not for the path's {address}")
-    if not verify_revocations(revocations, address):
+    if not await request.app[wallets_key].verify_revocations(revocations, address):
         raise SignatureError(f"the revocation list is not signed by {address}")
     if await store.profile(address) is None:
         raise NotFound(f"{address} has no profile here")

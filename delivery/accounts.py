@@ -73,14 +73,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ensign.ens.wallets import WalletSignatures
 from ensign.errors import InvalidRequest, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import verify
 from ensign.protocol.encoding import normalize_name
-from ensign.protocol.keys import recover_personal_sign
 from ensign.protocol.models import SignedUserProfile
 from ensign.protocol.profile import profile_hash
 from ensign.protocol.schema import load
@@ -106,6 +107,10 @@ from .keys import account_key, queue_keys, signed_message_key, tombstone_key
 from .ports import Clock
 from .queue import MessageQueue
 from .schemas import SIGNED_ACCOUNT_MESSAGE, SIGNED_BINDING, settings_schema
+
+#: ``wallet_signed(address, text, signature)``: whether ``address`` signed ``text`` (EIP-191), by
+#: its key or as a contract wallet (``Directory.wallet_signed``).
+WalletCheck = Callable[[str, str, str], Awaitable[bool]]
 
 REPLAY_WINDOW = 300  # seconds either side of the clock a signed account message is accepted
 #: Seconds intake reuses a receiver's account it read (:meth:`Accounts.get_recent`). Never stale
@@ -345,8 +350,10 @@ class Accounts:
         clock: Clock,
         queued_limit: int = MAX_QUOTA,
         bytes_limit: int = MAX_QUOTA,
+        wallet_signed: WalletCheck | None = None,
     ) -> None:
         self._redis = redis
+        self._wallet_signed: WalletCheck = wallet_signed or WalletSignatures().verify
         self._queue = queue
         self._prefix = prefix
         self._service_url = service_url
@@ -436,15 +443,12 @@ class Accounts:
         if not verify(public_signing_key, message.payload, message.signature):
             raise SignatureError("signature does not verify with the signing key the account is bound to")
 
-    def check_binding(self, binding: SignedBinding | SignedDevices, name: str, address: str) -> None:
+    async def check_binding(self, binding: SignedBinding | SignedDevices, name: str, address: str) -> None:
         """Check a binding (or device list) message's target, window and wallet signature (no
-        Redis): it must be ``address``'s EIP-191 signature of the message."""
+        Redis): it must be ``address``'s EIP-191 signature of the message, by its key or as a
+        contract wallet (the ``wallet_signed`` check, :mod:`ensign.ens.wallets`)."""
         self._check_target(binding, name)
-        try:
-            signer = recover_personal_sign(binding.payload, binding.signature)
-        except SignatureError:
-            signer = None
-        if signer != address:
+        if not await self._wallet_signed(address, binding.payload, binding.signature):
             raise SignatureError("signature is not the EIP-191 signature of the name's address over the message")
 
     def _check_target(self, message: SignedAccountMessage | SignedBinding | SignedDevices, name: str) -> None:

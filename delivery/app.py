@@ -190,6 +190,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         clock=clock,
         queued_limit=settings.limits.max_queued_messages,
         bytes_limit=settings.limits.max_queued_bytes,
+        wallet_signed=directory.wallet_signed,
     )
     app[redis_key] = redis
     app[directory_key] = directory

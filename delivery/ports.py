@@ -2,7 +2,9 @@
 
 * :class:`Directory` — ENS reads: a name's address, its validated user profile together with that
   address (:class:`ResolvedProfile`, so one lookup answers both), and a delivery service's profile
-  (its keys and URL, for forwarding: :mod:`delivery.forwarder`). ``ensign.ens.lookup``'s class
+  (its keys and URL, for forwarding: :mod:`delivery.forwarder`); and the check of a wallet's
+  signature, by its key or as an EIP-1271 contract wallet read through the same chain
+  (:mod:`ensign.ens.wallets`). ``ensign.ens.lookup``'s class
   satisfies it in production; tests may pass the same class wired to the embedded chain.
 * :class:`Chain` — the few chain reads the spam filters and ``/health`` need.
 * :data:`Clock` — seconds since the epoch as a float (:mod:`ensign.clock`, shared by the three
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 class ResolvedProfile(Protocol):
-    """A name's validated profile and the address it was found under (its signature recovers to it)."""
+    """A name's validated profile and the address it was found under (the address signed it)."""
 
     @property
     def address(self) -> str: ...
@@ -53,13 +55,14 @@ class Directory(Protocol):
 
     ``address(name)`` returns the EIP-55 address of the name's ``addr`` record and raises
     ``NotFound`` when there is none. ``user_profile(name)`` returns an object with ``address``
-    and ``signed_profile`` (a ``SignedUserProfile`` whose EIP-191 signature recovers to that
-    address); it raises ``NotFound`` when the name has no profile and ``InvalidRequest`` when the
+    and ``signed_profile`` (a ``SignedUserProfile`` whose EIP-191 signature is that address's);
+    it raises ``NotFound`` when the name has no profile and ``InvalidRequest`` when the
     profile is invalid. ``delivery_service_profile(name)`` returns the name's
     ``DeliveryServiceProfile`` and raises as ``user_profile``; ``delivery_service_signing_keys(name)``
     the keys whose signatures count as that service's (its profile's, then, during its key
-    rotation, those of its ``eth.ensign.deliveryServiceKeys`` record). All raise
-    ``ServiceUnavailable`` when ENS cannot be reached.
+    rotation, those of its ``eth.ensign.deliveryServiceKeys`` record). ``wallet_signed(address, text,
+    signature)`` tells whether ``address`` ``personal_sign``ed ``text``: by its key, or as a contract
+    wallet (EIP-1271). All raise ``ServiceUnavailable`` when ENS (the chain) cannot be reached.
     """
 
     async def address(self, name: str) -> str: ...
@@ -69,6 +72,8 @@ class Directory(Protocol):
     async def delivery_service_profile(self, name: str) -> DeliveryServiceProfile: ...
 
     async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]: ...
+
+    async def wallet_signed(self, address: str, text: str, signature: str) -> bool: ...
 
 
 def signing_key_revoked(profile: ResolvedProfile, now: float) -> bool:

@@ -88,7 +88,7 @@ async def bind_account(request: web.Request) -> web.Response:
     binding = SignedBinding.from_body(await read_json(request))
     address = await address_of(request, name)
     accounts = request.app[accounts_key]
-    accounts.check_binding(binding, name, address)
+    await accounts.check_binding(binding, name, address)
     profile = await _profile(request, name)
     forget = getattr(request.app[directory_key], "forget", None)
     if profile.profile.public_signing_key != binding.signing_key and callable(forget):
@@ -129,7 +129,7 @@ async def put_devices(request: web.Request) -> web.Response:
     message = SignedDevices.from_body(await read_json(request))
     address = await address_of(request, name)
     accounts = request.app[accounts_key]
-    accounts.check_binding(message, name, address)
+    await accounts.check_binding(message, name, address)
     devices, left = await accounts.set_devices(address, message)
     log.info("device list set", extra={"account_ref": request.app[at_rest_key].log_ref(address), "devices": len(devices.devices), "left": left})
     return web.json_response({**devices.to_json(), "releasedMessages": left})

@@ -13,7 +13,7 @@ from ensign.errors import EnsignError, InvalidName, SignatureError
 from ensign.protocol.canonical import stringify
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.models import SignedUserProfile
-from ensign.protocol.profile import verify_profile
+from ensign.protocol.profile import profile_creation_message
 from ensign.protocol.schema import load
 from ensign.sessions import Session
 from ensign.web import read_json
@@ -141,7 +141,8 @@ async def post_profile(request: web.Request) -> web.Response:
     body = await read_json(request)
     posted = SignedUserProfile.from_json(body)
     address = await address_of(request, name)
-    if not verify_profile(posted, address):
+    message = profile_creation_message(address, posted.profile)
+    if not await request.app[directory_key].wallet_signed(address, message, posted.signature):
         raise SignatureError("the profile is not signed by the name's address")
     resolved = await profile_or_none(request.app[directory_key], name)
     if resolved is None or stringify(resolved.signed_profile.to_json()) != stringify(posted.to_json()):

@@ -14,7 +14,8 @@ from ensign.client import Client, ClientConfig, ReceivedMessage, Wallet
 
 
 async def main(config: ClientConfig = ClientConfig()) -> ReceivedMessage:
-    # Fresh wallets for the demo; a dapp passes the user's: Wallet(address, personal_sign_callback).
+    # Fresh wallets for the demo; a dapp passes the user's: Wallet(address, personal_sign_callback),
+    # or for a contract wallet (EIP-1271) Wallet.contract(address, owner_wallet).
     alice = Client(Wallet.from_private_key(Account.create().key.hex()), config)
     bob = Client(Wallet.from_private_key(Account.create().key.hex()), config)
     async with alice, bob:

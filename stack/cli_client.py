@@ -33,6 +33,10 @@ flag                   variable                default
 ``--delivery-service`` ``DELIVERY_NAME``       ``ds.ensign.eth``
 =====================  ======================  ====================================
 
+A contract wallet (EIP-1271) is used with ``--contract <its address>`` and its owner's key on
+standard input; ``--name`` picks the ENS name to act as (``ensign dev``'s wallet:
+``--contract <address> --name wallet.ensign.eth``, owner the dev chain's second account).
+
 ``--delivery-service`` may be repeated: a profile published with ``--setup`` lists the services
 in that order, and ``inbox`` reads the first. Messages are printed one JSON object per line:
 ``{"id", "from", "to", "type", "text", "timestamp", "receivedAt", "deliveryService"}``; envelopes
@@ -241,6 +245,14 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--setup", action="store_true", help="first publish your profile and create your account (safe to repeat)"
     )
+    group.add_argument(
+        "--contract",
+        metavar="ADDRESS",
+        help="act as the EIP-1271 contract wallet at ADDRESS; the key on standard input is its owner's",
+    )
+    group.add_argument(
+        "--name", help="your ENS name (default your address name, 0x<address>.<addr-domain>)"
+    )
 
 
 def client_config(args: argparse.Namespace, env: Env | None = None) -> ClientConfig:
@@ -277,10 +289,12 @@ def _client(args: argparse.Namespace) -> Client:
     config = client_config(args)
     nonce = args.nonce or DEFAULT_NONCE
     wallet = Wallet.from_private_key(_read_key(sys.stdin))
+    if args.contract:
+        wallet = Wallet.contract(args.contract, wallet)
     device = None
     if getattr(args, "device", None):
         device = DeviceKey(args.device, _device_key(sys.stdin.readline().strip()))
-    return Client(wallet, config, nonce=nonce, device=device)
+    return Client(wallet, config, nonce=nonce, device=device, name=args.name.strip().lower() if args.name else None)
 
 
 def _device_key(secret_key: str) -> SigningKeyPair:

@@ -437,6 +437,10 @@ class DevChain:
         """Deploy another ``OffchainResolver`` with gateway ``url`` and ``signers``; returns it."""
         return await self._deploy("OffchainResolver", url, [to_checksum_address(s) for s in signers])
 
+    async def deploy_wallet(self, owner: str) -> AsyncContract:
+        """Deploy an ``OwnedWallet`` (EIP-1271) whose signatures are ``owner``'s; returns it."""
+        return await self._deploy("OwnedWallet", to_checksum_address(owner))
+
     async def set_primary_name(self, address: str, name: str) -> None:
         """Make ``name`` the primary name of ``address`` ("" clears it), as the registrar's owner.
 

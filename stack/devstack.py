@@ -13,7 +13,11 @@ Start order (each step needs the one before), stopped in reverse:
 5. the chain's JSON-RPC server, so ethers, viem, web3 and browsers can use it;
 6. the delivery service, whose own profile is published on the chain as the
    ``network.dm3.deliveryService`` text record of its name (a ``data:`` URI), so clients find it
-   through ENS exactly as they find a production one.
+   through ENS exactly as they find a production one;
+7. a contract wallet (our EIP-1271 ``OwnedWallet``, owned by the chain's second funded account)
+   named ``wallet.ensign.eth``: its profile, signed by the owner key for the contract, is the
+   name's on-chain ``network.dm3.profile`` record, and it has an account at the delivery service,
+   so every profile lookup and message to it goes through ``isValidSignature``.
 
 The chain lives in memory and is rebuilt on every start; deployment is deterministic (same
 deployer, same nonces), so contract addresses repeat and every profile kept in Redis resolves again.
@@ -44,7 +48,7 @@ from eth_account import Account
 from backend.app import create_app as create_backend
 from delivery.app import create_app as create_delivery
 from delivery.ports import Web3Chain
-from ensign.client import ClientConfig
+from ensign.client import ApiError, Client, ClientConfig, Wallet
 from ensign.config import (
     DEFAULT_ADDR_DOMAINS,
     DEFAULT_DELIVERY_NAME,
@@ -67,11 +71,15 @@ from stack.embedded_redis import EmbeddedRedis
 from stack.serve import restore_recursion_limit, runner_options
 from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_pair
 from ensign.protocol.models import DeliveryServiceProfile
-from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, profile_json_data_uri
+from ensign.ens.wallets import WalletSignatures
+from ensign.protocol.profile import DELIVERY_SERVICE_RECORD_NAME, PROFILE_RECORD_NAME, profile_json_data_uri
 from ensign.redis_client import RedisClient, open_redis
 from resolver.gateway import create_app as create_gateway
 from ensign.ens.lookup import NameLookup, open_lookup
 
+
+#: The name of the dev stack's contract wallet.
+DEFAULT_WALLET_NAME = "wallet.ensign.eth"
 
 #: The recursion limit of ``ensign dev``: py-evm's own (1,024 EVM call frames need about 12 Python
 #: frames each), not py_ecc's 100,000 that let deep recursion crash the process (stack.serve).
@@ -93,6 +101,8 @@ class DevStackSettings:
     gateway_port: int = 8082
     delivery_port: int = 8083
     delivery_name: str = DEFAULT_DELIVERY_NAME
+    #: The name of the contract wallet (EIP-1271) the stack deploys and opens an account for.
+    wallet_name: str = DEFAULT_WALLET_NAME
     addr_domains: tuple[str, ...] = DEFAULT_ADDR_DOMAINS
     user_domains: tuple[str, ...] = DEFAULT_USER_DOMAINS
     #: The delivery service's quotas and rate limits (``ensign dev`` reads them from the environment).
@@ -162,6 +172,9 @@ class DevStack:
     gateway_url: str = ""
     chain_url: str = ""
     delivery_url: str = ""
+    #: The contract wallet's address and its owner's (the chain's ``accounts[1]``).
+    wallet_address: str = ""
+    wallet_owner: str = ""
     chain: DevChain | None = None
     lookup: NameLookup | None = None
     gateway_signer: str = ""
@@ -198,8 +211,10 @@ class DevStack:
             user_domains=settings.user_domains,
             redis=redis_settings,
         )
+        # Contract wallets are read on the chain, which starts after the backend (step 4).
+        wallets = WalletSignatures()
         self.backend_url = await self._serve(
-            create_backend(backend_settings, redis=redis), settings.backend_port, "backend"
+            create_backend(backend_settings, redis=redis, wallets=wallets), settings.backend_port, "backend"
         )
 
         signer = Account.from_key(dev_secrets.gateway_signer_key)
@@ -221,6 +236,7 @@ class DevStack:
         )
         self.chain = await chain.start()
         self._exit.push_async_callback(chain.close)
+        wallets.w3 = chain.w3
         rpc = DevChainRpcServer(chain, host=settings.host, port=settings.chain_port)
         try:
             await rpc.start()
@@ -230,6 +246,7 @@ class DevStack:
         self.chain_url = rpc.url
 
         await self._start_delivery(settings, dev_secrets, redis_settings, redis, chain)
+        await self._start_wallet(settings, chain)
 
     async def _start_delivery(
         self,
@@ -275,6 +292,24 @@ class DevStack:
         await chain.set_addr(settings.delivery_name, chain.deployer)
         await chain.set_primary_name(chain.deployer, settings.delivery_name)
 
+    async def _start_wallet(self, settings: DevStackSettings, chain: DevChain) -> None:
+        """Deploy the contract wallet, publish its profile as its name's on-chain record and open
+        its account at the delivery service (kept in Redis across restarts: the address repeats)."""
+        owner = Wallet.from_private_key(chain.private_keys[1])
+        deployed = await chain.deploy_wallet(owner.address)
+        self.wallet_address, self.wallet_owner = deployed.address, owner.address
+        name = settings.wallet_name
+        async with Client(Wallet.contract(deployed.address, owner), client_config(self), name=name) as client:
+            signed = await client.signed_profile()
+            await chain.set_text(name, PROFILE_RECORD_NAME, profile_json_data_uri(signed))
+            await chain.set_addr(name, deployed.address)
+            await chain.set_primary_name(deployed.address, name)
+            try:
+                await client.create_account()
+            except ApiError as exc:
+                if exc.code != "account_exists":
+                    raise
+
     async def _serve(self, app: web.Application, port: int, what: str) -> str:
         runner = web.AppRunner(app, access_log=None, **runner_options(HttpSettings()))
         await runner.setup()
@@ -309,6 +344,8 @@ class DevStack:
         return [
             *(("address names", f"0x<address>.{domain}") for domain in self.settings.addr_domains),
             *(("user names", f"<label>.{domain}") for domain in self.settings.user_domains),
+            ("contract wallet", f"{self.settings.wallet_name} = {self.wallet_address} "
+             f"(EIP-1271, owner {self.wallet_owner})"),
         ]
 
 

@@ -25,6 +25,7 @@ from ensign.protocol.crypto import sign
 from ensign.protocol.models import SignedUserProfile
 from resolver.gateway import create_app as create_gateway
 from ensign.ens.lookup import NameLookup, open_lookup
+from ensign.ens.wallets import WalletSignatures
 from tests.wallets import ADDR_DOMAIN, USER_DOMAIN, Wallet
 
 from ensign.protocol.records import PROFILE_RECORD_NAME as PROFILE_KEY
@@ -68,7 +69,9 @@ async def stack(redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Stack
     backend_settings = BackendSettings(
         addr_domains=(ADDR_DOMAIN,), user_domains=(USER_DOMAIN,), redis=RedisSettings(prefix=redis_prefix)
     )
-    backend = TestServer(create_backend(backend_settings, redis=redis), host="127.0.0.1")
+    # The backend reads contract wallets (EIP-1271) on the chain, which starts after it.
+    wallets = WalletSignatures()
+    backend = TestServer(create_backend(backend_settings, redis=redis, wallets=wallets), host="127.0.0.1")
     await backend.start_server()
     signer = Account.create()
     # No reuse of signed answers: the tests change records and look them up again at once.
@@ -80,6 +83,7 @@ async def stack(redis: aioredis.Redis, redis_prefix: str) -> AsyncIterator[Stack
         signers=[signer.address],
         offchain_names=[ADDR_DOMAIN, USER_DOMAIN],
     ).start()
+    wallets.w3 = chain.w3
     lookup = await open_lookup(ChainSettings(), w3=chain.w3, revocation_domains=(ADDR_DOMAIN,))
     http = aiohttp.ClientSession()
     try:

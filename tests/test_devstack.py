@@ -185,3 +185,36 @@ async def test_demo_delivers_a_message_end_to_end_through_the_dev_stack(
         assert printed.rstrip().endswith("Demo complete.")
     finally:
         await stack.close()
+
+
+async def test_dev_stack_has_a_contract_wallet_user_that_receives_and_answers(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    from ensign.client import Client, Wallet
+
+    stack = await DevStack(ports_zero(tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)).start()
+    try:
+        assert stack.chain is not None and stack.lookup is not None
+        # On chain: a contract (code at the address), named wallet.ensign.eth, with a profile the
+        # owner key signed for the contract.
+        assert len(await stack.chain.w3.eth.get_code(stack.wallet_address)) > 0
+        resolved = await stack.lookup.user_profile("wallet.ensign.eth")
+        assert resolved.address == stack.wallet_address != stack.wallet_owner
+        out = io.StringIO()
+        print_table(stack, out)
+        assert f"wallet.ensign.eth = {stack.wallet_address}" in out.getvalue()
+
+        # The owner (the chain's second account) uses it through the SDK; a new user writes to it.
+        owner = Wallet.from_private_key(stack.chain.private_keys[1])
+        config = client_config(stack)
+        safe = Client(Wallet.contract(stack.wallet_address, owner), config, name="wallet.ensign.eth")
+        alice = Client(Wallet.from_private_key("0x" + bytes(Account.create().key).hex()), config)
+        async with safe, alice:
+            await alice.setup()
+            sent = await alice.send("wallet.ensign.eth", "hello, wallet")
+            [received] = (await safe.fetch()).messages
+            assert (received.id, received.text, received.sender) == (sent.id, "hello, wallet", alice.name)
+            await safe.send(alice.name, "hello back")
+            assert [m.text for m in (await alice.fetch()).messages] == ["hello back"]
+    finally:
+        await stack.close()

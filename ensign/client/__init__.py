@@ -17,7 +17,8 @@ name                     what
 =======================  ================================================================
 ``Client``               one wallet's account: profile, accounts, send, fetch, push, ack
 ``ClientConfig``         chain, backend and delivery services (default: ``make dev``)
-``Wallet``               an address and its ``personal_sign`` (a key or a callback)
+``Wallet``               an address and its ``personal_sign`` (a key or a callback);
+                         ``Wallet.contract``: an EIP-1271 contract wallet and its owner
 ``Signer``               the callback's type: text → signature, sync or async
 ``derive_keys``          the dm3 keys of a wallet
 ``sign_profile``         a dm3 profile signed by a wallet

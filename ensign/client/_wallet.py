@@ -8,11 +8,16 @@ returns the ``0x`` hex signature, directly or as an awaitable, so a browser wall
     Wallet.from_account(Account.create())               # an eth-account LocalAccount
     Wallet("0xAb…01", lambda text: my_hsm.sign(text))   # any sync callable
     Wallet("0xAb…01", bridge.personal_sign)             # or an async one
+    Wallet.contract("0xC0…01", Wallet.from_private_key("0x…"))  # an EIP-1271 contract wallet
 
 The wallet signs twice in dm3: the key-creation message (:func:`derive_keys`, the same keys every
 dm3 client derives) and the profile (:func:`sign_profile`). Both signatures are checked to recover
-to the wallet's address, so a callback that signs with another account fails here, not later at a
-service.
+to the wallet's address — for a contract wallet, its owner's — so a callback that signs with
+another account fails here, not later at a service.
+
+A contract wallet (:meth:`Wallet.contract`) is the contract's address with its owner's signer: the
+owner key ``personal_sign``s the same texts, and the services accept the signature because the
+contract's ``isValidSignature`` (EIP-1271) says it is its own.
 """
 
 from __future__ import annotations
@@ -49,13 +54,26 @@ class Wallet:
     :param address: the account's address (any case; kept in EIP-55 form)
     :param signer: ``signer(text)`` returns the account's ``personal_sign`` of ``text`` as ``0x``
         hex, or an awaitable of it
+    :param key_address: the address the signatures recover to, when not ``address`` (a contract
+        wallet's owner key: :meth:`contract`)
     """
 
-    def __init__(self, address: str, signer: Signer) -> None:
+    def __init__(self, address: str, signer: Signer, *, key_address: str | None = None) -> None:
         if not callable(signer):
             raise InvalidRequest("signer must be a callable taking the text to sign")
         self._address = checksum_address(address)
         self._signer = signer
+        self._key_address = checksum_address(key_address) if key_address is not None else self._address
+
+    @classmethod
+    def contract(cls, address: str, owner: Wallet) -> Wallet:
+        """The EIP-1271 contract wallet at ``address``, signing with its owner's key (``owner``).
+
+        Services accept its signatures by asking the contract (``isValidSignature`` of the EIP-191
+        digest), so the contract must accept the owner's signature of that digest, as
+        ``stack/contracts/OwnedWallet.vy`` does.
+        """
+        return cls(address, owner._signer, key_address=owner._key_address)
 
     @classmethod
     def from_private_key(cls, private_key: str) -> Wallet:
@@ -77,6 +95,11 @@ class Wallet:
         """The EIP-55 address."""
         return self._address
 
+    @property
+    def key_address(self) -> str:
+        """The EIP-55 address the signatures recover to: :attr:`address`, or a contract wallet's owner."""
+        return self._key_address
+
     async def personal_sign(self, text: str) -> str:
         """The wallet's ``personal_sign`` of ``text``, exactly as its signer returned it."""
         result = self._signer(text)
@@ -87,13 +110,16 @@ class Wallet:
         return result
 
     async def sign_checked(self, text: str) -> str:
-        """:meth:`personal_sign`, refused with :class:`SignatureError` unless it recovers to :attr:`address`."""
+        """:meth:`personal_sign`, refused with :class:`SignatureError` unless it recovers to
+        :attr:`key_address`."""
         signature = await self.personal_sign(text)
-        if recover_personal_sign(text, signature) != self._address:
-            raise SignatureError(f"the wallet's signature does not recover to its address {self._address}")
+        if recover_personal_sign(text, signature) != self._key_address:
+            raise SignatureError(f"the wallet's signature does not recover to its key's address {self._key_address}")
         return signature
 
     def __repr__(self) -> str:
+        if self._key_address != self._address:
+            return f"Wallet.contract({self._address!r}, key {self._key_address!r})"
         return f"Wallet({self._address!r})"
 
 

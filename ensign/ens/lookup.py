@@ -29,7 +29,9 @@ Validation of a user profile (``network.dm3.profile``):
    raw JSON, or an ``http(s)`` link carrying ``dm3Hash``;
 2. a link is fetched (no redirects, bounded size and time) and must hash to its ``dm3Hash``;
 3. the result must be a well-formed ``SignedUserProfile``;
-4. the name must have an ``addr`` record, and the profile's EIP-191 signature must recover to it;
+4. the name must have an ``addr`` record, and the profile's EIP-191 signature must be that
+   address's: recovering to it, or accepted by it as a contract wallet (EIP-1271,
+   :mod:`ensign.ens.wallets`, asked through the same node).
 5. the address's revoked signing keys (:mod:`ensign.protocol.revocation`) are read from the
    ``eth.ensign.revokedKeys`` record of the name itself and of the address's own name
    ``0x<address>.<domain>`` under each of ``revocation_domains`` (a name someone else made for the
@@ -77,6 +79,7 @@ from ensign.ens.cache import CacheSettings, TTLCache
 from ensign.ens.errors import InvalidProfile
 from ensign.ens.fetch import read_capped
 from ensign.ens.names import ensip15_normalize
+from ensign.ens.wallets import WalletSignatures
 from ensign.errors import EncodingError, EnsignError, InvalidRequest, NotFound, ServiceUnavailable
 from ensign.protocol.encoding import checksum_address
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile
@@ -88,7 +91,6 @@ from ensign.protocol.profile import (
     load_delivery_service_profile,
     load_user_profile,
     parse_profile_record,
-    verify_profile,
 )
 from ensign.protocol.ds_keys import parse_delivery_service_keys_record
 from ensign.protocol.records import (
@@ -97,7 +99,7 @@ from ensign.protocol.records import (
     PROFILE_RECORD_NAME,
     REVOCATION_RECORD_NAME,
 )
-from ensign.protocol.revocation import merge_revocations, parse_revocation_record, verify_revocations
+from ensign.protocol.revocation import merge_revocations, parse_revocation_record
 from ensign.protocol.safe_json import parse_json
 
 T = TypeVar("T")
@@ -113,7 +115,7 @@ class ResolvedUserProfile:
     """A validated dm3 user profile and the name it was found under.
 
     :param name: the normalised ENS name that was looked up
-    :param address: EIP-55 ``addr`` of the name; the profile's signature recovers to it
+    :param address: EIP-55 ``addr`` of the name; the profile is its signature (by key or contract)
     :param signed_profile: the profile with its signature
     """
 
@@ -226,6 +228,8 @@ class NameLookup:
     ) -> None:
         self.w3 = w3
         self.revocation_domains = tuple(_normalise(domain) for domain in revocation_domains)
+        #: Wallet signature checks (ECDSA, then EIP-1271 through ``w3``): :meth:`wallet_signed`.
+        self.wallets = WalletSignatures(w3)
         self._registry = checksum_address(registry)
         self._ur: Any = None
         self._ens: Any = None
@@ -288,6 +292,11 @@ class NameLookup:
                 others = ()
         return (profile.public_signing_key, *(key for key in others if key != profile.public_signing_key))
 
+    async def wallet_signed(self, address: str, text: str, signature: str) -> bool:
+        """Whether ``address`` signed ``text`` (EIP-191), by its key or as a contract wallet
+        (:meth:`ensign.ens.wallets.WalletSignatures.verify`, on this lookup's chain)."""
+        return await self.wallets.verify(address, text, signature)
+
     def forget(self, name: str) -> None:
         """Drop every cached answer about ``name``, e.g. after its profile was updated."""
         normal = _normalise(name)
@@ -337,7 +346,7 @@ class NameLookup:
             raise InvalidProfile(f"{name} has a dm3 profile but no address record to check its signature against")
         if isinstance(address, BaseException):
             raise address
-        if not verify_profile(signed, address):
+        if not await self.wallets.verify_profile(signed, address):
             raise InvalidProfile(f"the dm3 profile of {name} is not signed by the name's address {address}")
         if isinstance(own_list, BaseException):
             raise own_list
@@ -358,7 +367,7 @@ class NameLookup:
                 revocations = parse_revocation_record(text)
             except InvalidRequest:
                 continue
-            if verify_revocations(revocations, address):
+            if await self.wallets.verify_revocations(revocations, address):
                 lists.append(revocations)
         return merge_revocations(lists)
 

@@ -12,6 +12,11 @@ Contracts:
 ``OffchainResolver``
     ENSIP-10 + EIP-3668 resolver in the ensdomains/offchain-resolver wire format.
     Constructor ``(string url, address[] signers)``.
+``OwnedWallet``
+    A minimal EIP-1271 contract wallet: ``isValidSignature(bytes32, bytes)`` answers ``0x1626ba7e``
+    iff the signature is its owner key's signature of the digest; the owner calls anything through
+    ``execute(address, uint256, bytes)``. Constructor ``(address owner)``. The dev chain deploys one
+    so contract-wallet users are covered by the tests and ``ensign dev``.
 ``ReverseRegistrar``
     Owner of ``addr.reverse`` and resolver of its subnames: ``setName(string)`` sets the caller's
     primary name (ENS's call), ``setNameForAddr(address, string)`` lets the owner set anyone's,
@@ -35,7 +40,7 @@ from hexbytes import HexBytes
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_PATH = CONTRACTS_DIR / "artifacts.json"
-CONTRACT_NAMES = ("ENSRegistry", "OffchainResolver", "ReverseRegistrar", "UniversalResolver")
+CONTRACT_NAMES = ("ENSRegistry", "OffchainResolver", "OwnedWallet", "ReverseRegistrar", "UniversalResolver")
 
 
 @dataclass(frozen=True)

@@ -238,3 +238,22 @@ async def test_devices_commands_add_list_remove_and_inbox_as_a_device(sdk_stack:
         sdk_stack, "inbox", "--device", "laptop", stdin=f"{bob_key}\n{laptop['secretKey']}\n"
     )
     assert code == 2 and "device list holds no device" in err
+
+
+async def test_commands_act_as_a_contract_wallet_with_its_owners_key(sdk_stack: SdkStack) -> None:
+    owner_key = new_private_key()
+    deployed = await sdk_stack.stack.chain.deploy_wallet(_address(owner_key))
+    bob = sdk_stack.client()
+    await bob.setup()
+
+    code, out, err = await run_cli(sdk_stack, "send", "--setup", "--contract", deployed.address, bob.name,
+                                   "from a contract wallet", stdin=owner_key + "\n")
+    assert code == 0, err
+    [received] = (await bob.fetch()).messages
+    assert (received.text, received.sender) == ("from a contract wallet", f"{deployed.address.lower()}.addr.ensign.eth")
+
+    await bob.send(received.sender, "answer to the wallet")
+    code, out, err = await run_cli(sdk_stack, "inbox", "--contract", deployed.address, "--name", received.sender,
+                                   stdin=owner_key + "\n")
+    assert code == 0, err
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["answer to the wallet"]

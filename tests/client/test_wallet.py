@@ -67,7 +67,7 @@ async def test_profile_signed_through_a_callback_verifies_for_the_address() -> N
 async def test_callback_signing_with_another_account_is_refused() -> None:
     other = new_private_key()
     wallet = Wallet(address_of_private_key(new_private_key()), lambda text: personal_sign(other, text))
-    with pytest.raises(SignatureError, match="does not recover to its address"):
+    with pytest.raises(SignatureError, match="does not recover to its key.s address"):
         await derive_keys(wallet)
 
 

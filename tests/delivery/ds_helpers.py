@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from eth_account import Account as EthAccount
 
 from ensign.config import DeliveryKeys, DeliverySettings, RedisSettings
+from ensign.ens.wallets import WalletSignatures
 from ensign.errors import NotFound
 from ensign.protocol.canonical import stringify
 from ensign.protocol.crypto import sign
@@ -152,6 +153,10 @@ class MemoryDirectory:
 
     async def delivery_service_signing_keys(self, name: str) -> tuple[str, ...]:
         return ((await self.delivery_service_profile(name)).public_signing_key,)
+
+    async def wallet_signed(self, address: str, text: str, signature: str) -> bool:
+        # No chain here: wallets are accounts with keys (contract wallets: tests/test_contract_wallet.py).
+        return await WalletSignatures().verify(address, text, signature)
 
 
 @dataclass
