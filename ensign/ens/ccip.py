@@ -367,7 +367,7 @@ def encode_multicall(calls: Sequence[bytes]) -> bytes:
 def decode_multicall_results(data: bytes) -> list[bytes]:
     """The entries of a multicall answer ``abi.encode(bytes[] results)``, one per call in order.
 
-    Raises ``InvalidRequest`` (``invalid_gateway_response``) when ``data`` is not that encoding.
+    Raises ``InvalidRequest`` (``invalid_response``) when ``data`` is not that encoding.
     """
     try:
         (results,) = abi_decode(["bytes[]"], data)
