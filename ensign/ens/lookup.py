@@ -298,9 +298,15 @@ class NameLookup:
         if cached_text is not None and cached_addr is not None:
             return _outcome(cached_text.unwrap), _outcome(cached_addr.unwrap)
         node = ccip.normal_namehash(name)
-        text_entry, addr_entry = await self._resolve_records(
-            name, [ccip.encode_text_call(node, PROFILE_RECORD_NAME), ccip.encode_addr_call(node)]
-        )
+        try:
+            text_entry, addr_entry = await self._resolve_records(
+                name, [ccip.encode_text_call(node, PROFILE_RECORD_NAME), ccip.encode_addr_call(node)]
+            )
+        except (NotFound, InvalidRequest) as exc:
+            # The whole call failed (no resolver, …): the same answer for either record alone.
+            self._remember(text_key, exc)
+            self._remember(addr_key, exc)
+            raise
         text = _outcome(lambda: _text_value(name, PROFILE_RECORD_NAME, _entry_value(name, text_entry)))
         address = _outcome(lambda: _address_value(name, _entry_value(name, addr_entry)))
         self._remember(text_key, text, missing=text == "")

@@ -196,9 +196,9 @@ async def test_input_names_are_normalised(stack: Stack, lookup: NameLookup) -> N
 async def test_unknown_names_are_not_found(stack: Stack, lookup: NameLookup) -> None:
     for name in ("nobody.user.ensign.eth", "nothing-here.eth", "no.such.tld"):
         with pytest.raises(NotFound):
-            await lookup.address(name)
-        with pytest.raises(NotFound):
             await lookup.user_profile(name)
+        with pytest.raises(NotFound):
+            await lookup.address(name)
         with pytest.raises(NotFound):
             await lookup.delivery_service_profile(name)
     assert await lookup.text("nobody.user.ensign.eth", "email") == ""
@@ -444,6 +444,28 @@ async def test_cold_profile_lookup_is_one_universal_resolver_call(
     assert await lookup.address(name) == wallet.address
     assert await lookup.text(name, PROFILE_KEY) == profile_json_data_uri(signed)
     assert len(chain_calls) == 2
+
+
+async def test_a_name_without_resolver_is_asked_once_for_both_records(
+    lookup: NameLookup, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = stack.chain.tester.backend
+    calls: list[bytes] = []
+    call = backend.call
+
+    def counting_call(transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
+        calls.append(bytes(transaction["data"])[:4])
+        return call(transaction, block_number)
+
+    monkeypatch.setattr(backend, "call", counting_call)
+    name = f"x{uuid.uuid4().hex[:8]}.nothing-here.eth"
+    with pytest.raises(NotFound):
+        await lookup.user_profile(name)
+    with pytest.raises(NotFound):
+        await lookup.address(name)
+    with pytest.raises(NotFound):
+        await lookup.text(name, PROFILE_KEY)
+    assert calls == [ccip.RESOLVE_SELECTOR]  # the one multicall; its refusal answers the others
 
 
 async def test_size_bound_holds(stack: Stack) -> None:
