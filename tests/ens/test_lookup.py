@@ -420,20 +420,26 @@ async def test_concurrent_lookups_share_one_resolution(stack: Stack, lookup: Nam
     assert stack.source.reads[name] == 2  # one text and one addr query, whatever the number of callers
 
 
-async def test_cold_profile_lookup_is_one_universal_resolver_call(
-    stack: Stack, lookup: NameLookup, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wallet, signed = new_user()
-    name = register(stack, wallet.address, profile_json_data_uri(signed))
+@pytest.fixture
+def chain_calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The function selector of every ``eth_call`` the chain executes during the test, in order."""
     backend = stack.chain.tester.backend
-    chain_calls: list[bytes] = []
+    selectors: list[bytes] = []
     call = backend.call
 
     def counting_call(transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
-        chain_calls.append(bytes(transaction["data"])[:4])
+        selectors.append(bytes(transaction["data"])[:4])
         return call(transaction, block_number)
 
     monkeypatch.setattr(backend, "call", counting_call)
+    return selectors
+
+
+async def test_cold_profile_lookup_is_one_universal_resolver_call(
+    stack: Stack, lookup: NameLookup, chain_calls: list[bytes]
+) -> None:
+    wallet, signed = new_user()
+    name = register(stack, wallet.address, profile_json_data_uri(signed))
     stack.gateway_requests.clear()
     assert (await lookup.user_profile(name)).address == wallet.address
     # resolve(name, multicall([text, addr])), then its callback: two eth_calls, one batch query
@@ -447,17 +453,8 @@ async def test_cold_profile_lookup_is_one_universal_resolver_call(
 
 
 async def test_a_name_without_resolver_is_asked_once_for_both_records(
-    lookup: NameLookup, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    lookup: NameLookup, chain_calls: list[bytes]
 ) -> None:
-    backend = stack.chain.tester.backend
-    calls: list[bytes] = []
-    call = backend.call
-
-    def counting_call(transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
-        calls.append(bytes(transaction["data"])[:4])
-        return call(transaction, block_number)
-
-    monkeypatch.setattr(backend, "call", counting_call)
     name = f"x{uuid.uuid4().hex[:8]}.nothing-here.eth"
     with pytest.raises(NotFound):
         await lookup.user_profile(name)
@@ -465,7 +462,7 @@ async def test_a_name_without_resolver_is_asked_once_for_both_records(
         await lookup.address(name)
     with pytest.raises(NotFound):
         await lookup.text(name, PROFILE_KEY)
-    assert calls == [ccip.RESOLVE_SELECTOR]  # the one multicall; its refusal answers the others
+    assert chain_calls == [ccip.RESOLVE_SELECTOR]  # the one multicall; its refusal answers the others
 
 
 async def test_size_bound_holds(stack: Stack) -> None:
