@@ -123,6 +123,7 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
         max_rate = results.get("submit", {}).get("max", {}).get("rate", 0.0)
         if "submit" in parts:
             results["submit"]["loads"] = await submit.run_loads(suite, server, requests, max_rate)
+            results["submit"]["round_trip"] = await submit.round_trip_cpu(redis)
             done("submit (loads)")
         if "push" in parts:
             results["push"] = await push.run_push(suite, server, requests, max_rate)

@@ -132,8 +132,13 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
     for load in s.get("loads", []):
         target = f"p99 ≤ 10 ms: {_verdict(derived, 'p99_at_75_ms')}" if load["fraction"] == 0.75 else ""
         row(f"| submit at {load['fraction']:.0%} of it, open loop ({_n(load['offered_rate'])} msg/s offered) | "
-            f"{_n(load['rate'])} msg/s, p50 {_n(load['p50_ms'], 1)} ms, **p99 {_n(load['p99_ms'], 1)} ms**"
+            f"{_n(load['rate'])} msg/s, p50 {_n(load['p50_ms'], 1)} ms, **p99 {_n(load['p99_ms'], 1)} ms**; "
+            f"{_n(load.get('server_cpu_us_per_msg'))} µs CPU per message"
             f"{', errors ' + str(load['errors']) if load['errors'] else ''} | {target} |")
+    trip = s.get("round_trip")
+    if trip:
+        row(f"| one Redis round trip (`PING`), CPU of the caller | {_n(trip['back_to_back_us'])} µs back to back, "
+            f"**{_n(trip['apart_10ms_us'])} µs** when 10 ms apart | |")
     fl = results.get("floor", {})
     if fl:
         st = fl.get("steps_us", {})

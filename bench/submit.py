@@ -5,7 +5,10 @@
   the service's cost per message. A run during which other processes took more than
   :data:`DISTURBED` of a core is repeated (up to :data:`TRIES` runs; the least disturbed counts).
 * **offered load** — open loop at 25, 50, 75 and 100 % of that maximum, latency from the
-  scheduled send time (see :mod:`bench.httpload`).
+  scheduled send time (see :mod:`bench.httpload`), and the service's CPU per message at each.
+* **round trip** — the CPU one Redis round trip (``PING``) costs this process, back to back and
+  10 ms apart: what a request alone pays for each of its Redis calls, which requests in flight
+  together share (why CPU per message falls as the load rises).
 * **crypto floor** — the cryptography alone, serially: decrypt the delivery information, verify
   the sender, sign and encrypt the postmark (no JSON of the stored form, no Redis, no HTTP).
 * **floor** — the same per-message work without HTTP, in one process: decrypt the delivery
@@ -44,7 +47,7 @@ from .procstat import CpuMeter, calibrate
 from .services import ServiceProcess, signup
 from .suite import Suite
 
-__all__ = ["run_floor", "run_loads", "run_max", "run_profile", "run_scale"]
+__all__ = ["round_trip_cpu", "run_floor", "run_loads", "run_max", "run_profile", "run_scale"]
 
 LOAD_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -194,6 +197,30 @@ async def run_loads(suite: Suite, server: ServiceProcess, requests: list[bytes],
         loads.append(summary)
         await suite.clear_queues()
     return loads
+
+
+async def round_trip_cpu(redis: Any, count: int = 300) -> dict[str, float]:
+    """µs of this process's CPU per Redis ``PING``, back to back and 10 ms apart (sleeps excluded)."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    await redis.ping()
+    out = {}
+    for label, gap in (("back_to_back_us", 0.0), ("apart_10ms_us", 0.01)):
+        started = cpu()
+        for _ in range(count):
+            await redis.ping()
+            if gap:
+                await asyncio.sleep(gap)
+        pinged = cpu() - started
+        started = cpu()
+        for _ in range(count if gap else 0):
+            await asyncio.sleep(gap)
+        out[label] = round((pinged - (cpu() - started)) / count * 1e6, 1)
+    return out
 
 
 async def queued_memory(suite: Suite, sample: int = 32) -> dict[str, Any]:

@@ -340,8 +340,9 @@ class Intake:
         """Steps 5 and 6: the sender's profile, its signature on the envelope, its rate limits."""
         sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
         limits = self._settings.limits
-        await self._limiter.take("sender", limits.sender, sender.address)
-        await self._limiter.take("pair", limits.pair, pair_subject(sender.address, receiver))
+        await self._limiter.take_all(
+            [("sender", limits.sender, sender.address), ("pair", limits.pair, pair_subject(sender.address, receiver))]
+        )
         return sender
 
     async def _forward(

@@ -4,7 +4,9 @@ Rate limits are token buckets as Signal-Server keeps them (``rate_limit.lua``): 
 (limit, subject) holding the tokens left and when they were counted, refilled by elapsed time on
 Redis's clock (``TIME`` inside the script, so processes with skewed clocks agree), expiring when
 full. One EVALSHA per check, atomic, so concurrent requests on many processes cannot overdraw a
-bucket. The delivery service names each bucket by its subject's keyed tag, never the subject
+bucket; the buckets one request takes at the same step (``sender`` and ``pair``) go in the same
+call, all or none (on a Redis Cluster one call each, in order: their keys live on different
+slots). The delivery service names each bucket by its subject's keyed tag, never the subject
 itself (:mod:`delivery.at_rest`). The limits (their defaults in :class:`ensign.config.DeliveryLimits`):
 
 ==========  =====================================  ==============================================
@@ -32,8 +34,10 @@ import functools
 import ipaddress
 import os
 import secrets
+from collections.abc import Sequence
 
 from aiohttp import web
+from redis.asyncio import RedisCluster
 
 from ensign.config import RateLimit
 from ensign.redis_client import RedisClient, lua_script
@@ -76,24 +80,47 @@ class RateLimiter:
     def __init__(self, redis: RedisClient, *, prefix: str, at_rest: AtRest | None = None) -> None:
         self._prefix = prefix
         self._at_rest = at_rest
+        self._cluster = isinstance(redis, RedisCluster)
         self._script = redis.register_script(_RATE_LIMIT_LUA)
-        # Every submission takes up to three buckets: concurrent requests' takes share pipelines,
-        # as their inserts do, instead of each paying a round trip's redis-py overhead alone.
+        # Every submission takes up to three buckets in two calls: concurrent requests' takes share
+        # pipelines, as their inserts do, instead of each paying a round trip's redis-py overhead alone.
         self._batcher = ScriptBatcher(redis)
+
+    def _tag(self, subject: str) -> str:
+        return subject if self._at_rest is None else self._at_rest.subject(subject)
 
     async def take(self, name: str, limit: RateLimit | None, subject: str, cost: int = 1) -> None:
         """Take ``cost`` tokens from ``subject``'s ``name`` bucket; ``limit=None`` (off) passes.
 
         :raises RateLimited: the bucket holds fewer than ``cost`` tokens; nothing was taken.
         """
-        if limit is None:
+        await self.take_all([(name, limit, subject)], cost)
+
+    async def take_all(self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1) -> None:
+        """Take ``cost`` tokens from each ``(name, limit, subject)`` bucket, all or none, in one call.
+
+        Buckets whose limit is ``None`` (off) are skipped. On a Redis Cluster the buckets are taken
+        one call each, in order, and a refusal leaves the ones before it taken.
+
+        :raises RateLimited: naming the first bucket that holds fewer than ``cost`` tokens.
+        """
+        active = [(name, limit, subject) for name, limit, subject in buckets if limit is not None]
+        if not active:
             return
-        allowed, retry_ms = await self._batcher.call(
-            self._script,
-            keys=[rate_key(self._prefix, name, subject if self._at_rest is None else self._at_rest.subject(subject))],
-            args=[limit.capacity, repr(limit.per_second / 1000), cost],
+        if self._cluster and len(active) > 1:
+            for name, limit, subject in active:
+                await self.take(name, limit, subject, cost)
+            return
+        args: list[object] = []
+        for _, limit, _ in active:
+            assert limit is not None
+            args += [limit.capacity, repr(limit.per_second / 1000), cost]
+        allowed, retry_ms, index = await self._batcher.call(
+            self._script, keys=[rate_key(self._prefix, name, self._tag(subject)) for name, _, subject in active], args=args
         )
         if int(allowed) != 1:
+            name, limit, _ = active[int(index) - 1]
+            assert limit is not None
             retry_after = max(1, -(-int(retry_ms) // 1000))
             raise RateLimited(
                 f"too many requests ({name} limit: {limit.capacity} per {limit.period} s); retry after {retry_after} s",

@@ -69,9 +69,8 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     limiter = request.app[limiter_key]
     address = client_address(request, limits.trusted_proxies)
     try:
-        if route in _LOGIN_ROUTES:
-            await limiter.take("login", limits.login, address)
-        await limiter.take("address", limits.address, address)
+        login = ("login", limits.login if route in _LOGIN_ROUTES else None, address)
+        await limiter.take_all([login, ("address", limits.address, address)])
     except Exception as exc:
         if request.path == "/rpc":
             return jsonrpc_response(as_error(exc, "rpc"), None)

@@ -4,7 +4,7 @@
 - OffchainResolver: the ensdomains/offchain-resolver lookup and proof check, against answers
   signed by ensign.ens.ccip (64- and 65-byte signatures, expiry, unknown signers, tampering).
 - UniversalResolver: findResolver, requireResolver, resolve/resolveWithGateways with the ENSIP-21
-  wrapping of offchain lookups and resolveCallback, reverse/reverseWithGateways (ENSIP-19 names,
+  wrapping of offchain lookups and resolveCallback, multicall(bytes[]) record calls as one batch query, reverse/reverseWithGateways (ENSIP-19 names,
   forward check), ENS's errors.
 - ReverseRegistrar: owns addr.reverse; setName, setNameForAddr, node, name.
 """
@@ -362,6 +362,70 @@ async def test_resolve_callback_hands_the_signed_answer_to_the_resolver(chain):
     with pytest.raises(ContractLogicError) as info:
         await ur.functions.resolveCallback(failed, bytes(payload["extraData"])).call()
     assert info.value.data == "0x" + ccip.encode_http_error(404, "no such name").hex()
+
+
+async def test_multicall_asks_the_gateway_for_every_record_in_one_batch_query(chain):
+    name = "bob.user.ensign.eth"
+    node = ccip.namehash(name)
+    calls = [text_call(name, "email"), ccip.encode_addr_call(node), text_call(name, "url")]
+    ur = chain.universal_resolver
+    payload = await lookup_of(ur, name, ccip.encode_multicall(calls))
+    assert to_checksum_address(payload["sender"]) == UNIVERSAL_RESOLVER_ADDRESS
+    assert list(payload["urls"]) == [BATCH_GATEWAY]
+    assert bytes(payload["callbackFunction"]) == keccak(text="resolveMulticallCallback(bytes,bytes)")[:4]
+    requests = ccip.decode_batch_query(bytes(payload["callData"]))
+    # One request per record call, each the resolver's own lookup, in the order of the calls.
+    assert [r.data for r in requests] == [ccip.encode_resolve_call(ccip.dns_encode(name), call) for call in calls]
+    assert {(r.sender, r.urls) for r in requests} == {(chain.offchain_resolver.address, (GATEWAY,))}
+
+    values = ["bob@example.com", "0x" + "ab" * 20, None]
+    results = [ccip.encode_result(ccip.decode_resolve_request(r.data).query, v) for r, v in zip(requests, values)]
+    answers = [ccip.build_response(SIGNER, sender=r.sender, call_data=r.data, result=res) for r, res in zip(requests, results)]
+    # The third request failed at the batch gateway: its entry is the gateway's error.
+    answers[2] = ccip.encode_http_error(503, "backend down")
+    batch = ccip.encode_batch_response([False, False, True], answers)
+    value, resolver = await ur.functions.resolveMulticallCallback(batch, bytes(payload["extraData"])).call()
+    assert resolver == chain.offchain_resolver.address
+    entries = ccip.decode_multicall_results(value)
+    assert entries == [results[0], results[1], ccip.encode_http_error(503, "backend down")]
+    assert [ccip.is_error_entry(e) for e in entries] == [False, False, True]
+
+
+async def test_multicall_entry_of_a_forged_answer_is_the_resolvers_error(chain):
+    name = "bob.user.ensign.eth"
+    calls = [text_call(name, "email"), ccip.encode_addr_call(ccip.namehash(name))]
+    ur = chain.universal_resolver
+    payload = await lookup_of(ur, name, ccip.encode_multicall(calls))
+    requests = ccip.decode_batch_query(bytes(payload["callData"]))
+    results = [ccip.encode_result(ccip.decode_resolve_request(r.data).query, v) for r, v in zip(requests, ["x", None])]
+    answers = [
+        ccip.build_response(SIGNER, sender=requests[0].sender, call_data=requests[0].data, result=results[0]),
+        ccip.build_response(OTHER_KEY, sender=requests[1].sender, call_data=requests[1].data, result=results[1]),
+    ]
+    value, _ = await ur.functions.resolveMulticallCallback(
+        ccip.encode_batch_response([False, False], answers), bytes(payload["extraData"])
+    ).call()
+    first, second = ccip.decode_multicall_results(value)
+    assert first == results[0]
+    assert second[:4] == keccak(text="Error(string)")[:4] and "Invalid sigature" in abi_decode(["string"], second[4:])[0]
+    # A batch answer with fewer responses than offchain calls is refused.
+    with pytest.raises(ContractLogicError):
+        await ur.functions.resolveMulticallCallback(
+            ccip.encode_batch_response([False], answers[:1]), bytes(payload["extraData"])
+        ).call()
+
+
+async def test_multicall_of_plain_resolver_records_answers_without_a_gateway(chain):
+    await chain.set_text("plain.ensign.eth", "url", "https://ensign.example")
+    node = ccip.namehash("plain.ensign.eth")
+    calls = [text_call("plain.ensign.eth", "url"), ccip.encode_addr_call(node)]
+    value, resolver = await chain.universal_resolver.functions.resolve(
+        ccip.dns_encode("plain.ensign.eth"), ccip.encode_multicall(calls)
+    ).call()
+    assert resolver == (await chain.public_resolver()).address
+    text, address = ccip.decode_multicall_results(value)
+    assert abi_decode(["string"], text) == ("https://ensign.example",)
+    assert abi_decode(["address"], address) == (ZERO,)
 
 
 async def test_universal_resolver_reads_plain_resolvers_directly(chain):

@@ -28,6 +28,10 @@ The Universal Resolver (web3.py 8's entry point) sends offchain lookups through 
 gateway: ``query((address sender, string[] urls, bytes data)[])`` answered with
 ``abi.encode(bool[] failures, bytes[] responses)``. A gateway serving the UR stand-in of the dev
 chain must answer that call too (:func:`decode_batch_query`, :func:`encode_batch_response`).
+Several records of one name travel in one Universal Resolver call as the record call
+``multicall(bytes[] calls)`` (:func:`encode_multicall`): the UR sends each call to the resolver,
+the offchain ones as one batch query, and answers ``abi.encode(bytes[] results)``
+(:func:`decode_multicall_results`), where a failed call's entry is its error data.
 
 Malformed input raises one of the :class:`ensign.errors.InvalidRequest` subclasses drawn in
 :mod:`ensign.ens.errors` (``invalid_calldata``, ``unsupported_selector``, ``name_not_normalized``, …).
@@ -78,6 +82,7 @@ __all__ = [
     "ETH_COIN_TYPE",
     "HTTP_ERROR_SELECTOR",
     "MAX_DNS_NAME_LENGTH",
+    "MULTICALL_SELECTOR",
     "OFFCHAIN_LOOKUP_SELECTOR",
     "RESOLVE_SELECTOR",
     "RESOLVE_WITH_CONTEXT_SELECTOR",
@@ -96,6 +101,7 @@ __all__ = [
     "decode_batch_query",
     "decode_batch_response",
     "decode_hex",
+    "decode_multicall_results",
     "decode_offchain_lookup",
     "decode_resolve_request",
     "decode_response",
@@ -107,12 +113,14 @@ __all__ = [
     "encode_contenthash_call",
     "encode_error",
     "encode_http_error",
+    "encode_multicall",
     "encode_offchain_lookup",
     "encode_resolve_call",
     "encode_response",
     "encode_result",
     "encode_text_call",
     "expanded_signature",
+    "is_error_entry",
     "extra_data_for",
     "gateway_call",
     "is_batch_query",
@@ -141,6 +149,7 @@ OFFCHAIN_LOOKUP_SELECTOR = _selector("OffchainLookup(address,string[],bytes,byte
 BATCH_QUERY_SELECTOR = _selector("query((address,string[],bytes)[])")  # 0xa780bab6
 HTTP_ERROR_SELECTOR = _selector("HttpError(uint16,string)")  # 0x01800152
 ERROR_SELECTOR = _selector("Error(string)")  # 0x08c379a0
+MULTICALL_SELECTOR = _selector("multicall(bytes[])")  # 0xac9650d8
 
 ETH_COIN_TYPE = 60
 DEFAULT_TTL = 300
@@ -348,6 +357,32 @@ def encode_resolve_call(dns_name: bytes, record_call: bytes, context: bytes | No
     if context is None:
         return RESOLVE_SELECTOR + abi_encode(["bytes", "bytes"], [dns_name, record_call])
     return RESOLVE_WITH_CONTEXT_SELECTOR + abi_encode(["bytes", "bytes", "bytes"], [dns_name, record_call, context])
+
+
+def encode_multicall(calls: Sequence[bytes]) -> bytes:
+    """``multicall(bytes[] calls)`` calldata: several record calls of one name in one ``resolve``."""
+    return MULTICALL_SELECTOR + abi_encode(["bytes[]"], [list(calls)])
+
+
+def decode_multicall_results(data: bytes) -> list[bytes]:
+    """The entries of a multicall answer ``abi.encode(bytes[] results)``, one per call in order.
+
+    Raises ``InvalidRequest`` (``invalid_response``) when ``data`` is not that encoding.
+    """
+    try:
+        (results,) = abi_decode(["bytes[]"], data)
+    except (DecodingError, ValueError, OverflowError) as exc:
+        raise InvalidGatewayResponse(f"malformed multicall answer: {exc}") from exc
+    return [bytes(result) for result in results]
+
+
+def is_error_entry(entry: bytes) -> bool:
+    """Whether a multicall entry is error data (a selector and ABI words) rather than a value.
+
+    Record values are ABI-encoded, a whole number of 32-byte words; error data is a 4-byte
+    selector before its words (ENS clients tell the two apart the same way).
+    """
+    return len(entry) % 32 == 4
 
 
 def extra_data_for(call_data: bytes, resolver: str) -> bytes:

@@ -5,6 +5,10 @@ Every read is the Universal Resolver call web3.py 8's :class:`ens.AsyncENS` make
 web3 itself): what a dm3 client does, so a name that works here works for them. The lookup makes
 that call itself rather than through ``AsyncENS.address``/``get_text`` only to keep the revert
 data, which separates "no record" from "the gateway is down" (see :meth:`NameLookup._resolve_record`).
+A user profile needs two records (``network.dm3.profile`` and ``addr``): both come from one
+Universal Resolver call whose record call is ``multicall(bytes[])``, ENS's way of asking for
+several records at once, so a cold profile costs one ``eth_call``, one batch-gateway round trip
+and one callback ``eth_call`` (two of each when the records were asked for one at a time).
 
 What each call returns and raises (all errors from :mod:`ensign.errors`):
 
@@ -69,6 +73,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -315,28 +320,14 @@ class NameLookup:
 
     async def _address(self, name: str) -> str:
         node = ccip.normal_namehash(name)
-        result = await self._resolve_record(name, ccip.encode_addr_call(node))
-        address = _decode_address(result)
-        if address is None:
-            raise NotFound(f"{name} has no address record")
-        return address
+        return _address_value(name, await self._resolve_record(name, ccip.encode_addr_call(node)))
 
     async def _text(self, name: str, key: str) -> str:
         node = ccip.normal_namehash(name)
-        result = await self._resolve_record(name, ccip.encode_text_call(node, key))
-        if not result:
-            return ""
-        try:
-            return str(abi_decode(["string"], result)[0])
-        except (DecodingError, ValueError, OverflowError):
-            raise NotFound(f"the resolver of {name} gave a malformed {key} record") from None
+        return _text_value(name, key, await self._resolve_record(name, ccip.encode_text_call(node, key)))
 
     async def _user_profile(self, name: str) -> ResolvedUserProfile:
-        # The text and addr records (and the name's own revocation list) are independent: fetch
-        # them at the same time.
-        text, address, own_list = await asyncio.gather(
-            self.text(name, PROFILE_RECORD_NAME), self.address(name), self._revocation_text(name), return_exceptions=True
-        )
+        text, address, own_list = await self._profile_records(name)
         if isinstance(text, BaseException):
             raise text
         if not text:
@@ -377,6 +368,49 @@ class NameLookup:
             return await self.text(name, REVOCATION_RECORD_NAME)
         except (NotFound, InvalidRequest):
             return ""
+
+    async def _profile_records(self, name: str) -> tuple[str | EnsignError, str | EnsignError, str | EnsignError]:
+        """The profile text, the address and the revocation list (``""`` for none) of ``name``, each
+        a value or the error it gives.
+
+        All come from the cache when it has them; otherwise from one multicall, whose answers are
+        cached under their own keys, as :meth:`text` and :meth:`address` would cache them.
+        """
+        text_key, addr_key = (f"text:{PROFILE_RECORD_NAME}", name), ("addr", name)
+        list_key = (f"text:{REVOCATION_RECORD_NAME}", name)
+        cached = [self.cache.get(key) for key in (text_key, addr_key, list_key)]
+        if all(entry is not None for entry in cached):
+            text, address, own_list = (_outcome(entry.unwrap) for entry in cached if entry is not None)
+            return text, address, _no_list(own_list)
+        node = ccip.normal_namehash(name)
+        try:
+            text_entry, addr_entry, list_entry = await self._resolve_records(
+                name,
+                [
+                    ccip.encode_text_call(node, PROFILE_RECORD_NAME),
+                    ccip.encode_addr_call(node),
+                    ccip.encode_text_call(node, REVOCATION_RECORD_NAME),
+                ],
+            )
+        except (NotFound, InvalidRequest) as exc:
+            # The whole call failed (no resolver, …): the same answer for any record alone.
+            for key in (text_key, addr_key, list_key):
+                self._remember(key, exc)
+            raise
+        text = _outcome(lambda: _text_value(name, PROFILE_RECORD_NAME, _entry_value(name, text_entry)))
+        address = _outcome(lambda: _address_value(name, _entry_value(name, addr_entry)))
+        own_list = _outcome(lambda: _text_value(name, REVOCATION_RECORD_NAME, _entry_value(name, list_entry)))
+        self._remember(text_key, text, missing=text == "")
+        self._remember(addr_key, address)
+        self._remember(list_key, own_list, missing=own_list == "")
+        return text, address, _no_list(own_list)
+
+    def _remember(self, key: tuple[str, str], outcome: Any, missing: bool = False) -> None:
+        # As _produce caches: values, NotFound and InvalidRequest; never ServiceUnavailable.
+        if isinstance(outcome, NotFound | InvalidRequest):
+            self.cache.put_error(key, outcome)
+        elif not isinstance(outcome, BaseException):
+            self.cache.put(key, outcome, missing=missing)
 
     async def _load_user_profile(self, name: str, text: str) -> SignedUserProfile:
         record = _parse_record(name, PROFILE_RECORD_NAME, text)
@@ -515,6 +549,17 @@ class NameLookup:
             raise ServiceUnavailable(f"{name} cannot be resolved right now ({type(exc).__name__})") from exc
         return bytes(result)
 
+    async def _resolve_records(self, name: str, record_calls: list[bytes]) -> list[bytes]:
+        """Several records of ``name`` in one ``resolve(dnsName, multicall(calls))``; one entry per
+        call: the record's ABI bytes, or error data (:func:`ensign.ens.ccip.is_error_entry`)."""
+        try:
+            entries = ccip.decode_multicall_results(await self._resolve_record(name, ccip.encode_multicall(record_calls)))
+        except InvalidRequest:
+            raise ServiceUnavailable(f"{name} cannot be resolved right now (malformed multicall answer)") from None
+        if len(entries) != len(record_calls):
+            raise ServiceUnavailable(f"{name} cannot be resolved right now (the multicall answered {len(entries)} records)")
+        return entries
+
     @property
     def _universal_resolver(self) -> Any:
         if self._ur is None:
@@ -558,6 +603,49 @@ def _revert_error(name: str, data: Any) -> EnsignError:
             if reason:
                 return NotFound(f"{name} cannot be resolved: the resolver refused ({reason[:200]})")
     return NotFound(f"{name} cannot be resolved (no resolver, or the resolver refused)")
+
+
+def _entry_value(name: str, entry: bytes) -> bytes:
+    """A multicall entry's value; its error raised as :func:`_revert_error` raises a whole call's.
+
+    A failed batch-gateway request leaves its ``HttpError``/``Error`` as the entry; a resolver's
+    revert is left as is, which a single call would have wrapped in ``ResolverError``.
+    """
+    if not ccip.is_error_entry(entry):
+        return entry
+    if entry[:4] == ccip.HTTP_ERROR_SELECTOR:
+        raise _revert_error(name, entry)
+    raise _revert_error(name, _RESOLVER_ERROR_SELECTOR + abi_encode(["bytes"], [entry]))
+
+
+def _text_value(name: str, key: str, result: bytes) -> str:
+    """``text(bytes32,string)``'s answer; ``""`` for no answer."""
+    if not result:
+        return ""
+    try:
+        return str(abi_decode(["string"], result)[0])
+    except (DecodingError, ValueError, OverflowError):
+        raise NotFound(f"the resolver of {name} gave a malformed {key} record") from None
+
+
+def _address_value(name: str, result: bytes) -> str:
+    address = _decode_address(result)
+    if address is None:
+        raise NotFound(f"{name} has no address record")
+    return address
+
+
+def _no_list(outcome: str | EnsignError) -> str | EnsignError:
+    """A revocation record that is missing or unreadable counts as no list (as ``_revocation_text``)."""
+    return "" if isinstance(outcome, NotFound | InvalidRequest) else outcome
+
+
+def _outcome(produce: Callable[[], T]) -> T | EnsignError:
+    """``produce()``'s value, or the Ensign error it raised (kept, to be raised or cached later)."""
+    try:
+        return produce()
+    except EnsignError as exc:
+        return exc
 
 
 def _revert_bytes(data: Any) -> bytes:

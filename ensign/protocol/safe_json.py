@@ -58,7 +58,7 @@ def parse_json(text: str | bytes, *, what: str = "JSON", max_depth: int = MAX_DE
     if _too_deep(text, max_depth):
         raise EncodingError(f"{what} is nested more than {max_depth} levels deep")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise EncodingError(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except ValueError:
@@ -120,3 +120,7 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise EncodingError(f"the number {text[:20]}… is too large for a float")
     return value
+
+
+# What json.loads(text, parse_constant=…, parse_float=…) builds on every call, built once.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)

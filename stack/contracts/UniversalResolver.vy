@@ -33,8 +33,17 @@
         resolver's own check runs unchanged in its callback, which this contract calls from
         `resolveCallback` / `reverseCallback`. A callback that looks up again is wrapped again.
 
-        Not implemented: multicall(bytes[]) batches in one `resolve`, encoded labelhashes
-        ("[...]" labels), addresses longer than 32 bytes in `reverse`.
+        A record call `multicall(bytes[] calls)` (at most MAX_CALLS calls) asks for several records
+        of one name in one `resolve`, as ENS's UR does for a resolver without ERC-7996: each call goes
+        to the resolver on its own; the offchain ones travel as one batch-gateway query with one
+        request per call, and `resolveMulticallCallback` answers `abi.encode(bytes[] results)`,
+        each entry the record's ABI-encoded value or, for a call that failed, its error data
+        (the resolver's revert or the batch gateway's HttpError/Error; a value is 32-byte
+        aligned, an error is not).
+
+        Not implemented: encoded labelhashes ("[...]" labels), addresses longer than 32 bytes in
+        `reverse`, a callback that looks up again inside a multicall (its lookup is returned as the
+        call's error).
         Written from ENSIP-10/-19/-21 and ENS's published interface, not ported.
 """
 
@@ -47,7 +56,8 @@ MAX_NAME: constant(uint256) = 256                # DNS wire format name (255) ro
 MAX_LABELS: constant(uint256) = 128              # a 255-byte name has at most 127 labels
 MAX_PRIMARY: constant(uint256) = 253             # a dotted name whose DNS encoding fits 255 bytes
 MAX_ADDRESS: constant(uint256) = 32              # reverse(): the address, e.g. 20 bytes for EVM chains
-MAX_DATA: constant(uint256) = 1024               # record call, e.g. text(node, key)
+MAX_DATA: constant(uint256) = 2048               # record call, e.g. text(node, key), or a multicall of them
+MAX_CALL: constant(uint256) = 416                # one record call inside a multicall
 MAX_URL: constant(uint256) = 256
 MAX_URLS: constant(uint256) = 4
 MAX_RESULT: constant(uint256) = 8192             # record value
@@ -58,6 +68,13 @@ MAX_GATEWAY_RESPONSE: constant(uint256) = 8448   # one signed gateway answer
 MAX_BATCH_RESPONSE: constant(uint256) = MAX_GATEWAY_RESPONSE + 256  # abi.encode(bool[], bytes[]) of one
 MAX_CALLDATA: constant(uint256) = 4 + 64 + 32 + MAX_NAME + 32 + MAX_DATA  # resolve(name, data)
 MAX_QUERY: constant(uint256) = 4096              # query([(sender, urls, data)]) calldata
+MAX_CALLS: constant(uint256) = 4                 # record calls in one multicall(bytes[])
+MAX_MULTI_QUERY: constant(uint256) = MAX_CALLS * MAX_QUERY
+# abi.encode(bytes[] results): offsets, then each result (a value or error data) padded
+MAX_MULTI_OUT: constant(uint256) = 64 + MAX_CALLS * (64 + MAX_GATEWAY_RESPONSE)
+MAX_MULTI_BATCH_RESPONSE: constant(uint256) = 128 + MAX_CALLS * (96 + MAX_GATEWAY_RESPONSE)
+# abi.encode(resolver, extended, results, callbacks, extras, gateways)
+MAX_MULTI_EXTRA: constant(uint256) = MAX_MULTI_OUT + MAX_CALLS * (96 + MAX_LOOKUP_EXTRA) + MAX_URLS * (64 + MAX_URL) + 512
 MAX_CONTEXT: constant(uint256) = 5 * 32 + 32 + MAX_ADDRESS + 32 + MAX_PRIMARY + 3  # reverse() state
 # abi.encode(resolver, extended, selector, callback, extra, gateways, context)
 MAX_UR_EXTRA: constant(uint256) = 7 * 32 + 32 + MAX_LOOKUP_EXTRA + 32 + MAX_URLS * (32 + 32 + MAX_URL) + 32 + MAX_CONTEXT + 32
@@ -74,6 +91,8 @@ ADDR_COIN_SELECTOR: constant(bytes4) = method_id("addr(bytes32,uint256)", output
 OFFCHAIN_LOOKUP_SELECTOR: constant(bytes4) = method_id("OffchainLookup(address,string[],bytes,bytes4,bytes)", output_type=bytes4)
 BATCH_QUERY_SELECTOR: constant(bytes4) = method_id("query((address,string[],bytes)[])", output_type=bytes4)
 RESOLVE_CALLBACK_SELECTOR: constant(bytes4) = method_id("resolveCallback(bytes,bytes)", output_type=bytes4)
+MULTICALL_SELECTOR: constant(bytes4) = method_id("multicall(bytes[])", output_type=bytes4)
+RESOLVE_MULTICALL_CALLBACK_SELECTOR: constant(bytes4) = method_id("resolveMulticallCallback(bytes,bytes)", output_type=bytes4)
 REVERSE_CALLBACK_SELECTOR: constant(bytes4) = method_id("reverseCallback(bytes,bytes)", output_type=bytes4)
 RESOLVER_NOT_FOUND_SELECTOR: constant(bytes4) = method_id("ResolverNotFound(bytes)", output_type=bytes4)
 RESOLVER_NOT_CONTRACT_SELECTOR: constant(bytes4) = method_id("ResolverNotContract(bytes,address)", output_type=bytes4)
@@ -411,8 +430,10 @@ def _continue(response: Bytes[MAX_BATCH_RESPONSE], extraData: Bytes[MAX_UR_EXTRA
 
 @internal
 @view
-def _resolve(name: Bytes[MAX_NAME], data: Bytes[MAX_DATA], gateways: DynArray[String[MAX_URL], MAX_URLS]) -> (Bytes[MAX_OUT], address):
+def _resolve(name: Bytes[MAX_NAME], data: Bytes[MAX_DATA], gateways: DynArray[String[MAX_URL], MAX_URLS]) -> (Bytes[MAX_MULTI_OUT], address):
     info: ResolverInfo = self._require_resolver(name)
+    if len(data) >= 4 and convert(slice(data, 0, 4), bytes4) == MULTICALL_SELECTOR:
+        return self._resolve_multi(name, data, info, gateways), info.resolver
     pending: Pending = empty(Pending)
     pending.resolver = info.resolver
     pending.extended = info.extended
@@ -420,6 +441,60 @@ def _resolve(name: Bytes[MAX_NAME], data: Bytes[MAX_DATA], gateways: DynArray[St
         pending.selector = convert(slice(data, 0, 4), bytes4)
     pending.gateways = gateways
     return self._lookup(name, data, pending, RESOLVE_CALLBACK_SELECTOR), pending.resolver
+
+
+@internal
+@pure
+def _multi_value(success: bool, output: Bytes[MAX_OUT], extended: bool) -> Bytes[MAX_OUT]:
+    # One entry of a multicall's answer: the value (unwrapped from resolve()'s `bytes`) or the error.
+    if success and extended and len(output) >= 64:
+        return abi_decode(output, Bytes[MAX_RESULT])
+    return output
+
+
+@internal
+@view
+def _resolve_multi(
+    name: Bytes[MAX_NAME], data: Bytes[MAX_DATA], info: ResolverInfo, gateways: DynArray[String[MAX_URL], MAX_URLS]
+) -> Bytes[MAX_MULTI_OUT]:
+    calls: DynArray[Bytes[MAX_CALL], MAX_CALLS] = abi_decode(slice(data, 4, len(data) - 4), DynArray[Bytes[MAX_CALL], MAX_CALLS])
+    results: DynArray[Bytes[MAX_GATEWAY_RESPONSE], MAX_CALLS] = []
+    callbacks: DynArray[bytes4, MAX_CALLS] = []   # the resolver's callback for a call waiting on the gateway
+    extras: DynArray[Bytes[MAX_LOOKUP_EXTRA], MAX_CALLS] = []
+    requests: DynArray[BatchRequest, MAX_CALLS] = []
+    for call: Bytes[MAX_CALL] in calls:
+        success: bool = False
+        output: Bytes[MAX_OUT] = b""
+        success, output = self._call_resolver(info.resolver, name, info.extended, call)
+        callback: bytes4 = empty(bytes4)
+        extra: Bytes[MAX_LOOKUP_EXTRA] = b""
+        if not success and len(output) >= 4 and convert(slice(output, 0, 4), bytes4) == OFFCHAIN_LOOKUP_SELECTOR:
+            sender: address = empty(address)
+            urls: DynArray[String[MAX_URL], MAX_URLS] = []
+            call_data: Bytes[MAX_LOOKUP_CALLDATA] = b""
+            sender, urls, call_data, callback, extra = abi_decode(
+                slice(output, 4, len(output) - 4),
+                (address, DynArray[String[MAX_URL], MAX_URLS], Bytes[MAX_LOOKUP_CALLDATA], bytes4, Bytes[MAX_LOOKUP_EXTRA]),
+            )
+            if sender == info.resolver:
+                requests.append(BatchRequest(sender=sender, urls=urls, data=call_data))
+                output = b""
+            else:
+                callback = empty(bytes4)
+                extra = b""
+        results.append(self._multi_value(success, output, info.extended))
+        callbacks.append(callback)
+        extras.append(extra)
+    if len(requests) == 0:
+        return abi_encode(results)
+    raw_revert(abi_encode(
+        self,
+        gateways,
+        abi_encode(requests, method_id=BATCH_QUERY_SELECTOR),
+        RESOLVE_MULTICALL_CALLBACK_SELECTOR,
+        abi_encode(info.resolver, info.extended, results, callbacks, extras, gateways),
+        method_id=OFFCHAIN_LOOKUP_SELECTOR,
+    ))
 
 
 @external
@@ -444,7 +519,7 @@ def requireResolver(name: Bytes[MAX_NAME]) -> ResolverInfo:
 
 @external
 @view
-def resolve(name: Bytes[MAX_NAME], data: Bytes[MAX_DATA]) -> (Bytes[MAX_OUT], address):
+def resolve(name: Bytes[MAX_NAME], data: Bytes[MAX_DATA]) -> (Bytes[MAX_MULTI_OUT], address):
     """
     @notice Resolve record call `data` for DNS-encoded `name` through the stored batch gateways:
             returns the record's ABI-encoded value and the resolver that answered.
@@ -456,7 +531,7 @@ def resolve(name: Bytes[MAX_NAME], data: Bytes[MAX_DATA]) -> (Bytes[MAX_OUT], ad
 @view
 def resolveWithGateways(
     name: Bytes[MAX_NAME], data: Bytes[MAX_DATA], gateways: DynArray[String[MAX_URL], MAX_URLS]
-) -> (Bytes[MAX_OUT], address):
+) -> (Bytes[MAX_MULTI_OUT], address):
     """
     @notice `resolve` with the caller's batch gateway URLs (viem: ["x-batch-gateway:true"]).
     """
@@ -473,6 +548,56 @@ def resolveCallback(response: Bytes[MAX_BATCH_RESPONSE], extraData: Bytes[MAX_UR
     pending: Pending = empty(Pending)
     result, pending = self._continue(response, extraData, RESOLVE_CALLBACK_SELECTOR)
     return result, pending.resolver
+
+
+@external
+@view
+def resolveMulticallCallback(
+    response: Bytes[MAX_MULTI_BATCH_RESPONSE], extraData: Bytes[MAX_MULTI_EXTRA]
+) -> (Bytes[MAX_MULTI_OUT], address):
+    """
+    @notice EIP-3668 callback of a `multicall(bytes[])` resolve: hands each signed answer to the
+            resolver's own callback; answers `abi.encode(bytes[] results)`.
+    """
+    resolver: address = empty(address)
+    extended: bool = False
+    results: DynArray[Bytes[MAX_GATEWAY_RESPONSE], MAX_CALLS] = []
+    callbacks: DynArray[bytes4, MAX_CALLS] = []
+    extras: DynArray[Bytes[MAX_LOOKUP_EXTRA], MAX_CALLS] = []
+    gateways: DynArray[String[MAX_URL], MAX_URLS] = []
+    resolver, extended, results, callbacks, extras, gateways = abi_decode(
+        extraData,
+        (
+            address, bool, DynArray[Bytes[MAX_GATEWAY_RESPONSE], MAX_CALLS], DynArray[bytes4, MAX_CALLS],
+            DynArray[Bytes[MAX_LOOKUP_EXTRA], MAX_CALLS], DynArray[String[MAX_URL], MAX_URLS],
+        ),
+    )
+    failures: DynArray[bool, MAX_CALLS] = []
+    responses: DynArray[Bytes[MAX_GATEWAY_RESPONSE], MAX_CALLS] = []
+    failures, responses = abi_decode(response, (DynArray[bool, MAX_CALLS], DynArray[Bytes[MAX_GATEWAY_RESPONSE], MAX_CALLS]))
+    assert len(failures) == len(responses), "UniversalResolver: invalid batch response"
+    answered: uint256 = 0
+    for i: uint256 in range(len(results), bound=MAX_CALLS):
+        if callbacks[i] == empty(bytes4):
+            continue
+        assert answered < len(responses), "UniversalResolver: invalid batch response"
+        if failures[answered]:
+            # ENSIP-21: a failed request carries its error (HttpError(uint16,string), Error(string), ...).
+            results[i] = responses[answered]
+        else:
+            success: bool = False
+            output: Bytes[MAX_OUT] = b""
+            success, output = raw_call(
+                resolver,
+                concat(callbacks[i], abi_encode(responses[answered], extras[i])),
+                max_outsize=MAX_OUT,
+                is_static_call=True,
+                revert_on_failure=False,
+            )
+            results[i] = self._multi_value(success, output, extended)
+        answered += 1
+    assert answered == len(responses), "UniversalResolver: invalid batch response"
+    return abi_encode(results), resolver
 
 
 # -- reverse ------------------------------------------------------------------------------------

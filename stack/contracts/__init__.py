@@ -25,7 +25,8 @@ Contracts:
     A Universal Resolver with the interface of ENS's deployed one (``resolve``,
     ``resolveWithGateways``, ``reverse``, ``reverseWithGateways``, ``findResolver`` and their
     callbacks, ENS's errors) for web3.py 8, viem 2 and other clients on local chains; offchain
-    lookups go through an ENSIP-21 batch gateway. Storage: ``owner`` at slot 0.
+    lookups go through an ENSIP-21 batch gateway; ``resolve(name, multicall(bytes[]))`` asks for
+    up to 4 records of a name in one call and one batch query. Storage: ``owner`` at slot 0.
 """
 
 from __future__ import annotations

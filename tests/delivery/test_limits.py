@@ -388,6 +388,25 @@ async def test_a_bucket_refuses_when_empty_refills_and_vanishes_when_full(redis,
     await limiter.take("t", None, "s")  # a limit that is off always passes
 
 
+async def test_buckets_taken_together_are_taken_all_or_none(redis, redis_prefix) -> None:
+    limiter = RateLimiter(redis, prefix=redis_prefix)
+    roomy, tight = RateLimit(5, 3600), RateLimit(1, 3600)
+    both = [("sender", roomy, "a"), ("pair", tight, "a>b"), ("off", None, "a")]
+    await limiter.take_all(both)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.take_all(both)
+    assert refused.value.details["limit"] == "pair"
+    # The refused call took nothing from the sender's bucket: 4 of 5 tokens are left.
+    tokens = float(await redis.hget(rate_key(redis_prefix, "sender", "a"), "tokens"))
+    assert 3.99 < tokens < 4.01
+    for _ in range(4):
+        await limiter.take("sender", roomy, "a")
+    with pytest.raises(RateLimited) as refused:
+        await limiter.take_all([("sender", roomy, "a"), ("pair", tight, "a>c")])
+    assert refused.value.details["limit"] == "sender"
+    assert await redis.exists(rate_key(redis_prefix, "pair", "a>c")) == 0
+
+
 async def test_concurrent_takes_never_overdraw(redis, redis_prefix) -> None:
     limiter = RateLimiter(redis, prefix=redis_prefix)
 

@@ -420,6 +420,22 @@ def test_batch_response_and_errors():
         ccip.encode_batch_response([False], [])
 
 
+def test_multicall_encoding_and_its_answer():
+    node = ccip.namehash("alice.dm3.eth")
+    calls = [ccip.encode_text_call(node, "network.dm3.profile"), ccip.encode_addr_call(node)]
+    call_data = ccip.encode_multicall(calls)
+    assert call_data[:4].hex() == "ac9650d8"  # multicall(bytes[])
+    assert abi_decode(["bytes[]"], call_data[4:]) == (tuple(calls),)
+    text = abi_encode(["string"], ["profile"])
+    http_error = ccip.encode_http_error(503, "down")
+    entries = ccip.decode_multicall_results(abi_encode(["bytes[]"], [[text, http_error, b""]]))
+    assert entries == [text, http_error, b""]
+    # Values are whole ABI words (empty: no answer); error data is a selector before its words.
+    assert [ccip.is_error_entry(e) for e in entries] == [False, True, False]
+    assert ccip.is_error_entry(ccip.encode_error("refused"))
+    assert_invalid("invalid_response", ccip.decode_multicall_results, b"\x01\x02")
+
+
 def test_gateway_call_uses_get_for_data_templates_and_post_otherwise():
     data = bytes.fromhex("9061b923ABCD")
     get = ccip.gateway_call("https://gw.example/{sender}/{data}.json", RESOLVER, data)

@@ -21,6 +21,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from eth_account import Account
+from eth_utils.crypto import keccak
 
 from ensign.config import ChainSettings, GatewaySettings
 from stack.devchain import DevChain
@@ -30,6 +31,7 @@ from ensign.protocol.keys import random_encryption_key_pair, random_signing_key_
 from ensign.protocol.models import DeliveryServiceProfile, SignedUserProfile, UserProfile
 from ensign.protocol.profile import profile_hash, profile_json_data_uri, sign_profile
 from ensign.ens.cache import CacheSettings
+from ensign.ens import ccip
 from resolver.gateway import create_app
 from ensign.ens.lookup import LinkPolicy, NameLookup, is_public_ip, open_lookup
 from resolver.records import InMemoryRecordSource, NameRecords
@@ -37,6 +39,7 @@ from resolver.records import InMemoryRecordSource, NameRecords
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 from ensign.protocol.records import PROFILE_RECORD_NAME as PROFILE_KEY
+from ensign.protocol.records import REVOCATION_RECORD_NAME
 DS_KEY = "network.dm3.deliveryService"
 
 
@@ -63,6 +66,8 @@ class Stack:
     source: CountingSource
     links: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     link_base: str = ""
+    # Requests the gateway answered: "batch" (ENSIP-21 query from the Universal Resolver) or "record".
+    gateway_requests: Counter[str] = field(default_factory=Counter)
 
     def link(self, body: Any, *, status: int = 200, dm3_hash: str | None = "auto", raw: bytes | None = None) -> str:
         """Serve ``body`` at a fresh path of the link server; the URL, with ``?dm3Hash=`` by default."""
@@ -78,11 +83,15 @@ class Stack:
 async def stack() -> AsyncIterator[Stack]:
     signer = Account.create()
     source = CountingSource()
-    gateway = TestServer(
-        # No reuse of signed answers: these tests count the lookup's own reads of the records.
-        create_app(GatewaySettings(signer_key=signer.key.hex(), answer_reuse=0), records=source, batch_gateway=True),
-        host="127.0.0.1",
-    )
+    # No reuse of signed answers: these tests count the lookup's own reads of the records.
+    gateway_app = create_app(GatewaySettings(signer_key=signer.key.hex(), answer_reuse=0), records=source, batch_gateway=True)
+    gateway_requests: Counter[str] = Counter()
+
+    async def count_request(request: web.Request, response: web.StreamResponse) -> None:
+        gateway_requests["batch" if f"/0x{ccip.BATCH_QUERY_SELECTOR.hex()}" in request.path else "record"] += 1
+
+    gateway_app.on_response_prepare.append(count_request)
+    gateway = TestServer(gateway_app, host="127.0.0.1")
     await gateway.start_server()
     links: dict[str, tuple[int, bytes]] = {}
 
@@ -99,7 +108,13 @@ async def stack() -> AsyncIterator[Stack]:
         signers=[signer.address],
         offchain_names=["addr.ensign.eth", "user.ensign.eth"],
     ).start()
-    yield Stack(chain=chain, source=source, links=links, link_base=f"http://127.0.0.1:{link_server.port}")
+    yield Stack(
+        chain=chain,
+        source=source,
+        links=links,
+        link_base=f"http://127.0.0.1:{link_server.port}",
+        gateway_requests=gateway_requests,
+    )
     await chain.close()
     await link_server.close()
     await gateway.close()
@@ -182,9 +197,9 @@ async def test_input_names_are_normalised(stack: Stack, lookup: NameLookup) -> N
 async def test_unknown_names_are_not_found(stack: Stack, lookup: NameLookup) -> None:
     for name in ("nobody.user.ensign.eth", "nothing-here.eth", "no.such.tld"):
         with pytest.raises(NotFound):
-            await lookup.address(name)
-        with pytest.raises(NotFound):
             await lookup.user_profile(name)
+        with pytest.raises(NotFound):
+            await lookup.address(name)
         with pytest.raises(NotFound):
             await lookup.delivery_service_profile(name)
     assert await lookup.text("nobody.user.ensign.eth", "email") == ""
@@ -405,6 +420,53 @@ async def test_concurrent_lookups_share_one_resolution(stack: Stack, lookup: Nam
     assert {r.address for r in results} == {wallet.address}
     # the profile text, the revocation-list text and the addr query, whatever the number of callers
     assert stack.source.reads[name] == 3
+
+
+@pytest.fixture
+def chain_calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The function selector of every ``eth_call`` the chain executes during the test, in order."""
+    backend = stack.chain.tester.backend
+    selectors: list[bytes] = []
+    call = backend.call
+
+    def counting_call(transaction: dict[str, Any], block_number: Any = "latest") -> bytes:
+        selectors.append(bytes(transaction["data"])[:4])
+        return call(transaction, block_number)
+
+    monkeypatch.setattr(backend, "call", counting_call)
+    return selectors
+
+
+async def test_cold_profile_lookup_is_one_universal_resolver_call(
+    stack: Stack, lookup: NameLookup, chain_calls: list[bytes]
+) -> None:
+    wallet, signed = new_user()
+    name = register(stack, wallet.address, profile_json_data_uri(signed))
+    stack.gateway_requests.clear()
+    assert (await lookup.user_profile(name)).address == wallet.address
+    # resolve(name, multicall([profile, addr, revocation list])), then its callback: two eth_calls,
+    # one batch query carrying the three records (the gateway answers each), instead of two
+    # eth_calls and one batch query per record.
+    assert chain_calls == [ccip.RESOLVE_SELECTOR, keccak(text="resolveMulticallCallback(bytes,bytes)")[:4]]
+    assert stack.gateway_requests == Counter(batch=1, record=3)
+    # The records are cached by the profile lookup: reading them again costs nothing more.
+    assert await lookup.address(name) == wallet.address
+    assert await lookup.text(name, PROFILE_KEY) == profile_json_data_uri(signed)
+    assert await lookup.text(name, REVOCATION_RECORD_NAME) == ""
+    assert len(chain_calls) == 2
+
+
+async def test_a_name_without_resolver_is_asked_once_for_both_records(
+    lookup: NameLookup, chain_calls: list[bytes]
+) -> None:
+    name = f"x{uuid.uuid4().hex[:8]}.nothing-here.eth"
+    with pytest.raises(NotFound):
+        await lookup.user_profile(name)
+    with pytest.raises(NotFound):
+        await lookup.address(name)
+    with pytest.raises(NotFound):
+        await lookup.text(name, PROFILE_KEY)
+    assert chain_calls == [ccip.RESOLVE_SELECTOR]  # the one multicall; its refusal answers the others
 
 
 async def test_size_bound_holds(stack: Stack) -> None:
