@@ -54,7 +54,7 @@ from ensign.config import DeliverySettings
 from ensign.errors import EnsignError, ServiceUnavailable, SignatureError
 from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
-from ensign.protocol.crypto import EncryptionKeyPair
+from ensign.protocol.crypto import EncryptionKeyPair, open_with_any
 from ensign.protocol.envelope import envelope_id, open_delivery_information, verify_envelope
 from ensign.protocol.forwarding import Forwarding, open_forwarded_delivery_information
 from ensign.protocol.models import DeliveryInformation, EncryptionEnvelop
@@ -325,14 +325,7 @@ class Intake:
     def _with_ds_keys(self, open_: Callable[[EncryptionKeyPair], T]) -> T:
         """``open_(key pair)`` with the current key set, else the next one (during a key rotation);
         the first set's error when neither opens."""
-        first: EnsignError | None = None
-        for keys in self._ds_keys:
-            try:
-                return open_(keys)
-            except EnsignError as exc:
-                first = first or exc
-        assert first is not None
-        raise first
+        return open_with_any(self._ds_keys, open_, (EnsignError,))
 
     async def _verified_sender(
         self, envelope: EncryptionEnvelop, info: DeliveryInformation, receiver: str

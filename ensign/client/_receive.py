@@ -32,9 +32,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ensign.errors import DecryptionError, EncodingError, EnsignError, ServiceUnavailable, SignatureError
+from ensign.errors import EncodingError, EnsignError, ServiceUnavailable, SignatureError
 from ensign.protocol.canonical import parse_json
-from ensign.protocol.crypto import EncryptedPayload, EncryptionKeyPair, decrypt_asymmetric
+from ensign.protocol.crypto import EncryptedPayload, EncryptionKeyPair, decrypt_asymmetric, open_with_any
 from ensign.protocol.encoding import normalize_name
 from ensign.protocol.envelope import envelope_id, open_envelope
 from ensign.protocol.keys import ProfileKeys
@@ -66,14 +66,7 @@ class Receiver:
     def _with_any_key(self, attempt: Callable[[EncryptionKeyPair], T]) -> T:
         """``attempt(key pair)`` with the current encryption key, then each previous one, until one
         decrypts; the first key's error when none does."""
-        first: DecryptionError | None = None
-        for keys in (self.keys, *self.previous):
-            try:
-                return attempt(keys.encryption)
-            except DecryptionError as exc:
-                first = first or exc
-        assert first is not None
-        raise first
+        return open_with_any((keys.encryption for keys in (self.keys, *self.previous)), attempt)
 
     async def open(
         self, raw: Any, delivery_service: str, ds_profile: DeliveryServiceProfile

@@ -16,14 +16,15 @@ validation happens once at the boundary (:mod:`ensign.protocol.models`), not her
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import nacl.bindings as sodium
 from nacl.exceptions import CryptoError
 
-from ensign.errors import DecryptionError, EncodingError, SchemaError
+from ensign.errors import DecryptionError, EncodingError, EnsignError, SchemaError
 from ensign.protocol.canonical import parse_json, stringify
 from ensign.protocol.encoding import b64decode, b64encode, hex_to_bytes, utf8
 
@@ -45,7 +46,11 @@ __all__ = [
     "signing_key_pair_from_seed",
     "sender_session_keys",
     "receiver_session_keys",
+    "open_with_any",
 ]
+
+T = TypeVar("T")
+K = TypeVar("K")
 
 #: ``metadata.encryptionScheme`` of every dm3 envelope.
 ENCRYPTION_SCHEME = "x25519-chacha20-poly1305"
@@ -356,3 +361,22 @@ def decrypt_asymmetric(
     except CryptoError:
         raise DecryptionError("ephemPublicKey is not a usable X25519 point") from None
     return decrypt_symmetric(rx, payload, block=block)
+
+
+def open_with_any(
+    keys: Iterable[K], attempt: Callable[[K], T], errors: tuple[type[EnsignError], ...] = (DecryptionError,)
+) -> T:
+    """``attempt(key)`` with each of ``keys`` in turn until one does not raise one of ``errors``
+    (a key rotation: the current key, then the others); the first key's error when none opens.
+
+    :raises ValueError: when ``keys`` is empty.
+    """
+    first: EnsignError | None = None
+    for key in keys:
+        try:
+            return attempt(key)
+        except errors as exc:
+            first = first or exc
+    if first is None:
+        raise ValueError("no key to open with")
+    raise first
