@@ -47,6 +47,7 @@ from .appkeys import (
     settings_key,
 )
 from .forwarder import Forwarder
+from .multi_forwarding import ForwardMulti
 from .intake import Intake
 from .multi_intake import Forward, MultiIntake, refuse_elsewhere
 from .keys import challenge_key
@@ -76,7 +77,7 @@ def create_app(
     notify_worker: bool = True,
     metrics_dir: str | None = None,
     forwarder: Forwarder | None = None,
-    forward: Forward = refuse_elsewhere,
+    forward: Forward | None = None,
 ) -> web.Application:
     """Build the delivery service.
 
@@ -96,8 +97,9 @@ def create_app(
         directory, with its own HTTP session closed at clean-up, calling https URLs of public hosts
         only unless the chain is the embedded one (``settings.chain.rpc_url`` unset).
     :param forward: what becomes of the receivers of a multi-recipient envelope that are hosted
-        by other delivery services (:class:`delivery.multi_intake.Forward`; default: refused
-        with ``receiver_elsewhere``).
+        by other delivery services (:class:`delivery.multi_intake.Forward`); default: handed on
+        by the forwarder (:class:`delivery.multi_forwarding.ForwardMulti`) while forwarding is on
+        (``FORWARDING``), else refused with ``receiver_elsewhere``.
 
     Clients passed in stay the caller's to close. Without them the app opens its own at start-up
     from ``settings.redis`` and ``settings.chain`` (an ENS lookup and chain reads on
@@ -121,7 +123,8 @@ def create_app(
     )
     app[settings_key] = settings
     app[clock_key] = clock
-    app[forward_key] = forward
+    if forward is not None:
+        app[forward_key] = forward
     app[metrics_key] = metrics
     if forwarder is not None:
         app[forwarder_key] = forwarder
@@ -238,6 +241,8 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         forwarder=app[forwarder_key],
         log_ref=at_rest.log_ref,
     )
+    if forward_key not in app:
+        app[forward_key] = ForwardMulti(app[forwarder_key]) if settings.forwarding.enabled else refuse_elsewhere
     app[multi_intake_key] = MultiIntake(app[intake_key], forward=app[forward_key])
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,20 +47,23 @@ from ensign.errors import EncodingError, EnsignError, InvalidRequest, NotFound, 
 from ensign.protocol.canonical import parse_json
 from ensign.protocol.crypto import EncryptionKeyPair
 from ensign.protocol.encoding import normalize_name
-from ensign.protocol.forwarding import Forwarding, build_forwarding, verify_forwarding
+from ensign.protocol.forwarding import Forwarding, build_forwarding, build_multi_forwarding, verify_forwarding
 from ensign.protocol.models import EncryptionEnvelop
+from ensign.protocol.multi import MultiEnvelope
 
 from .errors import ForwardingRefused, RateLimited
 from .limits import RateLimiter
 from .metrics import DeliveryMetrics
 from .ports import Directory, ResolvedProfile
 
-__all__ = ["FORWARD_METHOD", "MAX_HOPS", "ForwardAttempt", "ForwardOutcome", "Forwarder"]
+__all__ = ["FORWARD_METHOD", "FORWARD_MULTI_METHOD", "MAX_HOPS", "ForwardAttempt", "ForwardOutcome", "Forwarder"]
 
 log = logging.getLogger(__name__)
 
 #: The JSON-RPC method a service hands an envelope on with.
 FORWARD_METHOD = "ensign_forwardMessage"
+#: The one for a multi-recipient envelope, its note naming the receivers (:mod:`delivery.multi_forwarding`).
+FORWARD_MULTI_METHOD = "ensign_forwardMultiMessage"
 #: Services a forwarded envelope may have passed through: one, the service it was submitted to.
 MAX_HOPS = 1
 #: Largest answer read from the next service.
@@ -160,12 +164,21 @@ class Forwarder:
     async def accept(self, note: Forwarding, envelope: EncryptionEnvelop, receiver: ResolvedProfile) -> None:
         """Refuse (:class:`ForwardingRefused`) a note this service does not take, as the module
         docstring says; ``ServiceUnavailable`` when ENS cannot be reached."""
+        self.check_path(note)
+        self.check_listed(note, receiver)
+        await self.check_signature(note, envelope)
+
+    def check_path(self, note: Forwarding) -> None:
+        """The note is for this service, has not passed through it and made one hop at most."""
         if note.to != self._name:
             raise ForwardingRefused(f"the forwarding note is for {note.to}, not this delivery service")
         if self._name in note.path:
             raise ForwardingRefused("the envelope has already passed through this delivery service (a loop)")
         if len(note.path) > MAX_HOPS:
             raise ForwardingRefused(f"a forwarded envelope may pass through at most {MAX_HOPS} delivery service")
+
+    def check_listed(self, note: Forwarding, receiver: ResolvedProfile) -> None:
+        """The note's forwarder is listed before this service in ``receiver``'s profile."""
         listed = _listed(receiver)
         forwarder = note.forwarder
         if (
@@ -176,6 +189,10 @@ class Forwarder:
             raise ForwardingRefused(
                 f"{forwarder} is not listed before this delivery service in the receiver's profile"
             )
+
+    async def check_signature(self, note: Forwarding, envelope: EncryptionEnvelop | MultiEnvelope) -> None:
+        """The note is for ``envelope`` and verifies with the forwarder's ENS profile key."""
+        forwarder = note.forwarder
         try:
             # The profile's key, and during the forwarder's key rotation its other one.
             keys = await self._directory.delivery_service_signing_keys(forwarder)
@@ -192,27 +209,70 @@ class Forwarder:
         raise ForwardingRefused(first.message)
 
     async def _attempt(self, envelope: EncryptionEnvelop, service: str) -> ForwardAttempt:
-        try:
-            profile = await self._directory.delivery_service_profile(service)
-            check_url(profile.url, self._policy, "a delivery service's URL")
-            note = build_forwarding(
+        def note(key: str) -> Forwarding:
+            return build_forwarding(
+                envelope, self._keys, self._signing_key, path=(self._name,), to=service, to_public_encryption_key=key
+            )
+
+        attempt, _answer = await self._call(service, FORWARD_METHOD, envelope.to_json(), note)
+        return attempt
+
+    async def attempt_multi(
+        self, envelope: MultiEnvelope, service: str, recipients: Sequence[str]
+    ) -> tuple[ForwardAttempt, list[Any] | None]:
+        """One ``ensign_forwardMultiMessage`` call handing ``envelope`` on to ``service`` for
+        ``recipients``; the attempt (as :meth:`forward`'s, counted in the metrics) and, when the
+        service took the call, its per-receiver outcomes (JSON, one per receiver, in order)."""
+
+        def note(key: str) -> Forwarding:
+            return build_multi_forwarding(
                 envelope,
                 self._keys,
                 self._signing_key,
                 path=(self._name,),
                 to=service,
-                to_public_encryption_key=profile.public_encryption_key,
+                to_public_encryption_key=key,
+                recipients=recipients,
             )
+
+        attempt, answer = await self._call(service, FORWARD_MULTI_METHOD, envelope.to_json(), note)
+        entries = None
+        if attempt.outcome == "forwarded":
+            result = answer.get("result") if isinstance(answer, dict) else None
+            found = result.get("recipients") if isinstance(result, dict) else None
+            if isinstance(found, list) and len(found) == len(recipients):
+                entries = found
+            else:
+                attempt = ForwardAttempt(service, "failed", "the answer does not hold one outcome per receiver")
+        self._metrics.forwards.labels(outcome=attempt.outcome).inc()
+        log.info(
+            "forwarding %d receiver(s) to %s: %s",
+            len(recipients),
+            service,
+            attempt.outcome,
+            extra={"delivery_service": service, "outcome": attempt.outcome, "detail": attempt.detail},
+        )
+        return attempt, entries
+
+    async def _call(
+        self, service: str, method: str, envelope: dict[str, Any], build_note: Callable[[str], Forwarding]
+    ) -> tuple[ForwardAttempt, Any]:
+        """Resolve ``service``, take its ``RATE_FORWARD`` token and call ``method`` with
+        ``[envelope, build_note(its public encryption key)]``: the judged attempt and the answer."""
+        try:
+            profile = await self._directory.delivery_service_profile(service)
+            check_url(profile.url, self._policy, "a delivery service's URL")
+            note = build_note(profile.public_encryption_key)
         except ServiceUnavailable:
-            return ForwardAttempt(service, "unresolved", "ENS cannot be reached")
+            return ForwardAttempt(service, "unresolved", "ENS cannot be reached"), None
         except EnsignError as exc:
-            return ForwardAttempt(service, "unresolved", exc.message)
+            return ForwardAttempt(service, "unresolved", exc.message), None
         if self._limiter is not None:
             try:
                 await self._limiter.take("forward", self._settings.rate, service)
             except RateLimited as exc:
-                return ForwardAttempt(service, "limited", f"retry after {exc.retry_after} s")
-        body = {"jsonrpc": "2.0", "id": 1, "method": FORWARD_METHOD, "params": [envelope.to_json(), note.to_json()]}
+                return ForwardAttempt(service, "limited", f"retry after {exc.retry_after} s"), None
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": [envelope, note.to_json()]}
         url = profile.url.rstrip("/") + "/rpc"
         try:
             async with self._http().post(
@@ -225,10 +285,10 @@ class Forwarder:
                 raw = await read_capped(response.content, MAX_ANSWER_BYTES)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             if is_non_public_host_error(exc):
-                return ForwardAttempt(service, "unresolved", "its URL does not point to a public host")
+                return ForwardAttempt(service, "unresolved", "its URL does not point to a public host"), None
             if isinstance(exc, asyncio.TimeoutError):
-                return ForwardAttempt(service, "unreachable", f"no answer within {self._settings.timeout} s")
-            return ForwardAttempt(service, "unreachable", "cannot connect")
+                return ForwardAttempt(service, "unreachable", f"no answer within {self._settings.timeout} s"), None
+            return ForwardAttempt(service, "unreachable", "cannot connect"), None
         return _judge(service, status, raw)
 
     def _http(self) -> aiohttp.ClientSession:
@@ -247,8 +307,8 @@ def _listed(receiver: ResolvedProfile) -> list[str]:
     return names
 
 
-def _judge(service: str, status: int, raw: bytes) -> ForwardAttempt:
-    """The outcome of the next service's answer (module docstring)."""
+def _judge(service: str, status: int, raw: bytes) -> tuple[ForwardAttempt, Any]:
+    """The outcome of the next service's answer (module docstring), and the answer."""
     answer: Any = None
     if len(raw) <= MAX_ANSWER_BYTES:
         try:
@@ -256,14 +316,14 @@ def _judge(service: str, status: int, raw: bytes) -> ForwardAttempt:
         except EnsignError:
             answer = None
     if status == 200 and isinstance(answer, dict) and "result" in answer:
-        return ForwardAttempt(service, "forwarded", "stored")
+        return ForwardAttempt(service, "forwarded", "stored"), answer
     code = _error_code(answer)
     detail = f"HTTP {status}" + (f" {code}" if code else "")
     if status == 404 and code == "receiver_without_account":
-        return ForwardAttempt(service, "no_account", detail)
+        return ForwardAttempt(service, "no_account", detail), answer
     if status < 400 or status == 404 or status >= 500:
-        return ForwardAttempt(service, "failed", detail)
-    return ForwardAttempt(service, "refused", detail)
+        return ForwardAttempt(service, "failed", detail), answer
+    return ForwardAttempt(service, "refused", detail), answer
 
 
 def _error_code(answer: Any) -> str:

@@ -202,6 +202,8 @@ class Intake:
                 note = Forwarding.from_json(forwarding)
             except EnsignError as exc:
                 raise ForwardingRefused(f"the forwarding note is malformed: {exc.message}") from None
+            if note.recipients is not None:
+                raise ForwardingRefused("a note naming recipients is for a multi-recipient envelope (ensign_forwardMultiMessage)")
         info = self._open_delivery_information(envelope, note)
 
         receiver_profile, receiver = await self._resolve_receiver(info.to)

@@ -38,17 +38,20 @@ from ensign.errors import EnsignError
 from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
 from ensign.protocol.encoding import normalize_name
+from ensign.protocol.forwarding import Forwarding, open_forwarded_multi_delivery_information
 from ensign.protocol.multi import (
     MultiDeliveryInformation,
     MultiEnvelope,
     copy_for,
     open_multi_delivery_information,
+    pick_recipients,
     verify_multi_envelope,
 )
 from ensign.protocol.postmark import postmark_plaintext, seal_postmark
 
 from .errors import (
     DeliveryInformationUnreadable,
+    ForwardingRefused,
     InvalidEnvelope,
     MessageTooLarge,
     ReceiverElsewhere,
@@ -75,17 +78,22 @@ STORED, DUPLICATE, FORWARDED, REFUSED = "stored", "duplicate", "forwarded", "ref
 
 @dataclass(frozen=True)
 class RecipientOutcome:
-    """What became of one receiver: ``status`` is ``stored``, ``duplicate``, ``forwarded`` or
-    ``refused`` (then ``error`` says why)."""
+    """What became of one receiver: ``status`` is ``stored``, ``duplicate``, ``forwarded`` (then
+    ``delivery_service`` names the service that took it) or ``refused`` (then ``error`` says why)."""
 
     to: str
     status: str
     error: EnsignError | None = None
+    delivery_service: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"to": self.to, "status": self.status}
+        if self.delivery_service is not None:
+            obj["deliveryService"] = self.delivery_service
         if self.error is not None:
             obj["error"] = {"code": self.error.code, "message": self.error.message}
+            if self.error.details is not None:
+                obj["error"]["details"] = self.error.details
         return obj
 
 
@@ -162,11 +170,12 @@ class MultiIntake:
         except EnsignError:
             self._own_name = None
 
-    async def submit(self, raw: object) -> MultiSubmitted:
-        """Accept one multi-recipient envelope (the parsed JSON object); counts rejections of the
-        whole envelope and of each receiver by error code."""
+    async def submit(self, raw: object, forwarding: object = None) -> MultiSubmitted:
+        """Accept one multi-recipient envelope (the parsed JSON object), with the forwarding note
+        (parsed JSON) when another delivery service hands it on; counts rejections of the whole
+        envelope and of each receiver by error code."""
         try:
-            result = await self._submit(raw)
+            result = await self._submit(raw, forwarding)
         except EnsignError as exc:
             self._metrics.rejections.labels(reason=exc.code).inc()
             if not add_request_fields(reason=exc.code):
@@ -178,13 +187,15 @@ class MultiIntake:
             if outcome.error is not None:
                 self._metrics.rejections.labels(reason=outcome.error.code).inc()
         self._metrics.messages.inc(counts.get(STORED, 0))
+        if forwarding is not None:
+            self._metrics.forwarded_in.inc(counts.get(STORED, 0))
         self._metrics.duplicates.inc(counts.get(DUPLICATE, 0))
         fields: dict[str, str | int] = {"message_id": result.message_id, **{f"recipients_{k}": v for k, v in counts.items()}}
         if not add_request_fields(**fields):
             log.info("multi-recipient message %s", result.message_id, extra=fields)
         return result
 
-    async def _submit(self, raw: object) -> MultiSubmitted:
+    async def _submit(self, raw: object, forwarding: object) -> MultiSubmitted:
         if not isinstance(raw, dict):
             raise InvalidEnvelope("the envelope must be a JSON object")
         limits = self._settings.limits
@@ -195,14 +206,26 @@ class MultiIntake:
         envelope = MultiEnvelope.from_json(raw)
         if len(envelope.keys) > limits.max_recipients:
             raise TooManyRecipients(f"the envelope has {len(envelope.keys)} receivers; this service accepts at most {limits.max_recipients}")
+        note = self._note(forwarding)
         try:
-            info = self._intake._with_ds_keys(lambda keys: open_multi_delivery_information(envelope, keys))
+            if note is None:
+                info = self._intake._with_ds_keys(lambda keys: open_multi_delivery_information(envelope, keys))
+            else:
+                info = self._intake._with_ds_keys(lambda keys: open_forwarded_multi_delivery_information(envelope, note, keys))
         except EnsignError as exc:
             raise DeliveryInformationUnreadable(
                 f"the delivery information does not open with this service's key, or does not pair with the keys: {exc.message}"
             ) from None
+        indices: Sequence[int] = range(len(info.to))
+        if note is not None:
+            assert note.recipients is not None and self._intake._forwarder is not None  # checked by _note
+            try:
+                indices = pick_recipients(info, note.recipients)
+            except EnsignError as exc:
+                raise ForwardingRefused(f"the forwarding note's recipients do not fit the envelope: {exc.message}") from None
+            await self._intake._forwarder.check_signature(note, envelope)
         sender = await self._intake._signed_by_sender(info.from_, lambda key: verify_multi_envelope(envelope, key))
-        count = len(info.to)
+        count = len(indices)
         if limits.sender is not None and count > limits.sender.capacity:
             raise TooManyRecipients(
                 f"the envelope has {count} receivers; the sender's rate limit allows at most {limits.sender.capacity} at once"
@@ -222,11 +245,11 @@ class MultiIntake:
         async def one(index: int) -> RecipientOutcome | None:
             async with gate:
                 try:
-                    return await self._deliver_one(envelope, info, index, sender, postmark_for, elsewhere)
+                    return await self._deliver_one(envelope, info, index, sender, postmark_for, elsewhere, note)
                 except EnsignError as exc:
                     return RecipientOutcome(info.to[index], REFUSED, exc)
 
-        outcomes: list[RecipientOutcome | None] = list(await asyncio.gather(*(one(i) for i in range(count))))
+        outcomes = dict(zip(indices, await asyncio.gather(*(one(i) for i in indices)), strict=True))
         if elsewhere:
             elsewhere.sort(key=lambda r: r.index)
             try:
@@ -235,8 +258,26 @@ class MultiIntake:
                 forwarded = [RecipientOutcome(r.name, REFUSED, exc) for r in elsewhere]
             for recipient, outcome in zip(elsewhere, forwarded, strict=True):
                 outcomes[recipient.index] = outcome
-        assert all(outcome is not None for outcome in outcomes)
-        return MultiSubmitted(envelope.encrypted_message_hash, tuple(o for o in outcomes if o is not None))
+        done = tuple(outcomes[i] for i in indices)
+        assert all(outcome is not None for outcome in done)
+        return MultiSubmitted(envelope.encrypted_message_hash, tuple(o for o in done if o is not None))
+
+    def _note(self, forwarding: object) -> Forwarding | None:
+        """The forwarding note of a forwarded envelope (``None``: submitted directly), for this
+        service, one hop, naming its receivers (:class:`ForwardingRefused` otherwise)."""
+        if forwarding is None:
+            return None
+        forwarder = self._intake._forwarder
+        if forwarder is None:
+            raise ForwardingRefused("this delivery service does not take forwarded envelopes")
+        try:
+            note = Forwarding.from_json(forwarding)
+        except EnsignError as exc:
+            raise ForwardingRefused(f"the forwarding note is malformed: {exc.message}") from None
+        if note.recipients is None:
+            raise ForwardingRefused("the forwarding note of a multi-recipient envelope must name its recipients")
+        forwarder.check_path(note)
+        return note
 
     async def _deliver_one(
         self,
@@ -246,12 +287,20 @@ class MultiIntake:
         sender: ResolvedProfile,
         postmark_for: Callable[[int], str],
         elsewhere: list[ForwardRecipient],
+        note: Forwarding | None,
     ) -> RecipientOutcome | None:
-        """One receiver's steps 6–7; ``None`` when it was put on ``elsewhere`` to forward."""
+        """One receiver's steps 6–7; ``None`` when it was put on ``elsewhere`` to forward. A
+        forwarded envelope's receiver must list the forwarder before this service, and is never
+        forwarded again."""
         name = info.to[index]
         profile, address = await self._intake._resolve_receiver(name)
         if address is None:
             raise ReceiverUnknown("the receiver's name does not resolve to an address")
+        if note is not None:
+            assert self._intake._forwarder is not None  # checked with the note
+            if profile is None:
+                raise ReceiverUnknown("the receiver's name has no valid profile in ENS to check the forwarder against")
+            self._intake._forwarder.check_listed(note, profile)
         unstamped = copy_for(envelope, info, index, None)
         size = canonical_size(unstamped.to_json())
         if size > self._settings.message_size_limit:
@@ -261,7 +310,7 @@ class MultiIntake:
         try:
             await self._intake._receiver_account(address, lambda account: self._intake._receiver_limits(account, size))
         except ReceiverWithoutAccount:
-            if profile is not None and self._hosted_elsewhere(profile):
+            if note is None and profile is not None and self._hosted_elsewhere(profile):
                 elsewhere.append(ForwardRecipient(index, name, profile))
                 return None
             raise

@@ -20,7 +20,7 @@ from ensign.protocol.canonical import parse_json, stringify
 from ensign.web import read_body
 
 from .appkeys import accounts_key, directory_key, intake_key, multi_intake_key, settings_key
-from .forwarder import FORWARD_METHOD
+from .forwarder import FORWARD_METHOD, FORWARD_MULTI_METHOD
 from .errors import InvalidParams, MessageTooLarge, MethodNotFound, UnknownUser
 from .ports import address_or_none
 from .web_auth import path_name_of
@@ -108,6 +108,20 @@ async def submit_multi_message(request: web.Request, params: list[Any]) -> dict[
     return (await request.app[multi_intake_key].submit(envelope)).to_json()
 
 
+async def forward_multi_message(request: web.Request, params: list[Any]) -> dict[str, Any]:
+    """``ensign_forwardMultiMessage``: another delivery service hands on an ``ensign-multi-v1``
+    envelope (params[0], object or JSON string) for the receivers its note (params[1]) names; the
+    result lists those receivers' outcomes (``specs/delivery.md`` §4.6)."""
+    if len(params) != 2:
+        raise InvalidParams("params must hold the envelope and the forwarding note")
+    envelope, note = params
+    if isinstance(envelope, str):
+        envelope = parse_json(envelope, what="params[0]")
+    if not isinstance(note, dict):
+        raise InvalidParams("params[1] must be the forwarding note, an object")
+    return (await request.app[multi_intake_key].submit(envelope, note)).to_json()
+
+
 async def delivery_service_properties(request: web.Request, params: list[Any]) -> str:
     """``dm3_getDeliveryServiceProperties``: public limits only, as a JSON string (dm3 parses it).
 
@@ -134,4 +148,5 @@ _METHODS = {
     "dm3_getDeliveryServiceProperties": delivery_service_properties,
     "dm3_getProfileExtension": profile_extension,
     "ensign_submitMultiMessage": submit_multi_message,
+    FORWARD_MULTI_METHOD: forward_multi_message,
 }

@@ -70,6 +70,8 @@ __all__ = [
     "build_multi_envelope",
     "multi_signature_payload",
     "open_multi_delivery_information",
+    "multi_delivery_information",
+    "pick_recipients",
     "verify_multi_envelope",
     "copy_for",
     "open_copy",
@@ -365,12 +367,29 @@ def open_multi_delivery_information(
     malformed, names a receiver twice, or names another number of receivers than there are keys.
     """
     payload = EncryptedPayload.from_wire(envelope.delivery_information, what="metadata.deliveryInformation")
-    plaintext = decrypt_asymmetric(ds_encryption_key_pair, payload)
+    return multi_delivery_information(envelope, decrypt_asymmetric(ds_encryption_key_pair, payload))
+
+
+def multi_delivery_information(envelope: MultiEnvelope, plaintext: str) -> MultiDeliveryInformation:
+    """The decrypted delivery information ``plaintext`` of ``envelope``, checked as
+    :func:`open_multi_delivery_information` says (also for a forwarded envelope, whose payload the
+    next service opens with the key of the forwarding note)."""
     info = MultiDeliveryInformation.from_json(parse_json(plaintext, what="decrypted deliveryInformation"))
     if len(info.to) != len(envelope.keys):
         raise SchemaError(f"deliveryInformation names {len(info.to)} receivers for {len(envelope.keys)} keys")
     _check_names(info.to, "deliveryInformation.to")
     return info
+
+
+def pick_recipients(info: MultiDeliveryInformation, names: Sequence[str]) -> tuple[int, ...]:
+    """The places in ``info.to`` of ``names`` (a forwarding note's receivers), in their order;
+    :class:`SchemaError` naming one that is not in the list, or one named twice."""
+    _check_names(names, "the forwarding note's recipients")
+    places = {_same(name): index for index, name in enumerate(info.to)}
+    unlisted = [name for name in names if _same(name) not in places]
+    if unlisted:
+        raise SchemaError(f"the envelope's receiver list does not name {', '.join(unlisted)}")
+    return tuple(places[_same(name)] for name in names)
 
 
 def verify_multi_envelope(envelope: MultiEnvelope, sender_public_signing_key: str) -> None:
