@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
+
 from ensign.client import Client
 from ensign.protocol.forwarding import build_forwarding, build_multi_forwarding
 from ensign.protocol.keys import random_signing_key_pair
@@ -18,9 +20,11 @@ from ensign.protocol.multi import MultiCopy, MultiEnvelope, build_multi_envelope
 from ensign.protocol.postmark import verify_postmark
 from tests.client.sdk_stack import DS_NAMES, DeliveryService, SdkStack, sdk_stack  # noqa: F401
 from tests.delivery.test_ds_forwarding import _counter, _ds_keys, _rpc
+from tests.test_openapi import SPEC_PATH, Schemas
 from tests.delivery.test_ds_forwarding import _envelope as single_envelope
 
 FIRST, SECOND = DS_NAMES
+SCHEMAS = Schemas(yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8")))
 
 
 async def _people(sdk_stack: SdkStack, dave_services: tuple[str, ...] = DS_NAMES) -> tuple[Client, Client, Client, Client]:
@@ -46,6 +50,7 @@ async def _submit(sdk_stack: SdkStack, envelope: MultiEnvelope) -> list[dict[str
     status, answer = await _rpc(sdk_stack, sdk_stack.services[FIRST], "ensign_submitMultiMessage", [json.dumps(envelope.to_json())])
     assert status == 200, answer
     assert answer["result"]["id"] == envelope.encrypted_message_hash
+    assert SCHEMAS.errors("/components/schemas/SubmitMultiMessageResult", answer["result"]) == []
     recipients: list[dict[str, Any]] = answer["result"]["recipients"]
     return recipients
 
@@ -107,7 +112,10 @@ async def test_the_next_service_delivers_only_the_receivers_the_note_names(sdk_s
     await bob.create_account(SECOND)  # Bob could be stored at the second service too, but is not named
     envelope = await _envelope(alice, [bob, carol, dave], sdk_stack.services[FIRST], "just dave")
 
-    status, answer = await _forward(sdk_stack, envelope, _note(sdk_stack, envelope, [dave.name]))
+    note = _note(sdk_stack, envelope, [dave.name])
+    call = {"jsonrpc": "2.0", "id": 7, "method": "ensign_forwardMultiMessage", "params": [envelope.to_json(), note]}
+    assert SCHEMAS.errors("/components/schemas/RpcCall", call) == []
+    status, answer = await _forward(sdk_stack, envelope, note)
 
     assert status == 200, answer
     assert answer["result"]["recipients"] == [{"to": dave.name, "status": "stored"}]
