@@ -28,6 +28,12 @@ for this service, must not hold this service in its path (a loop), may hold one 
 whole list itself), that service must be listed before this one in the receiver's profile, and
 the note must verify with the signing key of that service's ENS profile. Only the service that
 stores the envelope postmarks it; a forwarder stores and postmarks nothing.
+
+A multi-recipient envelope goes the same way, one call per next service carrying the receivers it
+is for (:meth:`Forwarder.attempt_multi`, ``ensign_forwardMultiMessage``, driven by
+:mod:`delivery.multi_forwarding`); taking one in, the note's checks are made once
+(:meth:`Forwarder.check_path`, :meth:`Forwarder.check_signature`) and the receiver's order per
+receiver (:meth:`Forwarder.check_listed`).
 """
 
 from __future__ import annotations

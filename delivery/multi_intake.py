@@ -17,13 +17,21 @@ outcome — ``stored``, ``duplicate`` (already queued: a resubmission), ``forwar
 with the error code a single submission would get:
 
 6. the name resolves (``receiver_unknown`` otherwise); without an account here, a receiver whose
-   profile names another delivery service goes to the ``forward`` hook (:class:`Forward`; by
-   default :func:`refuse_elsewhere`, ``receiver_elsewhere``), any other is ``receiver_without_account``;
+   profile names another delivery service goes to the ``forward`` hook (:class:`Forward`: the
+   app's is :class:`delivery.multi_forwarding.ForwardMulti` while forwarding is on, else
+   :func:`refuse_elsewhere`, ``receiver_elsewhere``), any other is ``receiver_without_account``;
 7. the receiver's copy (:func:`ensign.protocol.multi.copy_for`: the shared message, its own wrapped
    key, ``{to, from}``) is checked against the service's size limit and the account's, then
    the sender→receiver pair bucket is taken and :meth:`Intake._deliver` runs steps 7–9 of
    :mod:`delivery.intake`: the account and its spam rules, the postmark, the queue insert. One postmark
    signature serves every receiver (same message, same receive time); it is sealed to each.
+
+A forwarded envelope (JSON-RPC ``ensign_forwardMultiMessage``, with a note naming its receivers:
+:mod:`ensign.protocol.forwarding`) opens its receiver list with the note's key; the note is
+checked once (for this service, one hop, signed by the forwarder, its ``recipients`` in the list,
+else ``forwarding_refused`` for all of it), and steps 5–7 run for the named receivers only, each
+also refused with ``forwarding_refused`` when its profile does not list the forwarder before this
+service (:meth:`delivery.forwarder.Forwarder.check_listed`), and never forwarded again.
 """
 
 from __future__ import annotations

@@ -86,6 +86,12 @@ async def forward_message(request: web.Request, params: list[Any]) -> str:
     params[0] is the envelope (object or JSON string), params[1] the forwarding note (object),
     both as :mod:`delivery.forwarder` sends them; intake checks the note (``specs/delivery.md`` §4.5).
     """
+    await request.app[intake_key].submit(*_envelope_and_note(params))
+    return "OK"
+
+
+def _envelope_and_note(params: list[Any]) -> tuple[Any, dict[str, Any]]:
+    """params[0], the envelope (a JSON string is parsed), and params[1], the forwarding note."""
     if len(params) != 2:
         raise InvalidParams("params must hold the envelope and the forwarding note")
     envelope, note = params
@@ -93,8 +99,7 @@ async def forward_message(request: web.Request, params: list[Any]) -> str:
         envelope = parse_json(envelope, what="params[0]")
     if not isinstance(note, dict):
         raise InvalidParams("params[1] must be the forwarding note, an object")
-    await request.app[intake_key].submit(envelope, note)
-    return "OK"
+    return envelope, note
 
 
 async def submit_multi_message(request: web.Request, params: list[Any]) -> dict[str, Any]:
@@ -112,14 +117,7 @@ async def forward_multi_message(request: web.Request, params: list[Any]) -> dict
     """``ensign_forwardMultiMessage``: another delivery service hands on an ``ensign-multi-v1``
     envelope (params[0], object or JSON string) for the receivers its note (params[1]) names; the
     result lists those receivers' outcomes (``specs/delivery.md`` §4.6)."""
-    if len(params) != 2:
-        raise InvalidParams("params must hold the envelope and the forwarding note")
-    envelope, note = params
-    if isinstance(envelope, str):
-        envelope = parse_json(envelope, what="params[0]")
-    if not isinstance(note, dict):
-        raise InvalidParams("params[1] must be the forwarding note, an object")
-    return (await request.app[multi_intake_key].submit(envelope, note)).to_json()
+    return (await request.app[multi_intake_key].submit(*_envelope_and_note(params))).to_json()
 
 
 async def delivery_service_properties(request: web.Request, params: list[Any]) -> str:
