@@ -98,10 +98,11 @@ class Subscription:
         self._closed = True
         for task in (self._task, self._verifier):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._disconnect()
+                await _cancel(task)
+        # Bounded: a service that never answers the close handshake must not keep Ctrl-C waiting.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._client.config.timeout):
+                await self._disconnect()
         self._ready.put_nowait(_CLOSED)
         self._client._subscription_closed(self)
 
@@ -278,6 +279,21 @@ class Subscription:
         if sio is not None:
             with contextlib.suppress(Exception):
                 await sio.disconnect()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended.
+
+    Cancelled again each second while it runs: on Python 3.11 ``asyncio.wait_for`` swallows a
+    cancellation that lands as the future it waits for completes (CPython gh-86296, fixed in 3.12),
+    and python-socketio connects and reads through ``wait_for``; one swallowed cancel would keep the
+    subscription's task, and whoever closes it (Ctrl-C in ``ensign inbox --follow``), waiting forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled():
+        task.exception()  # retrieved: its failure was already handed to the iterator
 
 
 def _fatal(exc: EnsignError) -> bool:
