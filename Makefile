@@ -12,8 +12,12 @@ NODE_LOCK := $(wildcard specs/vectors/package-lock.json)
 dev: $(BIN)/.installed
 	$(BIN)/ensign dev $(ARGS)
 
+# One pytest process per core (pytest-xdist), each taking whole files: a file's module fixtures
+# stay in one process. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= auto
+
 test: $(BIN)/.installed node
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 install: $(BIN)/.installed
 
