@@ -23,6 +23,8 @@ multi      one multi-recipient envelope to 100 receivers against 100 single send
 scale      one process, then ``--workers N`` (every core) on one port; the ratio and who used the CPU
 profile    a delivery process sampled by py-spy under load (skipped without py-spy)
 resolver   ``ensign backend`` + ``ensign resolver``: gateway answers/s; lookups cold and warm
+ablation   the service's CPU per message with each non-cryptographic piece of its path switched
+           off in turn (``bench.server --without``), as a share of the whole service's
 =========  ================================================================================
 
 Output: a Markdown table on stdout, and ``bench/results/<UTC time>.json`` plus ``latest.json``,
@@ -46,12 +48,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import inbox, multi, push, report, resolver, submit
+from . import ablation, inbox, multi, push, report, resolver, submit
 from .fixtures import ServiceSpec, make_envelopes, make_users, redis_url
 from .procstat import calibrate, machine
 from .suite import Durations, Suite
 
-PARTS = ("submit", "floor", "push", "inbox", "multi", "scale", "profile", "resolver")
+PARTS = ("submit", "floor", "push", "inbox", "multi", "scale", "profile", "resolver", "ablation")
 RESULTS = Path(__file__).resolve().parent / "results"
 CALM_LOAD = 1.5
 
@@ -144,6 +146,9 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
         if "resolver" in parts:
             results["resolver"] = await resolver.run_resolver(suite)
             done("resolver")
+        if "ablation" in parts:
+            results["ablation"] = await ablation.run_ablation(suite, requests)
+            done("ablation")
     finally:
         await suite.close()
         await redis.aclose()

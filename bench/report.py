@@ -221,4 +221,10 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
     if pr.get("areas"):
         top = ", ".join(f"{k} {v:.0%}" for k, v in list(pr["areas"].items())[:8])
         row(f"| submit profile, CPU by area (py-spy) | {top} | |")
+    ab = results.get("ablation", {})
+    for variant in ab.get("variants", []):
+        row(f"| submit, CPU per message with {variant['off']} switched off (closed loop, {ab.get('rounds')} rounds; "
+            f"medians of each round's ratios) | **{_n(variant.get('ratio_to_whole'), 3)}×** the whole service, "
+            f"**{_n(variant.get('ratio_to_crypto_floor'), 2)}×** the crypto floor; per round {variant.get('cpu_us')} µs "
+            f"(crypto floor {ab.get('crypto_floor_us')} µs) | |")
     return "\n".join(lines) + "\n"

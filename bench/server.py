@@ -17,18 +17,65 @@ import argparse
 import functools
 from pathlib import Path
 
+import dataclasses
+import logging
+
 from aiohttp import web
 
 from bench.fixtures import FixedNameLookup, NullChain, ServiceSpec
+from ensign.config import DeliverySettings
+
+#: What ``--without`` can switch off, for :mod:`bench.ablation` only (never in production): each
+#: piece of a submission's path that is not its cryptography, one at a time.
+PIECES = {
+    "log": "the request's log line",
+    "address": "the client address's rate bucket (a Redis round trip before the body is read)",
+    "sender_pair": "the sender's and the pair's rate buckets (a Redis round trip after the signature)",
+    "deadline": "the request deadline middleware",
+    "push": "the push listener's pub/sub subscription (every stored message is read back by it)",
+}
 
 
-def serve_one(spec_path: Path, port: int, *, metrics_dir: str | None = None, reuse_port: bool = False) -> None:
+def switch_off(settings: DeliverySettings, without: frozenset[str]) -> DeliverySettings:
+    """``settings`` with the pieces named in ``without`` off, and those that are code patched out."""
+    unknown = without - set(PIECES)
+    if unknown:
+        raise SystemExit(f"unknown piece(s): {', '.join(sorted(unknown))}; choose from {', '.join(PIECES)}")
+    limits = settings.limits
+    if "address" in without:
+        limits = dataclasses.replace(limits, address=None)
+    if "sender_pair" in without:
+        limits = dataclasses.replace(limits, sender=None, pair=None)
+    if "deadline" in without:
+        import delivery.app
+
+        def no_deadline(*args: object, **kwargs: object) -> object:
+            @web.middleware
+            async def passthrough(request: web.Request, handler: object) -> web.StreamResponse:
+                return await handler(request)  # type: ignore[operator, no-any-return]
+
+            return passthrough
+
+        delivery.app.deadline_middleware = no_deadline  # type: ignore[assignment]
+    if "push" in without:
+        import delivery.push
+
+        delivery.push.PushListener.start = lambda self: None  # type: ignore[method-assign]
+    return dataclasses.replace(settings, limits=limits)
+
+
+def serve_one(
+    spec_path: Path, port: int, *, metrics_dir: str | None = None, reuse_port: bool = False,
+    without: frozenset[str] = frozenset(),
+) -> None:
     from ensign.logs import configure_logging
     from stack.serve import run, serve
 
     spec = ServiceSpec.load(spec_path)
-    settings = spec.settings(port)
+    settings = switch_off(spec.settings(port), without)
     configure_logging(settings.log_level, redact={"REDIS_URL": settings.redis.url})
+    if "log" in without:
+        logging.getLogger("ensign.request").setLevel(logging.WARNING)
 
     async def build() -> web.Application:
         from delivery.app import create_app
@@ -60,9 +107,11 @@ def main() -> None:
     parser.add_argument("spec", type=Path)
     parser.add_argument("port", type=int)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--without", default="", help=f"comma-separated pieces to switch off: {', '.join(PIECES)}")
     args = parser.parse_args()
+    without = frozenset(p for p in args.without.split(",") if p)
     if args.workers == 1:
-        serve_one(args.spec, args.port)
+        serve_one(args.spec, args.port, without=without)
         return
     from ensign.logs import configure_logging
     from stack.workers import run_workers

@@ -48,8 +48,12 @@ class ServiceProcess:
     _log: IO[bytes] | None = None
 
     @classmethod
-    def delivery(cls, spec: Path, port: int, workdir: Path, workers: int = 1) -> ServiceProcess:
+    def delivery(
+        cls, spec: Path, port: int, workdir: Path, workers: int = 1, without: Sequence[str] = ()
+    ) -> ServiceProcess:
         argv = [sys.executable, "-m", "bench.server", str(spec), str(port), "--workers", str(workers)]
+        if without:
+            argv += ["--without", ",".join(without)]
         return cls(f"delivery:{port}", argv, port, workdir / f"delivery-{port}.log", ready_path="/hello")
 
     @property

@@ -47,7 +47,7 @@ from .procstat import CpuMeter, calibrate
 from .services import ServiceProcess, signup
 from .suite import Suite
 
-__all__ = ["round_trip_cpu", "run_floor", "run_loads", "run_max", "run_profile", "run_scale"]
+__all__ = ["crypto_floor_us", "parsed_envelopes", "round_trip_cpu", "run_floor", "run_loads", "run_max", "run_profile", "run_scale"]
 
 LOAD_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -252,15 +252,32 @@ async def queued_memory(suite: Suite, sample: int = 32) -> dict[str, Any]:
 # -- the floor ----------------------------------------------------------------------------------
 
 
+def parsed_envelopes(suite: Suite, count: int) -> list[EncryptionEnvelop]:
+    """The first ``count`` envelopes of the pool, parsed (the floors leave parsing out)."""
+    return [EncryptionEnvelop.from_json(parse_json(json.loads(e.body)["params"][0])) for e in suite.envelopes[:count]]
+
+
+def crypto_floor_us(suite: Suite, prepared: list[EncryptionEnvelop]) -> float:
+    """CPU per message of the cryptography alone (the target's yardstick), serially: decrypt the
+    delivery information, verify the sender, sign and encrypt the postmark; no JSON of the stored
+    form, no Redis, no HTTP."""
+    spec = suite.spec
+    ds_keys = EncryptionKeyPair(public_key=spec.encryption_public_key, secret_key=spec.encryption_private_key)
+    by_name = {u.name: u for u in suite.users}
+    started = time.process_time()
+    for env in prepared:
+        info = open_delivery_information(env, ds_keys)
+        verify_envelope(env, by_name[info.from_].signing_public_key)
+        create_postmark(env.message, spec.signing_private_key, by_name[info.to].encryption_public_key, 1)
+    return (time.process_time() - started) / len(prepared) * 1e6
+
+
 async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
     """The per-message work without HTTP, measured in this process (see the module docstring)."""
     spec = suite.spec
     ds_keys = EncryptionKeyPair(public_key=spec.encryption_public_key, secret_key=spec.encryption_private_key)
     by_name = {u.name: u for u in suite.users}
-    prepared = []
-    for envelope in suite.envelopes[:count]:
-        raw = parse_json(json.loads(envelope.body)["params"][0])
-        prepared.append(EncryptionEnvelop.from_json(raw))
+    prepared = parsed_envelopes(suite, count)
     queue = suite.queue
     ttl = 30 * 86_400
 
@@ -300,14 +317,7 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
             account, message_id, stored = work(env)
             await queue.enqueue(account, message_id, stored, now=time.time(), ttl_seconds=ttl)
 
-    # Crypto alone (the target's yardstick): decrypt the delivery information, verify the sender,
-    # sign and encrypt the postmark; no JSON of the stored form, no Redis, no HTTP.
-    crypto0 = time.process_time()
-    for env in prepared:
-        info = open_delivery_information(env, ds_keys)
-        verify_envelope(env, by_name[info.from_].signing_public_key)
-        create_postmark(env.message, spec.signing_private_key, by_name[info.to].encryption_public_key, 1)
-    crypto_us = (time.process_time() - crypto0) / len(prepared) * 1e6
+    crypto_us = crypto_floor_us(suite, prepared)
 
     host = calibrate()
     cpu0, wall0 = time.process_time(), time.perf_counter()

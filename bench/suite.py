@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import secrets
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,8 @@ class Suite:
         """Every envelope of the pool as the bytes of its ``POST /rpc`` request."""
         return [build_request("POST", "/rpc", e.body) for e in self.envelopes]
 
-    async def start_delivery(self, workers: int = 1) -> ServiceProcess:
-        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, workers)
+    async def start_delivery(self, workers: int = 1, without: Sequence[str] = ()) -> ServiceProcess:
+        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, workers, without)
         self.processes.append(process)
         return await process.start()
 

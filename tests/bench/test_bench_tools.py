@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -151,3 +152,27 @@ async def test_delete_prefix_deletes_only_keys_under_it(redis: aioredis.Redis, r
     await pipe.execute()
     assert await delete_prefix(redis, mine) == 1200
     assert [k async for k in redis.scan_iter(match=f"{redis_prefix}*")] == [f"{other}1".encode()]
+
+
+def test_ablation_switches_turn_off_only_the_named_pieces_and_refuse_unknown_ones() -> None:
+    from bench.fixtures import ServiceSpec
+    from bench.server import switch_off
+
+    spec = ServiceSpec.create("redis://127.0.0.1:6379/0", "bench:test:", [])
+    settings = spec.settings(8083)
+    off = switch_off(settings, frozenset({"address", "sender_pair"}))
+    assert (off.limits.address, off.limits.sender, off.limits.pair) == (None, None, None)
+    assert off.limits.login == settings.limits.login and off.keys == settings.keys
+    assert switch_off(settings, frozenset()) == settings
+    with pytest.raises(SystemExit, match="unknown piece"):
+        switch_off(settings, frozenset({"crypto"}))
+
+
+def test_ablation_rows_give_each_variant_against_the_whole_and_the_crypto_floor() -> None:
+    results: dict[str, Any] = {"ablation": {"rounds": 2, "crypto_floor_us": [300, 320], "variants": [
+        {"off": "nothing", "cpu_us": [800, 820], "ratio_to_whole": 1.0, "ratio_to_crypto_floor": 2.62},
+        {"off": "all of them", "cpu_us": [640, 660], "ratio_to_whole": 0.803, "ratio_to_crypto_floor": 2.1},
+    ]}}
+    table = markdown(results, derive(results))
+    assert "all of them switched off" in table and "**0.803×** the whole service" in table
+    assert "**2.10×** the crypto floor" in table
