@@ -14,11 +14,10 @@ name lookup is a cache hit.
 from __future__ import annotations
 
 import argparse
-import functools
-from pathlib import Path
-
 import dataclasses
+import functools
 import logging
+from pathlib import Path
 
 from aiohttp import web
 
