@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import aiohttp
@@ -109,3 +110,26 @@ def test_config_keeps_delivery_services_as_a_tuple_and_refuses_bad_urls() -> Non
     assert ClientConfig().local_gateways
     assert not ClientConfig(rpc_url="https://node.example").local_gateways
     assert not ClientConfig(allow_local_gateways=False).local_gateways
+
+
+async def test_closing_a_subscription_outlasts_a_swallowed_cancellation() -> None:
+    # Python 3.11's asyncio.wait_for (which python-socketio uses) can swallow a cancellation; the
+    # subscription's close (Ctrl-C in `ensign inbox --follow`) must still end its task.
+    from ensign.client._push import _cancel
+
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(_cancel(task), 10)
+    assert task.cancelled() and swallowed == 2
