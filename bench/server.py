@@ -31,7 +31,7 @@ PIECES = {
     "address": "the client address's rate bucket (a Redis round trip before the body is read)",
     "sender_pair": "the sender's and the pair's rate buckets (a Redis round trip after the signature)",
     "deadline": "the request deadline middleware",
-    "push": "the push listener's pub/sub subscription (every stored message is read back by it)",
+    "push": "the push listener (it hears only the accounts with sockets here: none in the closed loop)",
 }
 
 

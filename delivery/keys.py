@@ -67,8 +67,9 @@ outlives its longest-lived message.
 ``{prefix}notify:{<tag>}``  pub/sub channel (not a key). ``enqueue.lua`` publishes the message id
     (UTF-8) when it stores a new message, in the same script as the write, so no subscriber hears
     of a message that is not stored and no stored message goes unannounced. A duplicate submission
-    publishes nothing. PUBLISH, not SPUBLISH, so Redis 6.2 works; every process may PSUBSCRIBE
-    :func:`notify_pattern` and map a channel back with
+    publishes nothing. PUBLISH, not SPUBLISH, so Redis 6.2 works. A process SUBSCRIBEs the
+    channels of the accounts with sockets on it (:mod:`delivery.push`); a tool that wants every
+    account's may PSUBSCRIBE :func:`notify_pattern`. A channel maps back with
     :meth:`delivery.queue.MessageQueue.account_from_channel`.
 ``{prefix}sweeper:claim``   STRING, a random token, ``SET NX EX`` by the sweeper
     (:mod:`delivery.sweeper`) so one process per interval does the SCAN; removed by its expiry.

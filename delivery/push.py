@@ -17,10 +17,15 @@ sits in the same room, whichever alias it logged in with, so every device gets e
 pushes only to the last socket).
 
 Across processes: the queue's insert script publishes each new message id on the account's
-channel. Every process PSUBSCRIBEs to all account channels and, for an account with sockets
-connected to *this* process, reads the stored envelope and emits ``message`` (the stored envelope
-with its postmark, as dm3) to the room. Processes without sockets for the account skip it, so a
-push costs one Redis read per process that holds a socket of the receiver.
+channel. A process SUBSCRIBEs to the channel of an account while it holds a socket of it (the
+first socket's handshake subscribes, and answers ``authorized`` once Redis has confirmed, so a
+message stored after the client's fetch on connect is pushed; the last socket's close
+unsubscribes), reads the stored envelope and emits ``message`` (the stored envelope with its
+postmark, as dm3) to the room. A message to an account with no socket anywhere reaches no process
+at all: with N processes, a message costs the processes nothing but the one read per process that
+holds a socket of the receiver, where a subscription to every account's channel woke all N for
+every message (the bench measured that wake-up at about 5 % of a submission's CPU with one
+process).
 
 Caps: a handshake takes a token of the client address's ``address`` bucket and a socket slot of
 the account and of the client address (:class:`delivery.limits.SocketSlots`); over a cap the
@@ -42,7 +47,8 @@ connect, not while connected. So :class:`PushListener`:
   reconnect is turned off for it;
 * re-subscribes with exponential backoff (:data:`BACKOFF_INITIAL` doubling to
   :data:`BACKOFF_MAX`, with jitter), logging each failed attempt and the recovery;
-* catches up once re-subscribed (Redis has confirmed the PSUBSCRIBE, so nothing falls between):
+* catches up once re-subscribed (Redis has confirmed the subscriptions, those of every account
+  with sockets here and the sessions pattern, so nothing falls between):
   for every account with sockets on this process it pushes the messages received since the last
   moment the old subscription was known alive (minus :data:`CATCH_UP_SKEW` for clocks of other
   processes), at most :data:`CATCH_UP_LIMIT` per account; the rest wait for the client's fetch.
@@ -68,7 +74,7 @@ import os
 import random
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,7 +123,12 @@ BACKOFF_MAX = 30.0  # seconds: the longest wait between attempts
 CATCH_UP_SKEW = 2.0  # seconds: how far other processes' clocks may lag this one's
 CATCH_UP_LIMIT = 100  # messages per account pushed after a re-subscription (one fetch page)
 RECENT_PUSHES = 10_000  # pushed messages remembered so a catch-up does not push them again
+SUBSCRIBE_BATCH = 1_000  # channels per SUBSCRIBE when a lost subscription is made again
 EXPIRY_RECHECK = 300.0  # seconds: longest wait of a socket's expiry timer before it reads the clock again
+# Seconds a handshake waits for Redis to confirm the account's subscription. Past it (Redis slow
+# or the subscription lost) the socket is authorized anyway: a lost subscription is made again
+# with every account of this process, and the catch-up pushes what was missed.
+WATCH_CONFIRM_TIMEOUT = 5.0
 
 
 class _FrameJson:
@@ -179,6 +190,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
         address = account.address
         await sio.save_session(sid, {"account": address, "session": session})
         await sio.enter_room(sid, address)
+        await app[push_listener_key].watch(address)
         await presence_joined(app, address)  # seen online by every process (notify_worker)
         app[metrics_key].sockets.inc()
         expiries[sid] = asyncio.create_task(expire(sid, session), name=f"socket-expiry-{sid}")
@@ -195,6 +207,7 @@ def attach_socket_server(app: web.Application, *, cors_origins: str | list[str] 
             session = await sio.get_session(sid)
             if session.get("account"):
                 app[metrics_key].sockets.dec()
+                await app[push_listener_key].unwatch(session["account"])
                 await presence_left(app, session["account"])
 
     async def cancel_expiries(app: web.Application) -> None:
@@ -274,7 +287,8 @@ def _credentials(auth: Any) -> tuple[str, str]:
 
 
 class PushListener:
-    """This process's subscription to every account's channel, pushing to its local sockets.
+    """This process's subscriptions to the channels of the accounts with sockets here (and to
+    every account's sessions channel), pushing to its local sockets.
 
     Started and stopped by the app's cleanup context (:func:`attach_socket_server`); reconnects
     and catches up by itself (module docstring).
@@ -301,6 +315,66 @@ class PushListener:
         self._recent: OrderedDict[tuple[str, str, float], None] = OrderedDict()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Sockets here per account watched (:meth:`watch`): the accounts whose channels to hear.
+        self._watched: dict[str, int] = {}
+        #: The live subscription, while there is one; :meth:`watch` subscribes through it.
+        self._pubsub: aioredis.client.PubSub | None = None
+        #: Per channel, the handshakes waiting for Redis to confirm its SUBSCRIBE (in sending order).
+        self._confirming: dict[str, deque[asyncio.Future[None]]] = {}
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The accounts whose new messages this process hears (those with sockets here)."""
+        return frozenset(self._watched)
+
+    async def watch(self, account: str) -> None:
+        """Hear ``account``'s new messages from now on (a socket of it has joined here); returns
+        once Redis has confirmed the subscription (at most :data:`WATCH_CONFIRM_TIMEOUT`)."""
+        count = self._watched.get(account, 0)
+        self._watched[account] = count + 1
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # being (re)subscribed: that takes every watched account, then catches up
+        channel = self._app[queue_key].channel(account)
+        if count:
+            waiting = self._confirming.get(channel)
+            if waiting:  # the account's first socket is still waiting: so does this one
+                await self._await_confirmation(asyncio.shield(waiting[-1]))
+            return
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(channel, deque()).append(confirmed)
+        try:
+            await pubsub.subscribe(channel)
+        except (RedisError, OSError):
+            # The subscription is lost: the listener notices, subscribes every watched account again
+            # and catches up.
+            self._settle(channel)
+            return
+        await self._await_confirmation(confirmed)
+
+    async def unwatch(self, account: str) -> None:
+        """A socket of ``account`` has left: stop hearing its messages once its last socket here has."""
+        count = self._watched.get(account, 0) - 1
+        if count > 0:
+            self._watched[account] = count
+            return
+        self._watched.pop(account, None)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe(self._app[queue_key].channel(account))
+
+    @staticmethod
+    async def _await_confirmation(confirmed: asyncio.Future[None]) -> None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(confirmed, WATCH_CONFIRM_TIMEOUT)
+
+    def _settle(self, channel: str | None = None) -> None:
+        """Release the handshakes waiting on ``channel``'s confirmation (all channels: ``None``)."""
+        for name in [channel] if channel is not None else list(self._confirming):
+            for waiting in self._confirming.pop(name, ()):
+                if not waiting.done():
+                    waiting.set_result(None)
 
     def start(self) -> None:
         """Start listening in a background task."""
@@ -336,8 +410,13 @@ class PushListener:
             client = _own_connection(self._app[redis_key], self.client_name)
             pubsub = client.pubsub()
             try:
-                await pubsub.psubscribe(queue.notify_pattern, self._sessions_pattern)
-                await self._confirmed(pubsub, patterns=2)
+                await pubsub.psubscribe(self._sessions_pattern)
+                channels = [queue.channel(account) for account in self._watched]
+                for start in range(0, len(channels), SUBSCRIBE_BATCH):
+                    await pubsub.subscribe(*channels[start : start + SUBSCRIBE_BATCH])
+                # From here on a new socket's account is subscribed through this connection.
+                self._pubsub = pubsub
+                await self._confirmed(pubsub, expected={self._sessions_pattern, *channels})
                 confirmed_at = clock()
                 self.subscribed.set()
                 if alive_at is None:
@@ -356,7 +435,7 @@ class PushListener:
                 failures, alive_at = 0, confirmed_at
                 while not self._stop.is_set():
                     # get_message with a timeout, not listen(): it gives cancellation a clean path.
-                    item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL)
+                    item = await pubsub.get_message(timeout=LISTEN_POLL)
                     alive_at = clock()
                     if item is not None:
                         await self._dispatch(item)
@@ -380,6 +459,8 @@ class PushListener:
                 )
             finally:
                 self.subscribed.clear()
+                self._pubsub = None
+                self._settle()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(Exception):
@@ -403,12 +484,20 @@ class PushListener:
             log.exception("push failed", extra={"account_ref": self._app[at_rest_key].log_ref(account), "message_id": message_id})
 
     async def _dispatch(self, item: dict[str, Any]) -> None:
-        if item.get("type") != "pmessage":
-            return
-        if _text(item.get("pattern")) == self._sessions_pattern:
-            await self._on_sessions_event(item["channel"])
-        else:
+        kind = item.get("type")
+        if kind == "message":
             await self._on_notification(item["channel"], item["data"])
+        elif kind == "pmessage" and _text(item.get("pattern")) == self._sessions_pattern:
+            await self._on_sessions_event(item["channel"])
+        elif kind == "subscribe":
+            channel = _text(item.get("channel")) or ""
+            waiting = self._confirming.get(channel)
+            if waiting:
+                confirmed = waiting.popleft()
+                if not waiting:
+                    del self._confirming[channel]
+                if not confirmed.done():
+                    confirmed.set_result(None)
 
     @property
     def _sessions_pattern(self) -> str:
@@ -426,19 +515,22 @@ class PushListener:
         except Exception:
             log.exception("re-checking sockets failed", extra={"account_ref": self._app[at_rest_key].log_ref(account)})
 
-    async def _confirmed(self, pubsub: aioredis.client.PubSub, *, patterns: int) -> None:
-        # Until Redis answers the PSUBSCRIBE, a PUBLISH may still miss us; the catch-up must come
-        # after it, or a message could fall between the two. Each pattern is confirmed on its own.
+    async def _confirmed(self, pubsub: aioredis.client.PubSub, *, expected: set[str]) -> None:
+        # Until Redis answers a SUBSCRIBE, a PUBLISH may still miss us; the catch-up must come
+        # after all of them, or a message could fall between the two. Each is confirmed on its own.
+        expected = set(expected)
         deadline = time.monotonic() + LISTEN_POLL + 5
         while time.monotonic() < deadline:
             item = await pubsub.get_message(timeout=LISTEN_POLL)
-            if item is not None and item.get("type") == "psubscribe":
-                patterns -= 1
-                if patterns == 0:
+            if item is None:
+                continue
+            if item.get("type") in ("subscribe", "psubscribe"):
+                expected.discard(_text(item.get("channel")) or "")
+                if not expected:
+                    await self._dispatch(item)
                     return
-            elif item is not None:
-                await self._dispatch(item)  # the first pattern is live while the second is confirmed
-        raise RedisError("no answer to PSUBSCRIBE")
+            await self._dispatch(item)  # what is confirmed is live while the rest is
+        raise RedisError("no answer to SUBSCRIBE")
 
     async def push(self, account: str, message_id: str) -> int:
         """Emit the stored envelope ``message_id`` to this process's sockets of ``account``.

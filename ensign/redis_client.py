@@ -7,7 +7,7 @@ their key layouts: every key an atomic operation (a Lua script) touches carries 
 the keys share a slot (``backend/keys.py``, ``delivery/keys.py``).
 
 Pub/sub works unchanged on a cluster: ``PUBLISH`` reaches the subscribers on every node, so a
-``PSUBSCRIBE`` sent to any one node hears every account's channel.
+``SUBSCRIBE`` or ``PSUBSCRIBE`` sent to any one node hears the channel wherever it is published.
 
 The returned client has connected: a single server answered ``PING``; a cluster client has read
 the slot map from a node and every primary answered ``PING``. Until it has read the slot map, a

@@ -24,6 +24,7 @@ from tests.delivery.ds_helpers import (  # noqa: F401  (fixtures)
 )
 
 from delivery.app import create_app
+from delivery.appkeys import queue_key
 from delivery.push import PushListener, push_listener_key
 from ensign.protocol.envelope import open_envelope
 from ensign.protocol.models import EncryptionEnvelop
@@ -88,6 +89,50 @@ async def test_push_reaches_every_socket_on_every_process(
         metrics = await (await second.get("/metrics")).text()
         assert "ensign_ds_pushes_total 2.0" in metrics
         assert "ensign_ds_sockets 2.0" in metrics
+    finally:
+        for s in sockets:
+            await s.close()
+
+
+async def test_a_process_hears_only_the_accounts_with_sockets_on_it(
+    aiohttp_client, redis, ds_settings, directory, chain, clock, users
+) -> None:
+    alice, bob = users[0], users[1]
+    app = create_app(ds_settings, redis=redis, directory=directory, chain=chain, clock=clock, sweep_interval=None)
+    client = await aiohttp_client(app)
+    listener, queue = app[push_listener_key], app[queue_key]
+    await asyncio.wait_for(listener.subscribed.wait(), 5)
+    await signup(client, alice)
+    await signup(client, bob)
+    token = await login(client, bob)
+    channel = queue.channel(bob.address)
+
+    async def subscribers() -> int:
+        return dict(await redis.pubsub_numsub(channel))[channel.encode()]
+
+    # No socket of bob's anywhere: his messages wake no process.
+    assert await subscribers() == 0
+    assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "queued")))).status == 200
+    sockets = [Socket(), Socket()]
+    try:
+        for s in sockets:  # two devices, one subscription
+            await s.connect(str(client.make_url("/")), bob.name, token)
+            assert (await s.next_event())[0] == "authorized"
+        assert listener.watched == {bob.address} and await subscribers() == 1
+        # Heard from the moment the first socket was told it is authorized.
+        assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "pushed")))).status == 200
+        for s in sockets:
+            assert await text_of(s, bob, alice) == "pushed"
+
+        await sockets[0].close()
+        await asyncio.sleep(0.3)
+        assert listener.watched == {bob.address} and await subscribers() == 1  # one device left
+        await sockets[1].close()
+        for _ in range(50):
+            if not listener.watched and await subscribers() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert listener.watched == frozenset() and await subscribers() == 0
     finally:
         for s in sockets:
             await s.close()
