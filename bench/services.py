@@ -36,7 +36,8 @@ def free_port() -> int:
 
 @dataclass
 class ServiceProcess:
-    """One service process: ``argv`` run from the repository root, answering ``ready_path``."""
+    """One service process: ``argv`` run from ``root`` (this repository, or another checkout of it
+    whose code it then runs: :mod:`bench.compare`), answering ``ready_path``."""
 
     name: str
     argv: Sequence[str]
@@ -44,17 +45,18 @@ class ServiceProcess:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     ready_path: str = "/health"
+    root: Path = ROOT
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
     @classmethod
     def delivery(
-        cls, spec: Path, port: int, workdir: Path, workers: int = 1, without: Sequence[str] = ()
+        cls, spec: Path, port: int, workdir: Path, workers: int = 1, without: Sequence[str] = (), root: Path = ROOT
     ) -> ServiceProcess:
         argv = [sys.executable, "-m", "bench.server", str(spec), str(port), "--workers", str(workers)]
         if without:
             argv += ["--without", ",".join(without)]
-        return cls(f"delivery:{port}", argv, port, workdir / f"delivery-{port}.log", ready_path="/hello")
+        return cls(f"delivery:{port}", argv, port, workdir / f"delivery-{port}.log", ready_path="/hello", root=root)
 
     @property
     def pid(self) -> int:
@@ -63,9 +65,10 @@ class ServiceProcess:
 
     async def start(self) -> ServiceProcess:
         self._log = self.log_path.open("wb")
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        # The root's packages come first on the path, before the installed (editable) ones.
+        path = os.pathsep.join(p for p in (str(self.root), os.environ.get("PYTHONPATH", "")) if p)
         env = {**os.environ, **self.env, "PYTHONPATH": path}
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.argv, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT
         async with aiohttp.ClientSession() as http:
             while True:

@@ -96,8 +96,12 @@ class Suite:
         """Every envelope of the pool as the bytes of its ``POST /rpc`` request."""
         return [build_request("POST", "/rpc", e.body) for e in self.envelopes]
 
-    async def start_delivery(self, workers: int = 1, without: Sequence[str] = ()) -> ServiceProcess:
-        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, workers, without)
+    async def start_delivery(
+        self, workers: int = 1, without: Sequence[str] = (), root: Path | None = None
+    ) -> ServiceProcess:
+        """A delivery process of this spec (``root``: run the code of that checkout instead)."""
+        process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, workers, without,
+                                          **({} if root is None else {"root": root}))
         self.processes.append(process)
         return await process.start()
 

@@ -5,6 +5,7 @@ what happened, so its figures can be trusted."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +177,31 @@ def test_ablation_rows_give_each_variant_against_the_whole_and_the_crypto_floor(
     table = markdown(results, derive(results))
     assert "all of them switched off" in table and "**0.803×** the whole service" in table
     assert "**2.10×** the crypto floor" in table
+
+
+def test_compare_runs_a_base_revision_from_its_own_checkout_and_removes_it() -> None:
+    import subprocess
+
+    from bench.compare import _worktree
+    from bench.services import ROOT, ServiceProcess
+
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    with _worktree("HEAD") as tree:
+        checked_out = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert checked_out.stdout == head.stdout and (tree / "delivery" / "intake.py").is_file()
+        process = ServiceProcess.delivery(Path("spec.json"), 8085, Path("/tmp"), root=tree)
+        assert process.root == tree  # started from there, with its packages first on the path
+    assert not tree.exists()
+    listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True)
+    assert str(tree) not in listed.stdout
+
+
+def test_compare_table_gives_both_medians_and_the_median_ratio() -> None:
+    from bench.compare import _table
+
+    result = {"rounds": 3, "verify_us": [53.0, 54.0], "summary": {
+        "closed loop: CPU µs per message": {"base_median": 650.0, "new_median": 600.0, "median_ratio": 0.923,
+                                            "ratios": [0.92, 0.95, 0.9]}}}
+    table = _table(result, "1ac472e", "this checkout")
+    assert "| closed loop: CPU µs per message | 650.0 | 600.0 | **0.923** (0.92, 0.95, 0.90) |" in table
+    assert "median of 3 rounds" in table and "53.0 µs of CPU before and 54.0 µs after" in table

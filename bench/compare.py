@@ -1,0 +1,173 @@
+"""Side by side: this checkout's delivery process against another revision's, or against itself
+with pieces switched off; the two alternate in rounds, so the host's drift hits both alike.
+
+    .venv/bin/python -m bench.compare --base 1ac472e           # a git revision (temporary worktree)
+    .venv/bin/python -m bench.compare --without sender_pair    # this code, pieces off (bench.server)
+    .venv/bin/python -m bench.compare --base HEAD~2 --rounds 8 --rates 300,1100
+
+Each round starts the two services in turn (which goes first alternates) and runs against each a
+closed loop (64 clients, the most it does) and an open loop at each ``--rates`` (latency from
+the scheduled send time), measuring the service's CPU per message and the open loops' p99. It
+prints each side's medians and the median of the rounds' new ÷ base ratios: the figure to quote,
+since absolute figures move by tens of percent between minutes on a shared host.
+
+Same Redis (``REDIS_URL``), users, envelopes and key prefix handling as the suite
+(:mod:`bench.__main__`). A base revision runs from a detached ``git worktree`` made for the run
+and removed after it, with this checkout's virtualenv: a revision needing other packages than
+those installed cannot be compared this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from . import submit
+from .__main__ import RESULTS, _redis_pid
+from .fixtures import ServiceSpec, make_envelopes, make_users, redis_url
+from .httpload import open_connections, open_loop
+from .procstat import calibrate
+from .server import PIECES
+from .services import ROOT
+from .suite import Durations, Suite
+
+__all__ = ["compare"]
+
+
+@contextmanager
+def _worktree(revision: str) -> Iterator[Path]:
+    """A detached checkout of ``revision`` in a temporary directory, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="ensign-bench-base-")) / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(path), revision], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False)
+
+
+async def _measure(
+    suite: Suite, requests: list[bytes], root: Path | None, without: tuple[str, ...], rates: list[float], phase: float
+) -> dict[str, float]:
+    """One side of one round: CPU per message closed loop and at each rate, and each rate's p99."""
+    server = await suite.start_delivery(without=without, root=root)
+    d = suite.durations
+    out: dict[str, float] = {}
+    try:
+        await submit.warm_up(suite, [server], requests)
+        result, used = await submit._closed(suite, [server], requests, phase, d.connections)
+        await suite.clear_queues()
+        out["closed loop: CPU µs per message"] = (used["server"] or 0.0) / max(1, result.completed) * 1e6
+        for rate in rates:
+            conns = await open_connections([("127.0.0.1", server.port)], d.connections)
+            try:
+                meter = submit._meter(suite, [server])
+                meter.start()
+                run = await open_loop(conns, requests.__getitem__, rate=rate, count=max(1, int(rate * phase)))
+                cpu = meter.stop()
+            finally:
+                for conn in conns:
+                    conn.close()
+            await suite.clear_queues()
+            out[f"{rate:g}/s: CPU µs per message"] = (cpu["server"] or 0.0) / max(1, run.completed) * 1e6
+            out[f"{rate:g}/s: p99 ms"] = run.p(0.99)
+    finally:
+        await suite.stop(server)
+    return out
+
+
+async def compare(
+    base_root: Path | None, without: tuple[str, ...], rounds: int, rates: list[float], phase: float
+) -> dict[str, Any]:
+    """Alternate base (``base_root``'s code, or this code whole) and new (this code, ``without``
+    those pieces) for ``rounds`` rounds; each figure per round for both, and the ratios' medians."""
+    url = redis_url()
+    durations = Durations()
+    users = make_users(durations.users)
+    spec = ServiceSpec.create(url, Suite.new_prefix(), users)
+    envelopes = make_envelopes(users, spec.encryption_public_key, durations.envelopes)
+    redis = aioredis.from_url(url, max_connections=256)
+    suite = Suite(redis, url, durations, users, envelopes, spec, Suite.new_workdir(), RESULTS, await _redis_pid(redis), {})
+    spec.save(suite.spec_path)
+    sides = {"base": (base_root, ()), "new": (None, without)}
+    figures: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
+    verify_before = calibrate()
+    try:
+        requests = suite.prebuilt()
+        first = await suite.start_delivery()
+        await submit.sign_up_all(suite, first)
+        await suite.stop(first)
+        for index in range(rounds):
+            for side in ("base", "new") if index % 2 == 0 else ("new", "base"):
+                root, off = sides[side]
+                figures[side].append(await _measure(suite, requests, root, off, rates, phase))
+            line = "; ".join(f"{k}: {figures['base'][-1][k]:.1f} → {figures['new'][-1][k]:.1f}" for k in figures["new"][-1])
+            print(f"round {index + 1}: {line}", file=sys.stderr, flush=True)
+    finally:
+        await suite.close()
+        await redis.aclose()
+    summary = {}
+    for key in figures["new"][0]:
+        base = [f[key] for f in figures["base"]]
+        new = [f[key] for f in figures["new"]]
+        ratios = [n / b for n, b in zip(new, base) if b]
+        summary[key] = {"base_median": statistics.median(base), "new_median": statistics.median(new),
+                        "median_ratio": statistics.median(ratios), "ratios": ratios}
+    return {"rounds": rounds, "rates": rates, "phase_s": phase, "without": list(without),
+            "verify_us": [verify_before, calibrate()], "per_round": figures, "summary": summary}
+
+
+def _table(result: dict[str, Any], base: str, new: str) -> str:
+    lines = [f"| measurement | {base} (median) | {new} (median) | new ÷ base (median of {result['rounds']} rounds) |",
+             "| --- | --- | --- | --- |"]
+    for key, s in result["summary"].items():
+        spread = ", ".join(f"{r:.2f}" for r in s["ratios"])
+        lines.append(f"| {key} | {s['base_median']:,.1f} | {s['new_median']:,.1f} | **{s['median_ratio']:.3f}** ({spread}) |")
+    verify = result["verify_us"]
+    lines.append(f"\nHost speed: one Ed25519 verify took {verify[0]:.1f} µs of CPU before and {verify[1]:.1f} µs after.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--base", help="a git revision to compare this checkout with")
+    parser.add_argument("--without", default="", help=f"pieces this checkout runs without: {', '.join(PIECES)}")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rates", default="300,1100", help="open-loop rates, messages per second")
+    parser.add_argument("--phase", type=float, default=3.0, help="seconds per loop")
+    args = parser.parse_args()
+    without = tuple(p.strip() for p in args.without.split(",") if p.strip())
+    unknown = set(without) - set(PIECES)
+    if unknown or (args.base is None) == (not without):
+        parser.error(f"give --base REVISION or --without PIECES (one of them; pieces: {', '.join(PIECES)})")
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    if args.rounds < 1 or args.phase <= 0 or any(r <= 0 for r in rates):
+        parser.error("--rounds, --phase and every rate must be positive")
+    started = time.perf_counter()
+    if args.base is not None:
+        with _worktree(args.base) as root:
+            result = asyncio.run(compare(root, (), args.rounds, rates, args.phase))
+        labels = (args.base, "this checkout")
+    else:
+        result = asyncio.run(compare(None, without, args.rounds, rates, args.phase))
+        labels = ("whole service", f"without {', '.join(without)}")
+    result["base"], result["seconds"] = args.base, round(time.perf_counter() - started, 1)
+    print(_table(result, *labels))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
