@@ -339,7 +339,7 @@ class PushListener:
         if count:
             waiting = self._confirming.get(channel)
             if waiting:  # the account's first socket is still waiting: so does this one
-                await self._await_confirmation(asyncio.shield(waiting[-1]))
+                await self._await_confirmation(waiting[-1])
             return
         confirmed = asyncio.get_running_loop().create_future()
         self._confirming.setdefault(channel, deque()).append(confirmed)
@@ -366,8 +366,9 @@ class PushListener:
 
     @staticmethod
     async def _await_confirmation(confirmed: asyncio.Future[None]) -> None:
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(confirmed, WATCH_CONFIRM_TIMEOUT)
+        # asyncio.wait, not wait_for: a timeout leaves the future to the listener (the reply may
+        # still come, and another socket may be waiting on it too).
+        await asyncio.wait({confirmed}, timeout=WATCH_CONFIRM_TIMEOUT)
 
     def _settle(self, channel: str | None = None) -> None:
         """Release the handshakes waiting on ``channel``'s confirmation (all channels: ``None``)."""
@@ -410,12 +411,13 @@ class PushListener:
             client = _own_connection(self._app[redis_key], self.client_name)
             pubsub = client.pubsub()
             try:
-                await pubsub.psubscribe(self._sessions_pattern)
+                await pubsub.psubscribe(self._sessions_pattern)  # connects
+                # The accounts watched so far are subscribed here; from here on (no await between)
+                # a new socket's account is subscribed by its handshake, through this connection.
                 channels = [queue.channel(account) for account in self._watched]
+                self._pubsub = pubsub
                 for start in range(0, len(channels), SUBSCRIBE_BATCH):
                     await pubsub.subscribe(*channels[start : start + SUBSCRIBE_BATCH])
-                # From here on a new socket's account is subscribed through this connection.
-                self._pubsub = pubsub
                 await self._confirmed(pubsub, expected={self._sessions_pattern, *channels})
                 confirmed_at = clock()
                 self.subscribed.set()

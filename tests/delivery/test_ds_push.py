@@ -201,7 +201,7 @@ async def test_listener_reconnects_after_its_connection_is_killed_and_pushes_wha
     client = await aiohttp_client(app)
     await signup(client, alice)
     await signup(client, bob)
-    socket = Socket()
+    socket, late = Socket(), Socket()
     caplog.set_level(logging.INFO, logger="delivery.push")
     try:
         await socket.connect(str(client.make_url("/")), bob.name, await login(client, bob))
@@ -215,9 +215,20 @@ async def test_listener_reconnects_after_its_connection_is_killed_and_pushes_wha
         assert await redis.client_kill_filter(_id=old_id) == 1
         # Redis has closed the subscription: this message's announcement reaches no one.
         assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, ds_settings, "during")))).status == 200
+        # A socket that joins while the subscription is down is heard once it is made again.
+        for _ in range(50):
+            if not listener.subscribed.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert not listener.subscribed.is_set()
+        await late.connect(str(client.make_url("/")), alice.name, await login(client, alice))
+        assert (await late.next_event())[0] == "authorized"
 
         assert await text_of(socket, bob, alice, timeout=10) == "during"  # pushed by the catch-up
         assert listener.resubscriptions == 1 and listener.subscribed.is_set()
+        assert listener.watched == {alice.address, bob.address}
+        assert (await client.post("/rpc", json=rpc_submit(envelope(bob, alice, ds_settings, "to the late one")))).status == 200
+        assert await text_of(late, alice, bob) == "to the late one"
         [new_id] = await listener_connections(redis, listener)
         assert new_id != old_id
         assert "push listener lost its Redis subscription (ConnectionError, attempt 1)" in caplog.text
@@ -231,6 +242,7 @@ async def test_listener_reconnects_after_its_connection_is_killed_and_pushes_wha
         assert socket.events.empty()
     finally:
         await socket.close()
+        await late.close()
 
 
 async def test_listener_backs_off_while_redis_is_unreachable_and_stops_at_once(
