@@ -16,6 +16,9 @@ submit     one delivery process (``bench.server``: the production app, logging a
            filled; then (after the floor) open-loop 25/50/75/100 % of the maximum
 floor      the per-message work without HTTP, in this process, right after the maximum; the
            service's CPU per message over it
+minimal    the least a service of this protocol does per submission (``bench.minimal``: HTTP,
+           JSON-RPC and envelope parsing, the cryptography, one batched Redis write), served as
+           the service is: its maximum, its ratio to the crypto floor, p99 at 75 % of its maximum
 push       submit → socket.io ``message`` latency
 inbox      fetch and ack throughput; one ack at 1,000 vs 100,000 queued; memory per message
 multi      one multi-recipient envelope to 100 receivers against 100 single sends: the
@@ -49,12 +52,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import ablation, inbox, multi, push, report, resolver, submit
+from . import ablation, inbox, minimal, multi, push, report, resolver, submit
 from .fixtures import ServiceSpec, make_envelopes, make_users, redis_url
 from .procstat import calibrate, machine
 from .suite import Durations, Suite
 
-PARTS = ("submit", "floor", "push", "inbox", "multi", "scale", "profile", "resolver", "ablation")
+PARTS = ("submit", "floor", "minimal", "push", "inbox", "multi", "scale", "profile", "resolver", "ablation")
 #: What a run without --only runs: the ablation (about 8 minutes more) only when asked for.
 DEFAULT_PARTS = tuple(part for part in PARTS if part != "ablation")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -127,6 +130,9 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
             results["floor"] = await submit.run_floor(suite, min(len(envelopes), 5000))
             done("floor")
         max_rate = results.get("submit", {}).get("max", {}).get("rate", 0.0)
+        if "minimal" in parts:
+            results["minimal"] = await minimal.run_minimal(suite, requests)
+            done("minimal")
         if "submit" in parts:
             results["submit"]["loads"] = await submit.run_loads(suite, server, requests, max_rate)
             results["submit"]["round_trip"] = await submit.round_trip_cpu(redis)

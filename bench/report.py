@@ -155,6 +155,20 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
             f"{_n(mx.get('verify_us'), 1)} and {_n(fl.get('verify_us'), 1)} µs) | "
             f"**{_n(derived.get('cost_over_crypto'), 2)}×** (÷ floor: {_n(derived.get('cost_over_floor'), 2)}×) | "
             f"≤ 2×: {_verdict(derived, 'cost_over_crypto')} |")
+    mn = results.get("minimal", {})
+    if mn:
+        top, at = mn.get("max", {}), mn.get("load", {})
+        whole = mx.get("server_cpu_us_per_msg")
+        share = f"; the whole service spends {whole / top['server_cpu_us_per_msg']:.2f}× that" if whole and top.get(
+            "server_cpu_us_per_msg") else ""
+        row(f"| minimal service: HTTP, JSON-RPC and envelope parsing, the cryptography, the stored JSON, one "
+            f"batched Redis write (`bench.minimal`: no limits, log, deadline, account, sealing, push) | "
+            f"{_n(top.get('rate'))} msg/s, **{_n(top.get('server_cpu_us_per_msg'))} µs CPU per message** = "
+            f"**{_n(mn.get('ratio_to_crypto_floor'), 2)}×** the crypto floor of the same minute "
+            f"({_n(mn.get('crypto_floor_us'))} µs){share} | |")
+        row(f"| minimal service at {at.get('share', 0):.0%} of its maximum, open loop ({_n(at.get('offered'))} msg/s "
+            f"offered) | {_n(at.get('rate'))} msg/s, p50 {_n(at.get('p50_ms'), 1)} ms, **p99 {_n(at.get('p99_ms'), 1)} "
+            f"ms**; {_n(at.get('server_cpu_us_per_msg'))} µs CPU per message | |")
     p = results.get("push", {})
     for label in ("light", "half_max"):
         if label in p:

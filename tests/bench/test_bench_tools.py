@@ -205,3 +205,45 @@ def test_compare_table_gives_both_medians_and_the_median_ratio() -> None:
     table = _table(result, "1ac472e", "this checkout")
     assert "| closed loop: CPU µs per message | 650.0 | 600.0 | **0.923** (0.92, 0.95, 0.90) |" in table
     assert "median of 3 rounds" in table and "53.0 µs of CPU before and 54.0 µs after" in table
+
+
+async def test_minimal_server_does_the_protocol_work_it_is_measured_for(redis_url: str, redis: aioredis.Redis,
+                                                                         redis_prefix: str) -> None:
+    """bench.minimal is the yardstick of what a submission cannot do without: it must really open,
+    verify, postmark and store (else its figures flatter the floor), and refuse a forgery."""
+    import json
+
+    from aiohttp.test_utils import TestClient
+
+    from bench.fixtures import ServiceSpec, make_envelopes, make_users
+    from bench.minimal import minimal_app, records_prefix
+    from ensign.protocol.crypto import EncryptionKeyPair
+    from ensign.protocol.postmark import open_postmark, verify_postmark
+
+    users = make_users(2, workers=1)
+    spec = ServiceSpec.create(redis_url, redis_prefix, users)
+    good, second = make_envelopes(users, spec.encryption_public_key, 2, workers=1)
+    receiver = users[good.receiver]
+    client = TestClient(TestServer(minimal_app(spec), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        answer = await client.post("/rpc", data=good.body)
+        assert answer.status == 200 and (await answer.json())["result"] == "success"
+        rpc = json.loads(second.body)
+        forged = json.loads(rpc["params"][0])
+        forged["message"] = forged["message"][:-8] + ("A" * 8 if forged["message"][-8:] != "A" * 8 else "B" * 8)
+        rpc["params"] = [json.dumps(forged)]
+        refused = await client.post("/rpc", data=json.dumps(rpc).encode())
+        assert refused.status == 400
+    finally:
+        await client.close()
+    keys = [key async for key in redis.scan_iter(match=f"{records_prefix(spec)}*")]
+    assert keys == [f"{records_prefix(spec)}{receiver.name}".encode()]
+    (record,) = await redis.lrange(keys[0], 0, -1)
+    stored = json.loads(record)
+    sent = json.loads(json.loads(good.body)["params"][0])
+    assert stored["message"] == sent["message"]
+    assert stored["metadata"]["deliveryInformation"]["to"] == receiver.name
+    postmark = open_postmark(stored["postmark"], EncryptionKeyPair(public_key=receiver.encryption_public_key,
+                                                                   secret_key=receiver.encryption_secret_key))
+    assert verify_postmark(postmark, stored["message"], spec.signing_public_key)
