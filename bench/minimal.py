@@ -40,7 +40,7 @@ __all__ = ["LOAD_SHARE", "minimal_app", "run_minimal"]
 #: The open loop's load, as a share of the minimal server's own maximum (the p99 target's).
 LOAD_SHARE = 0.75
 FLOOR_MESSAGES = 1000
-#: Seconds a record stays in Redis should a run be interrupted before its cleanup.
+#: How long (ms) a record stays in Redis should a run be interrupted before its cleanup.
 RECORD_TTL_MS = 60_000
 
 _APPEND_LUA = """
