@@ -30,6 +30,7 @@ from ensign.web import cors_middleware, deadline_middleware, error_middleware, r
 from . import web_accounts, web_auth, web_inbox, web_notifications, web_ops, web_rpc
 from .accounts import Accounts
 from .at_rest import AtRest
+from .batching import ScriptBatcher
 from .appkeys import (
     at_rest_key,
     accounts_key,
@@ -41,6 +42,7 @@ from .appkeys import (
     intake_key,
     metrics_key,
     multi_intake_key,
+    batcher_key,
     queue_key,
     redis_key,
     sessions_key,
@@ -157,9 +159,12 @@ def create_app(
 
 
 async def _close_queue(app: web.Application) -> None:
-    # The queue's own per-node clients (WAIT on a cluster); the app's clients are closed by their owner.
+    # The queue's own per-node clients (WAIT on a cluster) and the script batcher's connection;
+    # the app's clients are closed by their owner.
     if queue_key in app:
         await app[queue_key].aclose()
+    if batcher_key in app:
+        await app[batcher_key].aclose()
 
 
 async def _close_forwarder(app: web.Application) -> None:
@@ -174,6 +179,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
     prefix = settings.redis.prefix
     at_rest = AtRest.from_settings(settings)
     app[at_rest_key] = at_rest
+    batcher = app[batcher_key] = ScriptBatcher(redis)
     queue = MessageQueue(
         redis,
         prefix=prefix,
@@ -181,8 +187,9 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         redis_time=clock is system_clock,
         wait_replicas=settings.redis_wait_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
+        batcher=batcher,
     )
-    limiter = RateLimiter(redis, prefix=prefix, at_rest=at_rest)
+    limiter = RateLimiter(redis, prefix=prefix, at_rest=at_rest, batcher=batcher)
     accounts = Accounts(
         redis,
         queue,

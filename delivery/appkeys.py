@@ -11,6 +11,7 @@ from ensign.redis_client import RedisClient
 
 from .accounts import Accounts
 from .at_rest import AtRest
+from .batching import ScriptBatcher
 from .forwarder import Forwarder
 from .intake import Intake
 from .metrics import DeliveryMetrics
@@ -26,6 +27,8 @@ directory_key = web.AppKey("directory_key", Directory)
 chain_key = web.AppKey("chain_key", Chain)
 clock_key: web.AppKey[Clock] = web.AppKey("clock_key")
 queue_key = web.AppKey("queue_key", MessageQueue)
+# The script batcher the queue's inserts and the rate limits share (one Redis connection).
+batcher_key = web.AppKey("batcher_key", ScriptBatcher)
 accounts_key = web.AppKey("accounts_key", Accounts)
 sessions_key = web.AppKey("sessions_key", Sessions)
 intake_key = web.AppKey("intake_key", Intake)

@@ -75,16 +75,26 @@ class RateLimiter:
     :param at_rest: when given, buckets are named by the subject's keyed tag
         (:meth:`delivery.at_rest.AtRest.subject`), so no key names a sender, pair or client
         address; ``None`` (default) names them by the subject itself.
+    :param batcher: the script batcher to send takes through, shared with the queue's inserts
+        (the caller closes it); default: one of its own, closed by :meth:`aclose`.
     """
 
-    def __init__(self, redis: RedisClient, *, prefix: str, at_rest: AtRest | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, *, prefix: str, at_rest: AtRest | None = None, batcher: ScriptBatcher | None = None
+    ) -> None:
         self._prefix = prefix
         self._at_rest = at_rest
         self._cluster = isinstance(redis, RedisCluster)
         self._script = redis.register_script(_RATE_LIMIT_LUA)
-        # Every submission takes up to three buckets in two calls: concurrent requests' takes share
-        # pipelines, as their inserts do, instead of each paying a round trip's redis-py overhead alone.
-        self._batcher = ScriptBatcher(redis)
+        # Every submission takes up to three buckets in two calls: concurrent requests' takes are
+        # pipelined, as their inserts are, instead of each paying a round trip's redis-py overhead alone.
+        self._owns_batcher = batcher is None
+        self._batcher = ScriptBatcher(redis) if batcher is None else batcher
+
+    async def aclose(self) -> None:
+        """Close the limiter's own script batcher (one passed in stays the caller's)."""
+        if self._owns_batcher:
+            await self._batcher.aclose()
 
     def _tag(self, subject: str) -> str:
         return subject if self._at_rest is None else self._at_rest.subject(subject)

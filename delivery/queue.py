@@ -182,6 +182,8 @@ class MessageQueue:
         :class:`~delivery.errors.NotReplicatedError` (the write stays on the primary).
     :param at_rest: seal envelopes and tag senders at rest (:mod:`delivery.at_rest`); ``None``
         (default) stores both as given (benchmarks, the queue's own tests).
+    :param batcher: the script batcher inserts go through (:mod:`delivery.batching`), shared with
+        the rate limits (the caller closes it); default: one of its own, closed by :meth:`aclose`.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class MessageQueue:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
         at_rest: AtRest | None = None,
+        batcher: ScriptBatcher | None = None,
     ) -> None:
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a string without '{' or '}'")
@@ -208,8 +211,9 @@ class MessageQueue:
         self._redis_time = redis_time
         self._at_rest = at_rest
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
-        # Inserts of concurrent submissions share a pipeline (delivery.batching).
-        self._batcher = ScriptBatcher(redis)
+        # Inserts of concurrent submissions are pipelined on one connection (delivery.batching).
+        self._owns_batcher = batcher is None
+        self._batcher = ScriptBatcher(redis) if batcher is None else batcher
         self._fetch = redis.register_script(_FETCH_LUA)
         self._get = redis.register_script(_GET_LUA)
         self._ack = redis.register_script(_ACK_LUA)
@@ -396,10 +400,13 @@ class MessageQueue:
         return client
 
     async def aclose(self) -> None:
-        """Close the per-node clients made for ``WAIT`` on a cluster (the app's client is the caller's)."""
+        """Close the per-node clients made for ``WAIT`` on a cluster and the queue's own script
+        batcher (the app's client, and a batcher passed in, are the caller's)."""
         clients, self._node_clients = list(self._node_clients.values()), {}
         for client in clients:
             await client.aclose()
+        if self._owns_batcher:
+            await self._batcher.aclose()
 
     async def fetch(
         self,

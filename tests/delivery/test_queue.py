@@ -836,23 +836,3 @@ async def test_concurrent_inserts_each_get_their_own_answer(queue, redis):
     assert sorted(outcomes) == [False] * 20 + [True] * 10
     page = await queue.fetch("acct", now=time.time(), limit=100)
     assert sorted(item.id for item in page.items) == ids
-
-
-async def test_batched_script_calls_get_their_own_replies_and_errors_and_load_the_script(redis, redis_prefix):
-    from delivery.batching import ScriptBatcher
-
-    # A script this server has never seen (its text is unique): the pipeline answers NOSCRIPT and
-    # each call is retried alone, which loads it.
-    script = redis.register_script(
-        f"-- {redis_prefix}\nif ARGV[1] == 'bad' then return redis.error_reply('refused') end\n"
-        "return redis.call('INCR', KEYS[1]) .. ':' .. ARGV[1]"
-    )
-    batcher = ScriptBatcher(redis)
-    key = f"{redis_prefix}counter"
-    for _ in range(2):  # unknown, then loaded
-        results = await asyncio.gather(
-            *(batcher.call(script, [key], [arg]) for arg in ("a", "bad", "c")), return_exceptions=True
-        )
-        assert results[0].endswith(b":a") and results[2].endswith(b":c")
-        assert isinstance(results[1], Exception) and "refused" in str(results[1])
-    assert int(await redis.get(key)) == 4

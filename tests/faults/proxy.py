@@ -2,7 +2,8 @@
 
 ``TcpProxy(upstreams)`` listens on a free 127.0.0.1 port and forwards each accepted connection to
 the first upstream that accepts it, starting with the next one in turn (so it also serves as the
-one front port of two delivery processes: a process that is down is skipped). Faults:
+one front port of two delivery processes: a process that is down is skipped). An upstream is a
+``(host, port)`` pair or the path of a Unix socket (the embedded Redis listens on one). Faults:
 
 * :meth:`cut` ``("reset")`` closes every open connection and closes new ones at once;
 * :meth:`cut` ``("blackhole")`` keeps connections open but forwards nothing (a stalled peer: the
@@ -25,7 +26,7 @@ CHUNK = 65_536
 
 
 class TcpProxy:
-    def __init__(self, upstreams: Sequence[tuple[str, int]]) -> None:
+    def __init__(self, upstreams: Sequence[tuple[str, int] | str]) -> None:
         self.upstreams = list(upstreams)
         self.mode = "open"  # "open", "reset", "blackhole" or "replies"
         self.delay = 0.0
@@ -98,10 +99,12 @@ class TcpProxy:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for _ in range(len(self.upstreams)):
-            host, port = self.upstreams[self._next % len(self.upstreams)]
+            upstream = self.upstreams[self._next % len(self.upstreams)]
             self._next += 1
             with contextlib.suppress(OSError):
-                return await asyncio.open_connection(host, port)
+                if isinstance(upstream, str):
+                    return await asyncio.open_unix_connection(upstream)
+                return await asyncio.open_connection(*upstream)
         return None
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stalled: tuple[str, ...]) -> None:
