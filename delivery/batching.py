@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis.exceptions
 from redis.asyncio import RedisCluster
 from redis.asyncio.connection import AbstractConnection
@@ -168,7 +169,18 @@ class ScriptBatcher:
             self._drop(conn, redis.exceptions.ConnectionError("the connection to Redis was lost"), resend=True)
             self._requeue(batch)
             return
-        packed = conn.pack_commands([("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args) for c in batch])
+        packed: list[bytes] = []
+        sendable: list[_Call] = []
+        for call in batch:
+            try:
+                packed.append(_pack(call))
+            except (TypeError, ValueError, UnicodeError) as exc:
+                _fail(call, redis.exceptions.DataError(f"a script argument cannot be sent to Redis: {exc}"))
+            else:
+                sendable.append(call)
+        batch = sendable
+        if not batch:
+            return
         loop = asyncio.get_running_loop()
         if not self._waiting:
             self._progress_at = loop.time()
@@ -271,6 +283,16 @@ class ScriptBatcher:
                 _fail(call, error)
         if again:
             self._requeue(again)
+
+
+def _pack(call: _Call) -> bytes:
+    """``EVALSHA`` of ``call`` in the Redis protocol, packed by hiredis in C: redis-py's own packer
+    (pure Python, re-joining its buffer at every argument) cost 13 µs for an insert with a 6 KB
+    envelope against hiredis's 2.3 µs, the same bytes. Floats are written as redis-py writes them
+    (``repr``), whatever hiredis would choose."""
+    args = [repr(a) if isinstance(a, float) else a for a in (*call.keys, *call.args)]
+    command = ("EVALSHA", call.script.sha, len(call.keys), *args)
+    return bytes(hiredis.pack_command(command))  # type: ignore[arg-type]  # its stub types a 1-tuple
 
 
 def _fail(call: _Call, error: BaseException) -> None:

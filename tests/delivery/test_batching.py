@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from delivery.batching import ScriptBatcher
@@ -64,6 +64,19 @@ async def test_batched_script_calls_get_their_own_replies_and_errors_and_load_th
             assert results[0].endswith(b":a") and results[2].endswith(b":c")
             assert isinstance(results[1], ResponseError) and "refused" in str(results[1])
         assert int(await redis.get(key)) == 4
+    finally:
+        await batcher.aclose()
+
+
+async def test_arguments_reach_redis_as_redis_py_writes_them_and_a_bad_one_fails_only_its_call(redis, redis_prefix):
+    echo = redis.register_script("return ARGV")
+    batcher = ScriptBatcher(redis)
+    args = [0.1 + 0.2, 1e-7, 10**30, -3, "ü", b"\x00\xff"]
+    try:
+        direct = await echo(keys=[], args=args)
+        good, bad = await asyncio.gather(batcher.call(echo, [], args), batcher.call(echo, [], [None]), return_exceptions=True)
+        assert good == direct == [b"0.30000000000000004", b"1e-07", b"1" + b"0" * 30, b"-3", "ü".encode(), b"\x00\xff"]
+        assert isinstance(bad, DataError)
     finally:
         await batcher.aclose()
 
