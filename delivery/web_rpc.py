@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ensign.answers import as_error, jsonrpc_response
@@ -32,7 +33,13 @@ PROFILE_EXTENSION = {"encryptionAlgorithm": ["x25519-chacha20-poly1305"], "notSu
 
 
 def _result(request_id: Any, result: Any) -> web.Response:
-    return web.json_response({"jsonrpc": "2.0", "id": request_id, "result": result})
+    answer = {"jsonrpc": "2.0", "id": request_id, "result": result}
+    try:
+        # Every submission's answer: orjson writes it in a third of json_response's CPU.
+        body = orjson.dumps(answer)
+    except TypeError:  # what orjson does not write (an integer id past 64 bits): the stdlib can
+        return web.json_response(answer)
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.post("/rpc")

@@ -252,6 +252,15 @@ async def test_public_properties_and_profile_extension(ds_client, users, account
     assert (await resp.json())["error"]["code"] == -32018
 
 
+@pytest.mark.parametrize("request_id", [7, "req-7", None, 2**70, 1.5])
+async def test_an_answer_carries_the_request_id_as_sent(ds_client, request_id) -> None:
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "dm3_getDeliveryServiceProperties", "params": []}
+    resp = await ds_client.post("/rpc", json=body)
+    assert resp.status == 200 and resp.content_type == "application/json"
+    answer = json.loads(await resp.text())  # the stdlib keeps an integer past 64 bits exact
+    assert answer["jsonrpc"] == "2.0" and answer["id"] == request_id and isinstance(answer["result"], str)
+
+
 async def test_paging_oldest_first_with_cursor(ds_client, users, accounts, ds_settings, clock) -> None:
     alice, bob, token = users[0], users[1], accounts
     for i in range(5):
