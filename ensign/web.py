@@ -53,6 +53,7 @@ from ensign.errors import (
 from ensign.logs import (
     REQUEST_ID_HEADER,
     install_request_id_factory,
+    log_request_line,
     new_request_id,
     request_fields_var,
     request_id_var,
@@ -288,9 +289,9 @@ def request_log_middleware(observe: RequestObserver | None = None) -> Middleware
             route = resource.canonical if resource is not None else "unmatched"
             if observe is not None:
                 observe(request.method, route, status, elapsed)
-            _request_log.info(
-                "%s %s %d", request.method, route, status,
-                extra={**fields, "status": status, "ms": round(elapsed * 1000, 1)},
+            log_request_line(
+                _request_log, f"{request.method} {route} {status}",
+                {**fields, "status": status, "ms": round(elapsed * 1000, 1)},
             )
             request_fields_var.reset(fields_token)
             request_id_var.reset(token)

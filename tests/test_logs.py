@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from collections.abc import Iterator
 
+import pytest
 from aiohttp import web
 
-from ensign.logs import JsonFormatter
+from ensign import logs
+from ensign.logs import JsonFormatter, configure_logging, log_request_line, request_id_var
 from ensign.web import request_log_middleware
 
 SECRET_URL = "redis://:hunter2-password@redis.internal:6379/0"
@@ -72,3 +76,62 @@ async def test_unmatched_routes_are_logged_with_their_status(aiohttp_client, cap
     caplog.set_level(logging.INFO, logger="ensign.request")
     assert (await client.get("/nowhere")).status == 404
     assert [r.getMessage() for r in caplog.records if r.name == "ensign.request"] == ["GET unmatched 404"]
+
+
+# -- log_request_line: the request's line, written directly when only our handler listens ---------
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    """configure_logging() as a service runs it, its handler writing to a string; undone after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs._configured)
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO", redact={"REDIS_URL": SECRET_URL})
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        yield stream
+    finally:
+        root.handlers[:], level, logs._configured = saved[0], saved[1], saved[2]
+        root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_the_direct_line_is_the_line_logging_writes(configured) -> None:
+    logger = logging.getLogger("test.requests.direct")
+    fields = {"outcome": "stored", "bytes": 6219, "ms": 1.5, "ok": True, "none": None, "odd": ValueError("x"),
+              "url": SECRET_URL}
+    token = request_id_var.set("req-1")
+    try:
+        log_request_line(logger, "POST /rpc 200", fields)  # only configure_logging's handler: direct
+        passing = logging.Filter()  # a filter (passing everything) sends it through logging instead
+        logger.addFilter(passing)
+        try:
+            log_request_line(logger, "POST /rpc 200", fields)
+        finally:
+            logger.removeFilter(passing)
+    finally:
+        request_id_var.reset(token)
+    direct, through_logging = _lines(configured)
+    assert direct.pop("ts") <= through_logging.pop("ts")
+    assert direct == through_logging
+    assert list(direct) == list(through_logging)  # the same order of keys too
+    assert direct["request_id"] == "req-1" and direct["url"] == "<REDIS_URL>" and direct["odd"] == "x"
+
+
+def test_another_listener_gets_the_request_line_as_a_record(configured, caplog) -> None:
+    logger = logging.getLogger("test.requests.caplog")
+    with caplog.at_level(logging.INFO, logger="test.requests.caplog"):
+        log_request_line(logger, "GET /health 200", {"status": 200})
+    assert [(r.getMessage(), r.status) for r in caplog.records] == [("GET /health 200", 200)]
+    assert _lines(configured)[0]["msg"] == "GET /health 200"  # and the service's own line is written
+
+
+def test_a_request_line_below_the_level_is_not_written(configured) -> None:
+    logger = logging.getLogger("test.requests.quiet")
+    logger.setLevel(logging.WARNING)
+    log_request_line(logger, "POST /rpc 200", {"status": 200})
+    assert configured.getvalue() == ""
