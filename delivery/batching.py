@@ -130,6 +130,10 @@ class ScriptBatcher:
             self._track(asyncio.ensure_future(self._send(batch)))
 
     def _requeue(self, calls: list[_Call]) -> None:
+        if self._closed:  # a load or a dropped connection finishing after aclose()
+            for call in calls:
+                _fail(call, redis.exceptions.ConnectionError("the script batcher is closed"))
+            return
         self._queued.extend(calls)
         if not self._scheduled:
             self._scheduled = True
@@ -155,6 +159,10 @@ class ScriptBatcher:
             return self._conn
 
     async def _send(self, batch: list[_Call]) -> None:
+        if self._closed:  # flushed just before aclose(): no new connection after it
+            for call in batch:
+                _fail(call, redis.exceptions.ConnectionError("the script batcher is closed"))
+            return
         conn = self._conn
         if conn is None:
             try:
@@ -189,6 +197,7 @@ class ScriptBatcher:
         self._waiting.extend(batch)
         if self._reader is None:
             self._reader = loop.create_task(self._read(conn))
+            self._track(self._reader)
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._watch)
         try:
