@@ -102,7 +102,7 @@ class ScriptBatcher:
         if self._direct:
             return script(keys=keys, args=args)
         if self._closed:
-            raise redis.exceptions.ConnectionError("the script batcher is closed")
+            raise _closed_error()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append(_Call(script, keys, args, future))
@@ -116,9 +116,8 @@ class ScriptBatcher:
         self._closed = True
         self._scheduled = True  # nothing queued from now on is flushed
         queued, self._queued = self._queued, []
-        error = redis.exceptions.ConnectionError("the script batcher is closed")
-        for call in queued:
-            _fail(call, error)
+        error = _closed_error()
+        _fail_all(queued, error)
         if self._conn is not None:
             self._drop(self._conn, error, resend=False)
         if self._tasks:
@@ -136,8 +135,7 @@ class ScriptBatcher:
 
     def _requeue(self, calls: list[_Call]) -> None:
         if self._closed:  # a load or a dropped connection finishing after aclose()
-            for call in calls:
-                _fail(call, redis.exceptions.ConnectionError("the script batcher is closed"))
+            _fail_all(calls, _closed_error())
             return
         self._queued.extend(calls)
         if not self._scheduled:
@@ -165,16 +163,14 @@ class ScriptBatcher:
 
     async def _send(self, batch: list[_Call]) -> None:
         if self._closed:  # flushed just before aclose(): no new connection after it
-            for call in batch:
-                _fail(call, redis.exceptions.ConnectionError("the script batcher is closed"))
+            _fail_all(batch, _closed_error())
             return
         conn = self._conn
         if conn is None:
             try:
                 conn = await self._connection()
             except Exception as exc:
-                for call in batch:
-                    _fail(call, exc)
+                _fail_all(batch, exc)
                 return
         if not conn.is_connected:
             # Dropped by redis-py after a failed write or read the reader has not handled yet:
@@ -306,6 +302,15 @@ def _pack(call: _Call) -> bytes:
     as redis-py does; a test holds both to it)."""
     command = ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
     return bytes(hiredis.pack_command(command))
+
+
+def _closed_error() -> redis.exceptions.ConnectionError:
+    return redis.exceptions.ConnectionError("the script batcher is closed")
+
+
+def _fail_all(calls: list[_Call], error: BaseException) -> None:
+    for call in calls:
+        _fail(call, error)
 
 
 def _fail(call: _Call, error: BaseException) -> None:

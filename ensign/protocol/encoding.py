@@ -14,7 +14,6 @@ import unicodedata
 
 from sha3 import keccak_256
 
-
 from ensign.errors import EncodingError
 
 __all__ = [

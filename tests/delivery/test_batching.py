@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +21,7 @@ from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from delivery.batching import ScriptBatcher
+from ensign.redis_client import REDIS_TIMEOUT
 from tests.faults.proxy import TcpProxy
 
 # Answers with its key's new count and its argument, or refuses when told to: each caller can
@@ -48,6 +49,29 @@ async def proxied(redis_url: str, proxy: TcpProxy) -> AsyncIterator[aioredis.Red
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def linked(proxied, redis_prefix):
+    """Makes a batcher on the proxied link (``timeout`` its own) whose first call has gone through;
+    returns it and a call of SCRIPT on the test's counter. Closed after the test."""
+    made: list[ScriptBatcher] = []
+
+    async def make(timeout: float = REDIS_TIMEOUT) -> tuple[ScriptBatcher, Callable[[str], Awaitable[bytes]]]:
+        script = proxied.register_script(SCRIPT)
+        batcher = ScriptBatcher(proxied, timeout=timeout)
+        made.append(batcher)
+        key = f"{redis_prefix}counter"
+
+        def call(arg: str) -> Awaitable[bytes]:
+            return batcher.call(script, [key], [arg])
+
+        assert await call("first") == b"1:first"  # the link works before the test cuts it
+        return batcher, call
+
+    yield make
+    for batcher in made:
+        await batcher.aclose()
 
 
 async def test_batched_script_calls_get_their_own_replies_and_errors_and_load_the_script(redis, redis_prefix):
@@ -115,69 +139,48 @@ async def test_a_cancelled_caller_leaves_the_others_their_own_replies(redis, red
         await batcher.aclose()
 
 
-async def test_a_connection_reset_while_idle_is_retried_on_a_new_one(proxied, proxy, redis, redis_prefix):
-    script = proxied.register_script(SCRIPT)
-    batcher = ScriptBatcher(proxied)
-    key = f"{redis_prefix}counter"
-    try:
-        assert await batcher.call(script, [key], ["first"]) == b"1:first"
-        proxy.cut("reset")  # Redis restarted, say: the batcher's connection is dead, it does not know yet
-        proxy.restore()
-        assert await batcher.call(script, [key], ["second"]) == b"2:second"
-        assert int(await redis.get(key)) == 2
-    finally:
-        await batcher.aclose()
+async def test_a_connection_reset_while_idle_is_retried_on_a_new_one(linked, proxy, redis, redis_prefix):
+    _, call = await linked()
+    proxy.cut("reset")  # Redis restarted, say: the batcher's connection is dead, it does not know yet
+    proxy.restore()
+    assert await call("second") == b"2:second"
+    assert int(await redis.get(f"{redis_prefix}counter")) == 2
 
 
-async def test_calls_fail_with_a_connection_error_while_redis_cannot_be_reached(proxied, proxy, redis_prefix):
-    script = proxied.register_script(SCRIPT)
-    batcher = ScriptBatcher(proxied)
-    key = f"{redis_prefix}counter"
-    try:
-        assert await batcher.call(script, [key], ["first"]) == b"1:first"
-        proxy.cut("reset")
-        results = await asyncio.gather(*(batcher.call(script, [key], [str(n)]) for n in range(3)), return_exceptions=True)
-        assert all(isinstance(r, RedisConnectionError) for r in results), results
-        proxy.restore()
-        assert (await batcher.call(script, [key], ["back"])).endswith(b":back")
-    finally:
-        await batcher.aclose()
+async def test_calls_fail_with_a_connection_error_while_redis_cannot_be_reached(linked, proxy):
+    _, call = await linked()
+    proxy.cut("reset")
+    results = await asyncio.gather(*(call(str(n)) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, RedisConnectionError) for r in results), results
+    proxy.restore()
+    assert (await call("back")).endswith(b":back")
 
 
 @pytest.mark.parametrize("mode", ["blackhole", "replies"])
 async def test_a_stalled_link_fails_the_waiting_calls_after_the_timeout_and_recovers(
-    proxied, proxy, redis, redis_prefix, mode
+    linked, proxy, redis, redis_prefix, mode
 ):
-    script = proxied.register_script(SCRIPT)
-    batcher = ScriptBatcher(proxied, timeout=0.4)
-    key = f"{redis_prefix}counter"
-    try:
-        assert await batcher.call(script, [key], ["first"]) == b"1:first"
-        proxy.cut(mode)  # "replies": Redis runs the calls, their answers never come back
-        started = time.monotonic()
-        results = await asyncio.gather(*(batcher.call(script, [key], [str(n)]) for n in range(3)), return_exceptions=True)
-        waited = time.monotonic() - started
-        assert all(isinstance(r, RedisTimeoutError) for r in results), results
-        assert 0.35 <= waited < 3.0
-        proxy.restore()
-        reply = await batcher.call(script, [key], ["back"])
-        # A stalled call is not sent again: each ran at most once.
-        ran = int(await redis.get(key))
-        assert reply == f"{ran}:back".encode() and ran == (2 if mode == "blackhole" else 5)
-    finally:
-        await batcher.aclose()
+    _, call = await linked(timeout=0.4)
+    proxy.cut(mode)  # "replies": Redis runs the calls, their answers never come back
+    started = time.monotonic()
+    results = await asyncio.gather(*(call(str(n)) for n in range(3)), return_exceptions=True)
+    waited = time.monotonic() - started
+    assert all(isinstance(r, RedisTimeoutError) for r in results), results
+    assert 0.35 <= waited < 3.0
+    proxy.restore()
+    reply = await call("back")
+    # A stalled call is not sent again: each ran at most once.
+    ran = int(await redis.get(f"{redis_prefix}counter"))
+    assert reply == f"{ran}:back".encode() and ran == (2 if mode == "blackhole" else 5)
 
 
-async def test_closing_fails_waiting_calls_and_refuses_new_ones(proxied, proxy, redis_prefix):
-    script = proxied.register_script(SCRIPT)
-    batcher = ScriptBatcher(proxied)
-    key = f"{redis_prefix}counter"
-    assert await batcher.call(script, [key], ["first"]) == b"1:first"
+async def test_closing_fails_waiting_calls_and_refuses_new_ones(linked, proxy):
+    batcher, call = await linked()
     proxy.cut("replies")
-    waiting = asyncio.ensure_future(batcher.call(script, [key], ["never answered"]))
+    waiting = asyncio.ensure_future(call("never answered"))
     await asyncio.sleep(0.1)
     await batcher.aclose()
     with pytest.raises(RedisConnectionError):
         await waiting
     with pytest.raises(RedisConnectionError):
-        await batcher.call(script, [key], ["late"])
+        await call("late")
