@@ -9,7 +9,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local renewed = 0
 for i = 2, #ARGV do
-    renewed = renewed + redis.call('ZADD', key, 'XX', 'CH', now + lease, ARGV[i])
+    -- Counted by presence, not by ZADD CH: a lease renewed within the millisecond it was taken
+    -- keeps its score, and CH would not count it.
+    if redis.call('ZSCORE', key, ARGV[i]) then
+        redis.call('ZADD', key, 'XX', now + lease, ARGV[i])
+        renewed = renewed + 1
+    end
 end
 if renewed > 0 then
     redis.call('PEXPIRE', key, lease)

@@ -35,7 +35,7 @@ from tests.delivery.test_ds_push import Socket
 from delivery.app import create_app
 from delivery.errors import RateLimited
 from delivery.keys import queue_keys, rate_key, socket_key
-from delivery.limits import RateLimiter
+from delivery.limits import RateLimiter, SocketSlots
 from delivery.queue import MessageQueue
 from delivery.appkeys import queue_key
 from delivery.sweeper import run_sweep
@@ -418,3 +418,19 @@ async def test_concurrent_takes_never_overdraw(redis, redis_prefix) -> None:
         return True
 
     assert sum(await asyncio.gather(*(one() for _ in range(50)))) == 10
+
+
+async def test_renewing_counts_every_live_lease_and_revives_none(redis, redis_prefix) -> None:
+    slots = SocketSlots(redis, prefix=redis_prefix, per_account=5, per_address=5)
+    await slots.acquire("a", account="0xacc", address="192.0.2.1")
+    await slots.acquire("b", account="0xacc", address="192.0.2.1")
+    # At once, often within the millisecond of the leases: each still counts as renewed.
+    for _ in range(20):
+        assert await slots.renew() == 4
+    # A lease that ran out (its member gone) is not revived by the process that still holds the socket.
+    members = await redis.zrange(socket_key(redis_prefix, "account", "0xacc"), 0, -1)
+    await redis.zrem(socket_key(redis_prefix, "account", "0xacc"), members[0])
+    assert await slots.renew() == 3
+    assert await redis.zcard(socket_key(redis_prefix, "account", "0xacc")) == 1
+    await slots.release("a")
+    await slots.release("b")
