@@ -2,7 +2,7 @@
 
 A receiver's profile lists its delivery services in order. When an envelope arrives for a
 receiver without an account here (intake step 4), and after its sender was verified and its rate
-limits taken (steps 5 and 6, so nobody makes this service call out with unsigned junk),
+limits taken (steps 5 and 8, so nobody makes this service call out with unsigned junk),
 :meth:`Forwarder.forward` hands it on to the services the profile lists *after* this one, in
 order, at most ``FORWARD_MAX_SERVICES`` of them, until one stores it:
 

@@ -13,29 +13,34 @@ written):
    the operator; then the size again against the account's own (lower) limit. A forwarded
    envelope's note is checked first (:meth:`delivery.forwarder.Forwarder.accept`). Without an
    account here, an envelope submitted directly is handed on to the receiver's next delivery
-   services once steps 5 and 6 pass (:meth:`delivery.forwarder.Forwarder.forward`): the answer
-   is then theirs, and nothing is stored or postmarked here;
+   services once step 5 passes and its sender's buckets (step 8) are taken
+   (:meth:`delivery.forwarder.Forwarder.forward`): the answer is then theirs, and nothing is
+   stored or postmarked here;
 5. sender — the ``from`` name has a valid profile in ENS, and the envelope's metadata signature
    and encrypted-message hash verify with its signing key (dm3 skips this, so its senders can be
    spoofed); that key is not on the address's revocation list as of now, the time this service
    receives the envelope (the sender's own timestamp is theirs to forge;
    :mod:`ensign.protocol.revocation`);
-6. rate — the sender's and the sender→receiver pair's token buckets (:mod:`delivery.limits`);
-   after the signature, so nobody can spend another sender's tokens;
-7. spam rules of the receiver, read from the chain for the sender's address;
-8. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
+6. spam rules of the receiver, read from the chain for the sender's address;
+7. postmark — signed with this service's Ed25519 key, encrypted to the receiver's profile key;
+8. rate — the sender's and the sender→receiver pair's token buckets (:mod:`delivery.limits`),
+   taken in the store's own script call, before it inserts (one round trip instead of two; on a
+   Redis Cluster, where their keys hash to other slots than the queue's, in a call of their own
+   just before it). After the signature, so nobody can spend another sender's tokens; a message
+   refused here has cost its verification and postmark, which the client address's bucket,
+   taken before the request's body is read, bounds;
 9. store — ``MessageQueue.enqueue`` keyed by the envelope's hash and scoped by the sender, so a
    resubmission is stored once (the first postmark stays) and no sender shadows another's
    message; within the receiver's message and byte quotas (the service's, or the lower ones of
-   the account's settings), and only while the receiver's account exists as steps 4 and 7
+   the account's settings), and only while the receiver's account exists as steps 4 and 6
    checked it (intake reuses an account read for a while; a change since makes it read the account
    again and check anew). The queue's script publishes the id, which :mod:`delivery.push`
    turns into socket.io pushes on every process. When the account wants notifications, the
    notifier is told (it queues a job in the background; :mod:`delivery.notify_worker`).
 
-:mod:`delivery.multi_intake` runs steps 4, 5 and 7–9 through the same methods
-(``_resolve_receiver``, ``_signed_by_sender``, ``_deliver``), step 5 once per envelope and the
-others for each of its receivers.
+:mod:`delivery.multi_intake` runs steps 4–9 through the same methods
+(``_resolve_receiver``, ``_signed_by_sender``, ``_deliver``), step 5 and the sender's bucket once
+per envelope, the others for each of its receivers.
 
 The stored envelope has dm3's shape: ``metadata.deliveryInformation`` is the decrypted object and
 ``postmark`` the encrypted postmark string, so dm3 clients read it unchanged. Redis never holds it
@@ -46,11 +51,11 @@ keyed tags too (:mod:`delivery.at_rest`); log lines name the receiver by a keyed
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ensign.config import DeliverySettings
+from ensign.config import DeliverySettings, RateLimit
 from ensign.errors import EnsignError, ServiceUnavailable, SignatureError
 from ensign.logs import add_request_fields
 from ensign.protocol.canonical import canonical_size, stringify_bytes
@@ -221,7 +226,7 @@ class Intake:
                 raise
             return await self._forward(envelope, info, receiver, receiver_profile, size)
 
-        sender = await self._verified_sender(envelope, info, receiver)
+        sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
 
         def stored(receiver_profile: ResolvedProfile, now_ms: int) -> bytes:
             postmark = create_postmark(
@@ -232,7 +237,10 @@ class Intake:
             )
             return stringify_bytes(stored_envelope(envelope.to_json(), info.to_json(), postmark))
 
-        return await self._deliver(receiver, receiver_profile, sender.address, envelope_id(envelope), size, stored)
+        return await self._deliver(
+            receiver, receiver_profile, sender.address, envelope_id(envelope), size, stored,
+            buckets=self._sender_buckets(sender.address, receiver),
+        )
 
     async def _resolve_receiver(self, name: str) -> tuple[ResolvedProfile | None, str | None]:
         """The receiver's profile (``None`` without a valid one) and address (``None`` if unresolved)."""
@@ -265,9 +273,12 @@ class Intake:
         message_id: str,
         size: int,
         stored: Callable[[ResolvedProfile, int], bytes],
+        *,
+        buckets: Sequence[tuple[str, RateLimit | None, str]] = (),
     ) -> Submitted:
-        """Steps 7 to 9 for one receiver, its rate limits taken: ``stored(receiver profile, now
-        in ms)`` makes the postmarked record to enqueue."""
+        """Steps 6 to 9 for one receiver: ``stored(receiver profile, now in ms)`` makes the
+        postmarked record to enqueue; ``buckets`` (``(name, limit, subject)``) are taken with the
+        insert, in its call on one Redis server."""
         limits = self._settings.limits
 
         async def receiver_checks(account: Account) -> None:
@@ -280,6 +291,11 @@ class Intake:
 
         now = self._clock()
         record = stored(receiver_profile, int(now * 1000))
+        takes = None
+        if self._limiter.shares_scripts:
+            takes = self._limiter.takes(buckets)
+        else:
+            await self._limiter.take_all(buckets)
         for attempt in range(1, SETTINGS_ATTEMPTS + 1):
             ttl = account.settings.message_ttl or self._settings.message_ttl
             try:
@@ -296,6 +312,8 @@ class Intake:
                     max_queued=_lower(limits.max_queued_messages, account.settings.max_queued_messages),
                     max_bytes=_lower(limits.max_queued_bytes, account.settings.max_queued_bytes),
                     account_state=checked,
+                    # Taken by the first call, whatever the insert answered.
+                    takes=takes if attempt == 1 else None,
                 )
                 break
             except AccountMissingError:
@@ -329,16 +347,10 @@ class Intake:
         the first set's error when neither opens."""
         return open_with_any(self._ds_keys, open_, (EnsignError,))
 
-    async def _verified_sender(
-        self, envelope: EncryptionEnvelop, info: DeliveryInformation, receiver: str
-    ) -> ResolvedProfile:
-        """Steps 5 and 6: the sender's profile, its signature on the envelope, its rate limits."""
-        sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
+    def _sender_buckets(self, sender: str, receiver: str) -> list[tuple[str, RateLimit | None, str]]:
+        """Step 8's buckets: the sender's and the sender→receiver pair's."""
         limits = self._settings.limits
-        await self._limiter.take_all(
-            [("sender", limits.sender, sender.address), ("pair", limits.pair, pair_subject(sender.address, receiver))]
-        )
-        return sender
+        return [("sender", limits.sender, sender), ("pair", limits.pair, pair_subject(sender, receiver))]
 
     async def _forward(
         self,
@@ -353,7 +365,8 @@ class Intake:
         assert self._forwarder is not None
         if not self._forwarder.next_services(receiver_profile):
             raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
-        await self._verified_sender(envelope, info, receiver)
+        sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
+        await self._limiter.take_all(self._sender_buckets(sender.address, receiver))
         outcome = await self._forwarder.forward(envelope, receiver_profile)
         if outcome.delivered_to is None:
             tried = "; ".join(f"{a.service}: {a.outcome} ({a.detail})" for a in outcome.attempts)

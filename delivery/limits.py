@@ -35,6 +35,8 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import RedisCluster
@@ -49,10 +51,12 @@ from .keys import rate_key, socket_key
 
 __all__ = [
     "SOCKET_LEASE_SECONDS",
+    "BucketTakes",
     "RateLimiter",
     "SocketSlots",
     "client_address",
     "pair_subject",
+    "with_rate_buckets",
 ]
 
 SOCKET_LEASE_SECONDS = 300
@@ -114,29 +118,93 @@ class RateLimiter:
 
         :raises RateLimited: naming the first bucket that holds fewer than ``cost`` tokens.
         """
-        active = [(name, limit, subject) for name, limit, subject in buckets if limit is not None]
-        if not active:
+        takes = self.takes(buckets, cost)
+        if not takes.keys:
             return
-        if self._cluster and len(active) > 1:
-            for name, limit, subject in active:
+        if self._cluster and len(takes.keys) > 1:
+            for name, limit, subject in buckets:
                 await self.take(name, limit, subject, cost)
             return
+        takes.check(await self._batcher.call(self._script, keys=takes.keys, args=takes.args))
+
+    def takes(self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1) -> BucketTakes:
+        """The buckets of :meth:`take_all` as one script's keys and arguments (limits off left out)."""
+        active: list[tuple[str, RateLimit]] = []
+        keys: list[str] = []
         args: list[object] = []
-        for _, limit, _ in active:
-            assert limit is not None
-            args += [limit.capacity, repr(limit.per_second / 1000), cost]
-        allowed, retry_ms, index = await self._batcher.call(
-            self._script, keys=[rate_key(self._prefix, name, self._tag(subject)) for name, _, subject in active], args=args
+        for name, limit, subject in buckets:
+            if limit is None:
+                continue
+            active.append((name, limit))
+            keys.append(rate_key(self._prefix, name, self._tag(subject)))
+            args += [limit.capacity, limit.per_second / 1000, cost]
+        return BucketTakes(active, keys, args)
+
+    @property
+    def shares_scripts(self) -> bool:
+        """Whether buckets can be taken inside another script's call (:func:`with_rate_buckets`):
+        on one Redis server, not on a cluster (their keys hash to other slots than the write's)."""
+        return not self._cluster
+
+
+@dataclass(frozen=True)
+class BucketTakes:
+    """Rate buckets to take in one script call (:meth:`RateLimiter.takes`): their keys, their
+    arguments (three each, as ``rate_limit.lua`` reads them) and what a refusal says."""
+
+    buckets: list[tuple[str, RateLimit]]
+    keys: list[str]
+    args: list[object]
+
+    def check(self, reply: Any) -> None:
+        """Raise the refusal ``rate_limit.lua``'s ``reply`` (``{allowed, retry_ms, index}``) holds.
+
+        :raises RateLimited: naming the bucket that refused, with ``Retry-After`` in whole seconds.
+        """
+        allowed, retry_ms, index = reply
+        if int(allowed) == 1:
+            return
+        name, limit = self.buckets[int(index) - 1]
+        retry_after = max(1, -(-int(retry_ms) // 1000))
+        raise RateLimited(
+            f"too many requests ({name} limit: {limit.capacity} per {limit.period} s); retry after {retry_after} s",
+            details={"limit": name, "capacity": limit.capacity, "period": limit.period},
+            retry_after=retry_after,
         )
-        if int(allowed) != 1:
-            name, limit, _ = active[int(index) - 1]
-            assert limit is not None
-            retry_after = max(1, -(-int(retry_ms) // 1000))
-            raise RateLimited(
-                f"too many requests ({name} limit: {limit.capacity} per {limit.period} s); retry after {retry_after} s",
-                details={"limit": name, "capacity": limit.capacity, "period": limit.period},
-                retry_after=retry_after,
-            )
+
+
+def with_rate_buckets(lua: str) -> str:
+    """The script ``lua`` run in the same call after rate buckets were taken: one round trip for a
+    write and the limits it counts against (one Redis server: :attr:`RateLimiter.shares_scripts`).
+
+    KEYS are the buckets' keys, then ``lua``'s own; ARGV the number of buckets, their arguments
+    (:attr:`BucketTakes.args`), then ``lua``'s own. When a bucket refuses, nothing is taken,
+    ``lua`` does not run and the answer is ``rate_limit.lua``'s refusal, ``{0, retry_ms, i}``;
+    otherwise the tokens are taken and the answer is ``lua``'s. Both scripts run unchanged, each as
+    a function of its own KEYS and ARGV.
+    """
+    return f"""local function take(KEYS, ARGV)
+{_RATE_LIMIT_LUA}
+end
+local function run(KEYS, ARGV)
+{lua}
+end
+local n = tonumber(ARGV[1])
+local bucketKeys, bucketArgs, keys, args = {{}}, {{}}, {{}}, {{}}
+for i = 1, #KEYS do
+    if i <= n then bucketKeys[i] = KEYS[i] else keys[i - n] = KEYS[i] end
+end
+for i = 2, #ARGV do
+    if i <= 1 + 3 * n then bucketArgs[i - 1] = ARGV[i] else args[i - 1 - 3 * n] = ARGV[i] end
+end
+if n > 0 then
+    local taken = take(bucketKeys, bucketArgs)
+    if taken[1] ~= 1 then
+        return taken
+    end
+end
+return run(keys, args)
+"""
 
 
 class SocketSlots:

@@ -22,8 +22,8 @@ with the error code a single submission would get:
    :func:`refuse_elsewhere`, ``receiver_elsewhere``), any other is ``receiver_without_account``;
 7. the receiver's copy (:func:`ensign.protocol.multi.copy_for`: the shared message, its own wrapped
    key, ``{to, from}``) is checked against the service's size limit and the account's, then
-   the sender→receiver pair bucket is taken and :meth:`Intake._deliver` runs steps 7–9 of
-   :mod:`delivery.intake`: the account and its spam rules, the postmark, the queue insert. One postmark
+   :meth:`Intake._deliver` runs steps 6–9 of :mod:`delivery.intake`: the account and its spam
+   rules, the postmark, the sender→receiver pair bucket taken with the queue insert. One postmark
    signature serves every receiver (same message, same receive time); it is sealed to each.
 
 A forwarded envelope (JSON-RPC ``ensign_forwardMultiMessage``, with a note naming its receivers:
@@ -328,8 +328,10 @@ class MultiIntake:
             return stringify_bytes(copy_for(envelope, info, index, sealed).to_json())
 
         limits = self._settings.limits
-        await self._intake._limiter.take("pair", limits.pair, pair_subject(sender.address, address))
-        submitted = await self._intake._deliver(address, profile, sender.address, envelope.encrypted_message_hash, size, stored)
+        submitted = await self._intake._deliver(
+            address, profile, sender.address, envelope.encrypted_message_hash, size, stored,
+            buckets=[("pair", limits.pair, pair_subject(sender.address, address))],
+        )
         if submitted.stored:
             self._metrics.message_bytes.inc(submitted.size)
         return RecipientOutcome(name, STORED if submitted.stored else DUPLICATE)

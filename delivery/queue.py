@@ -59,6 +59,7 @@ from ensign.sessions import SessionStale
 from .at_rest import AtRest
 from .batching import ScriptBatcher
 from .errors import AccountMissingError, NotReplicatedError, QueueFullError
+from .limits import BucketTakes, with_rate_buckets
 from .keys import (
     QueueKeys,
     account_from_tag,
@@ -211,6 +212,8 @@ class MessageQueue:
         self._redis_time = redis_time
         self._at_rest = at_rest
         self._enqueue = redis.register_script(_ENQUEUE_LUA)
+        # The insert with the submission's sender and pair buckets in one round trip (one server).
+        self._rated_enqueue = redis.register_script(with_rate_buckets(_ENQUEUE_LUA))
         # Inserts of concurrent submissions are pipelined on one connection (delivery.batching).
         self._owns_batcher = batcher is None
         self._batcher = ScriptBatcher(redis) if batcher is None else batcher
@@ -272,6 +275,7 @@ class MessageQueue:
         max_bytes: int | None = None,
         sender: str | None = None,
         account_state: str | None = None,
+        takes: BucketTakes | None = None,
     ) -> bool:
         """Store a message for ``account`` and publish its id on the account's channel.
 
@@ -290,7 +294,12 @@ class MessageQueue:
         :param account_state: the account as the caller read and checked it
             (:func:`delivery.accounts.account_state`); the message is stored only while the
             account is still in that state (``require_account`` only).
+        :param takes: rate buckets to take in the same call, before the insert
+            (:meth:`delivery.limits.RateLimiter.takes`; one Redis server only:
+            :attr:`~delivery.limits.RateLimiter.shares_scripts`). Taken whatever the insert then
+            answers, as when taken in a call of their own just before.
         :returns: ``True`` if newly stored, ``False`` if it was already queued.
+        :raises RateLimited: a bucket of ``takes`` refused; nothing was taken or stored.
         :raises QueueFullError: ``max_queued`` live messages or ``max_bytes`` bytes are queued;
             nothing was stored.
         :raises AccountMissingError: the account hash does not exist (``require_account``); nothing
@@ -313,25 +322,32 @@ class MessageQueue:
             body = self._at_rest.seal(body, account)
             sender = None if sender is None else self._at_rest.sender_tag(sender, account)
         # KEYS[6], when present, is the account hash the script requires (module docstring).
-        status = await self._write(
-            self._enqueue,
-            [*keys.keys, keys.acked, keys.account, keys.seen] if self._require_account else [*keys.keys, keys.acked],
-            [
-                message_id,
-                body,
-                self._now_arg(now),
-                ttl,
-                limit,
-                ENQUEUE_PURGE_BATCH,
-                ttl + KEY_TTL_GRACE_SECONDS,
-                keys.channel,
-                byte_limit,
-                sender or "",
-                scoped_id(message_id, sender) if sender else "",
-                account_state or "",
-            ],
-            batch=True,
-        )
+        script_keys = [*keys.keys, keys.acked, keys.account, keys.seen] if self._require_account else [*keys.keys, keys.acked]
+        script_args = [
+            message_id,
+            body,
+            self._now_arg(now),
+            ttl,
+            limit,
+            ENQUEUE_PURGE_BATCH,
+            ttl + KEY_TTL_GRACE_SECONDS,
+            keys.channel,
+            byte_limit,
+            sender or "",
+            scoped_id(message_id, sender) if sender else "",
+            account_state or "",
+        ]
+        if takes is not None and takes.keys:
+            if isinstance(self._redis, RedisCluster):
+                raise ValueError("a cluster cannot take rate buckets in the insert's call (their keys hash to other slots)")
+            reply = await self._write(
+                self._rated_enqueue, [*takes.keys, *script_keys], [len(takes.keys), *takes.args, *script_args], batch=True
+            )
+            if isinstance(reply, list):
+                takes.check(reply)
+            status = reply
+        else:
+            status = await self._write(self._enqueue, script_keys, script_args, batch=True)
         if status == -1:
             raise QueueFullError(
                 f"the recipient's queue holds {limit} messages, its limit",

@@ -407,6 +407,51 @@ async def test_buckets_taken_together_are_taken_all_or_none(redis, redis_prefix)
     assert await redis.exists(rate_key(redis_prefix, "pair", "a>c")) == 0
 
 
+async def test_an_insert_takes_its_buckets_in_its_own_call_all_or_none(redis, redis_prefix, queue) -> None:
+    limiter = RateLimiter(redis, prefix=redis_prefix)
+    roomy, tight = RateLimit(5, 3600), RateLimit(1, 3600)
+    buckets = [("sender", roomy, "a"), ("off", None, "a"), ("pair", tight, "a>b")]
+    queue_key_ = queue_keys(redis_prefix, "0xb").queue
+    published = redis.pubsub()
+    await published.subscribe(queue_keys(redis_prefix, "0xb").channel)
+    await published.get_message(timeout=1)  # the subscription's confirmation
+    try:
+        assert await queue.enqueue("0xb", "m1", b"one", now=1000.0, ttl_seconds=600, sender="0xa",
+                                   takes=limiter.takes(buckets))
+        assert (await published.get_message(timeout=1))["data"] == b"m1"
+        assert 3.99 < float(await redis.hget(rate_key(redis_prefix, "sender", "a"), "tokens")) < 4.01
+        # The pair's bucket is empty: refused, naming it; nothing stored, published or taken.
+        with pytest.raises(RateLimited) as refused:
+            await queue.enqueue("0xb", "m2", b"two", now=1001.0, ttl_seconds=600, sender="0xa",
+                                takes=limiter.takes(buckets))
+        assert refused.value.details["limit"] == "pair" and refused.value.retry_after >= 1
+        assert await redis.zrange(queue_key_, 0, -1) == [b"m1"]
+        assert await published.get_message(timeout=0.2) is None
+        assert 3.99 < float(await redis.hget(rate_key(redis_prefix, "sender", "a"), "tokens")) < 4.01
+    finally:
+        await published.aclose()
+    # Taken whatever the insert answers, as when taken in a call of their own before it: a
+    # resubmission (already queued) takes its tokens too.
+    assert not await queue.enqueue("0xb", "m1", b"one", now=1002.0, ttl_seconds=600, sender="0xa",
+                                   takes=limiter.takes([("sender", roomy, "a")]))
+    assert 2.99 < float(await redis.hget(rate_key(redis_prefix, "sender", "a"), "tokens")) < 3.01
+    # Every limit off: the plain insert.
+    assert await queue.enqueue("0xb", "m3", b"three", now=1003.0, ttl_seconds=600, takes=limiter.takes([("off", None, "a")]))
+    await limiter.aclose()
+
+
+async def test_a_sender_over_its_limit_has_nothing_stored(service, ds_settings, users, redis) -> None:
+    alice, bob = users[0], users[1]
+    client = await service(sender=RateLimit(2, 3600), pair=RateLimit(10, 3600))
+    for n in range(2):
+        assert (await submit(client, envelope(alice, bob, ds_settings, f"m{n}")))[0] == 200
+    assert_429(*await submit(client, envelope(alice, bob, ds_settings, "m2")), code=-32020, error="rate_limited", limit="sender")
+    assert await redis.zcard(queue_keys(ds_settings.redis.prefix, bob.address).queue) == 2
+    # The refusal took nothing from the pair's bucket (all or none, in the insert's call).
+    pair_tokens = [float(await redis.hget(key, "tokens")) for key in await redis.keys(f"{ds_settings.redis.prefix}rate:pair:*")]
+    assert len(pair_tokens) == 1 and 7.99 < pair_tokens[0] < 8.01
+
+
 async def test_concurrent_takes_never_overdraw(redis, redis_prefix) -> None:
     limiter = RateLimiter(redis, prefix=redis_prefix)
 
