@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import RedisCluster
@@ -32,7 +33,7 @@ from tests.delivery.test_ds_push import Socket
 from delivery.app import create_app
 from delivery.push import push_listener_key
 from delivery.keys import account_tag, queue_keys
-from ensign.config import DeliverySettings
+from ensign.config import DeliverySettings, RateLimit
 from ensign.protocol.envelope import open_envelope
 from ensign.protocol.models import EncryptionEnvelop
 from ensign.redis_client import RedisClient, open_redis
@@ -121,6 +122,24 @@ async def test_submit_fetch_and_ack_on_a_cluster(
     resp = await client.post(f"/delivery/messages/{bob.name}/syncAcknowledgements/", json=ack, headers=bearer(token))
     assert await resp.json() == {"acknowledged": 1}
     assert await cluster_redis.exists(*keys.keys) == 0
+
+
+async def test_a_sender_over_its_limit_is_refused_on_a_cluster(
+    aiohttp_client: Any, cluster_redis: RedisCluster, redis_prefix: str, ds_settings: DeliverySettings,
+    directory: MemoryDirectory, chain: MemoryChain, clock: Clock, users: list[User],
+) -> None:
+    # On a cluster the sender's and pair's buckets live on other slots than the queue: they are
+    # taken in calls of their own before the insert, with the same answers as on one server.
+    alice, bob = users[0], users[1]
+    settings = replace(ds_settings, limits=replace(ds_settings.limits, sender=RateLimit(1, 3600), pair=RateLimit(5, 3600)))
+    client = await app_on(aiohttp_client, settings, directory, chain, clock)(cluster_redis)
+    await signup(client, alice)
+    await signup(client, bob)
+    assert (await client.post("/rpc", json=rpc_submit(envelope(alice, bob, settings, "one")))).status == 200
+    refused = await client.post("/rpc", json=rpc_submit(envelope(alice, bob, settings, "two")))
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert (await refused.json())["error"]["data"]["details"]["limit"] == "sender"
+    assert await cluster_redis.zcard(queue_keys(redis_prefix, bob.address).queue) == 1
 
 
 async def test_push_crosses_app_instances_on_a_cluster(
