@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuMeter", "calibrate", "machine"]
+__all__ = ["CpuMeter", "calibrate", "machine", "process_detail"]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -27,6 +27,21 @@ def process_cpu(pid: int) -> float | None:
     # The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def process_detail(pid: int) -> tuple[float, float, int] | None:
+    """User CPU seconds, system CPU seconds and voluntary context switches (the times it blocked,
+    waiting for something) of ``pid`` so far; ``None`` when they cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    for line in status.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(fields[11]) / _TICK, int(fields[12]) / _TICK, int(line.split()[1])
+    return None
 
 
 def machine_busy() -> tuple[float, float] | None:

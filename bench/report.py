@@ -77,6 +77,14 @@ def _n(value: Any, digits: int = 0) -> str:
     return str(value)
 
 
+def _split(load: dict[str, Any]) -> str:
+    """`` (user U + system S µs; slept N times per message)`` of an open-loop row, when measured."""
+    if load.get("user_us_per_msg") is None:
+        return ""
+    return (f" (user {_n(load['user_us_per_msg'])} + system {_n(load.get('system_us_per_msg'))} µs; "
+            f"slept {_n(load.get('sleeps_per_msg'), 2)} times per message)")
+
+
 def _verdict(derived: dict[str, Any], name: str) -> str:
     check = derived.get("checks", {}).get(name)
     if check is None:
@@ -133,7 +141,7 @@ def markdown(results: dict[str, Any], derived: dict[str, Any]) -> str:
         target = f"p99 ≤ 10 ms: {_verdict(derived, 'p99_at_75_ms')}" if load["fraction"] == 0.75 else ""
         row(f"| submit at {load['fraction']:.0%} of it, open loop ({_n(load['offered_rate'])} msg/s offered) | "
             f"{_n(load['rate'])} msg/s, p50 {_n(load['p50_ms'], 1)} ms, **p99 {_n(load['p99_ms'], 1)} ms**; "
-            f"{_n(load.get('server_cpu_us_per_msg'))} µs CPU per message"
+            f"{_n(load.get('server_cpu_us_per_msg'))} µs CPU per message{_split(load)}"
             f"{', errors ' + str(load['errors']) if load['errors'] else ''} | {target} |")
     trip = s.get("round_trip")
     if trip:

@@ -43,7 +43,7 @@ from . import profiling
 from .httpload import LoadResult, closed_loop, open_connections, open_loop
 from stack.workers import default_workers
 
-from .procstat import CpuMeter, calibrate
+from .procstat import CpuMeter, calibrate, process_detail
 from .services import ServiceProcess, signup
 from .suite import Suite
 
@@ -188,11 +188,19 @@ async def run_loads(suite: Suite, server: ServiceProcess, requests: list[bytes],
         try:
             meter = _meter(suite, [server])
             meter.start()
+            before = process_detail(server.pid)
             run = await open_loop(conns, requests.__getitem__, rate=rate, count=count)
+            after = process_detail(server.pid)
             summary = _summary(run, meter.stop())
         finally:
             for conn in conns:
                 conn.close()
+        if before is not None and after is not None and run.completed:
+            # Where a message's CPU goes as the load falls: user time (the same Python code, run in
+            # shorter bursts between idle moments) or system time, and how often the process slept.
+            summary["user_us_per_msg"] = round((after[0] - before[0]) / run.completed * 1e6, 1)
+            summary["system_us_per_msg"] = round((after[1] - before[1]) / run.completed * 1e6, 1)
+            summary["sleeps_per_msg"] = round((after[2] - before[2]) / run.completed, 2)
         summary["fraction"] = fraction
         loads.append(summary)
         await suite.clear_queues()

@@ -5,6 +5,8 @@ what happened, so its figures can be trusted."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from bench.fixtures import delete_prefix
 from bench.httpload import build_request, closed_loop, open_connections, open_loop, percentile
+from bench.procstat import process_detail
 from bench.profiling import summarise
 from bench.report import derive, markdown
 
@@ -142,6 +145,23 @@ def test_verdicts_compare_with_the_targets() -> None:
     assert derived["ack_growth"] == 2.0
     table = markdown(results, derived)
     assert "**3,000 msg/s**" in table and "**missed**" in table
+
+
+def test_process_detail_splits_cpu_and_counts_the_times_a_process_slept() -> None:
+    before = process_detail(os.getpid())
+    assert before is not None
+    spun_from = os.times().user
+    while os.times().user < spun_from + 0.1:  # user time; /proc counts in clock ticks (10 ms)
+        sum(range(20_000))
+    for _ in range(3):
+        time.sleep(0.01)  # each sleep blocks the process once
+    after = process_detail(os.getpid())
+    assert after is not None
+    assert after[0] - before[0] >= 0.09 and after[2] - before[2] >= 3
+    row = {"fraction": 0.75, "p99_ms": 9.0, "p50_ms": 2.0, "rate": 100.0, "offered_rate": 100.0, "errors": 0,
+           "server_cpu_us_per_msg": 700.0, "user_us_per_msg": 640.0, "system_us_per_msg": 60.0, "sleeps_per_msg": 0.3}
+    table = markdown({"submit": {"loads": [row]}}, derive({"submit": {"loads": [row]}}))
+    assert "700 µs CPU per message (user 640 + system 60 µs; slept 0.30 times per message)" in table
 
 
 async def test_delete_prefix_deletes_only_keys_under_it(redis: aioredis.Redis, redis_prefix: str) -> None:
