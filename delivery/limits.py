@@ -12,8 +12,9 @@ itself (:mod:`delivery.at_rest`). The limits (their defaults in :class:`ensign.c
 ==========  =====================================  ==============================================
 limit       subject                                checked
 ==========  =====================================  ==============================================
-``sender``  the sender's address                   each submission, after its signature verifies
-``pair``    ``<sender>><receiver>`` addresses      each submission, after ``sender``
+``sender``  the sender's address                   each submission, after its signature verifies,
+                                                   in the queue insert's call (one server)
+``pair``    ``<sender>><receiver>`` addresses      each submission, with ``sender``
 ``address`` the client address (IPv6: its /64)     each request without a session, each socket
                                                    handshake
 ``login``   the client address                     ``GET``/``POST /auth/<name>``, ``POST /profile``
