@@ -19,12 +19,13 @@ import contextvars
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from ensign.unique import UniqueCounter
 
 REQUEST_ID_HEADER = "X-Request-Id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("ensign_request_id", default=None)
@@ -37,11 +38,17 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+# 64 random bits per process and a counter: unique, which is all an id that ties log lines together
+# needs; a random id per request cost a getrandom system call (5 µs on the benchmark host).
+_request_ids = UniqueCounter(8)
+
+
 def new_request_id(client_value: str | None) -> str:
-    """The client's id when it is a plain token of at most 64 characters, else a random one."""
+    """The client's id when it is a plain token of at most 64 characters, else a new one."""
     if client_value and _CLIENT_ID.fullmatch(client_value):
         return client_value
-    return secrets.token_hex(16)  # a uuid4().hex without the UUID object: a quarter of the time
+    prefix, count = _request_ids.next()
+    return f"{prefix.hex()}{count:016x}"
 
 
 def add_request_fields(**fields: str | int | float | bool | None) -> bool:

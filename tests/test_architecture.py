@@ -32,6 +32,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "ensign.config",
         "ensign.protocol",
         "ensign.logs",
+        "ensign.unique",
         "ensign.redis_client",
         "ensign.answers",
         "ensign.web",

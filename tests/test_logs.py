@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 
 from ensign import logs
-from ensign.logs import JsonFormatter, configure_logging, log_request_line, request_id_var
+from ensign.logs import JsonFormatter, configure_logging, log_request_line, new_request_id, request_id_var
 from ensign.web import request_log_middleware
 
 SECRET_URL = "redis://:hunter2-password@redis.internal:6379/0"
@@ -135,3 +136,23 @@ def test_a_request_line_below_the_level_is_not_written(configured) -> None:
     logger.setLevel(logging.WARNING)
     log_request_line(logger, "POST /rpc 200", {"status": 200})
     assert configured.getvalue() == ""
+
+
+def test_new_request_ids_are_unique_also_in_a_forked_worker() -> None:
+    ids = [new_request_id(None) for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert new_request_id("client-id.7") == "client-id.7"
+    assert new_request_id("has space") != "has space"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, " ".join(new_request_id(None) for _ in range(10)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = set(pipe.read().decode().split())
+    os.waitpid(pid, 0)
+    parent = {new_request_id(None) for _ in range(10)}
+    assert len(child) == 10 and not child & parent and not child & set(ids)

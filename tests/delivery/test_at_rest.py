@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import secrets
 from typing import Any
 
@@ -224,3 +225,31 @@ async def test_socket_and_rate_keys_name_client_addresses_by_tag(redis, redis_pr
     assert rate_key(redis_prefix, "address", at_rest.subject("203.0.113.7")).encode() in stored
     await slots.release("sid")
     assert b"sockets:address" not in await everything_under(redis, redis_prefix)
+
+
+def _nonce(record: bytes) -> bytes:
+    return record[1:25]
+
+
+def test_every_seal_has_its_own_nonce_also_after_a_fork() -> None:
+    at_rest = AtRest(secrets.token_bytes(32))
+    records = [at_rest.seal(b'{"m": 1}', "0xacc") for _ in range(1000)]
+    assert len({_nonce(r) for r in records}) == 1000
+    assert all(at_rest.open(r, "0xacc") == b'{"m": 1}' for r in records)
+    # A forked worker seals with the same key: its nonces must not repeat its parent's.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next nonces, leave without running anything else
+        try:
+            os.write(write, b"".join(_nonce(at_rest.seal(b"{}", "0xacc")) for _ in range(100)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = b"".join(_nonce(at_rest.seal(b"{}", "0xacc")) for _ in range(100))
+    child_nonces = {child[i : i + 24] for i in range(0, len(child), 24)}
+    parent_nonces = {parent[i : i + 24] for i in range(0, len(parent), 24)}
+    assert len(child_nonces) == 100 and not child_nonces & parent_nonces
+    assert not child_nonces & {_nonce(r) for r in records}
