@@ -60,6 +60,7 @@ after the check. Only the embedded dev chain loosens both, because its gateway i
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -678,7 +679,10 @@ def _normalise(name: str) -> str:
     return _ensip15(name.strip())
 
 
+@functools.lru_cache(maxsize=4096)
 def _ensip15(name: str) -> str:
+    # Remembered with its checks (twice per submission, the same names again and again); a name
+    # refused raises and is not remembered.
     normal = ensip15_normalize(name, error=InvalidRequest)
     if "." not in normal or any(not label for label in normal.split(".")):
         raise InvalidRequest(f"{name!r} is not a full ENS name")
