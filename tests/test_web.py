@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ import redis.exceptions
 from aiohttp import web
 
 from ensign.errors import Conflict, InvalidRequest, SignatureError
-from ensign.web import cors_middleware, error_middleware, read_json
+from ensign.web import cors_middleware, deadline_middleware, error_middleware, read_json
 
 
 def make_app(*, origins: Any = "*") -> web.Application:
@@ -196,3 +198,78 @@ async def test_invalid_request_is_not_logged_as_an_error(aiohttp_client, caplog)
     assert response.status == 400
     assert await response.json() == {"error": "invalid_request", "message": "field x is missing"}
     assert not caplog.records
+
+
+def deadline_app(seconds: float) -> web.Application:
+    routes = web.RouteTableDef()
+
+    @routes.get("/slow")
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="never")
+
+    @routes.get("/fast")
+    async def fast(request: web.Request) -> web.Response:
+        await asyncio.sleep(0)
+        return web.Response(text="fast")
+
+    @routes.get("/swallows")
+    async def swallows(request: web.Request) -> web.Response:
+        # A handler that catches the deadline's cancellation and goes on answering: its task must
+        # not be left marked as cancelled (later awaits would misread it).
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass
+        await asyncio.sleep(0.01)
+        return web.Response(text="answered")
+
+    @routes.get("/cancelled-elsewhere")
+    async def cancelled_elsewhere(request: web.Request) -> web.Response:
+        # Cancelled by someone else before the deadline: that cancellation is not a timeout.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().call_later(0.05, task.cancel)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return web.Response(text="cancelled, not timed out")
+        return web.Response(text="never")
+
+    @web.middleware
+    async def cancelling(request: web.Request, handler: Any) -> web.StreamResponse:
+        # What the task looks like once the deadline middleware is done with the request.
+        response = await handler(request)
+        task = asyncio.current_task()
+        assert task is not None
+        response.headers["X-Cancelling"] = str(task.cancelling())
+        return response
+
+    app = web.Application(middlewares=[cancelling, error_middleware, deadline_middleware(seconds)])
+    app.add_routes(routes)
+    return app
+
+
+async def test_a_request_past_its_deadline_gets_503_and_the_next_ones_are_served(aiohttp_client):
+    client = await aiohttp_client(deadline_app(0.3))
+    started = time.monotonic()
+    resp = await client.get("/slow")
+    assert resp.status == 503 and (await resp.json())["error"] == "unavailable"
+    assert 0.3 <= time.monotonic() - started < 2.0  # the deadline, kept within a tenth of it late
+    answers = await asyncio.gather(*(client.get("/fast") for _ in range(20)))
+    assert [r.status for r in answers] == [200] * 20
+    slow_ones = await asyncio.gather(*(client.get("/slow") for _ in range(5)))
+    assert [r.status for r in slow_ones] == [503] * 5
+
+
+async def test_a_swallowed_deadline_leaves_the_task_uncancelled(aiohttp_client):
+    client = await aiohttp_client(deadline_app(0.2))
+    resp = await client.get("/swallows")
+    assert resp.status == 200 and await resp.text() == "answered"
+    assert resp.headers["X-Cancelling"] == "0"
+
+
+async def test_a_cancellation_from_elsewhere_is_not_taken_for_the_deadline(aiohttp_client):
+    client = await aiohttp_client(deadline_app(5))
+    resp = await client.get("/cancelled-elsewhere")
+    assert resp.status == 200 and await resp.text() == "cancelled, not timed out"
