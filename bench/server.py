@@ -29,9 +29,10 @@ from ensign.config import DeliverySettings
 PIECES = {
     "log": "the request's log line",
     "address": "the client address's rate bucket (a Redis round trip before the body is read)",
-    "sender_pair": "the sender's and the pair's rate buckets (a Redis round trip after the signature)",
+    "sender_pair": "the sender's and the pair's rate buckets (taken in the queue insert's call)",
     "deadline": "the request deadline middleware",
     "push": "the push listener (it hears only the accounts with sockets here: none in the closed loop)",
+    "seal": "the at-rest seal of the stored record (it is stored in clear, as a record written before sealing)",
 }
 
 
@@ -60,6 +61,11 @@ def switch_off(settings: DeliverySettings, without: frozenset[str]) -> DeliveryS
         import delivery.push
 
         delivery.push.PushListener.start = lambda self: None  # type: ignore[method-assign]
+    if "seal" in without:
+        import delivery.at_rest
+
+        # A plain envelope is what the queue reads back unchanged (AtRest.open).
+        delivery.at_rest.AtRest.seal = lambda self, envelope, account: envelope  # type: ignore[method-assign]
     return dataclasses.replace(settings, limits=limits)
 
 
