@@ -312,9 +312,21 @@ def _networks(trusted_proxies: tuple[str, ...]) -> list[ipaddress.IPv4Network | 
     return [ipaddress.ip_network(item, strict=False) for item in trusted_proxies]
 
 
+_LONGEST_CACHED_ADDRESS = 64  # an IPv6 address with a zone is shorter
+
+
 def _parse(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not raw:
         return None
+    if len(raw) > _LONGEST_CACHED_ADDRESS:  # parsed without the cache: its keys stay short
+        return _parsed.__wrapped__(raw)
+    return _parsed(raw)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Every request without a session parses its peer's address; clients come again and again.
+    # Address objects are immutable, so one may serve every request of its client.
     try:
         return ipaddress.ip_address(raw.strip())
     except ValueError:
