@@ -291,11 +291,7 @@ class Intake:
 
         now = self._clock()
         record = stored(receiver_profile, int(now * 1000))
-        takes = None
-        if self._limiter.shares_scripts:
-            takes = self._limiter.takes(buckets)
-        else:
-            await self._limiter.take_all(buckets)
+        takes = await self._limiter.takes_for_write(buckets)
         for attempt in range(1, SETTINGS_ATTEMPTS + 1):
             ttl = account.settings.message_ttl or self._settings.message_ttl
             try:

@@ -141,11 +141,19 @@ class RateLimiter:
             args += [limit.capacity, limit.per_second / 1000, cost]
         return BucketTakes(active, keys, args)
 
-    @property
-    def shares_scripts(self) -> bool:
-        """Whether buckets can be taken inside another script's call (:func:`with_rate_buckets`):
-        on one Redis server, not on a cluster (their keys hash to other slots than the write's)."""
-        return not self._cluster
+    async def takes_for_write(
+        self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1
+    ) -> BucketTakes | None:
+        """The buckets to take inside a write's own script call (:func:`with_rate_buckets`), on
+        one Redis server; on a cluster, where their keys hash to other slots than the write's,
+        they are taken now (:meth:`take_all`) and ``None`` is answered.
+
+        :raises RateLimited: on a cluster, as :meth:`take_all`.
+        """
+        if self._cluster:
+            await self.take_all(buckets, cost)
+            return None
+        return self.takes(buckets, cost)
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,7 @@ class BucketTakes:
 
 def with_rate_buckets(lua: str) -> str:
     """The script ``lua`` run in the same call after rate buckets were taken: one round trip for a
-    write and the limits it counts against (one Redis server: :attr:`RateLimiter.shares_scripts`).
+    write and the limits it counts against (one Redis server: :meth:`RateLimiter.takes_for_write`).
 
     KEYS are the buckets' keys, then ``lua``'s own; ARGV the number of buckets, their arguments
     (:attr:`BucketTakes.args`), then ``lua``'s own. When a bucket refuses, nothing is taken,

@@ -297,9 +297,8 @@ class MessageQueue:
             (:func:`delivery.accounts.account_state`); the message is stored only while the
             account is still in that state (``require_account`` only).
         :param takes: rate buckets to take in the same call, before the insert
-            (:meth:`delivery.limits.RateLimiter.takes`; one Redis server only:
-            :attr:`~delivery.limits.RateLimiter.shares_scripts`). Taken whatever the insert then
-            answers, as when taken in a call of their own just before.
+            (:meth:`delivery.limits.RateLimiter.takes_for_write`; one Redis server only). Taken
+            whatever the insert then answers, as when taken in a call of their own just before.
         :returns: ``True`` if newly stored, ``False`` if it was already queued.
         :raises RateLimited: a bucket of ``takes`` refused; nothing was taken or stored.
         :raises QueueFullError: ``max_queued`` live messages or ``max_bytes`` bytes are queued;
