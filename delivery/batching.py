@@ -6,8 +6,10 @@ checkout and release, a task timing the write, a timer around every reply and th
 observability hooks: more of this process's CPU than the script costs Redis. Here the calls made
 in one turn go out as one write on a connection the batcher holds for itself, and each write
 follows the one before without waiting for its replies (Redis answers a connection's commands in
-order); one reader reads the replies in that order, while any are outstanding, and hands each
-caller its own. Not a transaction: each script stays atomic on its own, and they touch different
+order). redis-py opens that connection (address, TLS, password, database, protocol as the
+client's own); from then on the replies are parsed as their bytes arrive, in the socket's own
+callback, and each caller is handed its own in order: no task or coroutine per write or reply.
+Not a transaction: each script stays atomic on its own, and they touch different
 keys. A call made alone still goes out at once, in the next turn.
 
 Failures end as redis-py's client would end them, so callers (and the 503 they answer with,
@@ -38,6 +40,7 @@ from typing import Any
 
 import hiredis
 import redis.exceptions
+from redis._parsers.base import BaseParser
 from redis.asyncio import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
@@ -51,6 +54,11 @@ MAX_BATCH = 128
 
 #: Times a call is sent at most: once, and once more on a new connection when the first broke.
 SEND_ATTEMPTS = 2
+
+# What the parser answers while a reply has not fully arrived.
+_NOT_ENOUGH_DATA = object()
+# RESP3 pushes, as hiredis 3.2 and later give them (None before: no such replies then).
+_PUSH: type | None = getattr(hiredis, "PushNotification", None)
 
 
 class _Call:
@@ -82,10 +90,9 @@ class ScriptBatcher:
         self._timeout = timeout
         self._queued: list[_Call] = []  # made in this turn, not written yet
         self._scheduled = False
-        self._waiting: deque[_Call] = deque()  # written on self._conn, reply not read yet, in order
-        self._conn: AbstractConnection | None = None
-        self._connecting: asyncio.Lock | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._waiting: deque[_Call] = deque()  # written on self._link, reply not read yet, in order
+        self._link: _Link | None = None
+        self._connector: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._progress_at = 0.0  # loop time of the last reply, or of the first write after none waited
         self._tasks: set[asyncio.Future[Any]] = set()  # referenced until done
@@ -118,8 +125,8 @@ class ScriptBatcher:
         queued, self._queued = self._queued, []
         error = _closed_error()
         _fail_all(queued, error)
-        if self._conn is not None:
-            self._drop(self._conn, error, resend=False)
+        if self._link is not None:
+            self._drop(self._link, error, resend=False)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -128,10 +135,47 @@ class ScriptBatcher:
         task.add_done_callback(self._tasks.discard)
 
     def _flush(self) -> None:
+        """Write what this turn queued, at once and in order; first connect if there is no link."""
         self._scheduled = False
+        if not self._queued or self._closed:
+            return
+        link = self._link
+        if link is None:
+            if self._connector is None:
+                self._connector = asyncio.ensure_future(self._connect())
+                self._track(self._connector)
+            return  # written once connected (or failed if the connection cannot be made)
+        if link.transport.is_closing():
+            # Lost, and told so in a callback still to come: its waiting calls go again with these.
+            self._drop(link, redis.exceptions.ConnectionError("the connection to Redis was lost"), resend=True)
+            self._flush()
+            return
         while self._queued:
             batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
-            self._track(asyncio.ensure_future(self._send(batch)))
+            self._write(link, batch)
+
+    def _write(self, link: _Link, batch: list[_Call]) -> None:
+        packed: list[bytes] = []
+        sendable: list[_Call] = []
+        for call in batch:
+            try:
+                packed.append(_pack(call))
+            except (TypeError, ValueError, UnicodeError) as exc:
+                _fail(call, redis.exceptions.DataError(f"a script argument cannot be sent to Redis: {exc}"))
+            else:
+                call.attempts += 1
+                sendable.append(call)
+        if not sendable:
+            return
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            self._progress_at = loop.time()
+        self._waiting.extend(sendable)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout, self._watch)
+        # The transport sends what the socket takes now and buffers the rest; a Redis that stops
+        # reading stops answering too, and the watchdog ends the waiting calls.
+        link.transport.writelines(packed)
 
     def _requeue(self, calls: list[_Call]) -> None:
         if self._closed:  # a load or a dropped connection finishing after aclose()
@@ -142,90 +186,48 @@ class ScriptBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _connection(self) -> AbstractConnection:
-        """The batcher's connection, connected; a new one after the last was dropped."""
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            if self._conn is None:
-                pool = self._pool
-                assert pool is not None  # a cluster client's calls are direct
-                # No socket timeout: redis-py would then time each write with a task and each
-                # reply with a timer; the watchdog times the connection instead.
-                conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
-                try:
-                    await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-                except BaseException:
-                    await conn.disconnect(nowait=True)
-                    raise
-                self._conn = conn
-            return self._conn
-
-    async def _send(self, batch: list[_Call]) -> None:
-        if self._closed:  # flushed just before aclose(): no new connection after it
-            _fail_all(batch, _closed_error())
-            return
-        conn = self._conn
-        if conn is None:
-            try:
-                conn = await self._connection()
-            except Exception as exc:
-                _fail_all(batch, exc)
-                return
-        if not conn.is_connected:
-            # Dropped by redis-py after a failed write or read the reader has not handled yet:
-            # writing now would reconnect this object under the reader's feet.
-            self._drop(conn, redis.exceptions.ConnectionError("the connection to Redis was lost"), resend=True)
-            self._requeue(batch)
-            return
-        packed: list[bytes] = []
-        sendable: list[_Call] = []
-        for call in batch:
-            try:
-                packed.append(_pack(call))
-            except (TypeError, ValueError, UnicodeError) as exc:
-                _fail(call, redis.exceptions.DataError(f"a script argument cannot be sent to Redis: {exc}"))
-            else:
-                sendable.append(call)
-        batch = sendable
-        if not batch:
-            return
-        loop = asyncio.get_running_loop()
-        if not self._waiting:
-            self._progress_at = loop.time()
-        for call in batch:
-            call.attempts += 1
-        self._waiting.extend(batch)
-        if self._reader is None:
-            self._reader = loop.create_task(self._read(conn))
-            self._track(self._reader)
-        if self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout, self._watch)
+    async def _connect(self) -> None:
+        """Open the batcher's connection with redis-py (address, TLS, password, database and
+        protocol as the client's own), then read its replies here (:class:`_Link`); write what
+        waits, or fail it when no connection can be made."""
+        pool = self._pool
+        assert pool is not None  # a cluster client's calls are direct
+        # No socket timeout: redis-py would time each write with a task and each reply with a
+        # timer; the watchdog times the connection instead.
+        conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         try:
-            # Connected and without a health check, the write happens before this first yields,
-            # so writes reach the socket in the order their calls joined self._waiting.
-            await conn.send_packed_command(packed, check_health=False)
+            try:
+                await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                link = _Link(self, conn)
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
         except Exception as exc:
-            self._drop(conn, exc, resend=True)
-
-    async def _read(self, conn: AbstractConnection) -> None:
-        """Read replies on ``conn`` in order while calls wait on it."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting and self._conn is conn:
-                try:
-                    reply = await conn.read_response()
-                except redis.exceptions.ResponseError as error:
-                    reply = error
-                if self._conn is not conn:
-                    return
-                self._progress_at = loop.time()
-                self._settle(self._waiting.popleft(), reply)
-        except Exception as exc:
-            self._drop(conn, exc, resend=True)
+            queued, self._queued = self._queued, []
+            _fail_all(queued, exc)
+            return
         finally:
-            if self._reader is asyncio.current_task():
-                self._reader = None
+            self._connector = None
+        if self._closed:  # closed while connecting
+            await link.close()
+            return
+        self._link = link
+        self._flush()
+
+    def _reply(self, link: _Link, reply: Any) -> None:
+        """``reply`` read on ``link``: the answer to the call written first of those waiting."""
+        if link is not self._link:
+            return
+        if isinstance(reply, redis.exceptions.ConnectionError):
+            # A server still loading its data, say: redis-py's client raises these as if the
+            # connection failed, and so are they taken here (the calls go again on a new one).
+            self._drop(link, reply, resend=True)
+            return
+        if not self._waiting:
+            self._drop(link, redis.exceptions.ConnectionError("Redis sent a reply no call waited for"), resend=False)
+            return
+        self._progress_at = asyncio.get_running_loop().time()
+        self._settle(self._waiting.popleft(), reply)
 
     def _settle(self, call: _Call, reply: Any) -> None:
         if isinstance(reply, redis.exceptions.NoScriptError) and not call.loaded:
@@ -262,29 +264,26 @@ class ScriptBatcher:
 
     def _watch(self) -> None:
         self._watchdog = None
-        conn = self._conn
-        if conn is None or not self._waiting:
+        link = self._link
+        if link is None or not self._waiting:
             return
         idle = asyncio.get_running_loop().time() - self._progress_at
         if idle >= self._timeout:
             error = redis.exceptions.TimeoutError(f"Redis did not answer within {self._timeout:g} s")
-            self._drop(conn, error, resend=False)
+            self._drop(link, error, resend=False)
         else:
             self._watchdog = asyncio.get_running_loop().call_later(self._timeout - idle, self._watch)
 
-    def _drop(self, conn: AbstractConnection, error: Exception, *, resend: bool) -> None:
-        """Give up ``conn``: close it, and send its waiting calls again (``resend``, once) or fail them."""
-        if conn is not self._conn:
+    def _drop(self, link: _Link, error: Exception, *, resend: bool) -> None:
+        """Give up ``link``: close it, and send its waiting calls again (``resend``, once) or fail them."""
+        if link is not self._link:
             return  # dropped already
-        self._conn = None
+        self._link = None
         calls, self._waiting = list(self._waiting), deque()
-        reader, self._reader = self._reader, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        self._track(asyncio.ensure_future(conn.disconnect(nowait=True)))
+        self._track(asyncio.ensure_future(link.close()))
         again: list[_Call] = []
         for call in calls:
             if resend and not self._closed and call.attempts < SEND_ATTEMPTS and not call.future.done():
@@ -293,6 +292,64 @@ class ScriptBatcher:
                 _fail(call, error)
         if again:
             self._requeue(again)
+
+
+class _Link(asyncio.Protocol):
+    """The batcher's connection once redis-py has opened it (handshake, TLS, AUTH, SELECT done):
+    replies are parsed by hiredis as the bytes arrive and handed to the batcher in order, in the
+    transport's own callback. redis-py's reading path (a task reading a stream, a coroutine and a
+    future per reply) cost more of this process's CPU than the scripts cost Redis when calls come
+    one at a time.
+
+    The parser is made as redis-py makes its own for the connection (the same error classes, the
+    same decoding), so callers get the replies and exceptions redis-py's client would give them.
+    """
+
+    def __init__(self, batcher: ScriptBatcher, conn: AbstractConnection) -> None:
+        self._batcher = batcher
+        self._conn = conn
+        # redis-py keeps the connected stream's writer to itself; its transport is the socket.
+        writer = getattr(conn, "_writer", None)
+        if writer is None:
+            raise redis.exceptions.ConnectionError("redis-py did not leave an open connection to read from")
+        self.transport: asyncio.WriteTransport = writer.transport
+        options: dict[str, Any] = {
+            "protocolError": redis.exceptions.InvalidResponse,
+            "replyError": BaseParser.parse_error,
+            "notEnoughData": _NOT_ENOUGH_DATA,
+        }
+        if conn.encoder.decode_responses:
+            options["encoding"] = conn.encoder.encoding
+            options["errors"] = conn.encoder.encoding_errors
+        self._parser = hiredis.Reader(**options)
+        # Nothing is left unread after the handshake (each of its replies was read in turn).
+        self.transport.set_protocol(self)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        try:
+            parser.feed(data)
+            while (reply := parser.gets()) is not _NOT_ENOUGH_DATA:
+                if _PUSH is not None and isinstance(reply, _PUSH):
+                    continue  # RESP3 out-of-band data (none is asked for on this connection)
+                self._batcher._reply(self, reply)
+        except redis.exceptions.InvalidResponse as exc:
+            self._batcher._drop(self, redis.exceptions.ConnectionError(f"Redis sent a reply that cannot be read: {exc}"), resend=True)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = redis.exceptions.ConnectionError(
+            f"the connection to Redis was lost: {exc}" if exc is not None else "Redis closed the connection"
+        )
+        self._batcher._drop(self, error, resend=True)
+
+    def close(self) -> Awaitable[None]:
+        """Close the socket at once (what was not sent is dropped with the calls waiting on it);
+        to await: redis-py forgetting the connection (its writer is this transport)."""
+        self.transport.abort()
+        return self._conn.disconnect(nowait=True)
 
 
 def _pack(call: _Call) -> bytes:

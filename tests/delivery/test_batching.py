@@ -92,6 +92,31 @@ async def test_batched_script_calls_get_their_own_replies_and_errors_and_load_th
         await batcher.aclose()
 
 
+@pytest.mark.parametrize("options", [{"decode_responses": True}, {"protocol": 3}, {"protocol": 3, "decode_responses": True}])
+async def test_replies_and_errors_are_those_the_client_itself_gives_with_its_options(redis_url, redis_prefix, options):
+    # The batcher reads its connection's replies itself: decoded text, RESP3 and the error
+    # classes must come out as the client's own script call gives them.
+    client = aioredis.from_url(redis_url, **options)
+    script = client.register_script(f"-- {redis_prefix} options\nif ARGV[1] == 'bad' then return redis.error_reply('refused') end\n"
+                                    "return {ARGV[1], redis.call('INCR', KEYS[1]), {'nested'}}")
+    batcher = ScriptBatcher(client)
+    key = f"{redis_prefix}options"
+    try:
+        direct = await script(keys=[key], args=["é"])
+        batched = await batcher.call(script, [key], ["é"])
+        assert type(batched[0]) is type(direct[0])
+        assert batched == [direct[0], direct[1] + 1, direct[2]]
+        with pytest.raises(ResponseError) as by_client:
+            await script(keys=[key], args=["bad"])
+        with pytest.raises(ResponseError) as by_batcher:
+            await batcher.call(script, [key], ["bad"])
+        assert type(by_batcher.value) is type(by_client.value) and str(by_batcher.value) == str(by_client.value)
+    finally:
+        await batcher.aclose()
+        await client.delete(key)
+        await client.aclose()
+
+
 async def test_arguments_reach_redis_as_redis_py_writes_them_and_a_bad_one_fails_only_its_call(redis, redis_prefix):
     echo = redis.register_script("return ARGV")
     batcher = ScriptBatcher(redis)
