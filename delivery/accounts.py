@@ -87,6 +87,7 @@ from ensign.protocol.profile import profile_hash
 from ensign.protocol.schema import load
 from ensign.redis_client import RedisClient, lua_script
 
+from .batching import ScriptBatcher
 from .devices import NO_DEVICES, DeviceList, SignedDevices
 from .errors import (
     AccountChanged,
@@ -336,6 +337,8 @@ class Accounts:
     :param clock: seconds since the epoch.
     :param queued_limit: the service's message quota per receiver (an owner may only lower it).
     :param bytes_limit: the service's byte quota per receiver (likewise).
+    :param batcher: the script batcher account reads go through (:mod:`delivery.batching`), the
+        service's own (the caller closes it); without one they are script calls of the client.
     """
 
     def __init__(
@@ -351,6 +354,7 @@ class Accounts:
         queued_limit: int = MAX_QUOTA,
         bytes_limit: int = MAX_QUOTA,
         wallet_signed: WalletCheck | None = None,
+        batcher: ScriptBatcher | None = None,
     ) -> None:
         self._redis = redis
         self._wallet_signed: WalletCheck = wallet_signed or WalletSignatures().verify
@@ -367,6 +371,11 @@ class Accounts:
         self._create = redis.register_script(lua_script("delivery.lua", "create_account"))
         self._update_settings = redis.register_script(lua_script("delivery.lua", "update_settings"))
         self._bind = redis.register_script(lua_script("delivery.lua", "bind_account"))
+        # A script so that the service's reads go through its batcher: under concurrent requests
+        # HGETALL through the client cost 55-62 µs of this process's CPU per read, the same read
+        # as a batched script call 4-13 µs.
+        self._read_script = redis.register_script(lua_script("delivery.lua", "read_account"))
+        self._batcher = batcher
         # address -> (monotonic deadline, (account, stored settings)): receivers read by intake.
         self._recent: dict[str, tuple[float, tuple[Account, str]]] = {}
 
@@ -377,10 +386,15 @@ class Accounts:
 
     async def _read(self, address: str) -> tuple[Account, str] | None:
         """The account and :func:`account_state` of its stored fields."""
-        raw = await self._redis.hgetall(account_key(self._prefix, address))
-        if not raw:
+        keys = [account_key(self._prefix, address)]
+        if self._batcher is not None:
+            flat = await self._batcher.call(self._read_script, keys, [])
+        else:
+            flat = await self._read_script(keys=keys)
+        if not flat:
             return None
-        fields = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in raw.items()}
+        text: list[str] = [item.decode() if isinstance(item, bytes) else item for item in flat]
+        fields = dict(zip(text[::2], text[1::2]))
         account = Account(
             address=address,
             created=int(fields["created"]),

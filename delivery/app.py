@@ -201,6 +201,7 @@ def _use_clients(app: web.Application, redis: RedisClient, directory: Directory,
         queued_limit=settings.limits.max_queued_messages,
         bytes_limit=settings.limits.max_queued_bytes,
         wallet_signed=directory.wallet_signed,
+        batcher=batcher,
     )
     app[redis_key] = redis
     app[directory_key] = directory
