@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis.exceptions
@@ -312,7 +312,8 @@ class _Link(asyncio.Protocol):
         writer = getattr(conn, "_writer", None)
         if writer is None:
             raise redis.exceptions.ConnectionError("redis-py did not leave an open connection to read from")
-        self.transport: asyncio.WriteTransport = writer.transport
+        # A socket's transport reads and writes; the stream writer types it for writing only.
+        self.transport = cast(asyncio.Transport, writer.transport)
         options: dict[str, Any] = {
             "protocolError": redis.exceptions.InvalidResponse,
             "replyError": BaseParser.parse_error,
@@ -324,6 +325,8 @@ class _Link(asyncio.Protocol):
         self._parser = hiredis.Reader(**options)
         # Nothing is left unread after the handshake (each of its replies was read in turn).
         self.transport.set_protocol(self)
+        if not self.transport.is_reading():  # paused by the stream's flow control: never here so far
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
