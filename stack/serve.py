@@ -77,10 +77,10 @@ AppSource = web.Application | Callable[[], Awaitable[web.Application]]
 #: number. Requests in flight hold thousands of tracked objects (coroutines, futures, headers) that
 #: are alive at every collection, so at 700 each young collection walked them all again (0.4 ms,
 #: once per ~35 submissions), promoted them, and every 100th became a full collection of what
-#: start-up did not freeze (12 ms): 3.4 % of the delivery service's CPU. Nothing a request makes
-#: is cyclic garbage (none was found with gc.DEBUG_SAVEALL under load), so the count seldom reaches
-#: 10,000: 0.1 % of the CPU, and cyclic garbage, should a request make any, is still collected
-#: after at most 10,000 objects.
+#: start-up did not freeze (12 ms): 3.4 % of the delivery service's CPU. Submissions make no
+#: cyclic garbage (none was found with gc.DEBUG_SAVEALL under the bench's closed loop), so the
+#: count seldom reaches 10,000: 0.6 % of the CPU in all, and cyclic garbage, should a request make
+#: any, is still collected after at most 10,000 objects.
 GC_THRESHOLDS = (10_000, 10, 10)
 
 #: The recursion limit services run with: Python's default. py_ecc (imported by eth-account and
