@@ -4,6 +4,7 @@ with pieces switched off; the two alternate in rounds, so the host's drift hits 
     .venv/bin/python -m bench.compare --base 1ac472e           # a git revision (temporary worktree)
     .venv/bin/python -m bench.compare --without sender_pair    # this code, pieces off (bench.server)
     .venv/bin/python -m bench.compare --base HEAD~2 --rounds 8 --rates 300,1100
+    .venv/bin/python -m bench.compare --python /tmp/other-venv/bin/python   # this code, another interpreter
 
 Each round starts the two services in turn (which goes first alternates) and runs against each a
 closed loop (64 clients, the most it does) and an open loop at each ``--rates`` (latency from
@@ -14,7 +15,8 @@ since absolute figures move by tens of percent between minutes on a shared host.
 Same Redis (``REDIS_URL``), users, envelopes and key prefix handling as the suite
 (:mod:`bench.__main__`). A base revision runs from a detached ``git worktree`` made for the run
 and removed after it, with this checkout's virtualenv: a revision needing other packages than
-those installed cannot be compared this way.
+those installed cannot be compared this way. ``--python`` runs the new side's service on another
+interpreter, which must have the project installed (``make install PYTHON=… VENV=…``).
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ def _worktree(revision: str) -> Iterator[Path]:
 
 
 async def _measure(
-    suite: Suite, requests: list[bytes], root: Path | None, without: tuple[str, ...], rates: list[float], phase: float
+    suite: Suite, requests: list[bytes], root: Path | None, without: tuple[str, ...], rates: list[float], phase: float,
+    python: str | None = None,
 ) -> dict[str, float]:
     """One side of one round: CPU per message closed loop and at each rate, and each rate's p99."""
-    server = await suite.start_delivery(without=without, root=root)
+    server = await suite.start_delivery(without=without, root=root, python=python)
     d = suite.durations
     out: dict[str, float] = {}
     try:
@@ -88,10 +91,12 @@ async def _measure(
 
 
 async def compare(
-    base_root: Path | None, without: tuple[str, ...], rounds: int, rates: list[float], phase: float
+    base_root: Path | None, without: tuple[str, ...], rounds: int, rates: list[float], phase: float,
+    python: str | None = None,
 ) -> dict[str, Any]:
     """Alternate base (``base_root``'s code, or this code whole) and new (this code, ``without``
-    those pieces) for ``rounds`` rounds; each figure per round for both, and the ratios' medians."""
+    those pieces, on ``python`` if given) for ``rounds`` rounds; each figure per round for both,
+    and the ratios' medians."""
     url = redis_url()
     durations = Durations()
     users = make_users(durations.users)
@@ -100,7 +105,7 @@ async def compare(
     redis = aioredis.from_url(url, max_connections=256)
     suite = Suite(redis, url, durations, users, envelopes, spec, Suite.new_workdir(), RESULTS, await _redis_pid(redis), {})
     spec.save(suite.spec_path)
-    sides = {"base": (base_root, ()), "new": (None, without)}
+    sides = {"base": (base_root, (), None), "new": (None, without, python)}
     figures: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
     verify_before = calibrate()
     try:
@@ -110,8 +115,8 @@ async def compare(
         await suite.stop(first)
         for index in range(rounds):
             for side in ("base", "new") if index % 2 == 0 else ("new", "base"):
-                root, off = sides[side]
-                figures[side].append(await _measure(suite, requests, root, off, rates, phase))
+                root, off, interpreter = sides[side]
+                figures[side].append(await _measure(suite, requests, root, off, rates, phase, interpreter))
             line = "; ".join(f"{k}: {figures['base'][-1][k]:.1f} → {figures['new'][-1][k]:.1f}" for k in figures["new"][-1])
             print(f"round {index + 1}: {line}", file=sys.stderr, flush=True)
     finally:
@@ -145,12 +150,13 @@ def main() -> int:
     parser.add_argument("--without", default="", help=f"pieces this checkout runs without: {', '.join(PIECES)}")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--rates", default="300,1100", help="open-loop rates, messages per second")
+    parser.add_argument("--python", help="another interpreter (with the project installed) to run this checkout on")
     parser.add_argument("--phase", type=float, default=3.0, help="seconds per loop")
     args = parser.parse_args()
     without = tuple(p.strip() for p in args.without.split(",") if p.strip())
     unknown = set(without) - set(PIECES)
-    if unknown or (args.base is None) == (not without):
-        parser.error(f"give --base REVISION or --without PIECES (one of them; pieces: {', '.join(PIECES)})")
+    if unknown or [args.base is not None, bool(without), args.python is not None].count(True) != 1:
+        parser.error(f"give one of --base REVISION, --without PIECES (pieces: {', '.join(PIECES)}) or --python PATH")
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     if args.rounds < 1 or args.phase <= 0 or any(r <= 0 for r in rates):
         parser.error("--rounds, --phase and every rate must be positive")
@@ -159,10 +165,13 @@ def main() -> int:
         with _worktree(args.base) as root:
             result = asyncio.run(compare(root, (), args.rounds, rates, args.phase))
         labels = (args.base, "this checkout")
+    elif args.python is not None:
+        result = asyncio.run(compare(None, (), args.rounds, rates, args.phase, python=args.python))
+        labels = (sys.executable, args.python)
     else:
         result = asyncio.run(compare(None, without, args.rounds, rates, args.phase))
         labels = ("whole service", f"without {', '.join(without)}")
-    result["base"], result["seconds"] = args.base, round(time.perf_counter() - started, 1)
+    result["base"], result["python"], result["seconds"] = args.base, args.python, round(time.perf_counter() - started, 1)
     print(_table(result, *labels))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json").write_text(json.dumps(result, indent=1))

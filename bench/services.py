@@ -51,9 +51,11 @@ class ServiceProcess:
 
     @classmethod
     def delivery(
-        cls, spec: Path, port: int, workdir: Path, workers: int = 1, without: Sequence[str] = (), root: Path = ROOT
+        cls, spec: Path, port: int, workdir: Path, workers: int = 1, without: Sequence[str] = (), root: Path = ROOT,
+        python: str = sys.executable,
     ) -> ServiceProcess:
-        argv = [sys.executable, "-m", "bench.server", str(spec), str(port), "--workers", str(workers)]
+        """``python -m bench.server``: this interpreter, or another with the project installed."""
+        argv = [python, "-m", "bench.server", str(spec), str(port), "--workers", str(workers)]
         if without:
             argv += ["--without", ",".join(without)]
         return cls(f"delivery:{port}", argv, port, workdir / f"delivery-{port}.log", ready_path="/hello", root=root)

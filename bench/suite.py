@@ -97,11 +97,13 @@ class Suite:
         return [build_request("POST", "/rpc", e.body) for e in self.envelopes]
 
     async def start_delivery(
-        self, workers: int = 1, without: Sequence[str] = (), root: Path | None = None
+        self, workers: int = 1, without: Sequence[str] = (), root: Path | None = None, python: str | None = None
     ) -> ServiceProcess:
-        """A delivery process of this spec (``root``: run the code of that checkout instead)."""
+        """A delivery process of this spec (``root``: run the code of that checkout instead;
+        ``python``: on that interpreter instead of this one)."""
         process = ServiceProcess.delivery(self.spec_path, free_port(), self.workdir, workers, without,
-                                          **({} if root is None else {"root": root}))
+                                          **({} if root is None else {"root": root}),
+                                          **({} if python is None else {"python": python}))
         self.processes.append(process)
         return await process.start()
 

@@ -216,6 +216,16 @@ def test_compare_runs_a_base_revision_from_its_own_checkout_and_removes_it() -> 
     assert str(tree) not in listed.stdout
 
 
+def test_compare_runs_the_service_on_the_interpreter_it_is_given() -> None:
+    import sys
+
+    from bench.services import ServiceProcess
+
+    other = ServiceProcess.delivery(Path("spec.json"), 8085, Path("/tmp"), python="/opt/other/bin/python")
+    assert other.argv[:3] == ["/opt/other/bin/python", "-m", "bench.server"]
+    assert ServiceProcess.delivery(Path("spec.json"), 8085, Path("/tmp")).argv[0] == sys.executable
+
+
 def test_compare_table_gives_both_medians_and_the_median_ratio() -> None:
     from bench.compare import _table
 
