@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def main() -> int:
     unknown = set(without) - set(PIECES)
     if unknown or [args.base is not None, bool(without), args.python is not None].count(True) != 1:
         parser.error(f"give one of --base REVISION, --without PIECES (pieces: {', '.join(PIECES)}) or --python PATH")
+    if args.python is not None and not (Path(args.python).is_file() and os.access(args.python, os.X_OK)):
+        parser.error(f"--python {args.python} is not an executable file")
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     if args.rounds < 1 or args.phase <= 0 or any(r <= 0 for r in rates):
         parser.error("--rounds, --phase and every rate must be positive")
