@@ -127,7 +127,8 @@ async def _run(parts: set[str], durations: Durations, out: Path, results: dict[s
             done("submit (max)")
         if "floor" in parts:
             # Right after the maximum: the host's speed drifts within minutes, the ratio needs both.
-            results["floor"] = await submit.run_floor(suite, min(len(envelopes), 5000))
+            reference = results.get("submit", {}).get("max", {}).get("verify_us")
+            results["floor"] = await submit.run_floor(suite, min(len(envelopes), 5000), reference)
             done("floor")
         max_rate = results.get("submit", {}).get("max", {}).get("rate", 0.0)
         if "minimal" in parts:

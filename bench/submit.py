@@ -47,7 +47,10 @@ from .procstat import CpuMeter, calibrate, process_detail
 from .services import ServiceProcess, signup
 from .suite import Suite
 
-__all__ = ["crypto_floor_us", "parsed_envelopes", "round_trip_cpu", "run_floor", "run_loads", "run_max", "run_profile", "run_scale"]
+__all__ = [
+    "crypto_floor_us", "parsed_envelopes", "round_trip_cpu", "run_floor", "run_loads", "run_max", "run_profile", "run_scale",
+    "steady_crypto_floor",
+]
 
 LOAD_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -280,8 +283,38 @@ def crypto_floor_us(suite: Suite, prepared: list[EncryptionEnvelop]) -> float:
     return (time.process_time() - started) / len(prepared) * 1e6
 
 
-async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
-    """The per-message work without HTTP, measured in this process (see the module docstring)."""
+# The host's speed moves within minutes (one verify 53 → 75 µs in a minute has been seen), and the
+# crypto floor is the ratio's denominator: measured while the host slowed, it flatters the service.
+FLOOR_TRIES = 3
+HOST_DRIFT = 0.10  # the most the host's speed may move, during the floor or from the maximum's
+
+
+def steady_crypto_floor(suite: Suite, prepared: list[EncryptionEnvelop], reference: float | None) -> dict[str, Any]:
+    """:func:`crypto_floor_us` between two calibrations (:func:`calibrate`), measured again (up to
+    :data:`FLOOR_TRIES` times) while the host's speed moved by more than :data:`HOST_DRIFT` during it,
+    or away from ``reference`` (the verify time of the maximum run it is divided into); the try
+    the host moved least in counts. ``steady`` says whether that try stayed within the drift."""
+    tries = []
+    for _ in range(FLOOR_TRIES):
+        before = calibrate()
+        us = crypto_floor_us(suite, prepared)
+        after = calibrate()
+        drift = abs(after / before - 1)
+        if reference:
+            drift = max(drift, abs((before + after) / 2 / reference - 1))
+        tries.append((drift, us, before, after))
+        if drift <= HOST_DRIFT:
+            break
+    drift, us, before, after = min(tries)
+    return {"us": us, "verify_us": [before, after], "tries": len(tries), "steady": drift <= HOST_DRIFT,
+            "each": [{"us": round(t[1], 1), "verify_us": [t[2], t[3]]} for t in tries]}
+
+
+async def run_floor(suite: Suite, count: int, reference_verify: float | None = None) -> dict[str, Any]:
+    """The per-message work without HTTP, measured in this process (see the module docstring).
+
+    :param reference_verify: the host's speed during the maximum run (its verify time), which the
+        crypto floor is measured again to match (:func:`steady_crypto_floor`)."""
     spec = suite.spec
     ds_keys = EncryptionKeyPair(public_key=spec.encryption_public_key, secret_key=spec.encryption_private_key)
     by_name = {u.name: u for u in suite.users}
@@ -325,7 +358,7 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
             account, message_id, stored = work(env)
             await queue.enqueue(account, message_id, stored, now=time.time(), ttl_seconds=ttl)
 
-    crypto_us = crypto_floor_us(suite, prepared)
+    crypto = steady_crypto_floor(suite, prepared, reference_verify)
 
     host = calibrate()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -338,7 +371,11 @@ async def run_floor(suite: Suite, count: int) -> dict[str, Any]:
         "stored": stored_count,
         "rate": round(len(prepared) / wall, 1),
         "cpu_us_per_msg": round(cpu / len(prepared) * 1e6, 1),
-        "crypto_us_per_msg": round(crypto_us, 1),
+        "crypto_us_per_msg": round(crypto["us"], 1),
+        "crypto_verify_us": crypto["verify_us"],
+        "crypto_tries": crypto["tries"],
+        "crypto_steady": crypto["steady"],
+        "crypto_each_try": crypto["each"],
         "verify_us": host,
         "steps_us": {k: round(statistics.median(v) * 1e6, 1) for k, v in steps.items()},
     }

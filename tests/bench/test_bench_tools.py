@@ -147,6 +147,37 @@ def test_verdicts_compare_with_the_targets() -> None:
     assert "**3,000 msg/s**" in table and "**missed**" in table
 
 
+def test_crypto_floor_is_measured_again_while_the_host_speed_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor is the ratio's denominator: a try during which the host slowed (or that ran at
+    another speed than the maximum it is divided into) is not the one that counts."""
+    import bench.submit as submit
+
+    def scripted(monkeypatch: pytest.MonkeyPatch, verifies: list[float], floors: list[float]) -> None:
+        monkeypatch.setattr(submit, "calibrate", lambda: verifies.pop(0))
+        monkeypatch.setattr(submit, "crypto_floor_us", lambda suite, prepared: floors.pop(0))
+
+    # Slowed during the first try (53 → 75), steady in the second: the second counts.
+    scripted(monkeypatch, [53.0, 75.0, 54.0, 54.5], [284.0, 255.0])
+    floor = submit.steady_crypto_floor(None, [], reference=53.7)  # type: ignore[arg-type]
+    assert floor == {"us": 255.0, "verify_us": [54.0, 54.5], "tries": 2, "steady": True,
+                     "each": [{"us": 284.0, "verify_us": [53.0, 75.0]}, {"us": 255.0, "verify_us": [54.0, 54.5]}]}
+
+    # Steady within itself but at another speed than the maximum's, every time: the closest try
+    # counts and the result says it is not steady.
+    scripted(monkeypatch, [70.0, 70.0, 66.0, 66.0, 68.0, 68.0], [330.0, 310.0, 320.0])
+    floor = submit.steady_crypto_floor(None, [], reference=53.0)  # type: ignore[arg-type]
+    assert (floor["us"], floor["verify_us"], floor["tries"], floor["steady"]) == (310.0, [66.0, 66.0], 3, False)
+
+    results: dict[str, Any] = {
+        "submit": {"max": {"rate": 1800.0, "server_cpu_us_per_msg": 540.0, "connections": 64, "verify_us": 53.0}},
+        "floor": {"cpu_us_per_msg": 350.0, "crypto_us_per_msg": 310.0, "rate": 3000.0, "steps_us": {},
+                  "crypto_verify_us": [66.0, 66.0], "crypto_tries": 3, "crypto_steady": False},
+    }
+    table = markdown(results, derive(results))
+    assert "verify 53.0 µs before the maximum, 66.0 and 66.0 µs around the crypto floor, measured 3 times" in table
+    assert "≤ 2×: **not judged**" in table and "≤ 2×: met" not in table
+
+
 def test_process_detail_splits_cpu_and_counts_the_times_a_process_slept() -> None:
     before = process_detail(os.getpid())
     assert before is not None
