@@ -29,6 +29,7 @@ def keys_under(redis: aioredis.Redis) -> Callable[[str], Awaitable[list[str]]]:
     """``await keys_under(prefix)`` → sorted names of every key under ``prefix`` (via SCAN)."""
 
     async def list_keys(prefix: str) -> list[str]:
-        return sorted([key.decode() async for key in redis.scan_iter(match=f"{prefix}*", count=500)])
+        # A set first: SCAN may return a key more than once (while Redis resizes its table).
+        return sorted({key.decode() async for key in redis.scan_iter(match=f"{prefix}*", count=500)})
 
     return list_keys

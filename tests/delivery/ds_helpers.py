@@ -200,7 +200,8 @@ def make_settings(prefix: str, **overrides: Any) -> DeliverySettings:
 async def keys_under(redis: aioredis.Redis, prefix: str) -> list[str]:
     """Sorted names of every key under ``prefix`` (SCAN), except the rate limits' token buckets:
     every request spends tokens, refused ones too (tests/delivery/test_limits.py checks them)."""
-    keys = [key.decode() async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
+    # A set first: SCAN may return a key more than once (while Redis resizes its table).
+    keys = {key.decode() async for key in redis.scan_iter(match=f"{prefix}*", count=500)}
     return sorted(key for key in keys if not key.startswith(f"{prefix}rate:"))
 
 

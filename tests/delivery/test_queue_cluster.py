@@ -29,7 +29,8 @@ async def keys_on_each_node(cluster: Cluster, prefix: str) -> dict[int, list[str
     for port in cluster.ports:
         client = aioredis.Redis(host="127.0.0.1", port=port)
         try:
-            held[port] = sorted([k.decode() async for k in client.scan_iter(match=f"{prefix}*")])
+            # A set first: SCAN may return a key more than once (while Redis resizes its table).
+            held[port] = sorted({k.decode() async for k in client.scan_iter(match=f"{prefix}*")})
         finally:
             await client.aclose()
     return held
