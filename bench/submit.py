@@ -10,7 +10,8 @@
   10 ms apart: what a request alone pays for each of its Redis calls, which requests in flight
   together share (why CPU per message falls as the load rises).
 * **crypto floor** — the cryptography alone, serially: decrypt the delivery information, verify
-  the sender, sign and encrypt the postmark (no JSON of the stored form, no Redis, no HTTP).
+  the sender, sign and encrypt the postmark (no JSON of the stored form, no Redis, no HTTP); timed
+  between two calibrations, and again while the host's speed moved (:func:`steady_crypto_floor`).
 * **floor** — the same per-message work without HTTP, in one process: decrypt the delivery
   information, verify the metadata signature and hash, sign and encrypt the postmark, build the
   stored envelope, insert it with the queue's script (``connections`` inserts in flight).
