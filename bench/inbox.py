@@ -8,10 +8,10 @@ dm3's stored form, about 6 KB.
   session token each) over several receivers: pages and messages per second.
 * **ack** — closed loop of ``POST …/syncAcknowledgements`` acknowledging 100 hashes each, until
   every queued message is acknowledged: acknowledgements per second.
-* **one ack at 1,000 vs 100,000 queued** — one id per call, serially, on a queue of each size:
-  the queue's ``ack`` (one EVALSHA) and the HTTP route; then 400 ids in one call, where Redis'
-  own work per id dominates the round trip. The sorted sets make it O(log n), so none of these
-  should move.
+* **one ack at 1,000 vs 100,000 queued** — one id per call, serially, on a queue of each size,
+  the two queues taking turns call by call: the queue's ``ack`` (one EVALSHA) and the HTTP route;
+  then 400 ids in one call, where Redis' own work per id dominates the round trip. The sorted
+  sets make it O(log n), so none of these should move.
 * **memory** — ``MEMORY USAGE`` of the big queue's three keys per message, against the size of the
   stored envelope.
 """
@@ -23,6 +23,7 @@ import json
 import random
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -98,43 +99,64 @@ def _fetch_request(user: BenchUser, token: str) -> bytes:
                          headers={"Authorization": f"Bearer {token}"})
 
 
-async def one_ack_costs(suite: Suite, server: ServiceProcess, user: BenchUser, owner: int, token: str, queued: int,
-                        samples: int) -> dict[str, Any]:
-    """Serial single-id acks on a queue of ``queued`` messages: the queue call and the HTTP route."""
+@dataclass(frozen=True)
+class AckQueue:
+    """A filled queue to acknowledge from: its owner, the owner's index in message ids, a session
+    token, how many messages it holds."""
+
+    user: BenchUser
+    owner: int
+    token: str
+    queued: int
+
+
+async def one_ack_costs(suite: Suite, server: ServiceProcess, queues: list[AckQueue], samples: int) -> list[dict[str, Any]]:
+    """Serial single-id acks on each of ``queues``: the queue call and the HTTP route, then a page
+    fetch and many ids in one call. The queues take turns call by call, so a change in the host's
+    speed (it moves within a minute here) hits each queue's figures alike: measured one queue after
+    the other, the ratio between a small and a big queue moved 0.95–1.63× between runs of the same code."""
     queue = suite.queue
-    order = random.Random(owner).sample(range(queued), queued)
-    picked, rest = order[: 2 * samples], order[2 * samples :]
-    direct, http, fetch = [], [], []
-    for i in picked[:samples]:
-        started = time.perf_counter()
-        removed = await queue.ack(user.address, [message_id(owner, i)])
-        direct.append(time.perf_counter() - started)
-        assert removed == 1, "the message to acknowledge was not queued"
+    orders = [random.Random(q.owner).sample(range(q.queued), q.queued) for q in queues]
+    direct: list[list[float]] = [[] for _ in queues]
+    http: list[list[float]] = [[] for _ in queues]
+    fetch: list[list[float]] = [[] for _ in queues]
+    for k in range(samples):
+        for q, order, times in zip(queues, orders, direct):
+            started = time.perf_counter()
+            removed = await queue.ack(q.user.address, [message_id(q.owner, order[k])])
+            times.append(time.perf_counter() - started)
+            assert removed == 1, "the message to acknowledge was not queued"
     (conn,) = await open_connections([("127.0.0.1", server.port)], 1)
     try:
-        for i in picked[samples:]:
-            status, body, seconds = await _serial(conn, _ack_request(user, token, [message_id(owner, i)]))
-            assert status == 200 and json.loads(body) == {"acknowledged": 1}, (status, body[:200])
-            http.append(seconds)
+        for k in range(samples, 2 * samples):
+            for q, order, times in zip(queues, orders, http):
+                status, body, seconds = await _serial(conn, _ack_request(q.user, q.token, [message_id(q.owner, order[k])]))
+                assert status == 200 and json.loads(body) == {"acknowledged": 1}, (status, body[:200])
+                times.append(seconds)
         for _ in range(min(50, samples)):
-            status, body, seconds = await _serial(conn, _fetch_request(user, token))
-            assert status == 200, (status, body[:200])
-            fetch.append(seconds)
+            for q, times in zip(queues, fetch):
+                status, body, seconds = await _serial(conn, _fetch_request(q.user, q.token))
+                assert status == 200, (status, body[:200])
+                times.append(seconds)
     finally:
         conn.close()
-    # Many ids in one script call: Redis' own work per id dominates, so O(log n) shows here.
-    bulk = rest[: min(400, len(rest) // 2)]
-    started = time.perf_counter()
-    assert await queue.ack(user.address, [message_id(owner, i) for i in bulk]) == len(bulk)
-    bulk_seconds = time.perf_counter() - started
-    return {
-        "queued": queued,
-        "bulk_ack_us_per_id": round(bulk_seconds / len(bulk) * 1e6, 2),
-        "queue_ack_p50_us": round(statistics.median(direct) * 1e6, 1),
-        "queue_ack_p99_us": round(sorted(direct)[int(len(direct) * 0.99) - 1] * 1e6, 1),
-        "http_ack_p50_ms": round(statistics.median(http) * 1e3, 3),
-        "http_fetch_page_p50_ms": round(statistics.median(fetch) * 1e3, 3),
-    }
+    results = []
+    for q, order, q_direct, q_http, q_fetch in zip(queues, orders, direct, http, fetch):
+        # Many ids in one script call: Redis' own work per id dominates, so O(log n) shows here.
+        rest = order[2 * samples :]
+        bulk = rest[: min(400, len(rest) // 2)]
+        started = time.perf_counter()
+        assert await queue.ack(q.user.address, [message_id(q.owner, i) for i in bulk]) == len(bulk)
+        bulk_seconds = time.perf_counter() - started
+        results.append({
+            "queued": q.queued,
+            "bulk_ack_us_per_id": round(bulk_seconds / len(bulk) * 1e6, 2),
+            "queue_ack_p50_us": round(statistics.median(q_direct) * 1e6, 1),
+            "queue_ack_p99_us": round(sorted(q_direct)[int(len(q_direct) * 0.99) - 1] * 1e6, 1),
+            "http_ack_p50_ms": round(statistics.median(q_http) * 1e3, 3),
+            "http_fetch_page_p50_ms": round(statistics.median(q_fetch) * 1e3, 3),
+        })
+    return results
 
 
 async def run_inbox(suite: Suite, server: ServiceProcess) -> dict[str, Any]:
@@ -153,11 +175,10 @@ async def run_inbox(suite: Suite, server: ServiceProcess) -> dict[str, Any]:
         "enqueue_rate": round(statistics.median([*rates, big_rate]), 1),
     }
 
-    # One ack, small queue vs big queue.
-    small_cost = await one_ack_costs(suite, server, receivers[0], 0, tokens[receivers[0].name], d.inbox_queued,
-                                     min(d.ack_samples, d.inbox_queued // 4))
-    big_cost = await one_ack_costs(suite, server, big, 999, tokens[big.name], d.big_queue, d.ack_samples)
-    out["one_ack"] = [small_cost, big_cost]
+    # One ack, small queue vs big queue, taking turns.
+    small = AckQueue(receivers[0], 0, tokens[receivers[0].name], d.inbox_queued)
+    out["one_ack"] = await one_ack_costs(suite, server, [small, AckQueue(big, 999, tokens[big.name], d.big_queue)],
+                                         min(d.ack_samples, d.inbox_queued // 4))
 
     # Memory of the big queue.
     keys = suite.queue.keys(big.address)
