@@ -3,7 +3,8 @@
 * **max** — closed loop, ``connections`` clients each sending its next envelope as soon as the
   previous one was answered: the most one process does. Its CPU per message (from ``/proc``) is
   the service's cost per message. A run during which other processes took more than
-  :data:`DISTURBED` of a core is repeated (up to :data:`TRIES` runs; the least disturbed counts).
+  :data:`DISTURBED` of a core, or across which the host's speed moved by more than
+  :data:`HOST_DRIFT`, is repeated (up to :data:`TRIES` runs; the calmest, then steadiest, counts).
 * **offered load** — open loop at 25, 50, 75 and 100 % of that maximum, latency from the
   scheduled send time (see :mod:`bench.httpload`), and the service's CPU per message at each.
 * **round trip** — the CPU one Redis round trip (``PING``) costs this process, back to back and
@@ -121,6 +122,11 @@ async def _closed(
 # run; such a run measures the machine's other work, not the service.
 DISTURBED = 0.3  # of a core used by processes outside the bench
 TRIES = 3
+# The host's speed moves within minutes (one verify 53 → 75 µs in a minute has been seen): the
+# maximum and the crypto floor (the ratio's denominator) are each timed between two calibrations,
+# and measured again while it moved by more than this, across either or from one to the other.
+HOST_DRIFT = 0.10
+FLOOR_TRIES = 3
 
 
 def disturbance(cpu: dict[str, float | None], seconds: float) -> float:
@@ -168,12 +174,20 @@ async def run_max(suite: Suite, server: ServiceProcess, requests: list[bytes]) -
     await suite.clear_queues()
     # Every answered submission is stored once: a check that the run measured real deliveries.
     first_run = {"completed": result.completed, "stored": stored}
-    tries = 1
-    if disturbance(cpu, result.elapsed) > DISTURBED:
-        host = calibrate()
-        result, cpu, more = await _closed_calm(suite, [server], requests, d.phase, d.connections)
-        tries += more
     host_after = calibrate()
+    # Repeated (up to TRIES runs in all) while other processes took more than DISTURBED of a core,
+    # or the host's speed moved by more than HOST_DRIFT across the run: the run the ratio to the
+    # crypto floor divides must have one speed. The calmest, then steadiest, run counts.
+    runs = [(disturbance(cpu, result.elapsed) > DISTURBED, _drift(host, host_after), result, cpu, host, host_after)]
+    while (runs[-1][0] or runs[-1][1] > HOST_DRIFT) and len(runs) < TRIES:
+        await asyncio.sleep(5)
+        host = calibrate()
+        result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
+        await suite.clear_queues()
+        host_after = calibrate()
+        runs.append((disturbance(cpu, result.elapsed) > DISTURBED, _drift(host, host_after), result, cpu, host, host_after))
+    _, _, result, cpu, host, host_after = min(runs, key=lambda run: (run[0], run[1]))
+    tries = len(runs)
     maximum = _summary(result, cpu)
     maximum["first_run"] = first_run
     maximum["connections"] = d.connections
@@ -286,10 +300,9 @@ def crypto_floor_us(suite: Suite, prepared: list[EncryptionEnvelop]) -> float:
     return (time.process_time() - started) / len(prepared) * 1e6
 
 
-# The host's speed moves within minutes (one verify 53 → 75 µs in a minute has been seen), and the
-# crypto floor is the ratio's denominator: measured while the host slowed, it flatters the service.
-FLOOR_TRIES = 3
-HOST_DRIFT = 0.10  # the most the host's speed may move, during the floor or from the maximum's
+def _drift(before: float, after: float) -> float:
+    """How far the host's speed moved between two calibrations, as a share."""
+    return abs(after / before - 1)
 
 
 def steady_crypto_floor(suite: Suite, prepared: list[EncryptionEnvelop], reference: float | None) -> dict[str, Any]:
@@ -302,7 +315,7 @@ def steady_crypto_floor(suite: Suite, prepared: list[EncryptionEnvelop], referen
         before = calibrate()
         us = crypto_floor_us(suite, prepared)
         after = calibrate()
-        drift = abs(after / before - 1)
+        drift = _drift(before, after)
         if reference:
             drift = max(drift, abs((before + after) / 2 / reference - 1))
         tries.append((drift, us, before, after))
