@@ -31,6 +31,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ensign.protocol.canonical import parse_json, stringify
@@ -129,6 +130,11 @@ HOST_DRIFT = 0.10
 FLOOR_TRIES = 3
 
 
+def _drift(before: float, after: float) -> float:
+    """How far the host's speed moved between two calibrations, as a share."""
+    return abs(after / before - 1)
+
+
 def disturbance(cpu: dict[str, float | None], seconds: float) -> float:
     """Share of a core used during a run by everything but the bench's own processes."""
     machine = cpu.get("machine")
@@ -138,22 +144,38 @@ def disturbance(cpu: dict[str, float | None], seconds: float) -> float:
     return max(0.0, machine * (os.cpu_count() or 1) - ours / seconds)
 
 
+@dataclass
+class CalmRun:
+    """A closed loop of :func:`_closed_calm`: its result, the CPU used, the host's verify time just
+    before and just after it, and how many runs were made to get it."""
+
+    result: LoadResult
+    cpu: dict[str, float | None]
+    verify_before: float
+    verify_after: float
+    tries: int
+
+
 async def _closed_calm(
     suite: Suite, servers: list[ServiceProcess], requests: list[bytes], seconds: float, connections: int,
     workers: list[int] | None = None,
-) -> tuple[LoadResult, dict[str, float | None], int]:
-    """:func:`_closed`, repeated (up to :data:`TRIES` runs) while other processes took more than
-    :data:`DISTURBED` of a core; the least disturbed run and how many were made."""
+) -> CalmRun:
+    """:func:`_closed` between two calibrations, repeated (up to :data:`TRIES` runs) while other
+    processes took more than :data:`DISTURBED` of a core or the host's speed moved by more than
+    :data:`HOST_DRIFT` across it: the calmest, then steadiest, run."""
     runs = []
-    for attempt in range(1, TRIES + 1):
+    for _ in range(TRIES):
+        before = calibrate()
         result, cpu = await _closed(suite, servers, requests, seconds, connections, workers)
         await suite.clear_queues()
-        runs.append((disturbance(cpu, result.elapsed), result, cpu))
-        if runs[-1][0] <= DISTURBED:
+        after = calibrate()
+        disturbed = disturbance(cpu, result.elapsed) > DISTURBED
+        runs.append((disturbed, _drift(before, after), result, cpu, before, after))
+        if not disturbed and runs[-1][1] <= HOST_DRIFT:
             break
         await asyncio.sleep(5)
-    _, result, cpu = min(runs, key=lambda run: run[0])
-    return result, cpu, len(runs)
+    _, _, result, cpu, before, after = min(runs, key=lambda run: (run[0], run[1]))
+    return CalmRun(result, cpu, before, after, len(runs))
 
 
 async def warm_up(suite: Suite, servers: list[ServiceProcess], requests: list[bytes]) -> None:
@@ -175,19 +197,12 @@ async def run_max(suite: Suite, server: ServiceProcess, requests: list[bytes]) -
     # Every answered submission is stored once: a check that the run measured real deliveries.
     first_run = {"completed": result.completed, "stored": stored}
     host_after = calibrate()
-    # Repeated (up to TRIES runs in all) while other processes took more than DISTURBED of a core,
-    # or the host's speed moved by more than HOST_DRIFT across the run: the run the ratio to the
-    # crypto floor divides must have one speed. The calmest, then steadiest, run counts.
-    runs = [(disturbance(cpu, result.elapsed) > DISTURBED, _drift(host, host_after), result, cpu, host, host_after)]
-    while (runs[-1][0] or runs[-1][1] > HOST_DRIFT) and len(runs) < TRIES:
-        await asyncio.sleep(5)
-        host = calibrate()
-        result, cpu = await _closed(suite, [server], requests, d.phase, d.connections)
-        await suite.clear_queues()
-        host_after = calibrate()
-        runs.append((disturbance(cpu, result.elapsed) > DISTURBED, _drift(host, host_after), result, cpu, host, host_after))
-    _, _, result, cpu, host, host_after = min(runs, key=lambda run: (run[0], run[1]))
-    tries = len(runs)
+    tries = 1
+    # The run the ratio to the crypto floor divides must have one speed, as well as be undisturbed.
+    if disturbance(cpu, result.elapsed) > DISTURBED or _drift(host, host_after) > HOST_DRIFT:
+        calm = await _closed_calm(suite, [server], requests, d.phase, d.connections)
+        result, cpu, host, host_after = calm.result, calm.cpu, calm.verify_before, calm.verify_after
+        tries += calm.tries
     maximum = _summary(result, cpu)
     maximum["first_run"] = first_run
     maximum["connections"] = d.connections
@@ -300,11 +315,6 @@ def crypto_floor_us(suite: Suite, prepared: list[EncryptionEnvelop]) -> float:
     return (time.process_time() - started) / len(prepared) * 1e6
 
 
-def _drift(before: float, after: float) -> float:
-    """How far the host's speed moved between two calibrations, as a share."""
-    return abs(after / before - 1)
-
-
 def steady_crypto_floor(suite: Suite, prepared: list[EncryptionEnvelop], reference: float | None) -> dict[str, Any]:
     """:func:`crypto_floor_us` between two calibrations (:func:`calibrate`), measured again (up to
     :data:`FLOOR_TRIES` times) while the host's speed moved by more than :data:`HOST_DRIFT` during it,
@@ -412,15 +422,16 @@ async def run_scale(suite: Suite, first: ServiceProcess, requests: list[bytes]) 
         pids = workers.children()
         await warm_up(suite, [first], requests)
         await warm_up(suite, [workers], requests)
-        single, single_cpu, single_tries = await _closed_calm(suite, [first], requests, d.phase, d.connections)
-        result, cpu, tries = await _closed_calm(suite, [workers], requests, d.phase, d.connections, pids)
+        one = await _closed_calm(suite, [first], requests, d.phase, d.connections)
+        every = await _closed_calm(suite, [workers], requests, d.phase, d.connections, pids)
+        single, result, cpu = one.result, every.result, every.cpu
         summary = _summary(result, cpu)
-        summary["tries"] = tries
+        summary["tries"] = every.tries
         summary["workers"] = count
         per_worker = [cpu.get(f"worker{i + 1}") for i in range(len(pids))]
         if per_worker and all(v is not None for v in per_worker) and result.completed:
             summary["server_cpu_us_per_msg"] = round(sum(v or 0 for v in per_worker) / result.completed * 1e6, 1)
-        summary["single"] = {**_summary(single, single_cpu), "tries": single_tries}
+        summary["single"] = {**_summary(single, one.cpu), "tries": one.tries}
         summary["ratio"] = round(result.rate / single.rate, 3) if single.rate else None
         return summary
     finally:
