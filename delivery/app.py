@@ -163,6 +163,8 @@ async def _close_queue(app: web.Application) -> None:
     # the app's clients are closed by their owner.
     if queue_key in app:
         await app[queue_key].aclose()
+    if limiter_key in app:  # the tokens of requests that ended by an exception, still being taken
+        await app[limiter_key].aclose()
     if batcher_key in app:
         await app[batcher_key].aclose()
 

@@ -27,8 +27,9 @@ written):
    taken in the store's own script call, before it inserts (one round trip instead of two; on a
    Redis Cluster, where their keys hash to other slots than the queue's, in a call of their own
    just before it). After the signature, so nobody can spend another sender's tokens; a message
-   refused here has cost its verification and postmark, which the client address's bucket,
-   taken before the request's body is read, bounds;
+   refused here has cost its verification and postmark, which the client address's bucket
+   bounds: taken before the request's body is read, or, when this process can lend the address
+   a token (:meth:`delivery.limits.RateLimiter.defer`), first in this same call;
 9. store — ``MessageQueue.enqueue`` keyed by the envelope's hash and scoped by the sender, so a
    resubmission is stored once (the first postmark stays) and no sender shadows another's
    message; within the receiver's message and byte quotas (the service's, or the lower ones of
@@ -81,7 +82,7 @@ from .errors import (
     SpamRejected,
 )
 from .forwarder import Forwarder
-from .limits import RateLimiter, pair_subject
+from .limits import DeferredTake, RateLimiter, pair_subject
 from .metrics import DeliveryMetrics
 from .ports import Chain, Clock, Directory, ResolvedProfile, address_or_none, profile_or_none
 from .queue import MessageQueue, AccountStateChangedError
@@ -162,11 +163,15 @@ class Intake:
             if keys is not None
         )
 
-    async def submit(self, raw: object, forwarding: object = None) -> Submitted:
+    async def submit(self, raw: object, forwarding: object = None, *, deferred: DeferredTake | None = None) -> Submitted:
         """Accept one envelope (the parsed JSON object), with the forwarding note (parsed JSON)
-        when another delivery service hands it on. Counts rejections by error code."""
+        when another delivery service hands it on. Counts rejections by error code.
+
+        :param deferred: a token lent to the request (the client address's): taken with the sender's
+            buckets, in the insert's call; left unclaimed when the submission ends before that.
+        """
         try:
-            result = await self._submit(raw, forwarding)
+            result = await self._submit(raw, forwarding, deferred)
         except EnsignError as exc:
             self._metrics.rejections.labels(reason=exc.code).inc()
             # On the request's own log line when there is one (JSON-RPC), else a line of its own.
@@ -191,7 +196,7 @@ class Intake:
             log.info("message %s", outcome, extra=fields)
         return result
 
-    async def _submit(self, raw: object, forwarding: object) -> Submitted:
+    async def _submit(self, raw: object, forwarding: object, deferred: DeferredTake | None) -> Submitted:
         if not isinstance(raw, dict):
             raise InvalidEnvelope("the envelope must be a JSON object")
         size = canonical_size(raw)
@@ -224,7 +229,7 @@ class Intake:
         except ReceiverWithoutAccount:
             if note is not None or self._forwarder is None or receiver_profile is None:
                 raise
-            return await self._forward(envelope, info, receiver, receiver_profile, size)
+            return await self._forward(envelope, info, receiver, receiver_profile, size, deferred)
 
         sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
 
@@ -239,7 +244,7 @@ class Intake:
 
         return await self._deliver(
             receiver, receiver_profile, sender.address, envelope_id(envelope), size, stored,
-            buckets=self._sender_buckets(sender.address, receiver),
+            buckets=self._sender_buckets(sender.address, receiver), deferred=deferred,
         )
 
     async def _resolve_receiver(self, name: str) -> tuple[ResolvedProfile | None, str | None]:
@@ -275,10 +280,11 @@ class Intake:
         stored: Callable[[ResolvedProfile, int], bytes],
         *,
         buckets: Sequence[tuple[str, RateLimit | None, str]] = (),
+        deferred: DeferredTake | None = None,
     ) -> Submitted:
         """Steps 6 to 9 for one receiver: ``stored(receiver profile, now in ms)`` makes the
-        postmarked record to enqueue; ``buckets`` (``(name, limit, subject)``) are taken with the
-        insert, in its call on one Redis server."""
+        postmarked record to enqueue; ``buckets`` (``(name, limit, subject)``), after ``deferred``'s
+        lent ones, are taken with the insert, in its call on one Redis server."""
         limits = self._settings.limits
 
         async def receiver_checks(account: Account) -> None:
@@ -291,7 +297,7 @@ class Intake:
 
         now = self._clock()
         record = stored(receiver_profile, int(now * 1000))
-        takes = await self._limiter.takes_for_write(buckets)
+        takes = await self._limiter.takes_for_write(buckets, deferred=deferred)
         for attempt in range(1, SETTINGS_ATTEMPTS + 1):
             ttl = account.settings.message_ttl or self._settings.message_ttl
             try:
@@ -355,14 +361,16 @@ class Intake:
         receiver: str,
         receiver_profile: ResolvedProfile,
         size: int,
+        deferred: DeferredTake | None,
     ) -> Submitted:
         """No account here: hand the envelope on to the receiver's next services, once its sender
-        is verified; refuse as before when none takes it, saying what each answered."""
+        is verified (its buckets taken, after ``deferred``'s); refuse as before when none takes
+        it, saying what each answered."""
         assert self._forwarder is not None
         if not self._forwarder.next_services(receiver_profile):
             raise ReceiverWithoutAccount("the receiver has no account on this delivery service")
         sender = await self._signed_by_sender(info.from_, lambda key: verify_envelope(envelope, key))
-        await self._limiter.take_all(self._sender_buckets(sender.address, receiver))
+        await self._limiter.take_all(self._sender_buckets(sender.address, receiver), deferred=deferred)
         outcome = await self._forwarder.forward(envelope, receiver_profile)
         if outcome.delivered_to is None:
             tried = "; ".join(f"{a.service}: {a.outcome} ({a.detail})" for a in outcome.attempts)

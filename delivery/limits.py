@@ -22,6 +22,18 @@ limit       subject                                checked
 
 A refused check raises :class:`delivery.errors.RateLimited` (429, ``Retry-After``, ``details.limit``).
 
+Each process remembers what Redis last answered for a bucket (:class:`BucketMemory`, the
+:data:`REMEMBERED_BUCKETS` most recent): a refusal until its ``retry_ms`` is over, so a flood is
+refused without a Redis call (no bucket refills sooner), and the tokens one held after a take. On
+``POST /rpc`` a submission's ``address`` token is then taken in its queue insert's call, with
+``sender`` and ``pair``, instead of a call of its own before the body is read: the process lends
+the client address, for the requests it has in flight, at most the tokens Redis last said its
+bucket held (:meth:`RateLimiter.defer`), so no more submissions are worked on ahead of their
+token than the bucket could pay for; a request that ends before its insert (refused, malformed,
+any other method) takes its token then, and a refusal then is its answer. Without a loan (the
+first request of an address, a bucket nearly empty, a cluster) the token is taken first, as
+every other request without a session takes it.
+
 Socket caps (``socket_slot.lua``) are leases in a zset per account and per client address: a
 socket takes a slot at its handshake and frees it when it closes; the process renews its sockets'
 leases every :data:`SOCKET_LEASE_SECONDS` / 3, so the slots of a process that died expire.
@@ -31,12 +43,15 @@ Both fail closed: when Redis is unreachable the request gets 503 (as every route
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
+import math
 import os
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -51,8 +66,11 @@ from .errors import RateLimited, TooManySockets
 from .keys import rate_key, socket_key
 
 __all__ = [
+    "REMEMBERED_BUCKETS",
     "SOCKET_LEASE_SECONDS",
+    "BucketMemory",
     "BucketTakes",
+    "DeferredTake",
     "RateLimiter",
     "SocketSlots",
     "client_address",
@@ -65,6 +83,87 @@ SOCKET_LEASE_SECONDS = 300
 _RATE_LIMIT_LUA = lua_script("delivery.lua", "rate_limit")
 _SOCKET_SLOT_LUA = lua_script("delivery.lua", "socket_slot")
 _SOCKET_RENEW_LUA = lua_script("delivery.lua", "socket_renew")
+
+
+#: Buckets one process remembers Redis's last answer for (refused until, tokens left); the
+#: least recently heard is forgotten first, so clients with many addresses cannot make it grow.
+REMEMBERED_BUCKETS = 10_000
+
+
+class BucketMemory:
+    """What this process last heard from Redis about its buckets, by key (module docstring).
+
+    It only ever answers what Redis would: a bucket refused a take of one token for ``retry_ms``
+    cannot hold a token before then (tokens leave only by takes), and a bucket that held ``left``
+    tokens holds at least as many until some take, here or in another process, spends them (that
+    other processes may have spent them is why a loan is bounded, not exact).
+
+    :param clock: monotonic seconds (``time.monotonic``); tests pass their own.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, size: int = REMEMBERED_BUCKETS) -> None:
+        self._clock = clock
+        self._size = size
+        self._heard: dict[str, tuple[float, int]] = {}  # key -> (refused until, tokens left)
+        self._lent: dict[str, int] = {}  # key -> tokens lent to requests in flight
+
+    def _remember(self, key: str, until: float, left: int) -> None:
+        self._heard.pop(key, None)  # to the end: the most recently heard
+        self._heard[key] = (until, left)
+        if len(self._heard) > self._size:
+            del self._heard[next(iter(self._heard))]
+
+    def heard_left(self, key: str, left: int) -> None:
+        """A take passed; the bucket holds ``left`` whole tokens."""
+        self._remember(key, 0.0, left)
+
+    def heard_refused(self, key: str, retry_ms: int) -> None:
+        """A take of one token was refused; none is back for ``retry_ms``."""
+        self._remember(key, self._clock() + retry_ms / 1000, 0)
+
+    def refused_for(self, key: str) -> float:
+        """Seconds the bucket still refuses, as last heard; 0 when it may pass."""
+        heard = self._heard.get(key)
+        return 0.0 if heard is None else max(0.0, heard[0] - self._clock())
+
+    def lend(self, key: str) -> bool:
+        """Lend one of the bucket's last heard tokens to a request in flight, if one is not lent yet."""
+        heard = self._heard.get(key)
+        lent = self._lent.get(key, 0)
+        if heard is None or heard[0] > self._clock() or heard[1] <= lent:
+            return False
+        self._lent[key] = lent + 1
+        return True
+
+    def repay(self, key: str) -> None:
+        """The request that was lent a token ended (it took the token, or was refused)."""
+        lent = self._lent.get(key, 0) - 1
+        if lent > 0:
+            self._lent[key] = lent
+        else:
+            self._lent.pop(key, None)
+
+
+class DeferredTake:
+    """A request's bucket tokens lent by :meth:`RateLimiter.defer`, to take with its write.
+
+    :meth:`claim` hands them to the write (once); a request that ends without a write takes them
+    with :meth:`RateLimiter.settle`.
+    """
+
+    __slots__ = ("buckets", "key", "claimed")
+
+    def __init__(self, buckets: list[tuple[str, RateLimit | None, str]], key: str) -> None:
+        self.buckets = buckets
+        self.key = key
+        self.claimed = False
+
+    def claim(self) -> list[tuple[str, RateLimit | None, str]]:
+        """The buckets to take in the write about to be sent; none after the first claim."""
+        if self.claimed:
+            return []
+        self.claimed = True
+        return self.buckets
 
 
 def pair_subject(sender: str, receiver: str) -> str:
@@ -82,10 +181,12 @@ class RateLimiter:
         address; ``None`` (default) names them by the subject itself.
     :param batcher: the script batcher to send takes through, shared with the queue's inserts
         (the caller closes it); default: one of its own, closed by :meth:`aclose`.
+    :param memory: what the process last heard of its buckets; default a new one.
     """
 
     def __init__(
-        self, redis: RedisClient, *, prefix: str, at_rest: AtRest | None = None, batcher: ScriptBatcher | None = None
+        self, redis: RedisClient, *, prefix: str, at_rest: AtRest | None = None, batcher: ScriptBatcher | None = None,
+        memory: BucketMemory | None = None,
     ) -> None:
         self._prefix = prefix
         self._at_rest = at_rest
@@ -95,9 +196,14 @@ class RateLimiter:
         # pipelined, as their inserts are, instead of each paying a round trip's redis-py overhead alone.
         self._owns_batcher = batcher is None
         self._batcher = ScriptBatcher(redis) if batcher is None else batcher
+        self.memory = BucketMemory() if memory is None else memory
+        self._settling: set[asyncio.Future[None]] = set()  # settle_soon's tasks, referenced until done
 
     async def aclose(self) -> None:
-        """Close the limiter's own script batcher (one passed in stays the caller's)."""
+        """Finish the loans still settling; close the limiter's own script batcher (one passed in
+        stays the caller's)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
         if self._owns_batcher:
             await self._batcher.aclose()
 
@@ -111,75 +217,162 @@ class RateLimiter:
         """
         await self.take_all([(name, limit, subject)], cost)
 
-    async def take_all(self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1) -> None:
+    async def take_all(
+        self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1, *, deferred: DeferredTake | None = None
+    ) -> None:
         """Take ``cost`` tokens from each ``(name, limit, subject)`` bucket, all or none, in one call.
 
         Buckets whose limit is ``None`` (off) are skipped. On a Redis Cluster the buckets are taken
-        one call each, in order, and a refusal leaves the ones before it taken.
+        one call each, in order, and a refusal leaves the ones before it taken. ``deferred``'s
+        buckets, unless claimed, are taken first in the same call (claimed unless refused).
 
-        :raises RateLimited: naming the first bucket that holds fewer than ``cost`` tokens.
+        :raises RateLimited: naming the first bucket that holds fewer than ``cost`` tokens, or
+            that this process heard refuse lately.
         """
-        takes = self.takes(buckets, cost)
+        takes = self._prepared(buckets, cost, deferred)
         if not takes.keys:
             return
         if self._cluster and len(takes.keys) > 1:
-            for name, limit, subject in buckets:
+            for name, limit, subject in takes.subjects:
                 await self.take(name, limit, subject, cost)
             return
         takes.check(await self._batcher.call(self._script, keys=takes.keys, args=takes.args))
 
-    def takes(self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1) -> BucketTakes:
-        """The buckets of :meth:`take_all` as one script's keys and arguments (limits off left out)."""
+    def takes(
+        self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1, deferred: DeferredTake | None = None
+    ) -> BucketTakes:
+        """The buckets of :meth:`take_all` as one script's keys and arguments (limits off left out);
+        ``deferred`` is the loan whose buckets are among them, unclaimed again if they refuse."""
         active: list[tuple[str, RateLimit]] = []
+        subjects: list[tuple[str, RateLimit, str]] = []
         keys: list[str] = []
         args: list[object] = []
         for name, limit, subject in buckets:
             if limit is None:
                 continue
             active.append((name, limit))
+            subjects.append((name, limit, subject))
             keys.append(rate_key(self._prefix, name, self._tag(subject)))
             args += [limit.capacity, limit.per_second / 1000, cost]
-        return BucketTakes(active, keys, args)
+        return BucketTakes(active, keys, args, cost, self.memory, deferred, subjects)
+
+    def _prepared(
+        self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int, deferred: DeferredTake | None
+    ) -> BucketTakes:
+        """:meth:`takes` with ``deferred``'s buckets first, claimed; refused at once when the memory
+        heard one of them refuse (the loan unclaimed again, to be settled)."""
+        lent = [] if deferred is None else deferred.claim()
+        takes = self.takes([*lent, *buckets], cost, deferred if lent else None)
+        takes.refuse_remembered()
+        return takes
+
+    def defer(self, name: str, limit: RateLimit | None, subject: str) -> DeferredTake | None:
+        """One token of ``subject``'s ``name`` bucket lent to a request, to take later with its
+        write (:meth:`DeferredTake.claim`) or, without one, by :meth:`settle`; ``None`` when none
+        can be lent (module docstring): then take it now. Every loan ends with :meth:`settle`."""
+        if limit is None or self._cluster:
+            return None
+        key = rate_key(self._prefix, name, self._tag(subject))
+        if not self.memory.lend(key):
+            return None
+        return DeferredTake([(name, limit, subject)], key)
+
+    async def settle(self, deferred: DeferredTake) -> None:
+        """End ``deferred``'s loan: take its token now unless its write claimed it.
+
+        :raises RateLimited: the bucket is empty (the request is refused, as it would have been first).
+        """
+        self.memory.repay(deferred.key)
+        await self.take_all([], deferred=deferred)
+
+    def settle_soon(self, deferred: DeferredTake) -> None:
+        """:meth:`settle` in a task of its own, for a request that ended by an exception (its
+        client went away, its deadline passed): its work was done, so its token is still taken."""
+        task = asyncio.ensure_future(self.settle(deferred))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        task.add_done_callback(_quietly)
 
     async def takes_for_write(
-        self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1
+        self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1, *, deferred: DeferredTake | None = None
     ) -> BucketTakes | None:
         """The buckets to take inside a write's own script call (:func:`with_rate_buckets`), on
-        one Redis server; on a cluster, where their keys hash to other slots than the write's,
-        they are taken now (:meth:`take_all`) and ``None`` is answered.
+        one Redis server, ``deferred``'s first (as :meth:`take_all`); on a cluster, where their
+        keys hash to other slots than the write's, they are taken now (:meth:`take_all`) and
+        ``None`` is answered. The write must be sent next: its call takes what is claimed.
 
-        :raises RateLimited: on a cluster, as :meth:`take_all`.
+        :raises RateLimited: a bucket this process heard refuse lately; on a cluster, as :meth:`take_all`.
         """
         if self._cluster:
-            await self.take_all(buckets, cost)
+            await self.take_all(buckets, cost, deferred=deferred)
             return None
-        return self.takes(buckets, cost)
+        return self._prepared(buckets, cost, deferred)
 
 
 @dataclass(frozen=True)
 class BucketTakes:
     """Rate buckets to take in one script call (:meth:`RateLimiter.takes`): their keys, their
-    arguments (three each, as ``rate_limit.lua`` reads them) and what a refusal says."""
+    arguments (three each, as ``rate_limit.lua`` reads them), the tokens each take and what a
+    refusal says; the process's memory hears the answer."""
 
     buckets: list[tuple[str, RateLimit]]
     keys: list[str]
     args: list[object]
+    cost: int = 1
+    memory: BucketMemory | None = None
+    #: The loan whose buckets are among these: a refusal takes nothing, so it is unclaimed again.
+    deferred: DeferredTake | None = None
+    #: ``(name, limit, subject)`` of each bucket, as they were asked for.
+    subjects: list[tuple[str, RateLimit, str]] = field(default_factory=list)
+
+    def refuse_remembered(self) -> None:
+        """Refuse, without asking Redis, when the memory heard one of the buckets refuse lately.
+
+        :raises RateLimited: naming that bucket.
+        """
+        if self.memory is None:
+            return
+        for (name, limit), key in zip(self.buckets, self.keys):
+            wait = self.memory.refused_for(key)
+            if wait > 0:
+                raise self._refused(name, limit, wait)
+
+    def _refused(self, name: str, limit: RateLimit, wait: float) -> RateLimited:
+        if self.deferred is not None:
+            self.deferred.claimed = False  # nothing was taken: the loan is still to settle
+        return _refusal(name, limit, wait)
 
     def check(self, reply: Any) -> None:
-        """Raise the refusal ``rate_limit.lua``'s ``reply`` (``{allowed, retry_ms, index}``) holds.
+        """Raise the refusal ``rate_limit.lua``'s ``reply`` (``{allowed, retry_ms, index, left…}``)
+        holds; tell the memory what it says.
 
         :raises RateLimited: naming the bucket that refused, with ``Retry-After`` in whole seconds.
         """
-        allowed, retry_ms, index = reply
+        allowed, retry_ms, index = reply[0], int(reply[1]), int(reply[2])
         if int(allowed) == 1:
+            if self.memory is not None:
+                for key, left in zip(self.keys, reply[3:]):
+                    self.memory.heard_left(key, int(left))
             return
-        name, limit = self.buckets[int(index) - 1]
-        retry_after = max(1, -(-int(retry_ms) // 1000))
-        raise RateLimited(
-            f"too many requests ({name} limit: {limit.capacity} per {limit.period} s); retry after {retry_after} s",
-            details={"limit": name, "capacity": limit.capacity, "period": limit.period},
-            retry_after=retry_after,
-        )
+        if self.memory is not None and self.cost == 1:  # a dearer take says nothing of one token
+            self.memory.heard_refused(self.keys[index - 1], retry_ms)
+        name, limit = self.buckets[index - 1]
+        raise self._refused(name, limit, retry_ms / 1000)
+
+
+def _quietly(task: asyncio.Future[None]) -> None:
+    """Retrieve a background settle's outcome: a refusal or an unreachable Redis there has no one to tell."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _refusal(name: str, limit: RateLimit, wait: float) -> RateLimited:
+    retry_after = max(1, math.ceil(wait))
+    return RateLimited(
+        f"too many requests ({name} limit: {limit.capacity} per {limit.period} s); retry after {retry_after} s",
+        details={"limit": name, "capacity": limit.capacity, "period": limit.period},
+        retry_after=retry_after,
+    )
 
 
 def with_rate_buckets(lua: str) -> str:
@@ -187,10 +380,11 @@ def with_rate_buckets(lua: str) -> str:
     write and the limits it counts against (one Redis server: :meth:`RateLimiter.takes_for_write`).
 
     KEYS are the buckets' keys, then ``lua``'s own; ARGV the number of buckets, their arguments
-    (:attr:`BucketTakes.args`), then ``lua``'s own. When a bucket refuses, nothing is taken,
-    ``lua`` does not run and the answer is ``rate_limit.lua``'s refusal, ``{0, retry_ms, i}``;
-    otherwise the tokens are taken and the answer is ``lua``'s. Both scripts run unchanged, each as
-    a function of its own KEYS and ARGV.
+    (:attr:`BucketTakes.args`), then ``lua``'s own. The answer is ``{taken}`` when a bucket
+    refuses — ``rate_limit.lua``'s refusal, ``{0, retry_ms, i}``: nothing is taken and ``lua`` does
+    not run — else ``{taken, answer}``: the tokens are taken (``taken`` is ``rate_limit.lua``'s
+    ``{1, 0, 0, left…}``) and ``answer`` is ``lua``'s, which must not be nil. Both scripts run
+    unchanged, each as a function of its own KEYS and ARGV.
     """
     return f"""local function take(KEYS, ARGV)
 {_RATE_LIMIT_LUA}
@@ -206,13 +400,14 @@ end
 for i = 2, #ARGV do
     if i <= 1 + 3 * n then bucketArgs[i - 1] = ARGV[i] else args[i - 1 - 3 * n] = ARGV[i] end
 end
+local taken = {{1, 0, 0}}
 if n > 0 then
-    local taken = take(bucketKeys, bucketArgs)
+    taken = take(bucketKeys, bucketArgs)
     if taken[1] ~= 1 then
-        return taken
+        return {{taken}}
     end
 end
-return run(keys, args)
+return {{taken, run(keys, args)}}
 """
 
 

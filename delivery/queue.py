@@ -344,9 +344,8 @@ class MessageQueue:
             reply = await self._write(
                 self._rated_enqueue, [*takes.keys, *script_keys], [len(takes.keys), *takes.args, *script_args], batch=True
             )
-            if isinstance(reply, list):
-                takes.check(reply)
-            status = reply
+            takes.check(reply[0])
+            status = reply[1]
         else:
             status = await self._write(self._enqueue, script_keys, script_args, batch=True)
         if status == -1:

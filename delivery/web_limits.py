@@ -3,7 +3,11 @@
 Which requests count (:func:`limits_middleware`):
 
 * every request without a session — the signed account routes, sign-up, ``POST /rpc``
-  (submissions), profile reads — takes a token of the ``address`` bucket of its client address;
+  (submissions), profile reads — takes a token of the ``address`` bucket of its client address,
+  before its handler runs; on ``POST /rpc``, when the process can lend the address a token
+  (:meth:`delivery.limits.RateLimiter.defer`), a ``dm3_submitMessage`` takes it in its queue
+  insert's call instead, any other method before it runs (:func:`take_lent_token`), and a request
+  that ends without taking it takes it at its end, a refusal then being its answer;
 * login attempts — ``GET``/``POST /auth/<name>`` and ``POST /profile/<name>`` (dm3 sign-up, which
   answers a challenge) — take a token of the ``login`` bucket first;
 * the routes that need a session token (inbox, acknowledgements, account reads and settings,
@@ -24,12 +28,15 @@ from aiohttp.typedefs import Handler
 
 from ensign.answers import as_error, jsonrpc_response
 
-from .limits import RateLimiter, client_address
+from .errors import RateLimited
+from .limits import DeferredTake, RateLimiter, client_address
 from .appkeys import settings_key
 
-__all__ = ["SESSION_ROUTES", "limiter_key", "limits_middleware"]
+__all__ = ["SESSION_ROUTES", "deferred_key", "limiter_key", "limits_middleware", "take_lent_token"]
 
 limiter_key = web.AppKey("limiter_key", RateLimiter)
+#: The ``address`` token lent to a ``POST /rpc`` request, when one was.
+deferred_key = web.RequestKey("deferred_key", DeferredTake)
 
 #: (method, route) pairs authenticated by a session token: not counted per address.
 SESSION_ROUTES = frozenset(
@@ -54,6 +61,7 @@ SESSION_ROUTES = frozenset(
 )
 _LOGIN_ROUTES = frozenset({("GET", "/auth/{ensName}"), ("POST", "/auth/{ensName}"), ("POST", "/profile/{ensName}")})
 _EXEMPT_PATHS = ("/health", "/hello", "/metrics", "/socket.io")
+_RPC = ("POST", "/rpc")
 
 
 @web.middleware
@@ -68,11 +76,49 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
     limits = request.app[settings_key].limits
     limiter = request.app[limiter_key]
     address = client_address(request, limits.trusted_proxies)
+    deferred = limiter.defer("address", limits.address, address) if route == _RPC else None
+    if deferred is not None:
+        return await _with_lent_token(request, handler, limiter, deferred)
     try:
         login = ("login", limits.login if route in _LOGIN_ROUTES else None, address)
         await limiter.take_all([login, ("address", limits.address, address)])
     except Exception as exc:
-        if request.path == "/rpc":
+        if route == _RPC:
             return jsonrpc_response(as_error(exc, "rpc"), None)
         raise
     return await handler(request)
+
+
+async def _with_lent_token(
+    request: web.Request, handler: Handler, limiter: RateLimiter, deferred: DeferredTake
+) -> web.StreamResponse:
+    """Run a ``POST /rpc`` request on a lent ``address`` token, then settle the loan."""
+    request[deferred_key] = deferred
+    try:
+        response = await handler(request)
+    except BaseException:
+        limiter.settle_soon(deferred)
+        raise
+    try:
+        await limiter.settle(deferred)
+    except Exception as exc:
+        if response.status == 429:  # refused already, by this bucket or another: that answer stands
+            return response
+        return jsonrpc_response(as_error(exc, "rpc"), None)  # as it would have been before it ran
+    return response
+
+
+async def take_lent_token(request: web.Request) -> None:
+    """Take the request's lent ``address`` token now, if it has one not taken yet: before a
+    method that does not take it in a write of its own runs.
+
+    :raises RateLimited: the client address's bucket is empty.
+    """
+    deferred = request.get(deferred_key)
+    if deferred is None:
+        return
+    try:
+        await request.app[limiter_key].take_all([], deferred=deferred)
+    except RateLimited:
+        deferred.claim()  # refused, so nothing is left to take when the request ends
+        raise

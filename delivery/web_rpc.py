@@ -25,6 +25,7 @@ from .forwarder import FORWARD_METHOD, FORWARD_MULTI_METHOD
 from .errors import InvalidParams, MessageTooLarge, MethodNotFound, UnknownUser
 from .ports import address_or_none
 from .web_auth import path_name_of
+from .web_limits import deferred_key, take_lent_token
 
 routes = web.RouteTableDef()
 
@@ -71,6 +72,8 @@ async def rpc(request: web.Request) -> web.Response:
         handler = _METHODS.get(method)
         if handler is None:
             raise MethodNotFound(f"method {method} is not supported")
+        if handler is not submit_message:  # only a submission takes the address token in its write
+            await take_lent_token(request)
         return _result(request_id, await handler(request, params))
     except Exception as exc:
         return jsonrpc_response(as_error(exc, "rpc"), request_id)
@@ -83,7 +86,7 @@ async def submit_message(request: web.Request, params: list[Any]) -> str:
     envelope = params[0]
     if isinstance(envelope, str):
         envelope = parse_json(envelope, what="params[0]")
-    await request.app[intake_key].submit(envelope)
+    await request.app[intake_key].submit(envelope, deferred=request.get(deferred_key))
     return "OK"
 
 

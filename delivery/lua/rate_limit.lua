@@ -1,7 +1,8 @@
 -- Token buckets (Signal-Server's validate_rate_limit.lua shape), timed by Redis's own clock.
 -- Takes `cost` tokens from every bucket when each holds them; otherwise takes nothing from any.
--- Returns {1, 0, 0} when allowed, {0, retry_after_ms, i} when bucket i (1-based) refused (ms until
--- its `cost` tokens are back). Each hash {tokens, at} refills by elapsed time; PEXPIRE is the time
+-- Returns {1, 0, 0, left_1, left_2, ...} when allowed (the whole tokens each bucket holds after the
+-- take: what lets a process lend a client tokens before it asks, delivery/limits.py), {0,
+-- retry_after_ms, i} when bucket i (1-based) refused (ms until its `cost` tokens are back). Each hash {tokens, at} refills by elapsed time; PEXPIRE is the time
 -- to refill completely, so an idle bucket disappears (a missing bucket is a full one) and no state
 -- is kept for idle subjects. Several buckets in one call need one Redis server (a cluster client
 -- takes them one call each: their keys hash to different slots).
@@ -39,4 +40,8 @@ for i, key in ipairs(KEYS) do
     redis.call('HSET', key, 'tokens', tostring(left[i]), 'at', tostring(now))
     redis.call('PEXPIRE', key, math.max(1, math.ceil((capacity - left[i]) / perMs)))
 end
-return {1, 0, 0}
+local reply = {1, 0, 0}
+for i = 1, #KEYS do
+    reply[3 + i] = math.floor(left[i])
+end
+return reply

@@ -35,7 +35,7 @@ from tests.delivery.test_ds_push import Socket
 from delivery.app import create_app
 from delivery.errors import RateLimited
 from delivery.keys import queue_keys, rate_key, socket_key
-from delivery.limits import RateLimiter, SocketSlots
+from delivery.limits import BucketMemory, RateLimiter, SocketSlots
 from delivery.queue import MessageQueue
 from delivery.appkeys import queue_key
 from delivery.sweeper import run_sweep
@@ -479,3 +479,142 @@ async def test_renewing_counts_every_live_lease_and_revives_none(redis, redis_pr
     assert await redis.zcard(socket_key(redis_prefix, "account", "0xacc")) == 1
     await slots.release("a")
     await slots.release("b")
+
+
+# -- what a process remembers of its buckets ----------------------------------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_refusal_is_repeated_without_redis_until_the_bucket_refills(redis, redis_prefix) -> None:
+    ticks = Ticks()
+    limiter = RateLimiter(redis, prefix=redis_prefix, memory=BucketMemory(clock=ticks))
+    slow = RateLimit(1, 10)  # one token per 10 s
+    await limiter.take("address", slow, "192.0.2.1")
+    with pytest.raises(RateLimited) as refused:
+        await limiter.take("address", slow, "192.0.2.1")
+    assert 9 <= refused.value.retry_after <= 10
+    # Redis would now pass (a missing bucket is a full one): the process answers without asking.
+    await redis.delete(rate_key(redis_prefix, "address", "192.0.2.1"))
+    ticks.now += 9
+    with pytest.raises(RateLimited) as again:
+        await limiter.take("address", slow, "192.0.2.1")
+    assert again.value.retry_after == 1 and again.value.details["limit"] == "address"
+    assert await redis.exists(rate_key(redis_prefix, "address", "192.0.2.1")) == 0
+    await limiter.take("address", slow, "192.0.2.2")  # another subject is asked for
+    ticks.now += 1.5  # the refusal is over: Redis is asked again
+    await limiter.take("address", slow, "192.0.2.1")
+    await limiter.aclose()
+
+
+async def test_a_process_forgets_the_least_recently_heard_bucket_first(redis, redis_prefix) -> None:
+    ticks = Ticks()
+    limiter = RateLimiter(redis, prefix=redis_prefix, memory=BucketMemory(clock=ticks, size=2))
+    one = RateLimit(1, 3600)
+    for subject in ("a", "b"):
+        await limiter.take("t", one, subject)
+        with pytest.raises(RateLimited):
+            await limiter.take("t", one, subject)
+    await limiter.take("t", one, "c")  # a third: "a" is forgotten, "b" still remembered
+    for subject in ("a", "b"):
+        await redis.delete(rate_key(redis_prefix, "t", subject))
+    with pytest.raises(RateLimited):
+        await limiter.take("t", one, "b")
+    await limiter.take("t", one, "a")
+    await limiter.aclose()
+
+
+async def test_tokens_are_lent_no_more_than_the_bucket_last_held(redis, redis_prefix) -> None:
+    limiter = RateLimiter(redis, prefix=redis_prefix)
+    three = RateLimit(3, 3600)
+    key = rate_key(redis_prefix, "address", "192.0.2.1")
+
+    async def tokens() -> float:
+        return float(await redis.hget(key, "tokens"))
+
+    assert limiter.defer("address", three, "192.0.2.1") is None  # nothing heard yet: take it first
+    await limiter.take("address", three, "192.0.2.1")
+    first, second = limiter.defer("address", three, "192.0.2.1"), limiter.defer("address", three, "192.0.2.1")
+    assert first is not None and second is not None
+    assert limiter.defer("address", three, "192.0.2.1") is None  # both tokens it held are lent
+    assert 1.99 < await tokens() < 2.01  # lending takes nothing
+    # A loan whose request wrote nothing is settled by taking its token then.
+    await limiter.settle(first)
+    assert 0.99 < await tokens() < 1.01
+    assert limiter.defer("address", three, "192.0.2.1") is None  # one left, still lent to the second
+    # A loan claimed by a write's call is taken there, once.
+    takes = await limiter.takes_for_write([("sender", RateLimit(5, 3600), "0xa")], deferred=second)
+    assert takes is not None and takes.keys[0] == key
+    await limiter.take_all([("sender", RateLimit(5, 3600), "0xa")], deferred=second)  # claimed: not taken twice
+    await limiter.settle(second)
+    assert 0.99 < await tokens() < 1.01  # the test never sent that write
+    # A request that ends by an exception still pays: in the background.
+    third = limiter.defer("address", three, "192.0.2.1")
+    assert third is not None
+    limiter.settle_soon(third)
+    await limiter.aclose()  # waits for it
+    assert await tokens() < 0.01
+
+
+async def test_a_refused_write_leaves_its_loan_to_settle(redis, redis_prefix, queue) -> None:
+    limiter = RateLimiter(redis, prefix=redis_prefix)
+    roomy, one = RateLimit(5, 3600), RateLimit(1, 3600)
+    await limiter.take("address", roomy, "192.0.2.1")  # heard: 4 left
+    await limiter.take("sender", one, "0xa")  # the sender's only token
+    deferred = limiter.defer("address", roomy, "192.0.2.1")
+    assert deferred is not None
+    # The insert's call is refused by the sender's bucket: all or none, so no address token either.
+    takes = await limiter.takes_for_write([("sender", one, "0xa")], deferred=deferred)
+    with pytest.raises(RateLimited) as refused:
+        await queue.enqueue("0xb", "m1", b"one", now=1000.0, ttl_seconds=600, sender="0xa", takes=takes)
+    assert refused.value.details["limit"] == "sender"
+    address = rate_key(redis_prefix, "address", "192.0.2.1")
+    assert 3.99 < float(await redis.hget(address, "tokens")) < 4.01
+    await limiter.settle(deferred)  # so the request's end takes it
+    assert 2.99 < float(await redis.hget(address, "tokens")) < 3.01
+    await limiter.aclose()
+
+
+async def test_a_submission_pays_its_address_token_however_it_ends(service, ds_settings, users, redis) -> None:
+    alice, bob, carol = users
+    client = await service(address=RateLimit(9, 3600), sender=RateLimit(2, 3600))  # 3 taken by the sign-ups
+    assert (await submit(client, envelope(alice, bob, ds_settings, "m0")))[0] == 200  # token taken first
+    assert (await submit(client, envelope(alice, bob, ds_settings, "m1")))[0] == 200  # taken in the insert
+    # Signed by another key: refused before any write, and still counted.
+    bad = envelope(alice, bob, ds_settings, "spoofed", form="source")
+    bad = forged(bad, bad["metadata"]["messageHash"], carol.keys.signing.secret_key)
+    status, body, _ = await submit(client, bad)
+    assert status == 400 and body["error"]["data"]["error"] == "sender_not_verified", body
+    # Over the sender's limit: refused by the insert's call (which took nothing), then by the
+    # process's memory of that refusal; each still pays its address token.
+    for n in (2, 3):
+        assert_429(*await submit(client, envelope(alice, bob, ds_settings, f"m{n}")),
+                   code=-32020, error="rate_limited", limit="sender")
+    # Another method takes its token before it runs.
+    resp = await client.post("/rpc", json={"jsonrpc": "2.0", "id": 7, "method": "dm3_getDeliveryServiceProperties", "params": []})
+    assert resp.status == 200
+    [address] = await redis.keys(f"{ds_settings.redis.prefix}rate:address:*")  # named by the client's keyed tag
+    assert float(await redis.hget(address, "tokens")) < 0.01
+    # The address is out of tokens: refused first, whatever the request.
+    status, body, headers = await submit(client, envelope(carol, bob, ds_settings, "m4"))
+    assert_429(status, body, headers, code=-32020, error="rate_limited", limit="address")
+    assert await redis.zcard(queue_keys(ds_settings.redis.prefix, bob.address).queue) == 2
+
+
+async def test_concurrent_submissions_never_pass_the_address_limit(service, ds_settings, users, redis) -> None:
+    alice, bob = users[0], users[1]
+    client = await service(address=RateLimit(11, 3600))  # 3 taken by the sign-ups
+    assert (await submit(client, envelope(alice, bob, ds_settings, "first")))[0] == 200  # the process hears 7 left
+    statuses = [r[0] for r in await asyncio.gather(
+        *(submit(client, envelope(alice, bob, ds_settings, f"m{n}")) for n in range(20))
+    )]
+    assert statuses.count(200) == 7 and statuses.count(429) == 13
+    assert await redis.zcard(queue_keys(ds_settings.redis.prefix, bob.address).queue) == 8
