@@ -124,7 +124,9 @@ class BucketMemory:
     def refused_for(self, key: str) -> float:
         """Seconds the bucket still refuses, as last heard; 0 when it may pass."""
         heard = self._heard.get(key)
-        return 0.0 if heard is None else max(0.0, heard[0] - self._clock())
+        if heard is None or not heard[0]:  # not heard, or heard to pass: no clock to read
+            return 0.0
+        return max(0.0, heard[0] - self._clock())
 
     def lend(self, key: str) -> bool:
         """Lend one of the bucket's last heard tokens to a request in flight, if one is not lent yet."""
@@ -283,7 +285,8 @@ class RateLimiter:
         :raises RateLimited: the bucket is empty (the request is refused, as it would have been first).
         """
         self.memory.repay(deferred.key)
-        await self.take_all([], deferred=deferred)
+        if not deferred.claimed:  # the usual end, claimed by the insert, costs nothing more
+            await self.take_all([], deferred=deferred)
 
     def settle_soon(self, deferred: DeferredTake) -> None:
         """:meth:`settle` in a task of its own, for a request that ended by an exception (its
