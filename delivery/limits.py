@@ -50,6 +50,7 @@ import math
 import os
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,7 @@ from .errors import RateLimited, TooManySockets
 from .keys import rate_key, socket_key
 
 __all__ = [
+    "LENDABLE",
     "REMEMBERED_BUCKETS",
     "SOCKET_LEASE_SECONDS",
     "BucketMemory",
@@ -89,6 +91,9 @@ _SOCKET_RENEW_LUA = lua_script("delivery.lua", "socket_renew")
 #: least recently heard is forgotten first, so clients with many addresses cannot make it grow.
 REMEMBERED_BUCKETS = 10_000
 
+#: The buckets whose tokens a process lends to requests in flight (:meth:`RateLimiter.defer`).
+LENDABLE = frozenset({"address"})
+
 
 class BucketMemory:
     """What this process last heard from Redis about its buckets, by key (module docstring).
@@ -96,43 +101,57 @@ class BucketMemory:
     It only ever answers what Redis would: a bucket refused a take of one token for ``retry_ms``
     cannot hold a token before then (tokens leave only by takes), and a bucket that held ``left``
     tokens holds at least as many until some take, here or in another process, spends them (that
-    other processes may have spent them is why a loan is bounded, not exact).
+    other processes may have spent them is why a loan is bounded, not exact). Tokens left are
+    kept only for the buckets named in ``lendable``, the ones :meth:`RateLimiter.defer` lends: every
+    submission hears its ``sender`` and ``pair`` buckets, and keeping those too would churn the
+    memory for nothing.
 
     :param clock: monotonic seconds (``time.monotonic``); tests pass their own.
+    :param size: most buckets remembered, of each kind (refused; tokens left).
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, size: int = REMEMBERED_BUCKETS) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, size: int = REMEMBERED_BUCKETS,
+        lendable: frozenset[str] = LENDABLE,
+    ) -> None:
         self._clock = clock
         self._size = size
-        self._heard: dict[str, tuple[float, int]] = {}  # key -> (refused until, tokens left)
+        self.lendable = lendable
+        # Least recently heard first (OrderedDict: moving and dropping an end are O(1)).
+        self._refused: OrderedDict[str, float] = OrderedDict()  # key -> refused until (clock)
+        self._left: OrderedDict[str, int] = OrderedDict()  # key -> whole tokens left, lendable buckets
         self._lent: dict[str, int] = {}  # key -> tokens lent to requests in flight
 
-    def _remember(self, key: str, until: float, left: int) -> None:
-        self._heard.pop(key, None)  # to the end: the most recently heard
-        self._heard[key] = (until, left)
-        if len(self._heard) > self._size:
-            del self._heard[next(iter(self._heard))]
+    def _keep(self, heard: OrderedDict[str, Any], key: str, value: Any) -> None:
+        heard[key] = value
+        heard.move_to_end(key)
+        if len(heard) > self._size:
+            heard.popitem(last=False)
 
-    def heard_left(self, key: str, left: int) -> None:
-        """A take passed; the bucket holds ``left`` whole tokens."""
-        self._remember(key, 0.0, left)
+    def heard_left(self, name: str, key: str, left: int) -> None:
+        """A take passed; ``name``'s bucket ``key`` holds ``left`` whole tokens."""
+        if self._refused:
+            self._refused.pop(key, None)
+        if name in self.lendable:
+            self._keep(self._left, key, left)
 
     def heard_refused(self, key: str, retry_ms: int) -> None:
         """A take of one token was refused; none is back for ``retry_ms``."""
-        self._remember(key, self._clock() + retry_ms / 1000, 0)
+        self._keep(self._refused, key, self._clock() + retry_ms / 1000)
+        self._left.pop(key, None)
 
     def refused_for(self, key: str) -> float:
         """Seconds the bucket still refuses, as last heard; 0 when it may pass."""
-        heard = self._heard.get(key)
-        if heard is None or not heard[0]:  # not heard, or heard to pass: no clock to read
+        if not self._refused:
             return 0.0
-        return max(0.0, heard[0] - self._clock())
+        until = self._refused.get(key)
+        return 0.0 if until is None else max(0.0, until - self._clock())
 
     def lend(self, key: str) -> bool:
         """Lend one of the bucket's last heard tokens to a request in flight, if one is not lent yet."""
-        heard = self._heard.get(key)
+        left = self._left.get(key)
         lent = self._lent.get(key, 0)
-        if heard is None or heard[0] > self._clock() or heard[1] <= lent:
+        if left is None or left <= lent or self.refused_for(key):
             return False
         self._lent[key] = lent + 1
         return True
@@ -354,8 +373,8 @@ class BucketTakes:
         allowed, retry_ms, index = reply[0], int(reply[1]), int(reply[2])
         if int(allowed) == 1:
             if self.memory is not None:
-                for key, left in zip(self.keys, reply[3:]):
-                    self.memory.heard_left(key, int(left))
+                for (name, _), key, left in zip(self.buckets, self.keys, reply[3:]):
+                    self.memory.heard_left(name, key, int(left))
             return
         if self.memory is not None and self.cost == 1:  # a dearer take says nothing of one token
             self.memory.heard_refused(self.keys[index - 1], retry_ms)

@@ -519,16 +519,22 @@ async def test_a_process_forgets_the_least_recently_heard_bucket_first(redis, re
     ticks = Ticks()
     limiter = RateLimiter(redis, prefix=redis_prefix, memory=BucketMemory(clock=ticks, size=2))
     one = RateLimit(1, 3600)
-    for subject in ("a", "b"):
+    for subject in ("a", "b", "c"):  # a third refusal: "a" is forgotten, "b" and "c" still remembered
         await limiter.take("t", one, subject)
         with pytest.raises(RateLimited):
             await limiter.take("t", one, subject)
-    await limiter.take("t", one, "c")  # a third: "a" is forgotten, "b" still remembered
-    for subject in ("a", "b"):
+    for subject in ("a", "b", "c"):
         await redis.delete(rate_key(redis_prefix, "t", subject))
-    with pytest.raises(RateLimited):
-        await limiter.take("t", one, "b")
+    for subject in ("b", "c"):
+        with pytest.raises(RateLimited):
+            await limiter.take("t", one, subject)
     await limiter.take("t", one, "a")
+    # Tokens left are kept for the buckets a process lends, the least recently heard forgotten first.
+    for subject in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        await limiter.take("address", RateLimit(5, 3600), subject)
+    assert limiter.defer("address", RateLimit(5, 3600), "192.0.2.1") is None
+    assert limiter.defer("address", RateLimit(5, 3600), "192.0.2.3") is not None
+    assert limiter.defer("t", one, "a") is None  # not a bucket a process lends
     await limiter.aclose()
 
 
