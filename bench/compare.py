@@ -5,12 +5,21 @@ with pieces switched off; the two alternate in rounds, so the host's drift hits 
     .venv/bin/python -m bench.compare --without sender_pair    # this code, pieces off (bench.server)
     .venv/bin/python -m bench.compare --base HEAD~2 --rounds 8 --rates 300,1100
     .venv/bin/python -m bench.compare --python /tmp/other-venv/bin/python   # this code, another interpreter
+    .venv/bin/python -m bench.compare --base 1ac472e --paired  # both at once, sharing every moment
 
 Each round starts the two services in turn (which goes first alternates) and runs against each a
 closed loop (64 clients, the most it does) and an open loop at each ``--rates`` (latency from
 the scheduled send time), measuring the service's CPU per message and the open loops' p99. It
 prints each side's medians and the median of the rounds' new ÷ base ratios: the figure to quote,
 since absolute figures move by tens of percent between minutes on a shared host.
+
+``--paired`` runs the two services at the same time instead, the load generator's connections
+spread over both (each envelope goes to one), so whatever the host does in a second it does to
+both: each round's ratio is then of two measurements taken in the same seconds, where taking
+turns leaves ±5–10 % between them on a shared host (the same code against itself read 0.97× and
+1.05× over ten rounds). The open loops offer each service the rate given (both together twice
+it); only CPU per message is compared, since each service's latency then includes the other's
+work on the shared cores.
 
 Same Redis (``REDIS_URL``), users, envelopes and key prefix handling as the suite
 (:mod:`bench.__main__`). A base revision runs from a detached ``git worktree`` made for the run
@@ -40,10 +49,10 @@ import redis.asyncio as aioredis
 from . import submit
 from .__main__ import RESULTS, _redis_pid
 from .fixtures import ServiceSpec, make_envelopes, make_users, redis_url
-from .httpload import open_connections, open_loop
-from .procstat import calibrate
+from .httpload import Connection, closed_loop, open_connections, open_loop
+from .procstat import CpuMeter, calibrate
 from .server import PIECES
-from .services import ROOT
+from .services import ROOT, ServiceProcess
 from .suite import Durations, Suite
 
 __all__ = ["compare"]
@@ -91,9 +100,63 @@ async def _measure(
     return out
 
 
+def _per_server(
+    conns: list[Connection], ports: dict[str, int], used: dict[str, float | None], label: str
+) -> dict[str, dict[str, float]]:
+    """Each side's CPU µs per message over one paired loop: its process's CPU over the answers read
+    on its connections."""
+    out: dict[str, dict[str, float]] = {}
+    for side, port in ports.items():
+        answered = sum(c.answered for c in conns if c.port == port)
+        out[side] = {label: (used.get(side) or 0.0) / max(1, answered) * 1e6}
+    return out
+
+
+async def _measure_paired(
+    suite: Suite, requests: list[bytes], roots: dict[str, Path | None], without: tuple[str, ...], rates: list[float],
+    phase: float, python: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """One paired round: both sides served at once (``--paired``), CPU per message each."""
+    servers: dict[str, ServiceProcess] = {}
+    try:
+        for side, root in roots.items():
+            new = side == "new"
+            servers[side] = await suite.start_delivery(
+                without=without if new else (), root=root, python=python if new else None
+            )
+        both = list(servers.values())
+        ports = {side: server.port for side, server in servers.items()}
+        d = suite.durations
+        await submit.warm_up(suite, both, requests)
+        out: dict[str, dict[str, float]] = {side: {} for side in servers}
+        loops: list[tuple[str, float | None]] = [("closed loop: CPU µs per message", None)]
+        loops += [(f"{rate:g}/s: CPU µs per message", rate) for rate in rates]
+        for label, rate in loops:
+            conns = await open_connections([("127.0.0.1", s.port) for s in both], d.connections)
+            try:
+                meter = CpuMeter({side: server.pid for side, server in servers.items()})
+                meter.start()
+                if rate is None:
+                    await closed_loop(conns, requests.__getitem__, duration=phase, limit=len(requests))
+                else:
+                    count = max(2, int(2 * rate * phase))
+                    await open_loop(conns, requests.__getitem__, rate=2 * rate, count=count)
+                used = meter.stop()
+            finally:
+                for conn in conns:
+                    conn.close()
+            await suite.clear_queues()
+            for side, figures in _per_server(conns, ports, used, label).items():
+                out[side].update(figures)
+        return out
+    finally:
+        for server in servers.values():
+            await suite.stop(server)
+
+
 async def compare(
     base_root: Path | None, without: tuple[str, ...], rounds: int, rates: list[float], phase: float,
-    python: str | None = None,
+    python: str | None = None, paired: bool = False,
 ) -> dict[str, Any]:
     """Alternate base (``base_root``'s code, or this code whole) and new (this code, ``without``
     those pieces, on ``python`` if given) for ``rounds`` rounds; each figure per round for both,
@@ -115,9 +178,16 @@ async def compare(
         await submit.sign_up_all(suite, first)
         await suite.stop(first)
         for index in range(rounds):
-            for side in ("base", "new") if index % 2 == 0 else ("new", "base"):
-                root, off, interpreter = sides[side]
-                figures[side].append(await _measure(suite, requests, root, off, rates, phase, interpreter))
+            order = ("base", "new") if index % 2 == 0 else ("new", "base")
+            if paired:
+                roots = {side: sides[side][0] for side in order}
+                measured = await _measure_paired(suite, requests, roots, without, rates, phase, python)
+                for side in order:
+                    figures[side].append(measured[side])
+            else:
+                for side in order:
+                    root, off, interpreter = sides[side]
+                    figures[side].append(await _measure(suite, requests, root, off, rates, phase, interpreter))
             line = "; ".join(f"{k}: {figures['base'][-1][k]:.1f} → {figures['new'][-1][k]:.1f}" for k in figures["new"][-1])
             print(f"round {index + 1}: {line}", file=sys.stderr, flush=True)
     finally:
@@ -130,7 +200,7 @@ async def compare(
         ratios = [n / b for n, b in zip(new, base) if b]
         summary[key] = {"base_median": statistics.median(base), "new_median": statistics.median(new),
                         "median_ratio": statistics.median(ratios), "ratios": ratios}
-    return {"rounds": rounds, "rates": rates, "phase_s": phase, "without": list(without),
+    return {"rounds": rounds, "rates": rates, "phase_s": phase, "without": list(without), "paired": paired,
             "verify_us": [verify_before, calibrate()], "per_round": figures, "summary": summary}
 
 
@@ -153,6 +223,7 @@ def main() -> int:
     parser.add_argument("--rates", default="300,1100", help="open-loop rates, messages per second")
     parser.add_argument("--python", help="another interpreter (with the project installed) to run this checkout on")
     parser.add_argument("--phase", type=float, default=3.0, help="seconds per loop")
+    parser.add_argument("--paired", action="store_true", help="run both services at once (CPU per message only)")
     args = parser.parse_args()
     without = tuple(p.strip() for p in args.without.split(",") if p.strip())
     unknown = set(without) - set(PIECES)
@@ -166,13 +237,13 @@ def main() -> int:
     started = time.perf_counter()
     if args.base is not None:
         with _worktree(args.base) as root:
-            result = asyncio.run(compare(root, (), args.rounds, rates, args.phase))
+            result = asyncio.run(compare(root, (), args.rounds, rates, args.phase, paired=args.paired))
         labels = (args.base, "this checkout")
     elif args.python is not None:
-        result = asyncio.run(compare(None, (), args.rounds, rates, args.phase, python=args.python))
+        result = asyncio.run(compare(None, (), args.rounds, rates, args.phase, python=args.python, paired=args.paired))
         labels = (sys.executable, args.python)
     else:
-        result = asyncio.run(compare(None, without, args.rounds, rates, args.phase))
+        result = asyncio.run(compare(None, without, args.rounds, rates, args.phase, paired=args.paired))
         labels = ("whole service", f"without {', '.join(without)}")
     result["base"], result["python"], result["seconds"] = args.base, args.python, round(time.perf_counter() - started, 1)
     print(_table(result, *labels))

@@ -47,6 +47,8 @@ class Connection(asyncio.Protocol):
         self._need = -1  # bytes of the whole answer once its head is parsed, -1 before
         self._status = 0
         self._head = 0
+        self.answered = 0  # answers read on this connection (per-server counts when it is one of several)
+        self.port = 0  # the server's, set by open_connections
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -89,6 +91,7 @@ class Connection(asyncio.Protocol):
             body = bytes(buffer[self._head : self._need])
             del buffer[: self._need]
             self._need = -1
+            self.answered += 1
             done, self._done = self._done, None
             done(self._status, body)
 
@@ -104,6 +107,7 @@ async def open_connections(targets: Sequence[Target], count: int) -> list[Connec
     for i in range(count):
         host, port = targets[i % len(targets)]
         _, protocol = await loop.create_connection(Connection, host, port)
+        protocol.port = port
         out.append(protocol)
     return out
 

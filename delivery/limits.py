@@ -52,7 +52,6 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -134,6 +133,25 @@ class BucketMemory:
             self._refused.pop(key, None)
         if name in self.lendable:
             self._keep(self._left, key, left)
+
+    def heard_passed(self, buckets: Sequence[tuple[str, RateLimit]], keys: Sequence[str], left: Sequence[Any]) -> None:
+        """A take of ``buckets`` (their ``keys``) passed; each holds its ``left`` whole tokens."""
+        # Every submission's answer comes here: nothing is done for a bucket that is neither
+        # lendable nor remembered refused, which is nearly all of them.
+        refused, lendable = self._refused, self.lendable
+        for (name, _), key, tokens in zip(buckets, keys, left):
+            if refused or name in lendable:
+                self.heard_left(name, key, int(tokens))
+
+    def first_refused(self, keys: Sequence[str]) -> tuple[int, float] | None:
+        """The index of the first of ``keys`` heard refused lately and the seconds it still refuses."""
+        if not self._refused:
+            return None
+        for index, key in enumerate(keys):
+            wait = self.refused_for(key)
+            if wait > 0:
+                return index, wait
+        return None
 
     def heard_refused(self, key: str, retry_ms: int) -> None:
         """A take of one token was refused; none is back for ``retry_ms``."""
@@ -331,21 +349,30 @@ class RateLimiter:
         return self._prepared(buckets, cost, deferred)
 
 
-@dataclass(frozen=True)
 class BucketTakes:
     """Rate buckets to take in one script call (:meth:`RateLimiter.takes`): their keys, their
     arguments (three each, as ``rate_limit.lua`` reads them), the tokens each take and what a
-    refusal says; the process's memory hears the answer."""
+    refusal says; the process's memory hears the answer.
 
-    buckets: list[tuple[str, RateLimit]]
-    keys: list[str]
-    args: list[object]
-    cost: int = 1
-    memory: BucketMemory | None = None
-    #: The loan whose buckets are among these: a refusal takes nothing, so it is unclaimed again.
-    deferred: DeferredTake | None = None
-    #: ``(name, limit, subject)`` of each bucket, as they were asked for.
-    subjects: list[tuple[str, RateLimit, str]] = field(default_factory=list)
+    ``deferred`` is the loan whose buckets are among these: a refusal takes nothing, so it is
+    unclaimed again. ``subjects`` are the ``(name, limit, subject)`` of each bucket, as asked for.
+    """
+
+    __slots__ = ("buckets", "keys", "args", "cost", "memory", "deferred", "subjects")
+
+    def __init__(
+        self, buckets: list[tuple[str, RateLimit]], keys: list[str], args: list[object], cost: int = 1,
+        memory: BucketMemory | None = None, deferred: DeferredTake | None = None,
+        subjects: list[tuple[str, RateLimit, str]] | None = None,
+    ) -> None:
+        # A plain class: one is made per submission, and a frozen dataclass sets each field the slow way.
+        self.buckets = buckets
+        self.keys = keys
+        self.args = args
+        self.cost = cost
+        self.memory = memory
+        self.deferred = deferred
+        self.subjects = subjects if subjects is not None else []
 
     def refuse_remembered(self) -> None:
         """Refuse, without asking Redis, when the memory heard one of the buckets refuse lately.
@@ -354,10 +381,11 @@ class BucketTakes:
         """
         if self.memory is None:
             return
-        for (name, limit), key in zip(self.buckets, self.keys):
-            wait = self.memory.refused_for(key)
-            if wait > 0:
-                raise self._refused(name, limit, wait)
+        refused = self.memory.first_refused(self.keys)
+        if refused is not None:
+            index, wait = refused
+            name, limit = self.buckets[index]
+            raise self._refused(name, limit, wait)
 
     def _refused(self, name: str, limit: RateLimit, wait: float) -> RateLimited:
         if self.deferred is not None:
@@ -373,8 +401,7 @@ class BucketTakes:
         allowed, retry_ms, index = reply[0], int(reply[1]), int(reply[2])
         if int(allowed) == 1:
             if self.memory is not None:
-                for (name, _), key, left in zip(self.buckets, self.keys, reply[3:]):
-                    self.memory.heard_left(name, key, int(left))
+                self.memory.heard_passed(self.buckets, self.keys, reply[3:])
             return
         if self.memory is not None and self.cost == 1:  # a dearer take says nothing of one token
             self.memory.heard_refused(self.keys[index - 1], retry_ms)
