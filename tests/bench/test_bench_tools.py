@@ -259,6 +259,31 @@ def test_compare_runs_the_service_on_the_interpreter_it_is_given() -> None:
     assert ServiceProcess.delivery(Path("spec.json"), 8085, Path("/tmp")).argv[0] == sys.executable
 
 
+async def test_paired_compare_charges_each_service_its_own_answers() -> None:
+    """--paired: connections spread over both services; each side's CPU is divided by the
+    answers read on its own connections, not by the loop's total."""
+    from bench.compare import _per_server
+
+    first, second = await _server(), await _server()
+    try:
+        ports = {"base": int(first.port or 0), "new": int(second.port or 0)}
+        conns = await open_connections([("127.0.0.1", ports["base"]), ("127.0.0.1", ports["new"])], 3)
+        assert [c.port for c in conns] == [ports["base"], ports["new"], ports["base"]]
+        requests = [build_request("POST", "/ok", b"x") for _ in range(60)]
+        result = await closed_loop(conns, requests.__getitem__, duration=30, limit=60)
+        for conn in conns:
+            conn.close()
+        assert result.completed == 60 == sum(c.answered for c in conns)
+        served = {side: sum(c.answered for c in conns if c.port == port) for side, port in ports.items()}
+        assert served["base"] > served["new"] > 0  # two connections against one
+        figures = _per_server(conns, ports, {"base": 0.006, "new": 0.006}, "closed")
+        assert figures["base"]["closed"] == pytest.approx(6000 / served["base"])
+        assert figures["new"]["closed"] == pytest.approx(6000 / served["new"])
+    finally:
+        await first.close()
+        await second.close()
+
+
 def test_compare_table_gives_both_medians_and_the_median_ratio() -> None:
     from bench.compare import _table
 
