@@ -134,12 +134,12 @@ class BucketMemory:
         if name in self.lendable:
             self._keep(self._left, key, left)
 
-    def heard_passed(self, buckets: Sequence[tuple[str, RateLimit]], keys: Sequence[str], left: Sequence[Any]) -> None:
+    def heard_passed(self, buckets: Sequence[tuple[str, RateLimit, str]], keys: Sequence[str], left: Sequence[Any]) -> None:
         """A take of ``buckets`` (their ``keys``) passed; each holds its ``left`` whole tokens."""
         # Every submission's answer comes here: nothing is done for a bucket that is neither
         # lendable nor remembered refused, which is nearly all of them.
         refused, lendable = self._refused, self.lendable
-        for (name, _), key, tokens in zip(buckets, keys, left):
+        for (name, _, _), key, tokens in zip(buckets, keys, left):
             if refused or name in lendable:
                 self.heard_left(name, key, int(tokens))
 
@@ -272,7 +272,7 @@ class RateLimiter:
         if not takes.keys:
             return
         if self._cluster and len(takes.keys) > 1:
-            for name, limit, subject in takes.subjects:
+            for name, limit, subject in takes.buckets:
                 await self.take(name, limit, subject, cost)
             return
         takes.check(await self._batcher.call(self._script, keys=takes.keys, args=takes.args))
@@ -282,18 +282,16 @@ class RateLimiter:
     ) -> BucketTakes:
         """The buckets of :meth:`take_all` as one script's keys and arguments (limits off left out);
         ``deferred`` is the loan whose buckets are among them, unclaimed again if they refuse."""
-        active: list[tuple[str, RateLimit]] = []
-        subjects: list[tuple[str, RateLimit, str]] = []
+        active: list[tuple[str, RateLimit, str]] = []
         keys: list[str] = []
         args: list[object] = []
         for name, limit, subject in buckets:
             if limit is None:
                 continue
-            active.append((name, limit))
-            subjects.append((name, limit, subject))
+            active.append((name, limit, subject))
             keys.append(rate_key(self._prefix, name, self._tag(subject)))
             args += [limit.capacity, limit.per_second / 1000, cost]
-        return BucketTakes(active, keys, args, cost, self.memory, deferred, subjects)
+        return BucketTakes(active, keys, args, cost, self.memory, deferred)
 
     def _prepared(
         self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int, deferred: DeferredTake | None
@@ -354,16 +352,15 @@ class BucketTakes:
     arguments (three each, as ``rate_limit.lua`` reads them), the tokens each take and what a
     refusal says; the process's memory hears the answer.
 
-    ``deferred`` is the loan whose buckets are among these: a refusal takes nothing, so it is
-    unclaimed again. ``subjects`` are the ``(name, limit, subject)`` of each bucket, as asked for.
+    ``buckets`` are the ``(name, limit, subject)`` of each, limits off left out. ``deferred`` is the
+    loan whose buckets are among these: a refusal takes nothing, so it is unclaimed again.
     """
 
-    __slots__ = ("buckets", "keys", "args", "cost", "memory", "deferred", "subjects")
+    __slots__ = ("buckets", "keys", "args", "cost", "memory", "deferred")
 
     def __init__(
-        self, buckets: list[tuple[str, RateLimit]], keys: list[str], args: list[object], cost: int = 1,
+        self, buckets: list[tuple[str, RateLimit, str]], keys: list[str], args: list[object], cost: int = 1,
         memory: BucketMemory | None = None, deferred: DeferredTake | None = None,
-        subjects: list[tuple[str, RateLimit, str]] | None = None,
     ) -> None:
         # A plain class: one is made per submission, and a frozen dataclass sets each field the slow way.
         self.buckets = buckets
@@ -372,7 +369,6 @@ class BucketTakes:
         self.cost = cost
         self.memory = memory
         self.deferred = deferred
-        self.subjects = subjects if subjects is not None else []
 
     def refuse_remembered(self) -> None:
         """Refuse, without asking Redis, when the memory heard one of the buckets refuse lately.
@@ -384,7 +380,7 @@ class BucketTakes:
         refused = self.memory.first_refused(self.keys)
         if refused is not None:
             index, wait = refused
-            name, limit = self.buckets[index]
+            name, limit, _ = self.buckets[index]
             raise self._refused(name, limit, wait)
 
     def _refused(self, name: str, limit: RateLimit, wait: float) -> RateLimited:
@@ -405,7 +401,7 @@ class BucketTakes:
             return
         if self.memory is not None and self.cost == 1:  # a dearer take says nothing of one token
             self.memory.heard_refused(self.keys[index - 1], retry_ms)
-        name, limit = self.buckets[index - 1]
+        name, limit, _ = self.buckets[index - 1]
         raise self._refused(name, limit, retry_ms / 1000)
 
 
