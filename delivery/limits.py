@@ -163,7 +163,13 @@ class BucketMemory:
         if not self._refused:
             return 0.0
         until = self._refused.get(key)
-        return 0.0 if until is None else max(0.0, until - self._clock())
+        if until is None:
+            return 0.0
+        wait = until - self._clock()
+        if wait <= 0:  # over: forgotten, so takes skip the lookups again once none is refusing
+            del self._refused[key]
+            return 0.0
+        return wait
 
     def lend(self, key: str) -> bool:
         """Lend one of the bucket's last heard tokens to a request in flight, if one is not lent yet."""
