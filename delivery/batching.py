@@ -45,6 +45,7 @@ from redis.asyncio import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 
+from ensign.background import Background
 from ensign.redis_client import REDIS_TIMEOUT, RedisClient
 
 __all__ = ["ScriptBatcher"]
@@ -92,10 +93,10 @@ class ScriptBatcher:
         self._scheduled = False
         self._waiting: deque[_Call] = deque()  # written on self._link, reply not read yet, in order
         self._link: _Link | None = None
-        self._connector: asyncio.Task[None] | None = None
+        self._connector: asyncio.Future[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._progress_at = 0.0  # loop time of the last reply, or of the first write after none waited
-        self._tasks: set[asyncio.Future[Any]] = set()  # referenced until done
+        self._tasks = Background()
         self._loading: dict[str, list[_Call]] = {}  # script sha -> calls waiting for SCRIPT LOAD
         self._closed = False
 
@@ -127,12 +128,7 @@ class ScriptBatcher:
         _fail_all(queued, error)
         if self._link is not None:
             self._drop(self._link, error, resend=False)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _track(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._tasks.wait()
 
     def _flush(self) -> None:
         """Write what this turn queued, at once and in order; first connect if there is no link."""
@@ -142,8 +138,7 @@ class ScriptBatcher:
         link = self._link
         if link is None:
             if self._connector is None:
-                self._connector = asyncio.ensure_future(self._connect())
-                self._track(self._connector)
+                self._connector = self._tasks.start(self._connect())
             return  # written once connected (or failed if the connection cannot be made)
         if link.transport.is_closing():
             # Lost, and told so in a callback still to come: its waiting calls go again with these.
@@ -260,7 +255,7 @@ class ScriptBatcher:
                     each.attempts = 0
                 self._requeue(again)
 
-        self._track(asyncio.ensure_future(load()))
+        self._tasks.start(load())
 
     def _watch(self) -> None:
         self._watchdog = None
@@ -283,7 +278,7 @@ class ScriptBatcher:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        self._track(asyncio.ensure_future(link.close()))
+        self._tasks.start(link.close())
         again: list[_Call] = []
         for call in calls:
             if resend and not self._closed and call.attempts < SEND_ATTEMPTS and not call.future.done():

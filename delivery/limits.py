@@ -57,6 +57,7 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import RedisCluster
 
+from ensign.background import Background
 from ensign.config import RateLimit
 from ensign.redis_client import RedisClient, lua_script
 
@@ -242,13 +243,12 @@ class RateLimiter:
         self._owns_batcher = batcher is None
         self._batcher = ScriptBatcher(redis) if batcher is None else batcher
         self.memory = BucketMemory() if memory is None else memory
-        self._settling: set[asyncio.Future[None]] = set()  # settle_soon's tasks, referenced until done
+        self._settling = Background()  # settle_soon's tasks
 
     async def aclose(self) -> None:
         """Finish the loans still settling; close the limiter's own script batcher (one passed in
         stays the caller's)."""
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self._settling.wait()
         if self._owns_batcher:
             await self._batcher.aclose()
 
@@ -332,10 +332,7 @@ class RateLimiter:
     def settle_soon(self, deferred: DeferredTake) -> None:
         """:meth:`settle` in a task of its own, for a request that ended by an exception (its
         client went away, its deadline passed): its work was done, so its token is still taken."""
-        task = asyncio.ensure_future(self.settle(deferred))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-        task.add_done_callback(_quietly)
+        self._settling.start(self.settle(deferred)).add_done_callback(_quietly)
 
     async def takes_for_write(
         self, buckets: Sequence[tuple[str, RateLimit | None, str]], cost: int = 1, *, deferred: DeferredTake | None = None

@@ -50,6 +50,7 @@ from aiohttp import web
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from ensign.background import Background
 from ensign.config import NotificationSettings
 from ensign.redis_client import RedisClient, lua_script
 
@@ -200,7 +201,7 @@ class Notifier:
             "ensign_ds_notifications", "Notifications by channel and outcome (sent, failed, retried)",
             ["channel", "outcome"], registry=metrics.registry,
         )
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending = Background()  # message_stored's jobs still being queued
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -211,9 +212,7 @@ class Notifier:
 
     def message_stored(self, address: str) -> None:
         """Queue a new-message notification for ``address`` in the background; returns at once."""
-        task = asyncio.create_task(self._schedule(address))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending.start(self._schedule(address))
 
     async def _schedule(self, address: str) -> None:
         try:
@@ -255,7 +254,8 @@ class Notifier:
         self._stop.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._pending, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._pending.wait()
         self._tasks = []
         if self.push is not None:
             await self.push.close()
@@ -284,8 +284,7 @@ class Notifier:
     async def run_once(self) -> int:
         """Claim the jobs due now and handle them; returns how many were claimed. Jobs this
         process is still adding (:meth:`message_stored`) are added first."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._pending.wait()
         jobs = await self.jobs.claim(self._clock())
         await asyncio.gather(*(self._handle(job_id, job) for job_id, job in jobs))
         return len(jobs)
