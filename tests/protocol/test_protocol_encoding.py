@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 
 import pytest
@@ -36,6 +37,20 @@ def test_base64_round_trip(size):
 def test_base64_is_strict(text):
     with pytest.raises(EncodingError):
         b64decode(text)
+
+
+@pytest.mark.parametrize("quantum", ["AA{}=", "A{}=="])
+def test_base64_accepts_exactly_the_canonical_last_quantum(quantum):
+    # Every character in the position that carries unused bits: accepted iff the text is what
+    # encoding its bytes writes back.
+    for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/":
+        text = "QUJD" + quantum.format(char)
+        canonical = binascii.b2a_base64(binascii.a2b_base64(text), newline=False).decode() == text
+        if canonical:
+            assert b64encode(b64decode(text)) == text
+        else:
+            with pytest.raises(EncodingError, match="unused bits"):
+                b64decode(text)
 
 
 def test_base64_length_check_names_the_value():
