@@ -34,7 +34,9 @@ class Background:
         return len(self._running)
 
     async def wait(self) -> None:
-        """Return once every task started so far, and any they started meanwhile, is done; their
-        errors are not raised (each task's owner handles its own outcome)."""
-        while self._running:
+        """Return once every task started before this call is done; their errors are not raised
+        (each task's owner handles its own outcome). Tasks started meanwhile are not waited for:
+        under steady load new ones keep coming, and a caller waiting for those too (the notifier
+        before each round) might never go on."""
+        if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)

@@ -7,28 +7,34 @@ import asyncio
 from ensign.background import Background
 
 
-async def test_wait_returns_once_every_task_is_done_including_those_started_meanwhile() -> None:
+async def test_wait_returns_once_the_tasks_started_before_it_are_done() -> None:
     background = Background()
     finished: list[str] = []
     release = asyncio.Event()
+    never = asyncio.Event()
 
-    async def later(name: str) -> None:
-        await release.wait()
+    async def later(name: str, event: asyncio.Event) -> None:
+        await event.wait()
         finished.append(name)
 
     async def starts_another() -> None:
         await release.wait()
-        background.start(later("second"))
+        background.start(later("started meanwhile", never))
         finished.append("first")
 
     background.start(starts_another())
-    assert len(background) == 1
+    background.start(later("second", release))
+    assert len(background) == 2
     waiting = asyncio.ensure_future(background.wait())
     await asyncio.sleep(0)
     assert not waiting.done()  # nothing has finished yet
     release.set()
+    # Returns although a task started meanwhile never ends: a waiter is not held by new work.
     await asyncio.wait_for(waiting, 1)
     assert finished == ["first", "second"]
+    assert len(background) == 1
+    never.set()
+    await background.wait()
     assert len(background) == 0
 
 
